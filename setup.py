@@ -1,0 +1,45 @@
+"""Installation script for speechbrain-mtmm.
+
+Dependency ranges live here; the exact known-good pins live in
+``constraints.txt`` (used by the Makefile, CI and the README)::
+
+    pip install -e ".[dev]" -c constraints.txt
+"""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+setup(
+    name="speechbrain-mtmm",
+    version="0.1.0",
+    description=(
+        "Multi-task, multi-modal speech emotion recognition (classes + "
+        "valence/arousal from audio + transcript) on top of SpeechBrain"
+    ),
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.9",
+    packages=find_packages(include=["speechbrain_mtmm", "speechbrain_mtmm.*"]),
+    install_requires=[
+        "speechbrain>=1.1,<1.2",
+        "torch>=2.1",
+        "torchaudio>=2.1",
+        "transformers>=4.40",
+        "hyperpyyaml>=1.2",
+        "sentencepiece>=0.1.99",
+        "protobuf>=3.20",
+        "matplotlib>=3.7",
+        "numpy>=1.24",
+        "tqdm>=4.60",
+    ],
+    extras_require={
+        "dev": ["pytest>=7", "ruff>=0.5"],
+    },
+    entry_points={
+        "console_scripts": [],
+    },
+)
