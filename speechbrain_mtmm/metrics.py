@@ -1,0 +1,233 @@
+"""Epoch-level metric trackers in SpeechBrain's ``MetricStats`` style.
+
+``CCCStats`` is our own (SpeechBrain has no CCC tracker): it keeps every
+prediction of the epoch and computes CCC once over all of them, never as an
+average of per-batch values. ``EmotionClassificationStats`` extends
+SpeechBrain's ``ClassificationStats`` with the numbers emotion papers report:
+WA (accuracy), UA (mean per-class recall) and macro-F1 over a fixed label
+order.
+
+Authors
+-------
+ * speechbrain-mtmm contributors, 2026
+"""
+
+import torch
+from speechbrain.utils.metric_stats import ClassificationStats, MetricStats
+
+from speechbrain_mtmm.losses import DIMENSIONS, ccc
+
+
+class CCCStats(MetricStats):
+    """Tracks valence/arousal(/dominance) predictions and computes CCC.
+
+    CCC uses population moments (1/N) over the whole epoch; see
+    :func:`speechbrain_mtmm.losses.ccc`. Constant predictions or a single
+    item give 0, never NaN.
+
+    Arguments
+    ---------
+    dim_names : sequence of str
+        Names of the predicted dimensions, in column order.
+
+    Example
+    -------
+    >>> stats = CCCStats()
+    >>> stats.append(["a", "b"], torch.tensor([[0.1, 0.9], [0.5, 0.5]]),
+    ...              torch.tensor([[0.1, 0.9], [0.5, 0.5]]))
+    >>> stats.append(["c"], torch.tensor([[0.9, 0.1]]),
+    ...              torch.tensor([[0.9, 0.1]]))
+    >>> {k: round(v, 3) for k, v in stats.summarize().items()}
+    {'CCC_valence': 1.0, 'CCC_arousal': 1.0, 'CCC_mean': 1.0}
+    """
+
+    def __init__(self, dim_names=DIMENSIONS[:2]):
+        self.dim_names = list(dim_names)
+        self.clear()
+
+    def clear(self):
+        """Forgets everything appended so far."""
+        self.ids = []
+        self.predictions = []
+        self.targets = []
+        self.summary = {}
+
+    def append(self, ids, predictions, targets):
+        """Stores a batch of predictions.
+
+        Arguments
+        ---------
+        ids : list of str
+            Utterance ids of the batch.
+        predictions : torch.Tensor
+            Predicted values ``(batch, n_dims)``.
+        targets : torch.Tensor
+            True values ``(batch, n_dims)``.
+        """
+        predictions = predictions.detach().float().cpu()
+        targets = targets.detach().float().cpu()
+        expected = (len(ids), len(self.dim_names))
+        for name, value in (("predictions", predictions), ("targets", targets)):
+            if tuple(value.shape) != expected:
+                raise ValueError(
+                    f"CCCStats.append: {name} has shape {tuple(value.shape)}, "
+                    f"expected {expected} (ids x {self.dim_names})"
+                )
+        self.ids.extend(ids)
+        self.predictions.append(predictions)
+        self.targets.append(targets)
+
+    def summarize(self, field=None):
+        """Computes CCC per dimension over everything appended, and the mean.
+
+        Arguments
+        ---------
+        field : str, optional
+            One key of the summary (e.g. ``"CCC_valence"``).
+
+        Returns
+        -------
+        dict or float
+            ``{"CCC_<dim>": value, ..., "CCC_mean": value}`` or one value.
+        """
+        if not self.ids:
+            raise ValueError("CCCStats.summarize: nothing was appended")
+        predictions = torch.cat(self.predictions).double()
+        targets = torch.cat(self.targets).double()
+        values = ccc(predictions, targets)
+        self.summary = {
+            f"CCC_{name}": float(values[i])
+            for i, name in enumerate(self.dim_names)
+        }
+        self.summary["CCC_mean"] = float(values.mean())
+        return self.summary if field is None else self.summary[field]
+
+    def write_stats(self, filestream):
+        """Writes the summary, one line per dimension.
+
+        Arguments
+        ---------
+        filestream : file-like
+            Where to write.
+        """
+        if not self.summary:
+            self.summarize()
+        for key, value in self.summary.items():
+            filestream.write(f"{key}: {value:.4f}\n")
+
+
+class EmotionClassificationStats(ClassificationStats):
+    """WA, UA, macro-F1, per-class recall and confusion over fixed labels.
+
+    WA is accuracy; UA is the mean of per-class recalls over the classes that
+    occur in the targets; macro-F1 averages per-class F1 over the same
+    classes (a class never predicted has precision 0). The confusion matrix
+    has rows = true label and columns = predicted label, both in ``labels``
+    order.
+
+    Arguments
+    ---------
+    labels : sequence of str
+        The label set, in the order used for the confusion matrix.
+
+    Example
+    -------
+    >>> stats = EmotionClassificationStats(["neu", "hap"])
+    >>> stats.append(["u1", "u2", "u3", "u4"],
+    ...              predictions=["neu", "neu", "neu", "hap"],
+    ...              targets=["neu", "neu", "hap", "hap"])
+    >>> summary = stats.summarize()
+    >>> summary["WA"], summary["UA"], summary["confusion"]
+    (0.75, 0.75, [[2, 0], [1, 1]])
+    """
+
+    def __init__(self, labels):
+        super().__init__()
+        self.labels = list(labels)
+
+    def append(self, ids, predictions, targets, categories=None):
+        """Stores a batch of predicted and true labels (strings).
+
+        Arguments
+        ---------
+        ids : list of str
+            Utterance ids.
+        predictions : list of str
+            Predicted labels.
+        targets : list of str
+            True labels.
+        categories : list of str, optional
+            Kept for compatibility with ``ClassificationStats``.
+        """
+        unknown = (set(predictions) | set(targets)) - set(self.labels)
+        if unknown:
+            raise ValueError(
+                f"EmotionClassificationStats: labels {sorted(unknown)} are "
+                f"not in the label set {self.labels}"
+            )
+        super().append(ids, predictions, targets, categories)
+
+    def summarize(self, field=None):
+        """Computes WA, UA, macro-F1, per-class recall and the confusion.
+
+        Arguments
+        ---------
+        field : str, optional
+            One key of the summary (e.g. ``"UA"``).
+
+        Returns
+        -------
+        dict or value
+            Keys ``WA, UA, macro_F1, recall, confusion, labels, n``.
+        """
+        if not self.ids:
+            raise ValueError("EmotionClassificationStats: nothing appended")
+        index = {label: i for i, label in enumerate(self.labels)}
+        confusion = torch.zeros(len(self.labels), len(self.labels))
+        for target, prediction in zip(self.targets, self.predictions):
+            confusion[index[target], index[prediction]] += 1
+        true_total = confusion.sum(dim=1)
+        pred_total = confusion.sum(dim=0)
+        correct = confusion.diag()
+        present = true_total > 0
+        recall = correct / true_total.clamp(min=1)
+        precision = correct / pred_total.clamp(min=1)
+        f1 = torch.where(
+            recall + precision > 0,
+            2 * recall * precision / (recall + precision).clamp(min=1e-12),
+            torch.zeros_like(recall),
+        )
+        self.summary = {
+            "WA": float(correct.sum() / confusion.sum()),
+            "UA": float(recall[present].mean()),
+            "macro_F1": float(f1[present].mean()),
+            "recall": {
+                label: float(recall[i])
+                for i, label in enumerate(self.labels)
+                if present[i]
+            },
+            "confusion": confusion.long().tolist(),
+            "labels": list(self.labels),
+            "n": len(self.ids),
+        }
+        return self.summary if field is None else self.summary[field]
+
+    def write_stats(self, filestream):
+        """Writes WA, UA, macro-F1, recalls and the confusion matrix.
+
+        Arguments
+        ---------
+        filestream : file-like
+            Where to write.
+        """
+        summary = self.summarize()
+        for key in ("WA", "UA", "macro_F1"):
+            filestream.write(f"{key}: {summary[key]:.4f}\n")
+        for label, value in summary["recall"].items():
+            filestream.write(f"recall {label}: {value:.4f}\n")
+        filestream.write("confusion (rows true, columns predicted):\n")
+        filestream.write("      " + " ".join(f"{x:>5}" for x in self.labels))
+        filestream.write("\n")
+        for label, row in zip(self.labels, summary["confusion"]):
+            cells = " ".join(f"{x:>5}" for x in row)
+            filestream.write(f"{label:>5} {cells}\n")
