@@ -1,0 +1,86 @@
+"""Reading audio for training and inference: 16 kHz mono, checked.
+
+Every problem names the file: an unreadable, empty or non-finite file is an
+error; stereo audio is mixed down and other sample rates are resampled, each
+with a warning (never silently); 8 kHz audio gets a louder warning because
+the band above 4 kHz is missing and cannot be restored by resampling.
+
+Authors
+-------
+ * speechbrain-mtmm contributors, 2026
+"""
+
+import functools
+
+import torch
+import torchaudio
+from speechbrain.dataio import audio_io
+from speechbrain.utils.logger import get_logger
+
+logger = get_logger(__name__)
+
+
+class AudioFileError(ValueError):
+    """An audio file that cannot be used; the message names it."""
+
+
+@functools.lru_cache(maxsize=16)
+def _resampler(orig_freq, new_freq):
+    return torchaudio.transforms.Resample(orig_freq, new_freq)
+
+
+def load_audio(path, sample_rate=16000, max_seconds=None):
+    """Loads one file as a mono waveform at ``sample_rate``.
+
+    Arguments
+    ---------
+    path : str
+        Audio file (any format soundfile reads).
+    sample_rate : int
+        Target sample rate.
+    max_seconds : float, optional
+        Keep only the first ``max_seconds`` (None keeps everything). Callers
+        count and report cropped files; see the recipe's data preparation.
+
+    Returns
+    -------
+    torch.Tensor
+        Waveform of shape ``(samples,)``, float32.
+
+    Raises
+    ------
+    AudioFileError
+        Unreadable, empty, or containing NaN/inf samples.
+
+    Example
+    -------
+    >>> from speechbrain.dataio import audio_io
+    >>> path = str(getfixture("tmpdir") / "stereo_8k.wav")
+    >>> audio_io.save(path, torch.rand(2, 8000) - 0.5, 8000)
+    >>> load_audio(path).shape
+    torch.Size([16000])
+    """
+    try:
+        wav, file_rate = audio_io.load(str(path))
+    except Exception as error:  # soundfile raises several types
+        raise AudioFileError(f"{path}: cannot read audio ({error})") from None
+    if wav.numel() == 0:
+        raise AudioFileError(f"{path}: the file holds no audio samples")
+    if not torch.isfinite(wav).all():
+        raise AudioFileError(f"{path}: the audio contains NaN or inf samples")
+    if wav.shape[0] > 1:
+        logger.warning(f"{path}: {wav.shape[0]} channels, mixed down to mono")
+        wav = wav.mean(dim=0, keepdim=True)
+    if file_rate != sample_rate:
+        if file_rate < sample_rate:
+            logger.warning(
+                f"{path}: {file_rate} Hz audio upsampled to {sample_rate} Hz; "
+                f"content above {file_rate // 2} Hz is missing"
+            )
+        else:
+            logger.info(f"{path}: resampled {file_rate} -> {sample_rate} Hz")
+        wav = _resampler(file_rate, sample_rate)(wav)
+    wav = wav[0]
+    if max_seconds is not None:
+        wav = wav[: int(max_seconds * sample_rate)]
+    return wav

@@ -1,0 +1,440 @@
+"""Speaker-independent folds over an IEMOCAP manifest.
+
+Two protocols are supported (PAPER.md, section 3); both keep every speaker
+in exactly one split of a fold, so no model is ever tested or selected on a
+speaker it was trained on:
+
+* ``speaker``: 10 folds, one per speaker in the order Ses01F, Ses01M, ...,
+  Ses05M. Fold k tests on the k-th speaker; by default
+  (``speaker_valid="same_session"``) the validation speaker is the other
+  speaker of the same session; with ``speaker_valid="next_session"`` it is
+  the speaker of the same gender in the next session (cyclically). The other
+  8 speakers train.
+* ``session``: 5 folds, one per session. Fold k tests on both speakers of
+  session k; the validation speaker is the female speaker of the next session
+  (session k % 5 + 1); the remaining 7 speakers train.
+
+Files written by :func:`write_folds` (each split is a manifest subset in the
+manifest's own format)::
+
+    <save_folder>/folds/folds.json
+    <save_folder>/folds/<protocol>/fold_<k>/{train,valid,test}.json
+
+Command line (on a manifest written by ``prepare_iemocap``)::
+
+    python -m speechbrain_mtmm.data.folds \
+        --manifest <save_folder>/iemocap.json --save_folder <save_folder>
+
+Authors
+ * speechbrain-mtmm contributors
+"""
+
+import argparse
+import json
+import os
+import re
+import sys
+
+from speechbrain.utils.logger import get_logger
+
+logger = get_logger(__name__)
+
+SPLITS = ("train", "valid", "test")
+PROTOCOLS = ("speaker", "session")
+SPEAKER_VALID_RULES = ("same_session", "next_session")
+FOLDS_DIRNAME = "folds"
+FOLDS_INDEX = "folds.json"
+
+_SPEAKER_RE = re.compile(r"^Ses(\d{2})([FM])$")
+
+
+class FoldError(ValueError):
+    """Raised when folds cannot be built or would mix speakers across splits."""
+
+
+def load_manifest(manifest):
+    """Returns a manifest as a dict, reading it when given a path.
+
+    Arguments
+    ---------
+    manifest : dict or str or os.PathLike
+        A manifest ``{utt_id: {"speaker": ..., ...}}`` or the path of its
+        JSON file.
+
+    Returns
+    -------
+    dict
+        The manifest.
+
+    Example
+    -------
+    >>> load_manifest({"u1": {"speaker": "Ses01F"}})
+    {'u1': {'speaker': 'Ses01F'}}
+    """
+    if isinstance(manifest, dict):
+        return manifest
+    with open(manifest, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def speakers_by_session(speakers):
+    """Groups speaker ids (``Ses01F``) by session and gender.
+
+    Arguments
+    ---------
+    speakers : iterable of str
+        Speaker ids, session + gender letter.
+
+    Returns
+    -------
+    dict
+        ``{session: {"F": speaker, "M": speaker}}`` sorted by session.
+
+    Example
+    -------
+    >>> speakers_by_session(["Ses02M", "Ses01F", "Ses01M", "Ses02F"])
+    {1: {'F': 'Ses01F', 'M': 'Ses01M'}, 2: {'F': 'Ses02F', 'M': 'Ses02M'}}
+    """
+    sessions = {}
+    for speaker in sorted(set(speakers)):
+        match = _SPEAKER_RE.match(speaker)
+        if match is None:
+            raise FoldError(f"speaker id {speaker!r} is not of the form Ses01F")
+        sessions.setdefault(int(match[1]), {})[match[2]] = speaker
+    for session, genders in sessions.items():
+        if set(genders) != {"F", "M"}:
+            raise FoldError(
+                f"session {session} needs one female and one male speaker, "
+                f"found {sorted(genders.values())}"
+            )
+    if len(sessions) < 2:
+        raise FoldError("speaker-independent folds need at least 2 sessions")
+    return sessions
+
+
+def _ordered_speakers(sessions):
+    """Speakers in fold order: Ses01F, Ses01M, Ses02F, ..."""
+    return [sessions[s][g] for s in sessions for g in ("F", "M")]
+
+
+def _next_session(sessions, session):
+    """The session after ``session`` in sorted order, wrapping around."""
+    order = list(sessions)
+    return order[(order.index(session) + 1) % len(order)]
+
+
+def _fold(all_speakers, test, valid):
+    """One fold as sorted speaker lists; train is everyone else."""
+    train = [s for s in all_speakers if s not in test and s not in valid]
+    return {
+        "train": sorted(train),
+        "valid": sorted(valid),
+        "test": sorted(test),
+    }
+
+
+def _speaker_protocol(sessions, speaker_valid):
+    """Leave-one-speaker-out folds (test = one speaker)."""
+    speakers = _ordered_speakers(sessions)
+    folds = {}
+    for index, test in enumerate(speakers, start=1):
+        session, gender = int(test[3:5]), test[5]
+        other = "M" if gender == "F" else "F"
+        if speaker_valid == "same_session":
+            valid = sessions[session][other]
+        else:
+            valid = sessions[_next_session(sessions, session)][gender]
+        folds[index] = _fold(speakers, [test], [valid])
+    return folds
+
+
+def _session_protocol(sessions):
+    """Leave-one-session-out folds (valid = next session's female)."""
+    speakers = _ordered_speakers(sessions)
+    folds = {}
+    for index, session in enumerate(sessions, start=1):
+        test = list(sessions[session].values())
+        valid = [sessions[_next_session(sessions, session)]["F"]]
+        folds[index] = _fold(speakers, test, valid)
+    return folds
+
+
+def check_folds(folds, speakers):
+    """Checks that every fold splits ``speakers`` into disjoint sets.
+
+    Arguments
+    ---------
+    folds : dict
+        ``{fold: {"train": [...], "valid": [...], "test": [...]}}``.
+    speakers : iterable of str
+        All speakers; the union of the splits of each fold must equal it.
+
+    Raises
+    ------
+    FoldError
+        If a speaker is in two splits of a fold, a split is empty, or the
+        splits do not cover all speakers.
+
+    Example
+    -------
+    >>> folds = {1: {"train": ["a"], "valid": ["b"], "test": ["a"]}}
+    >>> try:
+    ...     check_folds(folds, ["a", "b"])
+    ... except FoldError as error:
+    ...     print(error)
+    fold 1: speaker(s) ['a'] in train and test
+    """
+    speakers = set(speakers)
+    for fold, splits in folds.items():
+        for i, first in enumerate(SPLITS):
+            if not splits[first]:
+                raise FoldError(f"fold {fold}: {first} has no speaker")
+            for second in SPLITS[i + 1 :]:
+                shared = set(splits[first]) & set(splits[second])
+                if shared:
+                    raise FoldError(
+                        f"fold {fold}: speaker(s) {sorted(shared)} in "
+                        f"{first} and {second}"
+                    )
+        union = set().union(*(splits[split] for split in SPLITS))
+        if union != speakers:
+            raise FoldError(
+                f"fold {fold}: splits cover {sorted(union)}, "
+                f"expected {sorted(speakers)}"
+            )
+
+
+def make_folds(manifest, protocol="speaker", speaker_valid=None):
+    """Builds the speaker sets of every fold of a protocol.
+
+    Arguments
+    ---------
+    manifest : dict or str or os.PathLike
+        Manifest (or its path) whose entries have a ``speaker`` field.
+    protocol : str
+        ``"speaker"`` (one fold per speaker) or ``"session"`` (one fold per
+        session).
+    speaker_valid : str, optional
+        Validation-speaker rule of the speaker protocol: ``"same_session"``
+        (default, the other speaker of the test speaker's session) or
+        ``"next_session"`` (the same-gender speaker of the next session).
+        Ignored by the session protocol.
+
+    Returns
+    -------
+    dict
+        ``{fold_number: {"train": [...], "valid": [...], "test": [...]}}``
+        with sorted speaker lists, fold numbers starting at 1.
+
+    Example
+    -------
+    >>> manifest = {f"u{s}{g}": {"speaker": f"Ses0{s}{g}"}
+    ...             for s in range(1, 6) for g in "FM"}
+    >>> folds = make_folds(manifest, "speaker")
+    >>> len(folds), folds[3]["test"], folds[3]["valid"]
+    (10, ['Ses02F'], ['Ses02M'])
+    >>> folds = make_folds(manifest, "session")
+    >>> len(folds), folds[5]["test"], folds[5]["valid"], len(folds[5]["train"])
+    (5, ['Ses05F', 'Ses05M'], ['Ses01F'], 7)
+    """
+    manifest = load_manifest(manifest)
+    speaker_valid = speaker_valid or "same_session"
+    if speaker_valid not in SPEAKER_VALID_RULES:
+        raise FoldError(
+            f"unknown speaker_valid rule {speaker_valid!r}, "
+            f"expected one of {SPEAKER_VALID_RULES}"
+        )
+    missing = [utt for utt, entry in manifest.items() if "speaker" not in entry]
+    if missing:
+        raise FoldError(f"manifest entry {missing[0]} has no 'speaker' field")
+    speakers = {entry["speaker"] for entry in manifest.values()}
+    sessions = speakers_by_session(speakers)
+    if protocol == "speaker":
+        folds = _speaker_protocol(sessions, speaker_valid)
+    elif protocol == "session":
+        folds = _session_protocol(sessions)
+    else:
+        raise FoldError(
+            f"unknown protocol {protocol!r}, expected one of {PROTOCOLS}"
+        )
+    check_folds(folds, speakers)
+    return folds
+
+
+def fold_paths(save_folder, protocol, fold):
+    """Paths of the train/valid/test manifests of one fold.
+
+    Arguments
+    ---------
+    save_folder : str or os.PathLike
+        The folder given to ``prepare_iemocap`` / :func:`write_folds`.
+    protocol : str
+        ``"speaker"`` or ``"session"``.
+    fold : int
+        Fold number, starting at 1.
+
+    Returns
+    -------
+    dict
+        ``{"train": path, "valid": path, "test": path}`` (strings).
+
+    Example
+    -------
+    >>> paths = fold_paths("out", "speaker", 3)
+    >>> paths["test"].replace(os.sep, "/")
+    'out/folds/speaker/fold_3/test.json'
+    """
+    if protocol not in PROTOCOLS:
+        raise FoldError(
+            f"unknown protocol {protocol!r}, expected one of {PROTOCOLS}"
+        )
+    folder = os.path.join(
+        str(save_folder), FOLDS_DIRNAME, protocol, f"fold_{int(fold)}"
+    )
+    return {split: os.path.join(folder, f"{split}.json") for split in SPLITS}
+
+
+def folds_index_path(save_folder):
+    """Path of ``<save_folder>/folds/folds.json``.
+
+    Arguments
+    ---------
+    save_folder : str or os.PathLike
+        The preparation folder.
+
+    Returns
+    -------
+    str
+        The path of the index naming the speakers of every split.
+
+    Example
+    -------
+    >>> folds_index_path("out").replace(os.sep, "/")
+    'out/folds/folds.json'
+    """
+    return os.path.join(str(save_folder), FOLDS_DIRNAME, FOLDS_INDEX)
+
+
+def read_folds(save_folder):
+    """Reads the fold index written by :func:`write_folds`.
+
+    Arguments
+    ---------
+    save_folder : str or os.PathLike
+        The preparation folder.
+
+    Returns
+    -------
+    dict
+        ``{protocol: {fold_number: {split: [speakers]}}}``, fold numbers as
+        ints.
+
+    Example
+    -------
+    >>> tmp = getfixture("tmpdir")
+    >>> manifest = {f"u{s}{g}": {"speaker": f"Ses0{s}{g}"}
+    ...             for s in range(1, 6) for g in "FM"}
+    >>> _ = write_folds(manifest, tmp)
+    >>> read_folds(tmp)["session"][2]["test"]
+    ['Ses02F', 'Ses02M']
+    """
+    with open(folds_index_path(save_folder), encoding="utf-8") as handle:
+        index = json.load(handle)
+    return {
+        protocol: {int(k): splits for k, splits in folds.items()}
+        for protocol, folds in index.items()
+    }
+
+
+def _write_json(path, data):
+    """Writes sorted, indented JSON atomically (tmp file + rename)."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True, ensure_ascii=False)
+        handle.write("\n")
+    os.replace(tmp, path)
+
+
+def write_folds(manifest, save_folder, protocols=PROTOCOLS, speaker_valid=None):
+    """Writes the split manifests of every fold and the fold index.
+
+    Arguments
+    ---------
+    manifest : dict or str or os.PathLike
+        Manifest (or its path) whose entries have a ``speaker`` field.
+    save_folder : str or os.PathLike
+        Output folder; files go to ``<save_folder>/folds/``.
+    protocols : sequence of str
+        Protocols to write (default both ``"speaker"`` and ``"session"``).
+    speaker_valid : str, optional
+        Validation rule of the speaker protocol, see :func:`make_folds`.
+
+    Returns
+    -------
+    str
+        The path of ``<save_folder>/folds/folds.json``.
+
+    Example
+    -------
+    >>> tmp = getfixture("tmpdir")
+    >>> manifest = {f"u{s}{g}": {"speaker": f"Ses0{s}{g}"}
+    ...             for s in range(1, 6) for g in "FM"}
+    >>> index = write_folds(manifest, tmp)
+    >>> load_manifest(fold_paths(tmp, "speaker", 1)["test"])
+    {'u1F': {'speaker': 'Ses01F'}}
+    """
+    manifest = load_manifest(manifest)
+    index = {}
+    for protocol in protocols:
+        folds = make_folds(manifest, protocol, speaker_valid)
+        index[protocol] = {str(k): splits for k, splits in folds.items()}
+        for fold, splits in folds.items():
+            paths = fold_paths(save_folder, protocol, fold)
+            for split in SPLITS:
+                speakers = set(splits[split])
+                subset = {
+                    utt: entry
+                    for utt, entry in manifest.items()
+                    if entry["speaker"] in speakers
+                }
+                _write_json(paths[split], subset)
+        logger.info("Wrote %d %s folds", len(folds), protocol)
+    path = folds_index_path(save_folder)
+    _write_json(path, index)
+    return path
+
+
+def main(argv=None):
+    """Command line: writes the folds of a manifest.
+
+    Arguments
+    ---------
+    argv : list of str, optional
+        Arguments (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit status (0 on success, 1 on a fold error).
+    """
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--manifest", required=True)
+    parser.add_argument("--save_folder", required=True)
+    parser.add_argument(
+        "--speaker_valid", default=None, choices=SPEAKER_VALID_RULES
+    )
+    args = parser.parse_args(argv)
+    try:
+        path = write_folds(
+            args.manifest, args.save_folder, speaker_valid=args.speaker_valid
+        )
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""Shared pytest fixtures.
+
+``synthetic_corpus`` and ``synthetic_prepared`` are session-scoped and
+shared by many tests: treat them as read-only (copy before modifying).
+"""
+
+import pytest
+
+from speechbrain_mtmm.data.iemocap import prepare_iemocap
+from speechbrain_mtmm.data.synthetic import (
+    RELEASE_DIRNAME,
+    SIZES,
+    generate_synthetic_iemocap,
+)
+
+
+@pytest.fixture(scope="session")
+def synthetic_corpus(tmp_path_factory):
+    """A small synthetic IEMOCAP corpus, generated once (seed 0, "tiny").
+
+    Returns the output folder (a ``pathlib.Path``) holding
+    ``IEMOCAP_full_release/`` (the ``data_folder`` of ``prepare_iemocap``)
+    and ``generator_summary.json`` (what was written).
+    """
+    out = tmp_path_factory.mktemp("synthetic_corpus")
+    generate_synthetic_iemocap(out, seed=0, utterances_per_dialog=SIZES["tiny"])
+    return out
+
+
+@pytest.fixture(scope="session")
+def synthetic_prepared(synthetic_corpus, tmp_path_factory):
+    """``synthetic_corpus`` prepared with the default options (4class).
+
+    Returns the save folder (a ``pathlib.Path``) holding ``iemocap.json``,
+    ``summary.json`` and ``folds/``.
+    """
+    save_folder = tmp_path_factory.mktemp("synthetic_prepared")
+    prepare_iemocap(synthetic_corpus / RELEASE_DIRNAME, save_folder)
+    return save_folder
