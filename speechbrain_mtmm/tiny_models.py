@@ -1,0 +1,524 @@
+"""Tiny, randomly initialised HuggingFace models for tests and demos.
+
+Nothing here touches the network. Each builder writes a small model, with
+the same architecture family as the large pretrained encoders used in the
+paper (HuBERT-large, DeBERTaV3-large, ...), plus its feature-extractor or
+tokenizer files, into a folder with ``save_pretrained``. The folder then
+loads back with ``from_pretrained(folder)`` exactly like a hub id, so the
+encoders in :mod:`speechbrain_mtmm.encoders` take it as ``source``.
+
+Every builder is deterministic: it seeds torch before initialising the
+weights, and the tokenizers are trained single-threaded on the given texts.
+The weights are random, so the features carry no meaning; these models only
+exercise the code paths.
+
+Authors
+ * speechbrain-mtmm contributors 2024
+"""
+
+import io
+import json
+import os
+
+import torch
+
+# A few lines in the register of IEMOCAP transcripts; used when no texts
+# are given to the tokenizer builders.
+DEFAULT_TEXTS = [
+    "Excuse me.",
+    "Do you have your forms?",
+    "Yeah.",
+    "Let me see them.",
+    "Is there a problem?",
+    "Who told you to get in this line?",
+    "You did.",
+    "I'm sorry, I don't know what you are talking about.",
+    "Okay, that's fine. I will wait over there.",
+    "Oh my God, this is amazing! I got the job!",
+    "I can't believe you would do that to me.",
+    "Why are you so angry? Calm down, please.",
+    "I miss him so much, it's been a hard year.",
+    "What do you want from me?",
+    "That's wonderful news, congratulations!",
+]
+
+
+def _build_tiny_speech_ssl(
+    family,
+    folder,
+    hidden_size,
+    num_layers,
+    num_heads,
+    intermediate_size,
+    conv_dim,
+    conv_kernel,
+    conv_stride,
+    feat_extract_norm,
+    seed,
+):
+    """Writes a tiny speech SSL model (HuBERT / WavLM / wav2vec 2.0).
+
+    The conv stack keeps the real models' total stride of 320 samples
+    (50 frames/s at 16 kHz) by default with only three layers.
+    """
+    from transformers import (
+        HubertConfig,
+        HubertModel,
+        Wav2Vec2Config,
+        Wav2Vec2FeatureExtractor,
+        Wav2Vec2Model,
+        WavLMConfig,
+        WavLMModel,
+    )
+
+    classes = {
+        "hubert": (HubertConfig, HubertModel),
+        "wavlm": (WavLMConfig, WavLMModel),
+        "wav2vec2": (Wav2Vec2Config, Wav2Vec2Model),
+    }
+    config_class, model_class = classes[family]
+    layer_norm = feat_extract_norm == "layer"
+    kwargs = dict(
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        intermediate_size=intermediate_size,
+        conv_dim=tuple(conv_dim),
+        conv_kernel=tuple(conv_kernel),
+        conv_stride=tuple(conv_stride),
+        conv_bias=layer_norm,
+        feat_extract_norm=feat_extract_norm,
+        # like the "large" checkpoints: pre-LN transformer
+        do_stable_layer_norm=layer_norm,
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=4,
+        # no random layer skipping, so train-mode outputs are reproducible
+        layerdrop=0.0,
+        vocab_size=32,
+    )
+    if family == "wavlm":
+        kwargs.update(num_buckets=32, max_bucket_distance=100)
+    config = config_class(**kwargs)
+    torch.manual_seed(seed)
+    model = model_class(config)
+    model.save_pretrained(folder)
+    # HF rule: only models with layer-normalised conv stacks take an
+    # attention mask; group-norm ones (wav2vec2-base) must not get one.
+    Wav2Vec2FeatureExtractor(
+        feature_size=1,
+        sampling_rate=16000,
+        padding_value=0.0,
+        do_normalize=True,
+        return_attention_mask=layer_norm,
+    ).save_pretrained(folder)
+    return str(folder)
+
+
+def build_tiny_hubert(
+    folder,
+    hidden_size=32,
+    num_layers=2,
+    num_heads=2,
+    intermediate_size=64,
+    conv_dim=(32, 32, 32),
+    conv_kernel=(10, 8, 8),
+    conv_stride=(5, 8, 8),
+    feat_extract_norm="layer",
+    seed=0,
+):
+    """Writes a tiny random HuBERT (HuBERT-large layout) to ``folder``.
+
+    Like HuBERT-large it uses ``feat_extract_norm="layer"`` and
+    ``do_stable_layer_norm=True``; a ``Wav2Vec2FeatureExtractor`` config
+    (``do_normalize=True``, ``return_attention_mask=True``) is saved too.
+
+    Arguments
+    ---------
+    folder : str or path-like
+        Output folder (created if missing).
+    hidden_size : int
+        Transformer width.
+    num_layers : int
+        Number of transformer layers.
+    num_heads : int
+        Attention heads (must divide ``hidden_size``).
+    intermediate_size : int
+        Feed-forward width.
+    conv_dim, conv_kernel, conv_stride : tuple of int
+        The CNN feature extractor; the default total stride is 320 samples.
+    feat_extract_norm : str
+        "layer" (HuBERT-large) or "group" (base models, post-LN).
+    seed : int
+        Seed for the random initialisation.
+
+    Returns
+    -------
+    folder : str
+        The folder, loadable with ``from_pretrained``.
+
+    Example
+    -------
+    >>> from transformers import AutoModel
+    >>> folder = build_tiny_hubert(getfixture("tmpdir") / "hubert")
+    >>> AutoModel.from_pretrained(folder).config.hidden_size
+    32
+    """
+    return _build_tiny_speech_ssl(
+        "hubert",
+        folder,
+        hidden_size,
+        num_layers,
+        num_heads,
+        intermediate_size,
+        conv_dim,
+        conv_kernel,
+        conv_stride,
+        feat_extract_norm,
+        seed,
+    )
+
+
+def build_tiny_wavlm(
+    folder,
+    hidden_size=32,
+    num_layers=2,
+    num_heads=2,
+    intermediate_size=64,
+    conv_dim=(32, 32, 32),
+    conv_kernel=(10, 8, 8),
+    conv_stride=(5, 8, 8),
+    feat_extract_norm="layer",
+    seed=0,
+):
+    """Writes a tiny random WavLM (WavLM-large layout) to ``folder``.
+
+    Same arguments as :func:`build_tiny_hubert`.
+
+    Arguments
+    ---------
+    folder : str or path-like
+        Output folder (created if missing).
+    hidden_size : int
+        Transformer width.
+    num_layers : int
+        Number of transformer layers.
+    num_heads : int
+        Attention heads (must divide ``hidden_size``).
+    intermediate_size : int
+        Feed-forward width.
+    conv_dim, conv_kernel, conv_stride : tuple of int
+        The CNN feature extractor; the default total stride is 320 samples.
+    feat_extract_norm : str
+        "layer" (large models) or "group" (base models).
+    seed : int
+        Seed for the random initialisation.
+
+    Returns
+    -------
+    folder : str
+        The folder, loadable with ``from_pretrained``.
+
+    Example
+    -------
+    >>> from transformers import AutoConfig
+    >>> folder = build_tiny_wavlm(getfixture("tmpdir") / "wavlm")
+    >>> AutoConfig.from_pretrained(folder).model_type
+    'wavlm'
+    """
+    return _build_tiny_speech_ssl(
+        "wavlm",
+        folder,
+        hidden_size,
+        num_layers,
+        num_heads,
+        intermediate_size,
+        conv_dim,
+        conv_kernel,
+        conv_stride,
+        feat_extract_norm,
+        seed,
+    )
+
+
+def build_tiny_wav2vec2(
+    folder,
+    hidden_size=32,
+    num_layers=2,
+    num_heads=2,
+    intermediate_size=64,
+    conv_dim=(32, 32, 32),
+    conv_kernel=(10, 8, 8),
+    conv_stride=(5, 8, 8),
+    feat_extract_norm="layer",
+    seed=0,
+):
+    """Writes a tiny random wav2vec 2.0 (large-lv60 layout) to ``folder``.
+
+    Same arguments as :func:`build_tiny_hubert`; use
+    ``feat_extract_norm="group"`` for the wav2vec2-base layout.
+
+    Arguments
+    ---------
+    folder : str or path-like
+        Output folder (created if missing).
+    hidden_size : int
+        Transformer width.
+    num_layers : int
+        Number of transformer layers.
+    num_heads : int
+        Attention heads (must divide ``hidden_size``).
+    intermediate_size : int
+        Feed-forward width.
+    conv_dim, conv_kernel, conv_stride : tuple of int
+        The CNN feature extractor; the default total stride is 320 samples.
+    feat_extract_norm : str
+        "layer" (large models) or "group" (base models).
+    seed : int
+        Seed for the random initialisation.
+
+    Returns
+    -------
+    folder : str
+        The folder, loadable with ``from_pretrained``.
+
+    Example
+    -------
+    >>> from transformers import AutoConfig
+    >>> folder = build_tiny_wav2vec2(getfixture("tmpdir") / "w2v2")
+    >>> AutoConfig.from_pretrained(folder).model_type
+    'wav2vec2'
+    """
+    return _build_tiny_speech_ssl(
+        "wav2vec2",
+        folder,
+        hidden_size,
+        num_layers,
+        num_heads,
+        intermediate_size,
+        conv_dim,
+        conv_kernel,
+        conv_stride,
+        feat_extract_norm,
+        seed,
+    )
+
+
+def _train_sentencepiece_vocab(texts, vocab_size):
+    """Trains a unigram sentencepiece model in memory on ``texts``.
+
+    Special pieces follow DeBERTaV3's spm.model: [PAD]=0, [CLS]=1,
+    [SEP]=2, [UNK]=3, then [MASK]. Returns the (piece, score) list.
+    """
+    import sentencepiece as spm
+
+    proto = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(list(texts)),
+        model_writer=proto,
+        model_type="unigram",
+        vocab_size=vocab_size,
+        # small corpora cannot fill the vocab; take what they give
+        hard_vocab_limit=False,
+        # keep every character seen, so training texts never hit [UNK]
+        character_coverage=1.0,
+        pad_id=0,
+        pad_piece="[PAD]",
+        bos_id=1,
+        bos_piece="[CLS]",
+        eos_id=2,
+        eos_piece="[SEP]",
+        unk_id=3,
+        unk_piece="[UNK]",
+        user_defined_symbols=["[MASK]"],
+        num_threads=1,
+        minloglevel=2,
+    )
+    processor = spm.SentencePieceProcessor(model_proto=proto.getvalue())
+    return [
+        (processor.id_to_piece(i), processor.get_score(i))
+        for i in range(processor.get_piece_size())
+    ]
+
+
+def build_tiny_deberta_v2(
+    folder,
+    texts=None,
+    hidden_size=32,
+    num_layers=2,
+    num_heads=2,
+    intermediate_size=64,
+    vocab_size=300,
+    max_position_embeddings=128,
+    seed=0,
+):
+    """Writes a tiny random DeBERTa-v2 (DeBERTaV3 layout) and its tokenizer.
+
+    The tokenizer is a sentencepiece unigram model trained here on
+    ``texts`` (``hard_vocab_limit=False``, so the vocabulary may be smaller
+    than ``vocab_size``), wrapped as a ``DebertaV2Tokenizer``. The model
+    config's ``vocab_size`` is the tokenizer's length. The attention
+    settings follow DeBERTaV3 (relative attention, c2p+p2c, log buckets,
+    no absolute position input).
+
+    Arguments
+    ---------
+    folder : str or path-like
+        Output folder (created if missing).
+    texts : list of str, optional
+        Corpus for the tokenizer; a few IEMOCAP-like lines when None.
+    hidden_size : int
+        Transformer width.
+    num_layers : int
+        Number of transformer layers.
+    num_heads : int
+        Attention heads (must divide ``hidden_size``).
+    intermediate_size : int
+        Feed-forward width.
+    vocab_size : int
+        Requested (upper bound of the) sentencepiece vocabulary size.
+    max_position_embeddings : int
+        Maximum sequence length.
+    seed : int
+        Seed for the random initialisation.
+
+    Returns
+    -------
+    folder : str
+        The folder, loadable with ``from_pretrained``.
+
+    Example
+    -------
+    >>> from transformers import AutoConfig, AutoTokenizer
+    >>> folder = build_tiny_deberta_v2(getfixture("tmpdir") / "deberta")
+    >>> tokenizer = AutoTokenizer.from_pretrained(folder)
+    >>> len(tokenizer) == AutoConfig.from_pretrained(folder).vocab_size
+    True
+    >>> tokenizer.decode(tokenizer("Yeah.").input_ids)
+    '[CLS] Yeah.[SEP]'
+    """
+    from transformers import DebertaV2Config, DebertaV2Model, DebertaV2Tokenizer
+
+    os.makedirs(folder, exist_ok=True)
+    texts = DEFAULT_TEXTS if texts is None else texts
+    vocab = _train_sentencepiece_vocab(texts, vocab_size)
+    tokenizer = DebertaV2Tokenizer(
+        vocab=vocab, unk_id=3, model_max_length=max_position_embeddings
+    )
+    tokenizer.save_pretrained(folder)
+
+    config = DebertaV2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        intermediate_size=intermediate_size,
+        max_position_embeddings=max_position_embeddings,
+        type_vocab_size=0,
+        relative_attention=True,
+        max_relative_positions=-1,
+        position_buckets=32,
+        pos_att_type=["p2c", "c2p"],
+        position_biased_input=False,
+        norm_rel_ebd="layer_norm",
+        share_att_key=True,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    DebertaV2Model(config).save_pretrained(folder)
+    return str(folder)
+
+
+def build_tiny_roberta(
+    folder,
+    texts=None,
+    hidden_size=32,
+    num_layers=2,
+    num_heads=2,
+    intermediate_size=64,
+    vocab_size=400,
+    max_position_embeddings=130,
+    seed=0,
+):
+    """Writes a tiny random RoBERTa and its byte-level BPE tokenizer.
+
+    The tokenizer is trained here on ``texts`` with the ``tokenizers``
+    library (RoBERTa's special tokens: <s>=0, <pad>=1, </s>=2, <unk>=3,
+    <mask>=4) and saved as a ``RobertaTokenizer`` (the fast one; in
+    transformers 5 ``RobertaTokenizerFast`` is the same class). The model
+    config's ``vocab_size`` is the tokenizer's length.
+
+    Arguments
+    ---------
+    folder : str or path-like
+        Output folder (created if missing).
+    texts : list of str, optional
+        Corpus for the tokenizer; a few IEMOCAP-like lines when None.
+    hidden_size : int
+        Transformer width.
+    num_layers : int
+        Number of transformer layers.
+    num_heads : int
+        Attention heads (must divide ``hidden_size``).
+    intermediate_size : int
+        Feed-forward width.
+    vocab_size : int
+        BPE vocabulary size (256 byte symbols + specials + merges).
+    max_position_embeddings : int
+        Position table size; RoBERTa offsets positions by pad_id + 1 = 2,
+        so the longest input is ``max_position_embeddings - 2``.
+    seed : int
+        Seed for the random initialisation.
+
+    Returns
+    -------
+    folder : str
+        The folder, loadable with ``from_pretrained``.
+
+    Example
+    -------
+    >>> from transformers import AutoTokenizer
+    >>> folder = build_tiny_roberta(getfixture("tmpdir") / "roberta")
+    >>> tokenizer = AutoTokenizer.from_pretrained(folder)
+    >>> tokenizer.decode(tokenizer("Yeah.").input_ids)
+    '<s>Yeah.</s>'
+    """
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaConfig, RobertaModel, RobertaTokenizer
+
+    os.makedirs(folder, exist_ok=True)
+    texts = DEFAULT_TEXTS if texts is None else texts
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(
+        list(texts),
+        vocab_size=vocab_size,
+        min_frequency=1,
+        show_progress=False,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+    )
+    trained = json.loads(bpe.to_str())["model"]
+    merges = [
+        tuple(m.split(" ")) if isinstance(m, str) else tuple(m)
+        for m in trained["merges"]
+    ]
+    tokenizer = RobertaTokenizer(
+        vocab=trained["vocab"],
+        merges=merges,
+        model_max_length=max_position_embeddings - 2,
+    )
+    tokenizer.save_pretrained(folder)
+
+    config = RobertaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        intermediate_size=intermediate_size,
+        max_position_embeddings=max_position_embeddings,
+        type_vocab_size=1,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(seed)
+    RobertaModel(config).save_pretrained(folder)
+    return str(folder)
