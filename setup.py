@@ -35,6 +35,7 @@ setup(
         "matplotlib>=3.7",
         "numpy>=1.24",
         "tqdm>=4.60",
+        "pyyaml>=5.1",
     ],
     extras_require={
         "dev": ["pytest>=7", "ruff>=0.5"],
