@@ -142,9 +142,9 @@ def format_results(results):
     WA     UA     macro-F1  CCC-V  CCC-A
     50.00  25.00  20.00     0.100  0.300
     confusion (rows true, columns predicted):
-           a     b
-    a      1     1
-    b      1     1
+             a     b
+    a        1     1
+    b        1     1
     """
     lines = [
         f"test utterances: {results['n']}",

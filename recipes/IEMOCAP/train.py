@@ -13,7 +13,8 @@ One fold of a speaker-independent protocol is trained and tested per run:
 the checkpoint kept for testing is chosen on the validation speaker only.
 
 To run:
-    python train.py hparams/iemocap.yaml --data_folder=/path/to/IEMOCAP_full_release
+    python train.py hparams/iemocap.yaml \
+        --data_folder=/data/IEMOCAP_full_release
 
 Useful overrides (see README.md): --protocol=session --fold=3 --seed=2,
 --audio_source=microsoft/wavlm-large --text_source=roberta-large,
@@ -43,9 +44,9 @@ from speechbrain_mtmm import (
     EmotionClassificationStats,
     masked_modality_features,
 )
-from speechbrain_mtmm.data.audio import load_audio
-from speechbrain_mtmm.data.folds import fold_paths
-from speechbrain_mtmm.data.iemocap import prepare_iemocap
+from speechbrain_mtmm.data.audio import AudioFileError, load_audio
+from speechbrain_mtmm.data.folds import FoldError, fold_paths
+from speechbrain_mtmm.data.iemocap import IEMOCAPError, prepare_iemocap
 from speechbrain_mtmm.losses import DIMENSIONS
 
 logger = get_logger(__name__)
@@ -268,7 +269,7 @@ def check_split(dataset, split, path, hparams):
     data = dataset.data
     unknown = {e["emo"] for e in data.values()} - set(hparams["labels"])
     if unknown:
-        raise ValueError(
+        raise IEMOCAPError(
             f"{path}: labels {sorted(unknown)} are not in labels "
             f"{hparams['labels']}; set labels to match label_map"
         )
@@ -282,8 +283,9 @@ def check_split(dataset, split, path, hparams):
             )
 
 
-if __name__ == "__main__":
-    hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
+def main(argv):
+    """Prepares the data, trains one fold, tests the selected checkpoint."""
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
 
@@ -326,3 +328,11 @@ if __name__ == "__main__":
         max_key="score",
         test_loader_kwargs=hparams["valid_dataloader_opts"],
     )
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1:])
+    except (IEMOCAPError, FoldError, AudioFileError) as error:
+        # bad input: one clear line naming the file and the problem
+        sys.exit(f"{type(error).__name__}: {error}")

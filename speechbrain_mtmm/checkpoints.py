@@ -1,0 +1,135 @@
+"""A SpeechBrain ``Checkpointer`` that survives being killed at any moment.
+
+SpeechBrain writes a checkpoint file by file into its final ``CKPT+...``
+folder and deletes old ones with ``shutil.rmtree``. A run killed during
+either leaves a folder that looks like a checkpoint but holds a truncated
+or missing file, and the next run then fails to resume from it. Written
+here because SpeechBrain has no atomic variant.
+
+Authors
+-------
+ * speechbrain-mtmm contributors, 2026
+"""
+
+import logging
+import os
+import shutil
+
+from speechbrain.utils.checkpoints import (
+    PARAMFILE_EXT,
+    Checkpoint,
+    Checkpointer,
+)
+from speechbrain.utils.distributed import ddp_barrier, if_main_process
+from speechbrain.utils.logger import get_logger
+
+logger = get_logger(__name__)
+
+STAGING_PREFIX = ".staging-"
+DELETING_PREFIX = ".deleting-"
+
+
+class AtomicCheckpointer(Checkpointer):
+    """Saves into a hidden staging folder, renamed into place when complete.
+
+    A checkpoint folder therefore either does not exist or is complete.
+    Checkpoints lacking the file of a registered recoverable (a deletion
+    interrupted half-way) are skipped when listing, so recovery falls back
+    to the newest complete one. Leftover staging folders of a killed run are
+    removed when the checkpointer is created. Protects against the process
+    being killed, not against power loss (files are not fsynced).
+
+    Arguments
+    ---------
+    checkpoints_dir : str
+        Folder of the checkpoints.
+    recoverables : mapping, optional
+        Objects to save, by name.
+    **kwargs
+        Passed to ``speechbrain.utils.checkpoints.Checkpointer``.
+
+    Example
+    -------
+    >>> import torch
+    >>> model = torch.nn.Linear(2, 2)
+    >>> folder = getfixture("tmpdir")
+    >>> ckpt = AtomicCheckpointer(folder, {"model": model})
+    >>> saved = ckpt.save_checkpoint(meta={"score": 1.0})
+    >>> saved.path.name.startswith("CKPT+"), saved.paramfiles["model"].exists()
+    (True, True)
+    >>> ckpt.find_checkpoint(max_key="score").path == saved.path
+    True
+    """
+
+    def __init__(self, checkpoints_dir, recoverables=None, **kwargs):
+        super().__init__(checkpoints_dir, recoverables, **kwargs)
+        if if_main_process() and self.checkpoints_dir.exists():
+            for prefix in (STAGING_PREFIX, DELETING_PREFIX):
+                for stale in self.checkpoints_dir.glob(prefix + "*"):
+                    logger.info(f"Removing an unfinished checkpoint: {stale}")
+                    shutil.rmtree(stale, ignore_errors=True)
+
+    def _new_checkpoint_dirpath(self):
+        return _staging(super()._new_checkpoint_dirpath())
+
+    def _custom_checkpoint_dirpath(self, name):
+        return _staging(super()._custom_checkpoint_dirpath(name))
+
+    def save_checkpoint(
+        self, meta={}, end_of_epoch=True, name=None, verbosity=logging.INFO
+    ):
+        """Saves a checkpoint; see ``Checkpointer.save_checkpoint``.
+
+        Arguments
+        ---------
+        meta : mapping
+            Added to the checkpoint's meta file.
+        end_of_epoch : bool
+            Whether the checkpoint is at the end of an epoch.
+        name : str, optional
+            Custom name (gets the ``CKPT+`` prefix).
+        verbosity : int
+            Logging level of the message.
+
+        Returns
+        -------
+        Checkpoint or None
+            The saved checkpoint (None on non-main processes).
+        """
+        staged = super().save_checkpoint(
+            meta, end_of_epoch, name, verbosity=logging.DEBUG
+        )
+        ddp_barrier()
+        if staged is None:
+            return None
+        final = staged.path.with_name(staged.path.name[len(STAGING_PREFIX) :])
+        if final.exists():  # a custom name saved again: replace it
+            trash = final.with_name(DELETING_PREFIX + final.name)
+            os.replace(final, trash)
+            shutil.rmtree(trash)
+        os.replace(staged.path, final)
+        kind = "end-of-epoch" if end_of_epoch else "intra-epoch"
+        logger.log(verbosity, f"Saved an {kind} checkpoint in {final}")
+        paramfiles = {k: final / p.name for k, p in staged.paramfiles.items()}
+        return Checkpoint(final, staged.meta, paramfiles)
+
+    def _list_checkpoint_dirs(self):
+        complete = []
+        for folder in super()._list_checkpoint_dirs():
+            missing = [
+                name
+                for name in self.recoverables
+                if not (folder / f"{name}{PARAMFILE_EXT}").exists()
+            ]
+            if missing:
+                logger.warning(
+                    f"Skipping incomplete checkpoint {folder} (no file for "
+                    f"{', '.join(missing)})"
+                )
+            else:
+                complete.append(folder)
+        return complete
+
+
+def _staging(path):
+    return path.with_name(STAGING_PREFIX + path.name)

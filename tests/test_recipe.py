@@ -1,0 +1,319 @@
+"""The IEMOCAP recipe end to end on synthetic corpora with tiny models."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+from speechbrain_mtmm.demo import RECIPE, recipe_command
+
+REQUIRED_RESULTS = {
+    "WA",
+    "UA",
+    "macro_F1",
+    "CCC_valence",
+    "CCC_arousal",
+    "confusion",
+    "labels",
+    "n",
+}
+PREDICTION_KEYS = {
+    "id",
+    "emo",
+    "pred_emo",
+    "probs",
+    "valence",
+    "pred_valence",
+    "arousal",
+    "pred_arousal",
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_encoders(tmp_path_factory, synthetic_prepared):
+    from speechbrain_mtmm.tiny_models import (
+        build_tiny_deberta_v2,
+        build_tiny_hubert,
+    )
+
+    folder = tmp_path_factory.mktemp("tiny_encoders")
+    with open(synthetic_prepared / "iemocap.json") as fin:
+        texts = [e["text"] for e in json.load(fin).values()]
+    return (
+        str(build_tiny_hubert(folder / "hubert")),
+        str(build_tiny_deberta_v2(folder / "deberta", texts)),
+    )
+
+
+def run(corpus, prepared, output, audio, text, extra=None, check=True):
+    command = recipe_command(
+        corpus / "IEMOCAP_full_release", prepared, output, audio, text, extra
+    )
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    result = subprocess.run(
+        command, cwd=RECIPE, capture_output=True, text=True, env=env
+    )
+    if check and result.returncode != 0:
+        pytest.fail(
+            f"recipe failed:\n{(result.stdout + result.stderr)[-4000:]}"
+        )
+    return result
+
+
+def read_json(path):
+    with open(path) as fin:
+        return json.load(fin)
+
+
+def logged_epochs(output):
+    with open(output / "train_log.txt") as fin:
+        return [int(m) for m in re.findall(r"^epoch: (\d+),", fin.read(), re.M)]
+
+
+@pytest.fixture(scope="module")
+def paper_run(
+    tmp_path_factory, synthetic_corpus, synthetic_prepared, tiny_encoders
+):
+    """The paper's configuration at toy width, 3 epochs, fold 1."""
+    output = tmp_path_factory.mktemp("paper_run") / "run"
+    run(
+        synthetic_corpus,
+        synthetic_prepared,
+        output,
+        *tiny_encoders,
+        {"number_of_epochs": 3},
+    )
+    return output
+
+
+def test_recipe_writes_log_checkpoints_results_and_predictions(paper_run):
+    assert logged_epochs(paper_run) == [1, 2, 3]
+    assert any(
+        p.name.startswith("CKPT") for p in (paper_run / "save").iterdir()
+    )
+    results = read_json(paper_run / "test_results.json")
+    assert REQUIRED_RESULTS <= set(results)
+    assert results["labels"] == ["neu", "hap", "sad", "ang"]
+    assert sum(map(sum, results["confusion"])) == results["n"]
+    assert 0 <= results["UA"] <= 1 and -1 <= results["CCC_valence"] <= 1
+
+
+def test_predictions_cover_exactly_the_test_speaker(
+    paper_run, synthetic_prepared
+):
+    test_split = read_json(
+        synthetic_prepared / "folds" / "speaker" / "fold_1" / "test.json"
+    )
+    with open(paper_run / "test_predictions.jsonl") as fin:
+        rows = [json.loads(line) for line in fin]
+    assert {r["id"] for r in rows} == set(test_split)
+    assert {r["speaker"] for r in rows} == {"Ses01F"}
+    for row in rows:
+        assert PREDICTION_KEYS <= set(row)
+        truth = test_split[row["id"]]
+        assert row["emo"] == truth["emo"]
+        assert row["valence"] == pytest.approx(truth["valence"], abs=1e-3)
+        assert row["arousal"] == pytest.approx(truth["arousal"], abs=1e-3)
+        assert 1 <= row["pred_valence"] <= 5
+        assert sum(row["probs"].values()) == pytest.approx(1, abs=1e-3)
+        assert row["pred_emo"] == max(row["probs"], key=row["probs"].get)
+
+
+def test_tested_checkpoint_is_the_best_on_validation(paper_run):
+    with open(paper_run / "train_log.txt") as fin:
+        log = fin.read()
+    scores = [float(s) for s in re.findall(r"valid score: ([-\d.e+]+)", log)]
+    loaded = int(re.search(r"Epoch loaded: (\d+)", log).group(1))
+    assert loaded == 1 + scores.index(max(scores))
+
+
+def test_killed_run_resumes_from_its_last_checkpoint(
+    tmp_path, synthetic_corpus, synthetic_prepared
+):
+    output = tmp_path / "run"
+    extra = {"number_of_epochs": 4, "ckpt_interval_steps": 2}
+    command = recipe_command(
+        synthetic_corpus / "IEMOCAP_full_release",
+        synthetic_prepared,
+        output,
+        "fbank",
+        "hashing",
+        extra,
+    )
+    process = subprocess.Popen(
+        command,
+        cwd=RECIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        saved = (output / "save").exists() and any(
+            p.name.startswith("CKPT") for p in (output / "save").iterdir()
+        )
+        if (
+            saved
+            and (output / "train_log.txt").exists()
+            and logged_epochs(output)
+        ):
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (output / "test_results.json").exists(), "killed too late"
+    resumed = run(
+        synthetic_corpus, synthetic_prepared, output, "fbank", "hashing", extra
+    )
+    assert "Loading a checkpoint" in resumed.stdout + resumed.stderr
+    epochs = logged_epochs(output)
+    # at most the epoch in progress at the kill is trained (and logged) twice
+    assert sorted(set(epochs)) == [1, 2, 3, 4] and len(epochs) <= 5, epochs
+    assert (output / "test_results.json").exists()
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {"fusion_type": "bridge_paired"},
+        {"fusion_type": "cross_attention", "modality_masking": False},
+        {"fusion_type": "pooled_mean", "refinement": False},
+        {
+            "fusion_type": "pooled_concat",
+            "w_valence": 0,
+            "w_arousal": 0,
+            "selection_metrics": ["UA"],
+        },
+        {"w_ce": 0, "selection_metrics": ["CCC_valence", "CCC_arousal"]},
+        {"modalities": ["audio"]},
+        {"n_dims": 3, "w_dominance": 0.2, "protocol": "session", "fold": 2},
+    ],
+    ids=[
+        "paired",
+        "cross-attention-no-masking",
+        "no-refinement",
+        "classes-only",
+        "dimensions-only",
+        "audio-only",
+        "dominance-session",
+    ],
+)
+def test_every_variant_runs(
+    variant, tmp_path, synthetic_corpus, synthetic_prepared
+):
+    output = tmp_path / "run"
+    run(
+        synthetic_corpus,
+        synthetic_prepared,
+        output,
+        "fbank",
+        "hashing",
+        {"number_of_epochs": 1, **variant},
+    )
+    results = read_json(output / "test_results.json")
+    assert REQUIRED_RESULTS <= set(results)
+    assert ("CCC_dominance" in results) == (variant.get("n_dims") == 3)
+
+
+def test_encoders_swap_by_source_key(
+    tmp_path, synthetic_corpus, synthetic_prepared
+):
+    from speechbrain_mtmm.tiny_models import (
+        build_tiny_roberta,
+        build_tiny_wavlm,
+    )
+
+    texts = [
+        e["text"]
+        for e in read_json(synthetic_prepared / "iemocap.json").values()
+    ]
+    wavlm = build_tiny_wavlm(tmp_path / "wavlm")
+    roberta = build_tiny_roberta(tmp_path / "roberta", texts)
+    output = tmp_path / "run"
+    run(
+        synthetic_corpus,
+        synthetic_prepared,
+        output,
+        wavlm,
+        roberta,
+        {"number_of_epochs": 1, "freeze_policy": "frozen"},
+    )
+    assert (output / "test_results.json").exists()
+
+
+def test_a_folder_that_is_not_iemocap_gets_a_clear_error(
+    tmp_path, synthetic_corpus
+):
+    empty = tmp_path / "nothing"
+    (empty / "IEMOCAP_full_release").mkdir(parents=True)
+    result = run(
+        empty,
+        tmp_path / "prep",
+        tmp_path / "run",
+        "fbank",
+        "hashing",
+        check=False,
+    )
+    assert result.returncode != 0
+    assert re.search(r"IEMOCAP\w*Error: ", result.stderr)
+    assert "Traceback" not in result.stderr
+    assert str(empty) in result.stderr
+
+
+def test_labels_that_do_not_match_the_label_map_are_an_error(
+    tmp_path, synthetic_corpus, synthetic_prepared
+):
+    result = run(
+        synthetic_corpus,
+        synthetic_prepared,
+        tmp_path / "run",
+        "fbank",
+        "hashing",
+        {"labels": ["neu", "hap", "sad"]},
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "not in labels" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def learning_corpus(tmp_path_factory):
+    from speechbrain_mtmm.data.synthetic import generate_synthetic_iemocap
+
+    folder = tmp_path_factory.mktemp("learning_corpus")
+    generate_synthetic_iemocap(folder, seed=3)
+    return folder
+
+
+def test_multimodal_model_beats_both_single_modality_models(
+    tmp_path, learning_corpus
+):
+    """The synthetic corpus puts valence in words and arousal in prosody, so
+    only audio + text separate all four classes."""
+    prepared = tmp_path / "prepared"
+    wa = {}
+    for name, modalities in (
+        ("both", ["audio", "text"]),
+        ("audio", ["audio"]),
+        ("text", ["text"]),
+    ):
+        output = tmp_path / name
+        run(
+            learning_corpus,
+            prepared,
+            output,
+            "fbank",
+            "hashing",
+            {
+                "number_of_epochs": 10,
+                "modalities": modalities,
+                "modality_masking": False,
+            },
+        )
+        wa[name] = read_json(output / "test_results.json")["WA"]
+    assert wa["both"] >= 0.85, wa
+    assert wa["both"] >= wa["audio"] + 0.15, wa
+    assert wa["both"] >= wa["text"] + 0.15, wa
