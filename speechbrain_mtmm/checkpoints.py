@@ -76,13 +76,13 @@ class AtomicCheckpointer(Checkpointer):
         return _staging(super()._custom_checkpoint_dirpath(name))
 
     def save_checkpoint(
-        self, meta={}, end_of_epoch=True, name=None, verbosity=logging.INFO
+        self, meta=None, end_of_epoch=True, name=None, verbosity=logging.INFO
     ):
         """Saves a checkpoint; see ``Checkpointer.save_checkpoint``.
 
         Arguments
         ---------
-        meta : mapping
+        meta : mapping, optional
             Added to the checkpoint's meta file.
         end_of_epoch : bool
             Whether the checkpoint is at the end of an epoch.
@@ -97,7 +97,7 @@ class AtomicCheckpointer(Checkpointer):
             The saved checkpoint (None on non-main processes).
         """
         staged = super().save_checkpoint(
-            meta, end_of_epoch, name, verbosity=logging.DEBUG
+            meta or {}, end_of_epoch, name, verbosity=logging.DEBUG
         )
         ddp_barrier()
         if staged is None:
