@@ -24,6 +24,13 @@ Useful overrides (see README.md): --protocol=session --fold=3 --seed=2,
 Outputs in <output_folder>: train_log.txt, save/ (checkpoints and the
 label encoder), test_results.json and test_predictions.jsonl.
 
+Speed (see benchmarks/README.md): --feature_cache=True with
+--freeze_policy=frozen computes the encoder features once into
+<prepare_folder>/feature_cache and trains from them (all folds and seeds
+share it); --dynamic_batching=True batches by duration; --precision=bf16
+(or fp16 on GPU) trains with mixed precision; several GPUs with
+    torchrun --nproc_per_node=4 train.py hparams/iemocap.yaml ...
+
 Authors
 -------
  * speechbrain-mtmm contributors, 2026
@@ -32,17 +39,31 @@ Authors
 import json
 import os
 import sys
+import time
 
 import speechbrain as sb
 import torch
 from hyperpyyaml import load_hyperpyyaml
-from speechbrain.utils.distributed import if_main_process, run_on_main
+from speechbrain.dataio.sampler import DynamicBatchSampler
+from speechbrain.utils.distributed import (
+    ddp_all_reduce,
+    ddp_init_group,
+    if_main_process,
+    run_on_main,
+)
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_mtmm import (
     CCCStats,
     EmotionClassificationStats,
     masked_modality_features,
+)
+from speechbrain_mtmm.cache import (
+    FeatureCacheError,
+    build_feature_caches,
+    check_cache_options,
+    feature_pipeline,
+    output_lens,
 )
 from speechbrain_mtmm.data.audio import AudioFileError, load_audio
 from speechbrain_mtmm.data.folds import FoldError, fold_paths
@@ -65,38 +86,112 @@ class MultimodalEmotionBrain(sb.Brain):
                     epoch
                 )
             for modality in ("audio", "text"):
-                encoder = self.modules[f"{modality}_encoder"]
-                encoder.set_trainable(modality != self.masked_modality)
+                self.encoder(modality).set_trainable(
+                    modality != self.masked_modality
+                )
             self.epoch_masking = self.masked_modality or "none"
+            # [padded, total] input positions per modality, and utterances
+            self.epoch_counts = torch.zeros(3, 2)
+            self.epoch_start = time.time()
         else:
             self.class_stats = EmotionClassificationStats(self.hparams.labels)
             self.ccc_stats = CCCStats(DIMENSIONS[: self.hparams.n_dims])
             self.test_rows = []
 
     def compute_forward(self, batch, stage):
-        """Encode audio and text, refine, fuse, classify and regress."""
+        """Encode audio and text (or read their cached features), refine,
+        fuse, classify and regress."""
         batch = batch.to(self.device)
-        audio, audio_lens = self.encode("audio", *batch.sig)
-        text, text_lens = self.encode("text", *batch.tokens)
+        if stage == sb.Stage.TRAIN:
+            self.count_inputs(batch)
+        audio, audio_lens = self.features("audio", batch)
+        text, text_lens = self.features("text", batch)
         return self.modules.model(audio, audio_lens, text, text_lens)
 
-    def encode(self, modality, inputs, lens):
-        """Runs one encoder; a masked modality (or one left out of
-        ``modalities``) is one zero frame and its encoder is not run."""
-        encoder = self.modules[f"{modality}_encoder"]
+    def features(self, modality, batch):
+        """One modality's encoder features and their relative lengths.
+
+        A masked modality (or one left out of ``modalities``) is one zero
+        frame and its encoder is not run. With ``feature_cache`` the frozen
+        encoder's features are read from the cache (stacked layers, summed
+        with learned weights); otherwise the encoder runs.
+        """
+        encoder = self.encoder(modality)
         if (
             modality == self.masked_modality
             or modality not in self.hparams.modalities
         ):
             return masked_modality_features(
-                inputs.shape[0], encoder.output_size, self.device
+                len(batch.id), encoder.output_size, self.device
             )
-        return encoder(inputs, lens), lens
+        if self.hparams.feature_cache:
+            feats, lens = getattr(batch, f"{modality}_feats")
+            layer_sum = self.modules[f"{modality}_layer_sum"]
+            # float16 on disk; the model's dtype here (autocast does the rest)
+            return layer_sum(feats.to(self.model_dtype)), lens
+        inputs, lens = batch.sig if modality == "audio" else batch.tokens
+        feats = self.modules[f"{modality}_encoder"](inputs, lens)
+        return feats, output_lens(
+            encoder, lens, inputs.shape[1], feats.shape[1]
+        )
+
+    def encoder(self, modality):
+        """The encoder module itself (``self.modules`` may hold it wrapped
+        in DistributedDataParallel, or not at all with the feature cache)."""
+        return getattr(self.hparams, modality)["encoder"]
+
+    @property
+    def model_dtype(self):
+        """The dtype of the model's parameters."""
+        return next(self.hparams.model.parameters()).dtype
+
+    def count_inputs(self, batch):
+        """Adds the padded and total input positions of a training batch
+        (waveform samples or cached frames; tokens) to the epoch's counts."""
+        keys = ("sig", "tokens")
+        if self.hparams.feature_cache:
+            keys = ("audio_feats", "text_feats")
+        for row, key in enumerate(keys):
+            item = getattr(batch, key, None)
+            if item is not None:
+                data, lens = item
+                total = data.shape[0] * data.shape[1]
+                valid = torch.round(lens.float() * data.shape[1]).sum()
+                self.epoch_counts[row] += torch.tensor(
+                    [total - valid.item(), total]
+                )
+        self.epoch_counts[2, 0] += len(batch.id)
+
+    def speed_stats(self, stage_loss):
+        """The training loss and speed figures of an epoch, over all
+        processes: mean loss, fraction of padded input positions per
+        modality, utterances per second."""
+        world = ddp_all_reduce(
+            torch.ones(1, device=self.device), torch.distributed.ReduceOp.SUM
+        )
+        totals = ddp_all_reduce(
+            torch.cat([self.epoch_counts.flatten(), torch.tensor([stage_loss])])
+            .double()
+            .to(self.device),
+            torch.distributed.ReduceOp.SUM,
+        ).cpu()
+        counts, loss = totals[:-1].view(3, 2), totals[-1] / world.item()
+        stats = {"loss": float(loss)}
+        for row, modality in enumerate(("audio", "text")):
+            if counts[row, 1] > 0:
+                stats[f"{modality}_padding"] = float(
+                    counts[row, 0] / counts[row, 1]
+                )
+        seconds = time.time() - self.epoch_start
+        stats["utt_per_s"] = float(counts[2, 0]) / max(seconds, 1e-9)
+        return stats
 
     def compute_objectives(self, predictions, batch, stage):
         """Multi-task loss: CE on classes, 1 - CCC on valence and arousal."""
         labels = batch.label.data.squeeze(-1)
         dims = batch.dims.data
+        # losses and metrics in float32, also under mixed precision
+        predictions = {k: v.float() for k, v in predictions.items()}
         parts = self.hparams.compute_loss(
             predictions["logits"], labels, predictions["dims"], dims
         )
@@ -136,7 +231,7 @@ class MultimodalEmotionBrain(sb.Brain):
         """Logs the epoch; keeps the best validation checkpoint; writes the
         test results."""
         if stage == sb.Stage.TRAIN:
-            self.train_stats = {"loss": stage_loss}
+            self.train_stats = self.speed_stats(stage_loss)
             return
         stats = {"loss": stage_loss, **self.summarize()}
         if stage == sb.Stage.VALID:
@@ -202,9 +297,14 @@ def prediction_row(utt_id, emo, pred_emo, probs, dims, pred_dims, hparams):
     return row
 
 
-def dataio_prep(hparams):
+def dataio_prep(hparams, cached=None):
     """Builds the fold's datasets: 16 kHz mono audio, tokens of the text
-    encoder, the label in a fixed class order, dimensions scaled to 0-1."""
+    encoder (or, with ``cached``, both encoders' cached features), the
+    label in a fixed class order, dimensions scaled to 0-1.
+
+    ``cached`` maps each cached modality to {utterance id: feature file}
+    (from ``prepare_feature_cache``).
+    """
     labels = hparams["labels"]
     text_encoder = hparams["text"]["encoder"]
     n_dims = hparams["n_dims"]
@@ -234,6 +334,12 @@ def dataio_prep(hparams):
         values = torch.tensor([valence, arousal, dominance])[:n_dims]
         return (values - 1.0) / 4.0  # the 1-5 ratings rescaled to 0-1
 
+    inputs = {"sig": audio_pipeline, "tokens": text_pipeline}
+    if cached is not None:
+        inputs = {
+            f"{modality}_feats": feature_pipeline(modality, files)
+            for modality, files in cached.items()
+        }
     paths = fold_paths(
         hparams["prepare_folder"], hparams["protocol"], hparams["fold"]
     )
@@ -241,27 +347,61 @@ def dataio_prep(hparams):
     for split, path in paths.items():
         dataset = sb.dataio.dataset.DynamicItemDataset.from_json(path)
         check_split(dataset, split, path, hparams)
-        for pipeline in (
-            audio_pipeline,
-            text_pipeline,
-            label_pipeline,
-            dims_pipeline,
-        ):
+        for pipeline in (*inputs.values(), label_pipeline, dims_pipeline):
             dataset.add_dynamic_item(pipeline)
         dataset.set_output_keys(
-            [
-                "id",
-                "sig",
-                "tokens",
-                "label",
-                "dims",
-                "emo",
-                "speaker",
-                "improvised",
-            ]
+            ["id", *inputs, "label", "dims", "emo", "speaker", "improvised"]
         )
         datasets[split] = dataset
     return datasets
+
+
+def prepare_feature_cache(hparams, run_opts):
+    """With ``feature_cache``: computes the frozen encoders' features that
+    are not cached yet (main process only; all folds and seeds share them)
+    and returns, on every process, where each utterance's features are."""
+    encoders = {m: hparams[m]["encoder"] for m in ("audio", "text")}
+    layers = {m: hparams[f"{m}_cache_layers"] for m in ("audio", "text")}
+    check_cache_options(
+        hparams["feature_cache"], hparams["freeze_policy"], layers, encoders
+    )
+    if not hparams["feature_cache"]:
+        return None
+    device = run_opts["device"] or sb.utils.distributed.infer_device()
+    paths = fold_paths(
+        hparams["prepare_folder"], hparams["protocol"], hparams["fold"]
+    )
+    return run_on_main(
+        build_feature_caches,
+        kwargs={
+            "folder": hparams["feature_cache_folder"],
+            "encoders": {m: encoders[m] for m in hparams["modalities"]},
+            "layers": layers,
+            "manifests": list(paths.values()),
+            "sample_rate": hparams["sample_rate"],
+            "max_audio_seconds": hparams["max_audio_seconds"],
+            "batch_size": hparams["feature_cache_batch_size"],
+            "device": device,
+        },
+    )
+
+
+def train_loader_options(hparams, train_set):
+    """Fixed batches of ``batch_size`` or, with ``dynamic_batching``,
+    batches of similar durations holding ``max_batch_length`` seconds."""
+    if not hparams["dynamic_batching"]:
+        return hparams["train_dataloader_opts"], None
+    limit = hparams["max_audio_seconds"] or float("inf")
+    sampler = DynamicBatchSampler(
+        train_set,
+        length_func=lambda entry: min(entry["duration"], limit),
+        seed=hparams["seed"],
+        **hparams["dynamic_batch_sampler"],
+    )
+    return {
+        "batch_sampler": sampler,
+        "num_workers": hparams["num_workers"],
+    }, sampler
 
 
 def check_split(dataset, split, path, hparams):
@@ -286,6 +426,8 @@ def check_split(dataset, split, path, hparams):
 def main(argv):
     """Prepares the data, trains one fold, tests the selected checkpoint."""
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    # torchrun: one process per device, joined in one process group
+    ddp_init_group(run_opts)
     with open(hparams_file, encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
 
@@ -305,20 +447,28 @@ def main(argv):
             "skip_missing": hparams["skip_missing"],
         },
     )
-    datasets = dataio_prep(hparams)
+    # Frozen encoders: their features are computed once and read back
+    cached = prepare_feature_cache(hparams, run_opts)
+    datasets = dataio_prep(hparams, cached)
+    modules = dict(hparams["modules"])
+    if cached is not None:  # the encoders are not run (they stay on CPU)
+        del modules["audio_encoder"], modules["text_encoder"]
 
     brain = MultimodalEmotionBrain(
-        modules=hparams["modules"],
+        modules=modules,
         opt_class=hparams["opt_class"],
         hparams=hparams,
         run_opts=run_opts,
         checkpointer=hparams["checkpointer"],
     )
+    train_opts, sampler = train_loader_options(hparams, datasets["train"])
+    # SpeechBrain calls set_epoch (a new shuffle per epoch) only on this
+    brain.train_sampler = sampler
     brain.fit(
         epoch_counter=hparams["epoch_counter"],
         train_set=datasets["train"],
         valid_set=datasets["valid"],
-        train_loader_kwargs=hparams["train_dataloader_opts"],
+        train_loader_kwargs=train_opts,
         valid_loader_kwargs=hparams["valid_dataloader_opts"],
     )
     # The checkpoint with the best validation score; the test speaker is
@@ -333,6 +483,11 @@ def main(argv):
 if __name__ == "__main__":
     try:
         main(sys.argv[1:])
-    except (IEMOCAPError, FoldError, AudioFileError) as error:
+    except (
+        IEMOCAPError,
+        FoldError,
+        AudioFileError,
+        FeatureCacheError,
+    ) as error:
         # bad input: one clear line naming the file and the problem
         sys.exit(f"{type(error).__name__}: {error}")

@@ -6,6 +6,7 @@ from speechbrain_mtmm.nnet.fusion import (
     PooledFusion,
 )
 from speechbrain_mtmm.nnet.heads import EmotionHeads
+from speechbrain_mtmm.nnet.layer_sum import WeightedLayerSum
 from speechbrain_mtmm.nnet.masking import (
     RandomModalityMasking,
     masked_modality_features,
@@ -21,5 +22,6 @@ __all__ = [
     "PooledFusion",
     "RandomModalityMasking",
     "SelfAttentionRefinement",
+    "WeightedLayerSum",
     "masked_modality_features",
 ]

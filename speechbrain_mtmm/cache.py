@@ -1,0 +1,667 @@
+"""Frozen-encoder features computed once, stored on disk, shared by all runs.
+
+With frozen encoders (``freeze_policy: frozen``) the features of an
+utterance never change during training, yet an uncached run recomputes them
+for every utterance, every epoch, every fold and every seed. Here they are
+computed once per corpus into float16 files beside the prepared data, so
+all folds and seeds of a cross-validation read them back instead of running
+HuBERT/DeBERTa again (EmoBox does the same for its frozen features).
+
+Layout (``folder`` is ``<prepare_folder>/feature_cache`` in the recipe)::
+
+    <folder>/
+        audio-<key>/          one folder per encoder + layers + audio setup
+            spec.json         what <key> was computed from, readable
+            index.json        item -> utterance id and tensor shape
+            <item>.npy        float16 features (frames, layers, dim)
+        text-<key>/           the same for the text encoder
+
+``<key>`` (16 hex digits) is a SHA-256 over the folder's spec: the cache
+format version, the modality, the encoder class and ``source``, a
+fingerprint of the encoder (its config, its preprocessing flags and the
+bytes of every weight and buffer, see :func:`encoder_fingerprint`), the
+layer selection (normalised, so ``-1`` and the last index are one key) and,
+for audio, the sample rate and ``max_audio_seconds``. ``<item>`` (24 hex
+digits) is a SHA-256 over what one utterance's features come from: for
+audio, the absolute path, size and modification time (ns) of its file; for
+text, the transcript and its token ids (so the tokenizer and its
+``max_length`` are in the key). A changed encoder, layer choice, crop
+length, audio file or transcript therefore maps to another file name, and
+a cached tensor is never served stale. Files are written under a temporary
+name and renamed into place, so a killed build leaves no partial file and
+concurrent builds of the same item are harmless. The item files are the
+truth; ``index.json`` is a listing for people and tools.
+
+Features are computed in float32 (no autocast), in batches sorted by
+length, and cropped to each utterance's own valid frames (from the conv
+arithmetic of HF audio models, or the token count), so an utterance gets
+the features it would get alone, up to float noise. Encoders without a
+length formula are run one utterance at a time.
+
+Authors
+-------
+ * speechbrain-mtmm contributors, 2026
+"""
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import speechbrain as sb
+import torch
+from speechbrain.utils.data_utils import batch_pad_right
+from speechbrain.utils.logger import get_logger
+
+from speechbrain_mtmm.data.audio import load_audio
+
+logger = get_logger(__name__)
+
+CACHE_VERSION = 1
+MODALITIES = ("audio", "text")
+# Attributes of our encoders that change their output besides the weights
+_PREPROCESSING = (
+    "normalize_wav",
+    "use_attention_mask",
+    "output_norm",
+    "pad_id",
+)
+
+
+class FeatureCacheError(ValueError):
+    """A feature-cache option that cannot work; the message says why."""
+
+
+def encoder_fingerprint(encoder):
+    """SHA-256 of everything in an encoder that decides its features.
+
+    The class, the config (HF encoders) or module structure (others), the
+    preprocessing flags (waveform normalisation, attention mask, output
+    norm, pad id) and the bytes, dtype and shape of every tensor in its
+    ``state_dict``. Hashing HuBERT-large + DeBERTaV3-large (~3 GB of
+    weights) takes a few seconds, once per run.
+
+    Arguments
+    ---------
+    encoder : torch.nn.Module
+        An encoder of :mod:`speechbrain_mtmm.encoders`.
+
+    Returns
+    -------
+    str
+        64 hex digits.
+
+    Example
+    -------
+    >>> encoder = torch.nn.Linear(2, 2)
+    >>> before = encoder_fingerprint(encoder)
+    >>> before == encoder_fingerprint(encoder)
+    True
+    >>> with torch.no_grad():
+    ...     encoder.weight[0, 0] += 1e-6
+    >>> before == encoder_fingerprint(encoder)
+    False
+    """
+    digest = hashlib.sha256()
+
+    def add(text):
+        digest.update(str(text).encode("utf-8") + b"\0")
+
+    add(f"{type(encoder).__module__}.{type(encoder).__qualname__}")
+    config = getattr(encoder, "config", None)
+    add(config.to_json_string() if config is not None else repr(encoder))
+    for name in _PREPROCESSING:
+        add(f"{name}={getattr(encoder, name, None)!r}")
+    for name, tensor in encoder.state_dict().items():
+        tensor = tensor.detach().cpu().contiguous()
+        add(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}")
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def normalize_layers(encoder, layers):
+    """Layer selection as non-negative ``hidden_states`` indices.
+
+    Arguments
+    ---------
+    encoder : torch.nn.Module
+        The encoder.
+    layers : list of int or None
+        Indices into the encoder's hidden states (``-1`` = last); None
+        means the encoder's own ``layer``. Encoders without hidden states
+        (the light pair) take only None or ``[-1]``: their output.
+
+    Returns
+    -------
+    list of int
+        Normalised indices (``[-1]`` for encoders without hidden states).
+
+    Example
+    -------
+    >>> from speechbrain_mtmm.encoders import FbankAudioEncoder
+    >>> normalize_layers(FbankAudioEncoder(d_model=8), None)
+    [-1]
+    """
+    num_layers = getattr(encoder, "num_layers", None)
+    if num_layers is None:  # no hidden states: the output is the one layer
+        if layers not in (None, [-1]):
+            raise FeatureCacheError(
+                f"{type(encoder).__name__} has no hidden layers to choose "
+                f"from; use [-1] (its output), not {layers}"
+            )
+        return [-1]
+    if layers is None:
+        return [encoder.layer]
+    if isinstance(layers, int):
+        layers = [layers]
+    if not layers:
+        raise FeatureCacheError("the cached layer list is empty")
+    normalised = []
+    for layer in layers:
+        if not -(num_layers + 1) <= int(layer) <= num_layers:
+            raise FeatureCacheError(
+                f"layer {layer} out of range for {num_layers} layers "
+                f"(hidden states 0..{num_layers})"
+            )
+        normalised.append(int(layer) % (num_layers + 1))
+    return normalised
+
+
+def valid_frames(encoder, n_inputs):
+    """Number of output frames an encoder gives for ``n_inputs`` inputs.
+
+    Arguments
+    ---------
+    encoder : torch.nn.Module
+        The encoder.
+    n_inputs : int or torch.Tensor
+        Valid samples (audio) or tokens (text).
+
+    Returns
+    -------
+    torch.Tensor or None
+        Frame counts (the token count for text encoders, the conv stack's
+        output length for HF audio models); None when unknown.
+
+    Example
+    -------
+    >>> from speechbrain_mtmm.tiny_models import build_tiny_hubert
+    >>> from speechbrain_mtmm.encoders import HFAudioEncoder
+    >>> encoder = HFAudioEncoder(build_tiny_hubert(getfixture("tmpdir")))
+    >>> valid_frames(encoder, torch.tensor([16000, 8000])).tolist()
+    [49, 24]
+    """
+    n_inputs = torch.as_tensor(n_inputs)
+    if encoder.modality == "text":
+        return n_inputs.long()
+    model = getattr(encoder, "model", None)
+    formula = getattr(model, "_get_feat_extract_output_lengths", None)
+    if formula is None:
+        return None
+    return formula(n_inputs.long()).long()
+
+
+def output_lens(encoder, lens, n_inputs, n_frames):
+    """Relative lengths of an encoder's output frames, exact when known.
+
+    The output of a strided conv stack has ``valid_frames(samples)`` valid
+    frames per utterance, which ``round(lens * n_frames)`` misses by one
+    frame for many utterances. Both the cached and the uncached path use
+    this, so they treat exactly the same frames as valid.
+
+    Arguments
+    ---------
+    encoder : torch.nn.Module
+        The encoder that produced the frames.
+    lens : torch.Tensor
+        Relative lengths of the input ``(batch,)``.
+    n_inputs : int
+        Padded input length (samples or tokens).
+    n_frames : int
+        Padded output length (frames).
+
+    Returns
+    -------
+    torch.Tensor
+        Relative output lengths ``(batch,)`` (``lens`` itself when the
+        encoder has no length formula).
+
+    Example
+    -------
+    >>> from speechbrain_mtmm.encoders import FbankAudioEncoder
+    >>> output_lens(FbankAudioEncoder(d_model=8), torch.tensor([1.0]), 9, 3)
+    tensor([1.])
+    """
+    samples = torch.round(lens.float() * n_inputs)
+    frames = valid_frames(encoder, samples.cpu())
+    if frames is None:
+        return lens
+    frames = frames.to(lens.device).clamp(min=1, max=n_frames)
+    return frames.float() / n_frames
+
+
+def load_features(path):
+    """Reads one cached tensor (float16).
+
+    Arguments
+    ---------
+    path : str
+        An ``<item>.npy`` file of a cache folder.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(frames, layers, dim)``, float16.
+    """
+    return torch.from_numpy(np.load(path))
+
+
+def feature_pipeline(modality, files):
+    """A data-pipeline item that reads an utterance's cached features.
+
+    Arguments
+    ---------
+    modality : str
+        "audio" or "text"; the item provides ``<modality>_feats``.
+    files : dict
+        Utterance id -> cached file (from :meth:`FeatureCache.build`).
+
+    Returns
+    -------
+    callable
+        A SpeechBrain dynamic item taking ``id``.
+
+    Example
+    -------
+    >>> path = str(getfixture("tmpdir") / "a.npy")
+    >>> np.save(path, np.zeros((4, 1, 2), dtype=np.float16))
+    >>> data = sb.dataio.dataset.DynamicItemDataset({"u1": {}})
+    >>> data.add_dynamic_item(feature_pipeline("audio", {"u1": path}))
+    >>> data.set_output_keys(["audio_feats"])
+    >>> data[0]["audio_feats"].shape, data[0]["audio_feats"].dtype
+    (torch.Size([4, 1, 2]), torch.float16)
+    """
+
+    @sb.utils.data_pipeline.takes("id")
+    @sb.utils.data_pipeline.provides(f"{modality}_feats")
+    def cached_features(utt_id):
+        return load_features(files[utt_id])
+
+    return cached_features
+
+
+class FeatureCache:
+    """The on-disk feature cache of one frozen encoder.
+
+    Arguments
+    ---------
+    root : str or path-like
+        The cache root; this cache lives in ``<root>/<modality>-<key>``.
+    encoder : torch.nn.Module
+        The (frozen) encoder whose features are cached.
+    layers : list of int, optional
+        Hidden states to cache (None: the encoder's ``layer``); see
+        :func:`normalize_layers`.
+    sample_rate : int
+        Sample rate audio is loaded at (audio encoders).
+    max_audio_seconds : float, optional
+        Audio longer than this is cropped (audio encoders).
+
+    Example
+    -------
+    >>> from speechbrain_mtmm.encoders import TokenEmbeddingTextEncoder
+    >>> encoder = TokenEmbeddingTextEncoder(d_model=8, freeze="frozen")
+    >>> cache = FeatureCache(getfixture("tmpdir"), encoder)
+    >>> cache.folder.name.startswith("text-"), len(cache.key)
+    (True, 16)
+    >>> files = cache.build({"u1": {"text": "Excuse me."},
+    ...                      "u2": {"text": "Yeah."}})
+    >>> feats = load_features(files["u1"])
+    >>> feats.shape, feats.dtype
+    (torch.Size([4, 1, 8]), torch.float16)
+    >>> cache.build({"u1": {"text": "Excuse me."}}) == {"u1": files["u1"]}
+    True
+    """
+
+    def __init__(
+        self,
+        root,
+        encoder,
+        layers=None,
+        sample_rate=16000,
+        max_audio_seconds=None,
+    ):
+        if encoder.modality not in MODALITIES:
+            raise FeatureCacheError(f"unknown modality {encoder.modality!r}")
+        self.encoder = encoder
+        self.modality = encoder.modality
+        self.layers = normalize_layers(encoder, layers)
+        self.sample_rate = int(sample_rate)
+        self.max_audio_seconds = (
+            None if max_audio_seconds is None else float(max_audio_seconds)
+        )
+        self.spec = {
+            "version": CACHE_VERSION,
+            "modality": self.modality,
+            "encoder": type(encoder).__name__,
+            "source": str(getattr(encoder, "source", type(encoder).__name__)),
+            "fingerprint": encoder_fingerprint(encoder),
+            "layers": self.layers,
+            "dtype": "float16",
+            "layout": "(frames, layers, dim)",
+        }
+        if self.modality == "audio":
+            self.spec["sample_rate"] = self.sample_rate
+            self.spec["max_audio_seconds"] = self.max_audio_seconds
+        text = json.dumps(self.spec, sort_keys=True)
+        self.key = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+        self.folder = Path(root) / f"{self.modality}-{self.key}"
+
+    def item_key(self, utt_id, entry):
+        """The file key of one utterance (see the module docstring).
+
+        Arguments
+        ---------
+        utt_id : str
+            Utterance id (for error messages).
+        entry : dict
+            Its manifest entry: ``wav`` (audio) or ``text`` (text).
+
+        Returns
+        -------
+        str
+            24 hex digits.
+        """
+        if self.modality == "audio":
+            path = os.path.abspath(entry["wav"])
+            try:
+                stat = os.stat(path)
+            except OSError as error:
+                raise FeatureCacheError(f"{utt_id}: {error}") from None
+            what = f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}"
+        else:
+            ids = self._tokens(utt_id, entry).tolist()
+            what = f"{entry['text']}\0{ids}"
+        return hashlib.sha256(what.encode("utf-8")).hexdigest()[:24]
+
+    def files(self, entries):
+        """Where each utterance's features are (or will be) cached.
+
+        Arguments
+        ---------
+        entries : dict
+            Utterance id -> manifest entry.
+
+        Returns
+        -------
+        dict
+            Utterance id -> path of its ``.npy`` file (as str).
+        """
+        return {
+            utt_id: str(self.folder / f"{self.item_key(utt_id, entry)}.npy")
+            for utt_id, entry in entries.items()
+        }
+
+    def build(self, entries, device="cpu", batch_size=8):
+        """Computes the features missing from the cache.
+
+        Arguments
+        ---------
+        entries : dict
+            Utterance id -> manifest entry (``wav`` + ``duration`` for audio,
+            ``text`` for text).
+        device : str
+            Where the encoder runs (it is moved back afterwards).
+        batch_size : int
+            Utterances per encoder call.
+
+        Returns
+        -------
+        dict
+            Utterance id -> cached file, for every entry.
+        """
+        files = self.files(entries)
+        todo = {}
+        for utt_id, path in files.items():
+            if not os.path.exists(path):
+                todo.setdefault(path, utt_id)
+        if todo:
+            logger.info(
+                f"Feature cache {self.folder}: computing {len(todo)} of "
+                f"{len(files)} utterances"
+            )
+            self.folder.mkdir(parents=True, exist_ok=True)
+            _atomic_write_text(
+                self.folder / "spec.json", json.dumps(self.spec, indent=2)
+            )
+            items = [
+                (path, utt_id, entries[utt_id]) for path, utt_id in todo.items()
+            ]
+            shapes = self._compute(items, device, batch_size)
+            self._update_index(
+                {Path(p).stem: {"id": todo[p], "shape": s} for p, s in shapes}
+            )
+        else:
+            logger.info(f"Feature cache {self.folder}: all {len(files)} hit")
+        return files
+
+    def encode(self, inputs, lens):
+        """Runs the encoder and stacks the selected layers.
+
+        Arguments
+        ---------
+        inputs : torch.Tensor
+            Padded waveforms or token ids ``(batch, length)``.
+        lens : torch.Tensor
+            Relative lengths ``(batch,)``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(layers, batch, frames, dim)``, float32.
+        """
+        encoder = self.encoder
+        if self.layers == [-1] or self.layers == [encoder.layer]:
+            return encoder(inputs, lens).unsqueeze(0)
+        saved = encoder.output_all_hiddens
+        encoder.output_all_hiddens = True
+        try:
+            hiddens = encoder(inputs, lens)
+        finally:
+            encoder.output_all_hiddens = saved
+        return hiddens[self.layers]
+
+    def _tokens(self, utt_id, entry):
+        text = entry.get("text")
+        if not text or not text.strip():
+            raise FeatureCacheError(f"{utt_id}: empty transcript")
+        return self.encoder.tokenize(text)
+
+    def _input(self, utt_id, entry):
+        if self.modality == "text":
+            return self._tokens(utt_id, entry)
+        return load_audio(
+            entry["wav"], self.sample_rate, self.max_audio_seconds
+        )
+
+    def _sort_key(self, item):
+        _, utt_id, entry = item
+        if self.modality == "audio":
+            return float(entry.get("duration", 0.0))
+        return len(entry.get("text", ""))
+
+    def _compute(self, items, device, batch_size):
+        encoder = self.encoder
+        params = list(encoder.parameters())
+        home = params[0].device if params else torch.device("cpu")
+        was_training = encoder.training
+        exact = valid_frames(encoder, 1) is not None
+        batch_size = max(1, int(batch_size)) if exact else 1
+        encoder.to(device).eval()
+        shapes = []
+        items = sorted(items, key=self._sort_key)
+        try:
+            for start in range(0, len(items), batch_size):
+                chunk = items[start : start + batch_size]
+                inputs = [self._input(utt_id, e) for _, utt_id, e in chunk]
+                padded, lens = batch_pad_right(inputs)
+                with torch.no_grad():
+                    hiddens = self.encode(padded.to(device), lens.to(device))
+                frames = [hiddens.shape[2]] * len(chunk)
+                if exact:
+                    sizes = torch.tensor([len(x) for x in inputs])
+                    frames = valid_frames(encoder, sizes).tolist()
+                for i, (path, _, _) in enumerate(chunk):
+                    feats = hiddens[:, i, : max(1, frames[i])].transpose(0, 1)
+                    feats = feats.to(torch.float16).cpu().numpy()
+                    _atomic_save_array(path, feats)
+                    shapes.append((path, list(feats.shape)))
+        finally:
+            encoder.to(home)
+            encoder.train(was_training)
+        return shapes
+
+    def _update_index(self, new_items):
+        path = self.folder / "index.json"
+        index = {"spec": self.spec, "items": {}}
+        if path.exists():
+            try:
+                with open(path, encoding="utf-8") as fin:
+                    index["items"] = json.load(fin).get("items", {})
+            except (OSError, ValueError):
+                logger.warning(f"Rewriting an unreadable {path}")
+        index["items"].update(new_items)
+        _atomic_write_text(path, json.dumps(index, indent=1, sort_keys=True))
+
+
+def check_cache_options(feature_cache, freeze_policy, layers, encoders):
+    """Stops on option combinations the feature cache cannot honour.
+
+    Arguments
+    ---------
+    feature_cache : bool
+        Whether features are cached.
+    freeze_policy : str
+        The encoders' freeze policy; caching needs "frozen".
+    layers : dict
+        Modality -> requested cached layers (list or None).
+    encoders : dict
+        Modality -> encoder.
+
+    Raises
+    ------
+    FeatureCacheError
+        With one line saying what to change.
+
+    Example
+    -------
+    >>> check_cache_options(True, "paper", {}, {})
+    Traceback (most recent call last):
+    ...
+    speechbrain_mtmm.cache.FeatureCacheError: feature_cache: True needs \
+freeze_policy: frozen (got 'paper'): fine-tuned encoders change their \
+features at every step, so they cannot be cached
+    """
+    if feature_cache and freeze_policy != "frozen":
+        raise FeatureCacheError(
+            "feature_cache: True needs freeze_policy: frozen (got "
+            f"{freeze_policy!r}): fine-tuned encoders change their features "
+            "at every step, so they cannot be cached"
+        )
+    for modality, encoder in encoders.items():
+        chosen = normalize_layers(encoder, layers.get(modality))
+        if not feature_cache and chosen != normalize_layers(encoder, None):
+            raise FeatureCacheError(
+                f"{modality}_cache_layers {layers.get(modality)} differs "
+                "from the encoder's layer: choosing (several) cached layers "
+                "needs feature_cache: True"
+            )
+
+
+def read_manifests(paths):
+    """The union of the utterances of several manifest files.
+
+    Arguments
+    ---------
+    paths : iterable of str
+        JSON manifests (utterance id -> entry), e.g. a fold's splits.
+
+    Returns
+    -------
+    dict
+        Utterance id -> entry.
+    """
+    entries = {}
+    for path in paths:
+        with open(path, encoding="utf-8") as fin:
+            entries.update(json.load(fin))
+    return entries
+
+
+def build_feature_caches(
+    folder,
+    encoders,
+    layers,
+    manifests,
+    sample_rate=16000,
+    max_audio_seconds=None,
+    batch_size=8,
+    device="cpu",
+):
+    """Fills the caches of several encoders; returns where the files are.
+
+    Run it on the main process only (``run_on_main``): the other processes
+    receive the returned mapping.
+
+    Arguments
+    ---------
+    folder : str
+        The cache root (``<prepare_folder>/feature_cache``).
+    encoders : dict
+        Modality -> frozen encoder.
+    layers : dict
+        Modality -> hidden states to cache (None: the encoder's layer).
+    manifests : iterable of str
+        Manifests whose utterances are cached (a fold's splits cover the
+        whole corpus in both protocols, so the first fold fills it).
+    sample_rate : int
+        Audio sample rate.
+    max_audio_seconds : float, optional
+        Audio crop length.
+    batch_size : int
+        Utterances per encoder call.
+    device : str
+        Where the encoders run while caching.
+
+    Returns
+    -------
+    dict
+        Modality -> (utterance id -> cached file).
+    """
+    entries = read_manifests(manifests)
+    files = {}
+    for modality, encoder in encoders.items():
+        cache = FeatureCache(
+            folder,
+            encoder,
+            layers.get(modality),
+            sample_rate=sample_rate,
+            max_audio_seconds=max_audio_seconds,
+        )
+        files[modality] = cache.build(entries, device, batch_size)
+    return files
+
+
+def _atomic_save_array(path, array):
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as fout:
+        np.save(fout, array)
+    os.replace(tmp, path)
+
+
+def _atomic_write_text(path, text):
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fout:
+        fout.write(text)
+    os.replace(tmp, path)
