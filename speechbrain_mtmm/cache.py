@@ -76,11 +76,12 @@ class FeatureCacheError(ValueError):
 def encoder_fingerprint(encoder):
     """SHA-256 of everything in an encoder that decides its features.
 
-    The class, the config (HF encoders) or module structure (others), the
-    preprocessing flags (waveform normalisation, attention mask, output
-    norm, pad id) and the bytes, dtype and shape of every tensor in its
-    ``state_dict``. Hashing HuBERT-large + DeBERTaV3-large (~3 GB of
-    weights) takes a few seconds, once per run.
+    The class, the config (HF encoders; without ``_name_or_path``) or the
+    module structure (others), the preprocessing flags (waveform
+    normalisation, attention mask, output norm, pad id) and the bytes,
+    dtype and shape of every tensor in its ``state_dict``. Hashing
+    HuBERT-large + DeBERTaV3-large (~3 GB of weights) takes a few seconds,
+    once per run.
 
     Arguments
     ---------
@@ -110,7 +111,13 @@ def encoder_fingerprint(encoder):
 
     add(f"{type(encoder).__module__}.{type(encoder).__qualname__}")
     config = getattr(encoder, "config", None)
-    add(config.to_json_string() if config is not None else repr(encoder))
+    if config is None:
+        add(repr(encoder))
+    else:  # where the model was loaded from is not its content
+        config = {
+            k: v for k, v in config.to_dict().items() if k != "_name_or_path"
+        }
+        add(json.dumps(config, sort_keys=True, default=str))
     for name in _PREPROCESSING:
         add(f"{name}={getattr(encoder, name, None)!r}")
     for name, tensor in encoder.state_dict().items():
