@@ -100,7 +100,11 @@ class AtomicCheckpointer(Checkpointer):
             meta or {}, end_of_epoch, name, verbosity=logging.DEBUG
         )
         ddp_barrier()
+        # Under DDP every process lists the checkpoints right after saving
+        # (save_and_keep_only): all must see the renamed folder, or they
+        # disagree on what to delete and wait on each other forever
         if staged is None:
+            ddp_barrier()  # until the main process has renamed it
             return None
         final = staged.path.with_name(staged.path.name[len(STAGING_PREFIX) :])
         if final.exists():  # a custom name saved again: replace it
@@ -108,6 +112,7 @@ class AtomicCheckpointer(Checkpointer):
             os.replace(final, trash)
             shutil.rmtree(trash)
         os.replace(staged.path, final)
+        ddp_barrier()
         kind = "end-of-epoch" if end_of_epoch else "intra-epoch"
         logger.log(verbosity, f"Saved an {kind} checkpoint in {final}")
         paramfiles = {k: final / p.name for k, p in staged.paramfiles.items()}
