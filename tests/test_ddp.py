@@ -1,0 +1,152 @@
+"""Multi-process training: torchrun + SpeechBrain DDP, on CPU with gloo.
+
+Two processes train one fold together: each sees half of the training set
+per epoch (SpeechBrain's DistributedSampler), gradients are averaged by
+DistributedDataParallel, validation and test run in full on every process
+(SpeechBrain does not shard them, so the metrics are the same everywhere)
+and only the main process writes the log, checkpoints and results.
+
+Without a barrier after the checkpoint folder is renamed into place
+(speechbrain_mtmm.checkpoints), the two processes could list different
+checkpoints when deleting old ones and deadlock (2 runs of this file in 5
+hung before that fix, 0 in 6 after); a hang fails the test after 5
+minutes.
+"""
+
+import json
+import math
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from speechbrain_mtmm.data.folds import fold_paths
+from speechbrain_mtmm.demo import RECIPE, recipe_command
+
+
+@pytest.fixture(scope="module")
+def tiny_hf(tmp_path_factory, synthetic_prepared):
+    from speechbrain_mtmm.tiny_models import (
+        build_tiny_deberta_v2,
+        build_tiny_hubert,
+    )
+
+    folder = tmp_path_factory.mktemp("ddp_models")
+    with open(synthetic_prepared / "iemocap.json") as fin:
+        texts = [e["text"] for e in json.load(fin).values()]
+    return (
+        build_tiny_hubert(folder / "hubert"),
+        build_tiny_deberta_v2(folder / "deberta", texts),
+    )
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def torchrun(corpus, prepared, output, audio, text, extra):
+    command = recipe_command(
+        corpus / "IEMOCAP_full_release", prepared, output, audio, text, extra
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={free_port()}",
+        *command[1:],
+        "--distributed_backend=gloo",
+    ]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    process = subprocess.Popen(
+        command,
+        cwd=RECIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        log, _ = process.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        # a deadlocked process group: stop torchrun and both workers
+        os.killpg(process.pid, signal.SIGKILL)
+        log, _ = process.communicate()
+        pytest.fail(f"torchrun hung (deadlock?):\n{log[-5000:]}")
+    if process.returncode != 0:
+        pytest.fail(f"torchrun failed:\n{log[-5000:]}")
+    return log
+
+
+def check_one_complete_run(output, log, prepared, epochs, batch_size=8):
+    """Every epoch logged once, results written once, the training set
+    split between the two processes."""
+    with open(output / "train_log.txt") as fin:
+        logged = re.findall(r"^epoch: (\d+),", fin.read(), re.M)
+    assert logged == [str(e) for e in range(1, epochs + 1)]
+    with open(output / "test_predictions.jsonl") as fin:
+        ids = [json.loads(line)["id"] for line in fin]
+    with open(fold_paths(prepared, "speaker", 1)["test"]) as fin:
+        assert sorted(ids) == sorted(json.load(fin))  # each exactly once
+    results = json.loads((output / "test_results.json").read_text())
+    assert results["n"] == len(ids) and math.isfinite(results["UA"])
+    with open(fold_paths(prepared, "speaker", 1)["train"]) as fin:
+        n_train = len(json.load(fin))
+    return n_train
+
+
+def test_two_processes_fine_tune_one_fold_and_write_results_once(
+    tmp_path, synthetic_corpus, synthetic_prepared
+):
+    output = tmp_path / "run"
+    log = torchrun(
+        synthetic_corpus,
+        synthetic_prepared,
+        output,
+        "fbank",
+        "hashing",
+        {"number_of_epochs": 2},
+    )
+    n_train = check_one_complete_run(output, log, synthetic_prepared, 2)
+    # the main process's progress bar counts its own half of the batches
+    per_process = math.ceil(math.ceil(n_train / 2) / 8)
+    assert per_process < math.ceil(n_train / 8)
+    assert f"| 0/{per_process} [" in log
+
+
+def test_two_processes_train_from_the_feature_cache(
+    tmp_path, synthetic_corpus, synthetic_prepared, tiny_hf
+):
+    """The cache is built once by the main process; both read it; the
+    learned layer sum and dynamic batches work under DDP too."""
+    output = tmp_path / "run"
+    cache = tmp_path / "cache"
+    log = torchrun(
+        synthetic_corpus,
+        synthetic_prepared,
+        output,
+        *tiny_hf,
+        {
+            "number_of_epochs": 2,
+            "freeze_policy": "frozen",
+            # booleans as strings: the overrides go through YAML
+            "feature_cache": "True",
+            "feature_cache_folder": str(cache),
+            "audio_cache_layers": [1, 2],
+            "dynamic_batching": "True",
+            "max_batch_length": 10.0,
+        },
+    )
+    check_one_complete_run(output, log, synthetic_prepared, 2)
+    assert log.count("computing") == 2  # audio and text, once each
+    assert sorted(p.name.split("-")[0] for p in cache.iterdir()) == [
+        "audio",
+        "text",
+    ]
