@@ -610,7 +610,8 @@ class MultimodalEmotionRecognizer(Pretrained):
             inputs = [encoder.tokenize(text) for text in inputs]
         padded, lens = batch_pad_right(inputs)
         padded, lens = padded.to(self.device), lens.to(self.device)
-        return encoder(padded, lens), lens
+        feats = encoder(padded, lens)
+        return feats, encoder.output_lens(lens, padded.shape[1], feats.shape[1])
 
     def _result(self, utt, probs, dims):
         labels = self.hparams.labels
