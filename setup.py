@@ -41,6 +41,10 @@ setup(
         "dev": ["pytest>=7", "ruff>=0.5"],
     },
     entry_points={
-        "console_scripts": [],
+        "console_scripts": [
+            "mtmm-predict = speechbrain_mtmm.predict:main",
+            "mtmm-export = speechbrain_mtmm.export:main",
+            "mtmm-cv = speechbrain_mtmm.cv:main",
+        ],
     },
 )

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import yaml
 
+from speechbrain_mtmm.cv import format_override
+
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "IEMOCAP"
 TINY_OVERRIDES = RECIPE / "hparams" / "tiny_overrides.yaml"
 
@@ -80,16 +82,8 @@ def recipe_command(
         device="cpu",
     )
     overrides.update(extra or {})
-    args = [f"--{key}={_yaml_value(value)}" for key, value in overrides.items()]
+    args = [f"--{key}={format_override(v)}" for key, v in overrides.items()]
     return [sys.executable, "train.py", "hparams/iemocap.yaml", *args]
-
-
-def _yaml_value(value):
-    if value is None:
-        return "null"
-    if isinstance(value, (list, dict, bool)):
-        return yaml.safe_dump(value, default_flow_style=True).strip()
-    return str(value)
 
 
 def build_tiny_encoders(folder, texts):

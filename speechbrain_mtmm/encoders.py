@@ -171,6 +171,30 @@ class _FreezableEncoder(nn.Module):
         self._apply_freeze()
         return self
 
+    def output_lens(self, lens, num_inputs, num_frames):
+        """Relative lengths of the output frames of a padded batch.
+
+        Text encoders keep one output per token, so this returns ``lens``;
+        audio encoders override it with the exact frame count of each
+        utterance's valid samples, so that downstream masks never count a
+        frame computed partly from padding.
+
+        Arguments
+        ---------
+        lens : torch.Tensor or None
+            ``(batch,)`` relative lengths of the inputs.
+        num_inputs : int
+            Padded input length (samples or tokens).
+        num_frames : int
+            Padded output length (frames).
+
+        Returns
+        -------
+        torch.Tensor or None
+            ``(batch,)`` relative lengths of the outputs.
+        """
+        return lens
+
     def forward(self, inputs, lens=None):
         """Encodes a padded batch.
 
@@ -356,6 +380,29 @@ class HFAudioEncoder(_HFEncoder):
                 "feature_extractor to freeze"
             )
         return modules
+
+    def output_lens(self, lens, num_inputs, num_frames):
+        """Exact relative lengths of the output frames (see the base class).
+
+        Arguments
+        ---------
+        lens : torch.Tensor or None
+            ``(batch,)`` relative lengths of the waveforms.
+        num_inputs : int
+            Padded number of samples.
+        num_frames : int
+            Padded number of output frames.
+
+        Returns
+        -------
+        torch.Tensor or None
+            ``(batch,)`` relative lengths of the frames.
+        """
+        if lens is None:
+            return None
+        samples = torch.round(lens.float() * num_inputs).long()
+        frames = self.model._get_feat_extract_output_lengths(samples)
+        return frames.clamp(1, num_frames).float() / num_frames
 
     def _encode(self, wav, lens):
         mask = _lens_to_mask(lens, wav.shape[1], wav.device)
@@ -565,9 +612,7 @@ class FbankAudioEncoder(_FreezableEncoder):
             ~length_to_mask(samples, wav.shape[1], dtype=torch.bool), 0.0
         )
         feats = self.fbank(wav)  # (B, T, n_mels), centred frames
-        hop = self.fbank.compute_STFT.hop_length
-        frames = torch.div(samples, hop, rounding_mode="floor") + 1
-        frames = frames.clamp(max=feats.shape[1])
+        frames = self._stft_frames(samples).clamp(max=feats.shape[1])
         mask = length_to_mask(frames, feats.shape[1], dtype=torch.bool)
         mask = mask.unsqueeze(-1)
         count = mask.sum(1, keepdim=True).clamp(min=1)
@@ -578,18 +623,47 @@ class FbankAudioEncoder(_FreezableEncoder):
             x = x.masked_fill(~mask, 0.0)
             x = conv(x.transpose(1, 2)).transpose(1, 2)
             x = self.dropout(norm(F.gelu(x)))
-            pad, kernel = conv.padding[0], conv.kernel_size[0]
-            frames = (
-                torch.div(
-                    frames + 2 * pad - kernel,
-                    self.stride,
-                    rounding_mode="floor",
-                ).clamp(min=0)
-                + 1
-            )
+            frames = self._conv_frames(conv, frames)
             mask = length_to_mask(frames, x.shape[1], dtype=torch.bool)
             mask = mask.unsqueeze(-1)
         return x
+
+    def _stft_frames(self, samples):
+        hop = self.fbank.compute_STFT.hop_length
+        return torch.div(samples, hop, rounding_mode="floor") + 1
+
+    def _conv_frames(self, conv, frames):
+        pad, kernel = conv.padding[0], conv.kernel_size[0]
+        return (
+            torch.div(
+                frames + 2 * pad - kernel, self.stride, rounding_mode="floor"
+            ).clamp(min=0)
+            + 1
+        )
+
+    def output_lens(self, lens, num_inputs, num_frames):
+        """Exact relative lengths of the output frames (see the base class).
+
+        Arguments
+        ---------
+        lens : torch.Tensor or None
+            ``(batch,)`` relative lengths of the waveforms.
+        num_inputs : int
+            Padded number of samples.
+        num_frames : int
+            Padded number of output frames.
+
+        Returns
+        -------
+        torch.Tensor or None
+            ``(batch,)`` relative lengths of the frames.
+        """
+        if lens is None:
+            return None
+        frames = self._stft_frames(torch.round(lens.float() * num_inputs))
+        for conv in self.convs:
+            frames = self._conv_frames(conv, frames)
+        return frames.clamp(1, num_frames).float() / num_frames
 
 
 class HashingTokenizer:

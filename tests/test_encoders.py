@@ -120,6 +120,36 @@ def test_audio_relative_lengths_are_preserved_within_one_frame(folders):
         assert abs(valid - from_lens) <= 1
 
 
+@pytest.mark.parametrize("kind", ["hubert", "wavlm", "fbank"])
+def test_output_lens_count_exactly_the_frames_of_each_utterance(folders, kind):
+    from speechbrain_mtmm.nnet.masks import lengths_to_mask, masked_mean
+
+    if kind == "fbank":
+        torch.manual_seed(0)
+        encoder = FbankAudioEncoder(d_model=16).eval()
+    else:
+        encoder = _audio(folders, kind).eval()
+    torch.manual_seed(1)
+    sizes = [39216, 20784, 16001, 7777, 5123]
+    wavs = [torch.randn(n) * 0.3 for n in sizes]
+    batch, lens = _pad_batch(wavs)
+    feats = encoder(batch, lens)
+    out_lens = encoder.output_lens(lens, batch.shape[1], feats.shape[1])
+    mask = lengths_to_mask(out_lens, feats.shape[1])
+    pooled = masked_mean(feats, mask)
+    for i, wav in enumerate(wavs):
+        alone = encoder(wav.unsqueeze(0), torch.ones(1))
+        assert int(mask[i].sum()) == alone.shape[1], sizes[i]
+        torch.testing.assert_close(
+            pooled[i], alone[0].mean(0), atol=1e-4, rtol=0
+        )
+
+
+def test_text_output_lens_are_the_token_lens(folders):
+    lens = torch.tensor([1.0, 0.5])
+    assert _text(folders).output_lens(lens, 10, 10) is lens
+
+
 def test_text_output_shape_is_tokens_by_hidden(folders):
     encoder = _text(folders).eval()
     batch, lens = _pad_batch([encoder.tokenize(t) for t in TEXTS])

@@ -8,6 +8,7 @@ import subprocess
 import time
 
 import pytest
+import yaml
 
 from speechbrain_mtmm.demo import RECIPE, recipe_command
 
@@ -216,6 +217,13 @@ def test_every_variant_runs(
     results = read_json(output / "test_results.json")
     assert REQUIRED_RESULTS <= set(results)
     assert ("CCC_dominance" in results) == (variant.get("n_dims") == 3)
+    # the run really used the variant: SpeechBrain saves the applied overrides
+    with open(output / "hyperparams.yaml") as fin:
+        saved = yaml.safe_load(
+            "\n".join(line for line in fin if re.match(r"^\w+: [^!&*]", line))
+        )
+    for key, value in variant.items():
+        assert saved[key] == value, key
 
 
 def test_encoders_swap_by_source_key(

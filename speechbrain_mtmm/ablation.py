@@ -1,0 +1,339 @@
+"""The paper's ablation table, run as cross-validation sweeps.
+
+Every row of the ablation table of Ispas et al. (ICMI 2023, see PAPER.md
+section 1) is a preset of recipe overrides in ``hparams/ablation/<row>.yaml``
+and every task variant (multi-task, classes only, dimensions only) one in
+``hparams/ablation/tasks/<task>.yaml``. A cell of the table (row x task) is
+one sweep (:mod:`speechbrain_mtmm.cv`) in ``<output>/<row>/<task>/``;
+overrides given on the command line win over both presets (e.g. to shrink
+the models). All runs of all cells share one pool of ``--jobs`` workers,
+then ``<output>/table.md`` (and ``table.json``) puts the paper's numbers
+beside ours::
+
+    python -m speechbrain_mtmm.cv table recipes/IEMOCAP/hparams/iemocap.yaml \\
+        [--rows masking bridge_tokens ...] [--tasks multi classes dims] \\
+        --seeds 1 2 3 [--protocol speaker] [--folds ...] [--jobs N] \\
+        [--output results/cv/ablation] --data_folder=/data/IEMOCAP ...
+
+Authors
+-------
+ * speechbrain-mtmm contributors, 2026
+"""
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import yaml
+
+from speechbrain_mtmm.aggregate import STD_DEFINITION
+from speechbrain_mtmm.cv import (
+    OVERRIDES_HELP,
+    add_sweep_arguments,
+    format_override,
+    parse_overrides,
+    plan_runs,
+    report_failures,
+    run_sweep_or_print,
+    summarize_sweep,
+)
+from speechbrain_mtmm.reports import (
+    PAPER_COLUMNS,
+    format_mean_std,
+    format_score,
+    markdown_table,
+)
+
+ABLATION_DIR = Path(__file__).resolve().parents[1] / "hparams" / "ablation"
+# (preset name, the paper's row), in the paper's order
+ROWS = (
+    ("roberta_no_fusion", "HuBERT + RoBERTa-large, no refinement/fusion"),
+    ("deberta_no_fusion", "HuBERT + DeBERTaV3, no refinement/fusion"),
+    ("self_attention", "+ self-attention refinement"),
+    ("cross_attention", "+ ordinary cross-attention"),
+    ("bridge_tokens", "+ bridge tokens (crossed keys/values)"),
+    ("masking", "+ Random Modality Masking"),
+)
+TASKS = {
+    "multi": ("multi-task", ("UA", "WA", "CCC_valence", "CCC_arousal")),
+    "classes": ("categorical only", ("UA", "WA")),
+    "dims": ("dimensional only", ("CCC_valence", "CCC_arousal")),
+}
+
+
+# PAPER.md section 1, as printed there (mean of 3 seeds, 10-fold speaker-
+# independent): multi-task UAR, WAR (%), CCC-V, CCC-A; categorical-only WAR
+# (%); dimensional-only CCC-V, CCC-A. The single-task rows stop at bridge
+# tokens (None: not reported).
+_PAPER_NUMBERS = {
+    "roberta_no_fusion": (68.30, 66.31, 0.638, 0.673, 65.0, 0.620, 0.674),
+    "deberta_no_fusion": (69.43, 67.22, 0.637, 0.674, 65.5, 0.617, 0.675),
+    "self_attention": (73.92, 73.01, 0.737, 0.676, 72.9, 0.711, 0.687),
+    "cross_attention": (74.68, 74.69, 0.738, 0.685, 73.6, 0.718, 0.686),
+    "bridge_tokens": (75.71, 74.60, 0.748, 0.677, 73.05, 0.714, 0.698),
+    "masking": (75.79, 74.38, 0.744, 0.679, None, None, None),
+}
+
+
+def _paper_cells(ua, wa, v, a, wa_classes, v_dims, a_dims):
+    """One row of the paper's table per task; UAR/WAR as fractions."""
+    return {
+        "multi": {
+            "UA": ua / 100,
+            "WA": wa / 100,
+            "CCC_valence": v,
+            "CCC_arousal": a,
+        },
+        "classes": {"WA": wa_classes and wa_classes / 100},
+        "dims": {"CCC_valence": v_dims, "CCC_arousal": a_dims},
+    }
+
+
+PAPER = {row: _paper_cells(*n) for row, n in _PAPER_NUMBERS.items()}
+
+
+def load_preset(path):
+    """The overrides of a preset file (plain YAML, no tags).
+
+    Arguments
+    ---------
+    path : str or os.PathLike
+        The preset.
+
+    Returns
+    -------
+    dict
+
+    Example
+    -------
+    >>> load_preset(ABLATION_DIR / "self_attention.yaml")["fusion_type"]
+    'pooled_mean'
+    """
+    with open(path, encoding="utf-8") as fin:
+        preset = yaml.safe_load(fin) or {}
+    if not isinstance(preset, dict):
+        raise ValueError(f"{path}: a preset is a mapping of recipe overrides")
+    return preset
+
+
+def cell_overrides(row, task, overrides=None):
+    """The recipe overrides of one cell: row preset, task preset, then the
+    command line's (the later win).
+
+    Arguments
+    ---------
+    row : str
+        A preset name of :data:`ROWS`.
+    task : str
+        A key of :data:`TASKS`.
+    overrides : dict, optional
+        Command-line overrides (strings).
+
+    Returns
+    -------
+    dict
+        Key -> override text.
+
+    Example
+    -------
+    >>> cell = cell_overrides("roberta_no_fusion", "classes",
+    ...                       {"text_source": "hashing"})
+    >>> cell["text_source"], cell["refinement"], cell["selection_metrics"]
+    ('hashing', 'False', '[UA]')
+    """
+    merged = load_preset(ABLATION_DIR / f"{row}.yaml")
+    merged.update(load_preset(ABLATION_DIR / "tasks" / f"{task}.yaml"))
+    merged = {key: format_override(value) for key, value in merged.items()}
+    merged.update(overrides or {})
+    return merged
+
+
+def _ours(results, metric):
+    if results is None or results["summary"]["all"] is None:
+        return "–"
+    return format_mean_std(metric, results["summary"]["all"][metric])
+
+
+def task_table(task, rows, cells):
+    """One task's table: paper and ours side by side per metric.
+
+    Arguments
+    ---------
+    task : str
+        A key of :data:`TASKS`.
+    rows : sequence of str
+        Row presets, in order.
+    cells : dict
+        ``(row, task)`` -> aggregated results (or None).
+
+    Returns
+    -------
+    str
+    """
+    titles = dict(PAPER_COLUMNS)
+    metrics = TASKS[task][1]
+    header = ["configuration"]
+    for metric in metrics:
+        header += [f"{titles[metric]} paper", f"{titles[metric]} ours"]
+    lines = []
+    for row in rows:
+        label = dict(ROWS)[row]
+        cell = [f"[{label}]({row}/{task}/report.md)"]
+        for metric in metrics:
+            paper = PAPER[row][task].get(metric)
+            cell += [
+                format_score(metric, paper),
+                _ours(cells[row, task], metric),
+            ]
+        lines.append(cell)
+    return markdown_table(header, lines)
+
+
+def table_json(cells):
+    """Paper and ours per cell and metric (the content of table.json).
+
+    Arguments
+    ---------
+    cells : dict
+        ``(row, task)`` -> aggregated results (or None).
+
+    Returns
+    -------
+    dict
+        ``{row: {task: {metric: {"paper", "mean", "std_seeds",
+        "std_folds"}}}}``.
+    """
+    table = {}
+    for (row, task), results in cells.items():
+        entry = {}
+        for metric in TASKS[task][1]:
+            summary = results and results["summary"]["all"][metric]
+            entry[metric] = {"paper": PAPER[row][task].get(metric)}
+            for key in ("mean", "std_seeds", "std_folds"):
+                entry[metric][key] = summary[key] if summary else None
+        table.setdefault(row, {})[task] = entry
+    return table
+
+
+def write_table(output, rows, tasks, cells, args, overrides):
+    """Writes ``table.md`` and ``table.json`` into the output folder.
+
+    Arguments
+    ---------
+    output : pathlib.Path
+        The table's folder.
+    rows, tasks : sequence of str
+        What was run.
+    cells : dict
+        ``(row, task)`` -> aggregated results (or None).
+    args : argparse.Namespace
+        The parsed options (protocol, folds, seeds).
+    overrides : dict
+        Command-line overrides.
+
+    Returns
+    -------
+    pathlib.Path
+        ``table.md``.
+    """
+    folds = " ".join(map(str, args.folds)) if args.folds else "all"
+    given = " ".join(f"--{k}={v}" for k, v in overrides.items()) or "none"
+    lines = [
+        "# Ablation table: the paper beside ours",
+        "",
+        "Paper: Ispas et al. (ICMI 2023), mean of 3 seeds, 10-fold "
+        "speaker-independent, HuBERT-large + DeBERTaV3-large, 20 epochs; "
+        "UAR/WAR in %. The single-task rows of the paper stop at bridge "
+        "tokens (– : not reported).",
+        "",
+        f"Ours: protocol `{args.protocol}`, folds {folds}, seeds "
+        f"{' '.join(map(str, args.seeds))}; mean ± std over seeds "
+        f"({STD_DEFINITION}). Command-line overrides on top of the presets: "
+        f"`{given}`.",
+    ]
+    for task in tasks:
+        lines += ["", f"## {TASKS[task][0]}", "", task_table(task, rows, cells)]
+    path = output / "table.md"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with open(output / "table.json", "w", encoding="utf-8") as fout:
+        json.dump(table_json(cells), fout, indent=2)
+    return path
+
+
+def main(argv=None):
+    """``python -m speechbrain_mtmm.cv table ...``, see the module doc.
+
+    Arguments
+    ---------
+    argv : list of str, optional
+        Arguments after ``table``.
+
+    Returns
+    -------
+    int
+        0 when every run is complete, 1 otherwise.
+    """
+    names = [name for name, _ in ROWS]
+    parser = argparse.ArgumentParser(
+        prog="python -m speechbrain_mtmm.cv table",
+        description=__doc__.split("\n")[0],
+        epilog=f"Rows, in the paper's order: {' '.join(names)}. "
+        + OVERRIDES_HELP
+        + " They win over the presets.",
+        allow_abbrev=False,
+    )
+    add_sweep_arguments(parser)
+    parser.add_argument(
+        "--rows",
+        nargs="+",
+        choices=names,
+        default=names,
+        metavar="ROW",
+        help="table rows to run (default: all six)",
+    )
+    parser.add_argument(
+        "--tasks",
+        nargs="+",
+        choices=list(TASKS),
+        default=["multi"],
+        help="multi (default), classes (categorical only), dims "
+        "(dimensional only)",
+    )
+    parser.add_argument(
+        "--output",
+        default=os.path.join("results", "cv", "ablation"),
+        help="table folder (default: results/cv/ablation)",
+    )
+    args, extra = parser.parse_known_args(argv)
+    output = Path(args.output).resolve()
+    rows = [name for name in names if name in args.rows]
+    try:
+        overrides = parse_overrides(extra)
+        sweeps = {
+            (row, task): plan_runs(
+                args.hparams_file,
+                args.protocol,
+                args.folds,
+                args.seeds,
+                output / row / task,
+                cell_overrides(row, task, overrides),
+            )
+            for row in rows
+            for task in args.tasks
+        }
+    except (ValueError, FileNotFoundError) as error:
+        parser.error(str(error))
+    runs = [run for sweep in sweeps.values() for run in sweep]
+    failed = run_sweep_or_print(runs, args)
+    if failed is None:
+        return 0
+    cells = {
+        (row, task): summarize_sweep(
+            output / row / task, args.protocol, f"{row} ({task})"
+        )
+        for row, task in sweeps
+    }
+    table = write_table(output, rows, args.tasks, cells, args, overrides)
+    print(f"table: {table}")
+    return report_failures(failed)

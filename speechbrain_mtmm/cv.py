@@ -1,0 +1,609 @@
+"""Cross-validation runner: every fold x seed of a recipe, then a report.
+
+Each fold x seed is its own recipe run, in its own folder::
+
+    <output>/<protocol>_fold<k>/seed<s>/   (train_log.txt, save/, stdout.log,
+                                            test_results.json, ...)
+
+run from the recipe folder (the parent of the YAML's ``hparams/`` folder) as
+``python train.py <yaml> --protocol=P --fold=k --seed=s --output_folder=...
+<overrides>``. A run is complete once its ``test_results.json`` exists:
+complete runs are skipped, so a crashed sweep is resumed by running the same
+command again (incomplete runs restart from their own checkpoints). Runs go
+``--jobs`` at a time; when CUDA GPUs are visible each job slot gets one
+(``CUDA_VISIBLE_DEVICES``, round-robin). A failed run is reported with the
+path of its log and the others go on; the exit code is then 1. At the end
+the complete runs are summarised (:mod:`speechbrain_mtmm.aggregate`) and
+reported (:mod:`speechbrain_mtmm.reports`).
+
+Usage (from anywhere; recipe overrides are passed on as ``--key=value``)::
+
+    python -m speechbrain_mtmm.cv recipes/IEMOCAP/hparams/iemocap.yaml \\
+        --protocol speaker --seeds 1 2 3 [--folds 1 2 ...] [--jobs N] \\
+        [--output DIR] [--print-commands] --data_folder=/data/IEMOCAP ...
+
+    python -m speechbrain_mtmm.cv table recipes/IEMOCAP/hparams/iemocap.yaml \\
+        [--rows ...] [--tasks multi classes dims] --seeds 1 2 3 ...
+
+The second form runs the paper's ablation table
+(:mod:`speechbrain_mtmm.ablation`).
+
+Authors
+-------
+ * speechbrain-mtmm contributors, 2026
+"""
+
+import argparse
+import datetime
+import os
+import queue
+import re
+import shlex
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from tqdm import tqdm
+
+from speechbrain_mtmm.data.folds import PROTOCOLS
+
+N_FOLDS = {"speaker": 10, "session": 5}
+RESULTS_NAME = "test_results.json"
+LOG_NAME = "stdout.log"
+DEFAULT_SEEDS = (1, 2, 3)
+# Recipe keys the runner sets itself for every run
+RESERVED_KEYS = ("protocol", "fold", "seed", "output_folder")
+OVERRIDES_HELP = (
+    "Any other --key=value is a recipe override passed to every run (e.g. "
+    "--data_folder=..., --number_of_epochs=5, --device=cpu)."
+)
+
+
+@dataclass(frozen=True)
+class CVRun:
+    """One fold x seed of a cross-validation sweep.
+
+    Arguments
+    ---------
+    protocol : str
+        ``"speaker"`` or ``"session"``.
+    fold : int
+        Fold number (1-based).
+    seed : int
+        Random seed.
+    folder : pathlib.Path
+        The run's ``output_folder``.
+    command : tuple of str
+        The ``train.py`` command line.
+    cwd : pathlib.Path
+        The recipe folder the command runs in.
+
+    Example
+    -------
+    >>> folder = Path("cv/speaker_fold2/seed1")
+    >>> run = CVRun("speaker", 2, 1, folder, (), Path("."))
+    >>> run.name, run.complete
+    ('speaker_fold2/seed1', False)
+    """
+
+    protocol: str
+    fold: int
+    seed: int
+    folder: Path
+    command: tuple
+    cwd: Path
+
+    @property
+    def name(self):
+        """``<protocol>_fold<k>/seed<s>``, the run folder inside the sweep."""
+        return f"{self.protocol}_fold{self.fold}/seed{self.seed}"
+
+    @property
+    def complete(self):
+        """True once the run has written its test results."""
+        return (self.folder / RESULTS_NAME).is_file()
+
+    @property
+    def log(self):
+        """Where the run's stdout and stderr go."""
+        return self.folder / LOG_NAME
+
+    def shell_command(self):
+        """The run as one shell line (``cd <recipe> && python train.py ...``).
+
+        Returns
+        -------
+        str
+        """
+        return f"cd {shlex.quote(str(self.cwd))} && {shlex.join(self.command)}"
+
+
+def recipe_folder(hparams_file):
+    """The folder a recipe runs in: the parent of the YAML's ``hparams/``.
+
+    Arguments
+    ---------
+    hparams_file : str or os.PathLike
+        The recipe YAML, e.g. ``recipes/IEMOCAP/hparams/iemocap.yaml``.
+
+    Returns
+    -------
+    pathlib.Path
+        The absolute recipe folder (holding ``train.py``).
+
+    Example
+    -------
+    >>> from speechbrain_mtmm.demo import RECIPE
+    >>> recipe_folder(RECIPE / "hparams" / "iemocap.yaml") == RECIPE
+    True
+    """
+    path = Path(hparams_file).resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"no recipe YAML at {path}")
+    folder = path.parent.parent
+    if not (folder / "train.py").is_file():
+        raise FileNotFoundError(
+            f"{folder / 'train.py'} not found: the YAML must sit in the "
+            "hparams/ folder of a recipe"
+        )
+    return folder
+
+
+def parse_overrides(args):
+    """Recipe overrides from the command line, in ``--key=value`` form.
+
+    ``--key value`` is accepted too. The keys the runner sets itself
+    (protocol, fold, seed, output_folder) are refused.
+
+    Arguments
+    ---------
+    args : list of str
+        The arguments the runner did not recognise.
+
+    Returns
+    -------
+    dict
+        Key -> value, both strings (values are YAML text), in order.
+
+    Example
+    -------
+    >>> parse_overrides(["--lr=0.1", "--device", "cpu", "--labels=[a, b]"])
+    {'lr': '0.1', 'device': 'cpu', 'labels': '[a, b]'}
+    """
+    overrides = {}
+    args = list(args)
+    while args:
+        arg = args.pop(0)
+        if not arg.startswith("--") or len(arg) < 3:
+            raise ValueError(
+                f"unexpected argument {arg!r}: recipe overrides are --key=value"
+            )
+        key, sep, value = arg[2:].partition("=")
+        if not sep:
+            if not args or args[0].startswith("--"):
+                raise ValueError(f"override --{key} has no value")
+            value = args.pop(0)
+        if key in RESERVED_KEYS:
+            raise ValueError(
+                f"--{key} is set by the runner for each run: use --protocol, "
+                "--folds, --seeds and --output instead"
+            )
+        overrides[key] = value
+    return overrides
+
+
+def format_override(value):
+    """A Python/YAML value as the text of a ``--key=value`` override.
+
+    Arguments
+    ---------
+    value : object
+        A value loaded from YAML (or already a string).
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> format_override(False), format_override(["UA"]), format_override(0)
+    ('False', '[UA]', '0')
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, (list, dict)):
+        return yaml.safe_dump(value, default_flow_style=True).strip()
+    return str(value)
+
+
+def experiment_name(hparams_file, overrides):
+    """The sweep's name: ``--experiment``, the YAML's ``experiment:`` or
+    the YAML's stem.
+
+    Arguments
+    ---------
+    hparams_file : str or os.PathLike
+        The recipe YAML.
+    overrides : dict
+        Command-line overrides.
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> from speechbrain_mtmm.demo import RECIPE
+    >>> experiment_name(RECIPE / "hparams" / "iemocap.yaml", {})
+    'paper'
+    >>> experiment_name("x.yaml", {"experiment": "wavlm"})
+    'wavlm'
+    """
+    if "experiment" in overrides:
+        return overrides["experiment"]
+    path = Path(hparams_file)
+    if path.is_file():
+        # a plain top-level "experiment: name" line (no !ref)
+        text = path.read_text(encoding="utf-8")
+        match = re.search(r"^experiment:\s*([\w.\-]+)\s*(#.*)?$", text, re.M)
+        if match:
+            return match.group(1)
+    return path.stem
+
+
+def plan_runs(hparams_file, protocol, folds, seeds, output, overrides):
+    """The runs of a sweep, fold-major (fold 1 seed 1, fold 1 seed 2, ...).
+
+    Arguments
+    ---------
+    hparams_file : str or os.PathLike
+        The recipe YAML.
+    protocol : str
+        ``"speaker"`` or ``"session"``.
+    folds : sequence of int
+        Folds to run (``None``: all folds of the protocol).
+    seeds : sequence of int
+        Seeds to run.
+    output : str or os.PathLike
+        The sweep folder.
+    overrides : dict
+        Recipe overrides (strings), passed to every run.
+
+    Returns
+    -------
+    list of CVRun
+
+    Example
+    -------
+    >>> from speechbrain_mtmm.demo import RECIPE
+    >>> runs = plan_runs(RECIPE / "hparams" / "iemocap.yaml", "session",
+    ...                  None, [1, 2], "/tmp/cv", {"lr": "0.1"})
+    >>> len(runs), runs[1].name
+    (10, 'session_fold1/seed2')
+    >>> for arg in runs[1].command[1:]:
+    ...     print(arg)
+    train.py
+    hparams/iemocap.yaml
+    --protocol=session
+    --fold=1
+    --seed=2
+    --output_folder=/tmp/cv/session_fold1/seed2
+    --lr=0.1
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}: {protocol!r}")
+    folds = list(folds or range(1, N_FOLDS[protocol] + 1))
+    bad = [k for k in folds if not 1 <= k <= N_FOLDS[protocol]]
+    if bad:
+        raise ValueError(
+            f"the {protocol} protocol has folds 1-{N_FOLDS[protocol]}: {bad}"
+        )
+    cwd = recipe_folder(hparams_file)
+    yaml_path = Path(hparams_file).resolve()
+    yaml_arg = str(
+        yaml_path.relative_to(cwd) if cwd in yaml_path.parents else yaml_path
+    )
+    extra = [f"--{key}={value}" for key, value in overrides.items()]
+    output = Path(output).resolve()
+    runs = []
+    for fold in folds:
+        for seed in seeds:
+            folder = output / f"{protocol}_fold{fold}" / f"seed{seed}"
+            command = (
+                sys.executable,
+                "train.py",
+                yaml_arg,
+                f"--protocol={protocol}",
+                f"--fold={fold}",
+                f"--seed={seed}",
+                f"--output_folder={folder}",
+                *extra,
+            )
+            runs.append(CVRun(protocol, fold, seed, folder, command, cwd))
+    return runs
+
+
+def visible_gpus():
+    """The CUDA devices to share among jobs.
+
+    ``CUDA_VISIBLE_DEVICES`` when set (empty or ``-1``: none), else every
+    device torch sees.
+
+    Returns
+    -------
+    list of str
+        Device ids, as ``CUDA_VISIBLE_DEVICES`` values.
+    """
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        ids = [d.strip() for d in env.split(",") if d.strip()]
+        return [] if ids[:1] == ["-1"] else ids
+    import torch
+
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def execute(run, gpu=None):
+    """Runs one recipe run, appending its output to ``<run>/stdout.log``.
+
+    Arguments
+    ---------
+    run : CVRun
+        The run.
+    gpu : str, optional
+        The ``CUDA_VISIBLE_DEVICES`` value for this run.
+
+    Returns
+    -------
+    bool
+        True if the run exited cleanly and wrote its test results.
+    """
+    run.folder.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = gpu
+    with open(run.log, "a", encoding="utf-8") as log:
+        stamp = datetime.datetime.now().isoformat(timespec="seconds")
+        gpu_note = "" if gpu is None else f" CUDA_VISIBLE_DEVICES={gpu}"
+        log.write(f"# {stamp}{gpu_note}: {run.shell_command()}\n")
+        log.flush()
+        result = subprocess.run(
+            run.command,
+            cwd=run.cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    return result.returncode == 0 and run.complete
+
+
+def run_all(runs, jobs=1, gpus=(), progress=True):
+    """Runs the incomplete runs, ``jobs`` at a time, with a progress bar.
+
+    When ``jobs > 1`` the first pending run goes alone: it prepares the
+    shared manifest and folds, which concurrent runs would write at the same
+    time. Each job slot owns one GPU of ``gpus`` (round-robin over slots).
+
+    Arguments
+    ---------
+    runs : list of CVRun
+        The sweep.
+    jobs : int
+        Runs at a time.
+    gpus : sequence of str
+        GPU ids to hand out (empty: the runs' environment is left as is).
+    progress : bool
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    list of CVRun
+        The runs that failed.
+    """
+    pending = [run for run in runs if not run.complete]
+    slots = queue.Queue()
+    for slot in range(max(1, jobs)):
+        slots.put(gpus[slot % len(gpus)] if gpus else None)
+
+    def work(run):
+        gpu = slots.get()
+        try:
+            return execute(run, gpu)
+        finally:
+            slots.put(gpu)
+
+    failed = []
+    bar = tqdm(
+        total=len(pending), unit="run", desc="cv runs", disable=not progress
+    )
+
+    def finish(run, ok):
+        bar.update()
+        if not ok:
+            failed.append(run)
+            tqdm.write(f"FAILED {run.name}: see {run.log}", file=sys.stderr)
+
+    with bar:
+        first, rest = (pending[:1], pending[1:]) if jobs > 1 else ([], pending)
+        for run in first:
+            finish(run, work(run))
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+            futures = {pool.submit(work, run): run for run in rest}
+            for future in as_completed(futures):
+                finish(futures[future], future.result())
+    return failed
+
+
+def summarize_sweep(output, protocol, name=None):
+    """Writes cv_results.json/csv and report.md for a sweep folder.
+
+    Arguments
+    ---------
+    output : str or os.PathLike
+        The sweep folder.
+    protocol : str
+        The protocol to summarise.
+    name : str, optional
+        The configuration's name in the report (default: the folder name).
+
+    Returns
+    -------
+    dict or None
+        The aggregated results (None when no run is complete).
+    """
+    from speechbrain_mtmm.aggregate import aggregate
+    from speechbrain_mtmm.reports import write_report
+
+    results = aggregate(output, protocol)
+    if results is not None:
+        write_report(output, results, name)
+    return results
+
+
+def report_failures(failed):
+    """Prints the logs of the failed runs; returns the exit code.
+
+    Arguments
+    ---------
+    failed : list of CVRun
+        The runs that failed.
+
+    Returns
+    -------
+    int
+        1 if any run failed, else 0.
+    """
+    if not failed:
+        return 0
+    logs = "\n".join(f"  {run.log}" for run in failed)
+    print(f"{len(failed)} run(s) failed, see:\n{logs}", file=sys.stderr)
+    return 1
+
+
+def add_sweep_arguments(parser):
+    """The options shared by the runner and the ablation table.
+
+    Arguments
+    ---------
+    parser : argparse.ArgumentParser
+        Where to add them.
+    """
+    parser.add_argument("hparams_file", help="the recipe YAML")
+    parser.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="speaker",
+        help="speaker: 10 folds, session: 5 folds (default: speaker)",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=list(DEFAULT_SEEDS),
+        help="seeds per fold (default: 1 2 3, as the paper)",
+    )
+    parser.add_argument(
+        "--folds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="folds to run (default: all, 10 speaker / 5 session)",
+    )
+    parser.add_argument("--jobs", type=int, default=1, help="runs at a time")
+    parser.add_argument(
+        "--print-commands",
+        action="store_true",
+        help="print the commands of the incomplete runs, one per line "
+        "(e.g. for a cluster job array), and run nothing",
+    )
+
+
+def run_sweep_or_print(runs, args):
+    """Prints the pending commands, or runs them; returns the failures.
+
+    Arguments
+    ---------
+    runs : list of CVRun
+        The sweep.
+    args : argparse.Namespace
+        Parsed options (``print_commands``, ``jobs``).
+
+    Returns
+    -------
+    list of CVRun or None
+        The failed runs, or None when only printing.
+    """
+    pending = [run for run in runs if not run.complete]
+    if args.print_commands:
+        for run in pending:
+            print(run.shell_command())
+        return None
+    print(
+        f"{len(runs) - len(pending)} of {len(runs)} runs already complete "
+        f"(skipped), {len(pending)} to run, {args.jobs} at a time",
+        file=sys.stderr,
+    )
+    return run_all(runs, args.jobs, visible_gpus() if pending else ())
+
+
+def main(argv=None):
+    """Command line entry point, see the module docstring.
+
+    Arguments
+    ---------
+    argv : list of str, optional
+        Arguments (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 when every run is complete, 1 otherwise.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["table"]:
+        from speechbrain_mtmm.ablation import main as table_main
+
+        return table_main(argv[1:])
+    # no abbreviations: --fold=2 or --seed=1 must not be read as --folds
+    parser = argparse.ArgumentParser(
+        prog="python -m speechbrain_mtmm.cv",
+        description=__doc__.split("\n")[0],
+        epilog=OVERRIDES_HELP,
+        allow_abbrev=False,
+    )
+    add_sweep_arguments(parser)
+    parser.add_argument(
+        "--output",
+        default=None,
+        help="sweep folder (default: results/cv/<experiment or yaml stem>)",
+    )
+    args, extra = parser.parse_known_args(argv)
+    try:
+        overrides = parse_overrides(extra)
+        output = args.output or os.path.join(
+            "results", "cv", experiment_name(args.hparams_file, overrides)
+        )
+        runs = plan_runs(
+            args.hparams_file,
+            args.protocol,
+            args.folds,
+            args.seeds,
+            output,
+            overrides,
+        )
+    except (ValueError, FileNotFoundError) as error:
+        parser.error(str(error))
+    failed = run_sweep_or_print(runs, args)
+    if failed is None:
+        return 0
+    results = summarize_sweep(output, args.protocol)
+    if results is not None:
+        print(f"results: {Path(output).resolve() / 'report.md'}")
+    return report_failures(failed)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,302 @@
+"""``mtmm-predict``: emotion predictions for many files from the shell.
+
+::
+
+    mtmm-predict --model <model folder> <file.wav ...|folder|manifest.csv>
+        [--text "..."] [--transcripts transcripts.csv]
+        [--asr_source openai/whisper-small] [--device cuda]
+        [--format json|csv] [--output predictions.jsonl]
+
+Inputs: audio files, folders (searched recursively for .wav, .flac, .ogg
+and .mp3 files) and CSV manifests (a ``path`` column, relative paths
+resolved against the CSV's folder, and an optional ``text`` column).
+Transcripts: ``--text`` for a single input (or, with no input at all, a
+text-only prediction), the manifest's ``text`` column, or
+``--transcripts`` (a CSV with ``path`` and ``text`` columns, matched on the
+resolved path, then on the file name when it is unique). Files without a
+transcript are transcribed when the model (or ``--asr_source``) names an
+ASR model, otherwise predicted from audio alone with the text masked.
+
+Output: one JSON object per line (``--format json``, the default) or one
+CSV row per input (``--format csv``), to ``--output`` or stdout. A file
+that cannot be read or predicted gets its own line with an ``error`` and
+the others still run. Exit code: 0 when every input succeeded, 1 when any
+failed, 2 for usage errors (bad arguments, no inputs, a model folder that
+cannot be loaded).
+
+Authors
+-------
+ * speechbrain-mtmm contributors, 2026
+"""
+
+import argparse
+import csv
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+from tqdm import tqdm
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+DECIMALS = 5
+
+
+class UsageError(ValueError):
+    """Bad command-line input; exit code 2."""
+
+
+def read_csv(path, required=("path",)):
+    """Rows of a CSV file with a header.
+
+    Arguments
+    ---------
+    path : str or path-like
+        The CSV file.
+    required : tuple of str
+        Columns that must be present.
+
+    Returns
+    -------
+    list of dict
+
+    Example
+    -------
+    >>> path = getfixture("tmpdir") / "m.csv"
+    >>> _ = path.write_text("path,text\\na.wav,Hello\\n", "utf-8")
+    >>> read_csv(path)
+    [{'path': 'a.wav', 'text': 'Hello'}]
+    """
+    try:
+        with open(path, newline="", encoding="utf-8") as fin:
+            reader = csv.DictReader(fin)
+            rows = list(reader)
+            columns = reader.fieldnames or []
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise UsageError(f"{path}: cannot read the CSV ({error})") from None
+    missing = [name for name in required if name not in columns]
+    if missing:
+        raise UsageError(f"{path}: no column {', '.join(missing)}")
+    return rows
+
+
+def collect_inputs(inputs, text=None, transcripts=None):
+    """The (file, transcript) pairs to predict, in order.
+
+    Arguments
+    ---------
+    inputs : list of str
+        Audio files, folders and ``.csv`` manifests.
+    text : str, optional
+        Transcript of the single input (or text-only when no inputs).
+    transcripts : str, optional
+        CSV with ``path`` and ``text`` columns.
+
+    Returns
+    -------
+    list of tuple
+        ``(file or None, text or None)``.
+
+    Example
+    -------
+    >>> folder = getfixture("tmpdir")
+    >>> _ = (folder / "a.wav").write_binary(b"")
+    >>> _ = (folder / "m.csv").write_text("path,text\\na.wav,Hi\\n", "utf-8")
+    >>> collect_inputs([str(folder / "m.csv")]) == [(str(folder / "a.wav"),
+    ...     "Hi")]
+    True
+    >>> collect_inputs([], text="Hi")
+    [(None, 'Hi')]
+    """
+    jobs = []
+    for item in inputs:
+        jobs.extend(_expand(Path(item)))
+    if text is not None:
+        if len(jobs) > 1:
+            raise UsageError("--text goes with one input; use --transcripts")
+        return [(jobs[0][0] if jobs else None, text)]
+    if not jobs:
+        raise UsageError(
+            "no input files (give files, folders, a CSV or --text)"
+        )
+    if transcripts is not None:
+        lookup = _transcript_lookup(transcripts)
+        jobs = [(f, t if t is not None else lookup(f)) for f, t in jobs]
+    return jobs
+
+
+def _expand(item):
+    if item.suffix.lower() == ".csv":
+        rows = read_csv(item)
+        return [
+            (str(_resolve(row["path"], item.parent)), row.get("text") or None)
+            for row in rows
+        ]
+    if item.is_dir():
+        files = sorted(
+            p
+            for p in item.rglob("*")
+            if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()
+        )
+        if not files:
+            raise UsageError(f"{item}: no {'/'.join(AUDIO_SUFFIXES)} files")
+        return [(str(p), None) for p in files]
+    return [(str(item), None)]  # a missing file is that file's own error
+
+
+def _resolve(path, folder):
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else folder / path
+
+
+def _transcript_lookup(csv_path):
+    by_path, by_name = {}, {}
+    folder = Path(csv_path).parent
+    for row in read_csv(csv_path, required=("path", "text")):
+        path = _resolve(row["path"], folder)
+        by_path[str(path.resolve())] = row["text"]
+        by_name.setdefault(path.name, []).append(row["text"])
+
+    def lookup(file):
+        if str(Path(file).resolve()) in by_path:
+            return by_path[str(Path(file).resolve())]
+        texts = by_name.get(Path(file).name, [])
+        return texts[0] if len(texts) == 1 else None
+
+    return lookup
+
+
+class _Writer:
+    """Writes one JSON line or CSV row per input, flushed as it goes."""
+
+    def __init__(self, stream, fmt, labels, dims):
+        self.stream, self.fmt = stream, fmt
+        if fmt == "csv":
+            columns = ["file", "label", "path", *dims]
+            columns += [f"{d}_1to5" for d in dims]
+            columns += [f"p_{label}" for label in labels]
+            columns += ["windows", "text_used", "error"]
+            self.csv = csv.DictWriter(stream, columns, extrasaction="ignore")
+            self.csv.writeheader()
+
+    def write(self, row):
+        row = _rounded(row)
+        if self.fmt == "csv":
+            flat = {k: v for k, v in row.items() if k != "probs"}
+            for label, p in row.get("probs", {}).items():
+                flat[f"p_{label}"] = p
+            self.csv.writerow(flat)
+        else:
+            self.stream.write(json.dumps(row) + "\n")
+        self.stream.flush()
+
+
+def _rounded(value):
+    if isinstance(value, float):
+        return round(value, DECIMALS)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="mtmm-predict",
+        description="Emotion class, valence and arousal for audio files "
+        "(with or without transcripts) from an exported model.",
+    )
+    parser.add_argument(
+        "--model", required=True, help="folder written by mtmm-export"
+    )
+    parser.add_argument(
+        "inputs", nargs="*", help="audio files, folders or CSV manifests"
+    )
+    parser.add_argument("--text", help="transcript of the single input")
+    parser.add_argument("--transcripts", help="CSV with path,text columns")
+    parser.add_argument("--asr_source", help="ASR model for missing text")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1")
+    parser.add_argument("--format", choices=("json", "csv"), default="json")
+    parser.add_argument("--output", help="output file (default: stdout)")
+    return parser
+
+
+def _load(args):
+    from speechbrain_mtmm.inference import MultimodalEmotionRecognizer
+
+    overrides = {}
+    if args.asr_source:
+        overrides["asr_source"] = args.asr_source
+    try:
+        return MultimodalEmotionRecognizer.from_hparams(
+            args.model, overrides=overrides, run_opts={"device": args.device}
+        )
+    except Exception as error:
+        raise UsageError(
+            f"cannot load the model {args.model}: {error}"
+        ) from None
+
+
+def _predict_one(recognizer, file, text):
+    try:
+        if file is None:
+            return {"file": None, **recognizer.predict_text(text)}
+        return recognizer.predict_file(file, text)
+    except Exception as error:  # one bad input must not stop the others
+        return {"file": file, "error": f"{type(error).__name__}: {error}"}
+
+
+def main(argv=None):
+    """Runs the command line.
+
+    Arguments
+    ---------
+    argv : list of str, optional
+        Arguments (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0: all inputs predicted; 1: some failed; 2: usage error.
+    """
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as stop:
+        return stop.code
+    try:
+        jobs = collect_inputs(args.inputs, args.text, args.transcripts)
+        recognizer = _load(args)
+    except UsageError as error:
+        print(f"mtmm-predict: error: {error}", file=sys.stderr)
+        return 2
+    stream = sys.stdout
+    if args.output:
+        stream = open(args.output, "w", newline="", encoding="utf-8")
+    counts = Counter()
+    try:
+        writer = _Writer(
+            stream,
+            args.format,
+            recognizer.hparams.labels,
+            ("valence", "arousal", "dominance")[: recognizer.hparams.n_dims],
+        )
+        bar = tqdm(jobs, unit="file", disable=len(jobs) < 2, file=sys.stderr)
+        for file, text in bar:
+            row = _predict_one(recognizer, file, text)
+            counts["failed" if "error" in row else "ok"] += 1
+            if "error" in row:
+                tqdm.write(f"error: {row['error']}", file=sys.stderr)
+            writer.write(row)
+    finally:
+        if stream is not sys.stdout:
+            stream.close()
+    if counts["failed"]:
+        print(
+            f"mtmm-predict: {counts['failed']} of {len(jobs)} inputs failed",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

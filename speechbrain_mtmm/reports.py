@@ -1,0 +1,513 @@
+"""Markdown report and plots of a cross-validation sweep.
+
+:func:`write_report` turns ``cv_results.json`` (see
+:mod:`speechbrain_mtmm.aggregate`) and the runs' own files into
+``report.md`` with four PNG plots (matplotlib, Agg canvas, no display
+needed):
+
+* ``confusion.png``: pooled confusion matrix, normalised per true class;
+* ``dimensions.png``: predicted vs true valence and arousal, every test
+  prediction of every run;
+* ``folds.png``: per-fold scores (mean over seeds, bars = std over seeds);
+* ``curves.png``: training curves parsed from the runs' ``train_log.txt``.
+
+The results table has the format of the paper's ablation table
+(UAR / WAR / CCC-V / CCC-A; WAR = WA, UAR = UA).
+
+Authors
+-------
+ * speechbrain-mtmm contributors, 2026
+"""
+
+import json
+import re
+import statistics
+from pathlib import Path
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from speechbrain_mtmm.aggregate import (
+    JSON_NAME,
+    PREDICTIONS_NAME,
+    SUBSETS,
+    read_predictions,
+)
+from speechbrain_mtmm.losses import DIMENSIONS
+
+PAPER_COLUMNS = (
+    ("UA", "UAR"),
+    ("WA", "WAR"),
+    ("CCC_valence", "CCC-V"),
+    ("CCC_arousal", "CCC-A"),
+)
+DETAIL_COLUMNS = (
+    ("UA", "UAR"),
+    ("WA", "WAR"),
+    ("macro_F1", "macro-F1"),
+    ("CCC_valence", "CCC-V"),
+    ("CCC_arousal", "CCC-A"),
+)
+REPORT_NAME = "report.md"
+PLOTS = {
+    "confusion": "confusion.png",
+    "dimensions": "dimensions.png",
+    "folds": "folds.png",
+    "curves": "curves.png",
+}
+STD_TEXT = (
+    "UAR = UA (mean per-class recall), WAR = WA (accuracy), in %. "
+    "mean ± std: per seed, the mean over folds; shown is the mean of these "
+    "per-seed means ± their sample standard deviation (n - 1) over seeds "
+    "(the paper's mean ± std over seeds). std over folds: the sample "
+    "standard deviation over folds of the per-fold mean over seeds."
+)
+_EPOCH_RE = re.compile(r"^epoch: (\d+)\b")
+_STAT_RE = re.compile(
+    r"\b(train|valid) (\w+): ([-+]?(?:\d+\.?\d*(?:e[-+]?\d+)?|nan|inf))"
+)
+
+
+def format_score(metric, value):
+    """A score as the paper prints it: percent for classes, ``.744`` CCC.
+
+    Arguments
+    ---------
+    metric : str
+        Metric name (``WA``, ``UA``, ``macro_F1`` or ``CCC_*``).
+    value : float or None
+        The value (0-1).
+
+    Returns
+    -------
+    str
+        ``"–"`` for None.
+
+    Example
+    -------
+    >>> format_score("UA", 0.75791), format_score("CCC_valence", 0.7441)
+    ('75.79', '.744')
+    >>> format_score("CCC_arousal", -0.05), format_score("WA", None)
+    ('-.050', '–')
+    """
+    if value is None:
+        return "–"
+    if metric.startswith("CCC"):
+        return f"{value:.3f}".replace("0.", ".", 1)
+    return f"{100 * value:.2f}"
+
+
+def format_mean_std(metric, summary, std="std_seeds"):
+    """``mean ± std`` of a metric summary (``± n/a`` when undefined).
+
+    Arguments
+    ---------
+    metric : str
+        Metric name.
+    summary : dict
+        ``{"mean", "std_seeds", "std_folds", ...}`` of the metric.
+    std : str
+        Which std to show.
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> format_mean_std("WA", {"mean": 0.7438, "std_seeds": 0.0052})
+    '74.38 ± 0.52'
+    >>> format_mean_std("CCC_valence", {"mean": 0.7, "std_seeds": None})
+    '.700 ± n/a'
+    """
+    spread = summary[std]
+    text = "n/a" if spread is None else format_score(metric, spread)
+    return f"{format_score(metric, summary['mean'])} ± {text}"
+
+
+def markdown_table(header, rows):
+    """A GitHub-flavoured markdown table.
+
+    Arguments
+    ---------
+    header : sequence of str
+        Column titles.
+    rows : sequence of sequence
+        Cells (converted with ``str``).
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> print(markdown_table(["a", "b"], [[1, 2]]))
+    | a | b |
+    |---|---|
+    | 1 | 2 |
+    """
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+    ]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def parse_train_log(path):
+    """Per-epoch train/valid statistics from a recipe's ``train_log.txt``.
+
+    SpeechBrain writes this log but has no reader for it, hence this one.
+    An epoch logged twice (a resumed run) keeps its last line.
+
+    Arguments
+    ---------
+    path : str or os.PathLike
+        The log.
+
+    Returns
+    -------
+    list of dict
+        ``{"epoch": 1, "train_loss": ..., "valid_loss": ..., "valid_UA":
+        ...}`` in epoch order.
+
+    Example
+    -------
+    >>> log = Path(getfixture("tmp_path")) / "train_log.txt"
+    >>> _ = log.write_text(
+    ...     "epoch: 1, masked: none - train loss: 1.11 - valid loss: "
+    ...     "6.49e-01, valid UA: 2.50e-01\\n"
+    ...     "Epoch loaded: 1 - test loss: 9.80e-01, test WA: 2.86e-01\\n")
+    >>> parse_train_log(log)
+    [{'epoch': 1, 'train_loss': 1.11, 'valid_loss': 0.649, 'valid_UA': 0.25}]
+    """
+    epochs = {}
+    with open(path, encoding="utf-8") as fin:
+        for line in fin:
+            match = _EPOCH_RE.match(line)
+            if not match:
+                continue
+            entry = {"epoch": int(match[1])}
+            for stage, name, value in _STAT_RE.findall(line):
+                entry[f"{stage}_{name}"] = float(value)
+            epochs[entry["epoch"]] = entry
+    return [epochs[k] for k in sorted(epochs)]
+
+
+def _new_figure(ncols, nrows=1, width=4.5, height=3.6):
+    figure = Figure(figsize=(width * ncols, height * nrows), layout="tight")
+    FigureCanvasAgg(figure)
+    return figure, figure.subplots(nrows, ncols, squeeze=False).ravel()
+
+
+def plot_confusion(confusion, labels, path):
+    """Pooled confusion matrix, each row normalised to 1 (recall).
+
+    Arguments
+    ---------
+    confusion : list of list of int
+        Counts, rows true and columns predicted.
+    labels : sequence of str
+        Class names.
+    path : str or os.PathLike
+        The PNG to write.
+    """
+    figure, (axis,) = _new_figure(1, width=5, height=4.4)
+    rows = [[n / max(1, sum(row)) for n in row] for row in confusion]
+    image = axis.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+    for i, row in enumerate(confusion):
+        for j, count in enumerate(row):
+            color = "white" if rows[i][j] > 0.5 else "black"
+            text = f"{rows[i][j]:.2f}\n({count})"
+            axis.text(j, i, text, ha="center", va="center", color=color)
+    axis.set_xticks(range(len(labels)), labels)
+    axis.set_yticks(range(len(labels)), labels)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    axis.set_title("confusion (row-normalised, pooled)")
+    figure.colorbar(image, ax=axis)
+    figure.savefig(path, dpi=100)
+
+
+def plot_dimensions(rows, path):
+    """Predicted vs true valence and arousal (1-5 scale), one dot each.
+
+    Arguments
+    ---------
+    rows : list of dict
+        Prediction rows of every run.
+    path : str or os.PathLike
+        The PNG to write.
+    """
+    dims = [name for name in DIMENSIONS if f"pred_{name}" in rows[0]]
+    figure, axes = _new_figure(len(dims), width=4, height=4)
+    for axis, name in zip(axes, dims):
+        axis.scatter(
+            [r[name] for r in rows],
+            [r[f"pred_{name}"] for r in rows],
+            s=6,
+            alpha=0.4,
+        )
+        axis.plot([1, 5], [1, 5], color="grey", linewidth=1)
+        axis.set_xlim(0.8, 5.2)
+        axis.set_ylim(0.8, 5.2)
+        axis.set_aspect("equal")
+        axis.set_xlabel(f"true {name}")
+        axis.set_ylabel(f"predicted {name}")
+        axis.set_title(f"{name} ({len(rows)} predictions)")
+    figure.savefig(path, dpi=100)
+
+
+def plot_folds(results, path):
+    """Per-fold UAR/WAR and CCC: mean over seeds, bars = std over seeds.
+
+    Arguments
+    ---------
+    results : dict
+        Content of ``cv_results.json``.
+    path : str or os.PathLike
+        The PNG to write.
+    """
+    folds = results["folds"]
+    figure, axes = _new_figure(2)
+    panels = (
+        (axes[0], PAPER_COLUMNS[:2], 100),
+        (axes[1], PAPER_COLUMNS[2:], 1),
+    )
+    for axis, columns, scale in panels:
+        for metric, title in columns:
+            values = [
+                [
+                    scale * r["all"][metric]
+                    for r in results["runs"]
+                    if r["fold"] == f
+                ]
+                for f in folds
+            ]
+            means = [statistics.fmean(v) for v in values]
+            stds = [statistics.stdev(v) if len(v) > 1 else 0 for v in values]
+            axis.errorbar(
+                folds, means, yerr=stds, marker="o", capsize=3, label=title
+            )
+        axis.set_xticks(folds)
+        axis.set_xlabel(f"{results['protocol']} fold")
+        axis.legend()
+    axes[0].set_ylabel("%")
+    axes[1].set_ylabel("CCC")
+    axes[0].set_title("per-fold classification")
+    axes[1].set_title("per-fold valence / arousal")
+    figure.savefig(path, dpi=100)
+
+
+def plot_curves(logs, path):
+    """Training curves: losses, validation UA and CCC per epoch, per run.
+
+    Arguments
+    ---------
+    logs : dict
+        Run name -> output of :func:`parse_train_log`.
+    path : str or os.PathLike
+        The PNG to write.
+    """
+    panels = (
+        ("loss (solid: train, dashed: valid)", ("train_loss", "valid_loss")),
+        ("valid UA", ("valid_UA",)),
+        ("valid CCC valence", ("valid_CCC_valence",)),
+        ("valid CCC arousal", ("valid_CCC_arousal",)),
+    )
+    figure, axes = _new_figure(2, 2)
+    for axis, (title, keys) in zip(axes, panels):
+        # one colour per run in every panel
+        for index, (name, epochs) in enumerate(logs.items()):
+            for key, style in zip(keys, ("-", "--")):
+                points = [(e["epoch"], e[key]) for e in epochs if key in e]
+                if not points:
+                    continue
+                axis.plot(
+                    *zip(*points),
+                    style,
+                    color=f"C{index % 10}",
+                    marker=".",
+                    linewidth=1,
+                    label=name if key == keys[0] else None,
+                )
+        axis.set_title(title)
+        axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    if 0 < len(logs) <= 10:
+        axes[1].legend(fontsize="x-small")
+    figure.savefig(path, dpi=100)
+
+
+def results_table(name, results):
+    """The paper-format table (UAR / WAR / CCC-V / CCC-A) of a sweep.
+
+    Arguments
+    ---------
+    name : str
+        The configuration's name (first column).
+    results : dict
+        Content of ``cv_results.json``.
+
+    Returns
+    -------
+    str
+    """
+    summary = results["summary"]["all"]
+    rows = [
+        [f"{name} (mean ± std over seeds)"]
+        + [format_mean_std(m, summary[m]) for m, _ in PAPER_COLUMNS],
+        ["std over folds"]
+        + [format_score(m, summary[m]["std_folds"]) for m, _ in PAPER_COLUMNS],
+    ]
+    return markdown_table(
+        ["configuration", *(t for _, t in PAPER_COLUMNS)], rows
+    )
+
+
+def fold_table(results):
+    """Per-fold scores (mean over seeds) with the test speakers.
+
+    Arguments
+    ---------
+    results : dict
+        Content of ``cv_results.json``.
+
+    Returns
+    -------
+    str
+    """
+    summary = results["summary"]["all"]
+    rows = []
+    for fold in results["folds"]:
+        runs = [r for r in results["runs"] if r["fold"] == fold]
+        speakers = sorted({s for r in runs for s in r["test_speakers"]})
+        rows.append(
+            [fold, " ".join(speakers), runs[0]["all"]["n"], len(runs)]
+            + [
+                format_score(m, summary[m]["per_fold"][str(fold)])
+                for m, _ in DETAIL_COLUMNS
+            ]
+        )
+    header = ["fold", "test speakers", "n", "seeds"]
+    return markdown_table(header + [t for _, t in DETAIL_COLUMNS], rows)
+
+
+def subset_table(results):
+    """Whole test sets vs their improvised and scripted parts.
+
+    Arguments
+    ---------
+    results : dict
+        Content of ``cv_results.json``.
+
+    Returns
+    -------
+    str
+    """
+    rows = []
+    for subset in SUBSETS:
+        summary = results["summary"][subset]
+        if summary is None:
+            rows.append([subset, 0] + ["–"] * len(DETAIL_COLUMNS))
+            continue
+        rows.append(
+            [subset, summary["n"]]
+            + [format_mean_std(m, summary[m]) for m, _ in DETAIL_COLUMNS]
+        )
+    header = ["part", "utterances (x seeds)"]
+    return markdown_table(header + [t for _, t in DETAIL_COLUMNS], rows)
+
+
+def write_plots(folder, results):
+    """Writes the four PNGs of :data:`PLOTS` into the sweep folder.
+
+    Arguments
+    ---------
+    folder : pathlib.Path
+        The sweep folder.
+    results : dict
+        Content of ``cv_results.json``.
+    """
+    plot_confusion(
+        results["confusion"], results["labels"], folder / PLOTS["confusion"]
+    )
+    predictions = []
+    logs = {}
+    for run in results["runs"]:
+        predictions += read_predictions(folder / run["path"] / PREDICTIONS_NAME)
+        log = folder / run["path"] / "train_log.txt"
+        if log.is_file():
+            logs[run["path"]] = parse_train_log(log)
+    plot_dimensions(predictions, folder / PLOTS["dimensions"])
+    plot_folds(results, folder / PLOTS["folds"])
+    plot_curves(logs, folder / PLOTS["curves"])
+
+
+def write_report(folder, results=None, name=None):
+    """Writes ``report.md`` and its plots into a sweep folder.
+
+    Arguments
+    ---------
+    folder : str or os.PathLike
+        The sweep folder (holding ``cv_results.json``).
+    results : dict, optional
+        Its content, if already loaded.
+    name : str, optional
+        The configuration's name (default: the folder's name).
+
+    Returns
+    -------
+    pathlib.Path
+        The report.
+    """
+    folder = Path(folder)
+    if results is None:
+        with open(folder / JSON_NAME, encoding="utf-8") as fin:
+            results = json.load(fin)
+    name = name or folder.name
+    write_plots(folder, results)
+    seeds = " ".join(map(str, results["seeds"]))
+    folds = " ".join(map(str, results["folds"]))
+    lines = [
+        f"# Cross-validation: {name}",
+        "",
+        f"Protocol `{results['protocol']}`, folds {folds}, seeds {seeds}: "
+        f"{len(results['runs'])} complete runs.",
+    ]
+    if results["incomplete"]:
+        lines.append(
+            "Incomplete runs (not counted): " + ", ".join(results["incomplete"])
+        )
+    lines += [
+        "",
+        "## Results",
+        "",
+        results_table(name, results),
+        "",
+        STD_TEXT,
+    ]
+    if len(results["seeds"]) == 1:
+        lines.append("A single seed was run: the seed std is undefined (n/a).")
+    lines += [
+        "",
+        "## Per fold (mean over seeds)",
+        "",
+        fold_table(results),
+        "",
+        "## Improvised vs scripted (mean ± std over seeds)",
+        "",
+        subset_table(results),
+        "",
+        "## Plots",
+        "",
+        f"![confusion matrix]({PLOTS['confusion']})",
+        f"![valence and arousal]({PLOTS['dimensions']})",
+        f"![per-fold scores]({PLOTS['folds']})",
+        f"![training curves]({PLOTS['curves']})",
+        "",
+    ]
+    report = folder / REPORT_NAME
+    report.write_text("\n".join(lines), encoding="utf-8")
+    return report

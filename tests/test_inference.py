@@ -1,0 +1,586 @@
+"""Export, the Pretrained interface and the CLI, on tiny trained runs.
+
+Two runs are trained on the synthetic corpus: one with tiny random
+HuggingFace encoders (exported, then its run folder and encoder folders
+are deleted and the export moved), and one with the light fbank/hashing
+pair in an ablation configuration. Nothing is downloaded.
+"""
+
+import csv
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from importlib.metadata import entry_points
+
+import pytest
+import ruamel.yaml
+import torch
+import torchaudio
+from speechbrain.dataio import audio_io
+from speechbrain.utils.data_utils import batch_pad_right
+
+from speechbrain_mtmm import masked_modality_features
+from speechbrain_mtmm.data.audio import load_audio
+from speechbrain_mtmm.demo import RECIPE, build_tiny_encoders, recipe_command
+from speechbrain_mtmm.export import ExportError, export_model
+from speechbrain_mtmm.inference import (
+    ASRTranscriber,
+    MultimodalEmotionRecognizer,
+)
+from speechbrain_mtmm.predict import main as predict_main
+
+OFFLINE = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+PROBS_TOL = 1e-4  # test_predictions.jsonl rounds probs to 5 decimals
+DIMS_TOL = 1e-4  # and the 1-5 dimensions to 4
+
+
+def train(corpus, prepared, output, audio, text, extra):
+    command = recipe_command(
+        corpus / "IEMOCAP_full_release", prepared, output, audio, text, extra
+    )
+    result = subprocess.run(
+        command, cwd=RECIPE, capture_output=True, text=True, env=OFFLINE
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            f"recipe failed:\n{(result.stdout + result.stderr)[-3000:]}"
+        )
+
+
+def read_rows(run):
+    with open(run / "test_predictions.jsonl") as fin:
+        return [json.loads(line) for line in fin]
+
+
+@pytest.fixture(scope="module")
+def manifest(synthetic_prepared):
+    with open(synthetic_prepared / "iemocap.json") as fin:
+        return json.load(fin)
+
+
+@pytest.fixture(scope="module")
+def hf_export(tmp_path_factory, synthetic_corpus, synthetic_prepared, manifest):
+    """Tiny HF encoders, 2 epochs; the test set is evaluated one utterance
+    at a time, so test_predictions.jsonl holds per-utterance predictions.
+    Exported with ``python -m speechbrain_mtmm.inference export``; then the
+    run and encoder folders are deleted and the export is moved."""
+    work = tmp_path_factory.mktemp("hf_export")
+    texts = [entry["text"] for entry in manifest.values()]
+    audio, text = build_tiny_encoders(work / "encoders", texts)
+    run = work / "run"
+    one_at_a_time = {"batch_size": 1, "num_workers": 0}
+    train(
+        synthetic_corpus,
+        synthetic_prepared,
+        run,
+        audio,
+        text,
+        {"number_of_epochs": 2, "valid_dataloader_opts": one_at_a_time},
+    )
+    command = [sys.executable, "-m", "speechbrain_mtmm.inference", "export"]
+    command += ["--run", str(run), "--out", str(work / "exported")]
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=OFFLINE
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = read_rows(run)
+    shutil.rmtree(run)
+    shutil.rmtree(work / "encoders")
+    model = work / "model"
+    shutil.move(work / "exported", model)
+    return model, rows
+
+
+@pytest.fixture(scope="module")
+def recognizer(hf_export):
+    return MultimodalEmotionRecognizer.from_hparams(hf_export[0])
+
+
+@pytest.fixture(scope="module")
+def test_utterances(hf_export, manifest):
+    """(wav path, transcript) of the test utterances, in recipe order."""
+    return [
+        (manifest[row["id"]]["wav"], manifest[row["id"]]["text"])
+        for row in hf_export[1]
+    ]
+
+
+@pytest.fixture(scope="module")
+def light_run(tmp_path_factory, synthetic_corpus, synthetic_prepared):
+    """fbank/hashing, paired bridge tokens, no refinement, 3 dimensions,
+    batched evaluation (8 per batch)."""
+    run = tmp_path_factory.mktemp("light") / "run"
+    variant = {
+        "number_of_epochs": 1,
+        "fusion_type": "bridge_paired",
+        # a string: demo._yaml_value writes booleans as "false\n..."
+        "refinement": "False",
+        "n_heads": 2,
+        "n_dims": 3,
+        "w_dominance": 0.2,
+    }
+    train(
+        synthetic_corpus, synthetic_prepared, run, "fbank", "hashing", variant
+    )
+    return run
+
+
+def assert_matches(result, row):
+    assert result["label"] == row["pred_emo"]
+    for label, p in row["probs"].items():
+        assert result["probs"][label] == pytest.approx(p, abs=PROBS_TOL)
+    for name in ("valence", "arousal", "dominance"):
+        if f"pred_{name}" in row:
+            expected = row[f"pred_{name}"]
+            assert result[f"{name}_1to5"] == pytest.approx(
+                expected, abs=DIMS_TOL
+            )
+            assert result[name] == pytest.approx(
+                (expected - 1) / 4, abs=DIMS_TOL
+            )
+
+
+def masked_reference(recognizer, wav=None, text=None):
+    """The model run by hand with the missing modality as one zero frame."""
+    mods = recognizer.mods
+    with torch.no_grad():
+        if wav is None:
+            audio = masked_modality_features(1, mods.audio_encoder.output_size)
+        else:
+            lens = torch.ones(1)
+            audio = mods.audio_encoder(wav[None], lens), lens
+        if text is None:
+            text_in = masked_modality_features(1, mods.text_encoder.output_size)
+        else:
+            tokens = mods.text_encoder.tokenize(text)[None]
+            lens = torch.ones(1)
+            text_in = mods.text_encoder(tokens, lens), lens
+        out = mods.model(*audio, *text_in)
+    return torch.softmax(out["logits"], -1)[0], out["dims"][0]
+
+
+def assert_close_to(result, probs, dims, abs_tol=1e-5):
+    labels = list(result["probs"])
+    got = torch.tensor([result["probs"][label] for label in labels])
+    assert torch.allclose(got, probs, atol=abs_tol)
+    got_dims = torch.tensor([result["valence"], result["arousal"]])
+    assert torch.allclose(got_dims, dims[:2], atol=abs_tol)
+
+
+# ##### Export #####
+
+
+def test_export_is_self_contained_without_encoder_weights(hf_export):
+    model, _ = hf_export
+    names = {p.relative_to(model).as_posix() for p in model.rglob("*")}
+    for name in (
+        "hyperparams.yaml",
+        "model.ckpt",
+        "audio_encoder.ckpt",
+        "text_encoder.ckpt",
+        "labels.txt",
+        "export_info.json",
+        "encoders/audio/config.json",
+        "encoders/audio/preprocessor_config.json",
+        "encoders/text/config.json",
+    ):
+        assert name in names
+    assert not [n for n in names if n.endswith((".safetensors", ".bin"))]
+    assert "optimizer.ckpt" not in names
+    assert (model / "labels.txt").read_text().split() == [
+        "neu",
+        "hap",
+        "sad",
+        "ang",
+    ]
+    info = json.loads((model / "export_info.json").read_text())
+    assert not os.path.exists(info["run_folder"])  # deleted by the fixture
+    assert "score" in info["validation"]
+
+
+def test_file_predictions_equal_the_recipe_test_predictions(
+    recognizer, hf_export, test_utterances
+):
+    for (wav, text), row in zip(test_utterances, hf_export[1]):
+        result = recognizer.predict_file(wav, text)
+        assert result["path"] == "audio+text" and result["text_used"] == text
+        assert_matches(result, row)
+
+
+def test_light_ablation_run_exports_exactly(light_run, manifest, tmp_path):
+    model = export_model(light_run, tmp_path / "model")
+    recognizer = MultimodalEmotionRecognizer.from_hparams(model)
+    rows = read_rows(light_run)
+    entries = [manifest[row["id"]] for row in rows]
+    for entry, row in zip(entries, rows):
+        result = recognizer.predict_file(entry["wav"], entry["text"])
+        assert set(result) >= {"dominance", "dominance_1to5"}
+        assert_matches(result, row)
+    # batched as in the recipe (fbank lengths are exact): same numbers
+    padded, lens = batch_pad_right([load_audio(e["wav"]) for e in entries])
+    texts = [e["text"] for e in entries]
+    for result, row in zip(recognizer.predict_batch(padded, lens, texts), rows):
+        assert_matches(result, row)
+
+
+def test_export_names_a_run_folder_without_checkpoints(light_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(light_run, run)
+    shutil.rmtree(run / "save")
+    with pytest.raises(ExportError, match=str(run / "save")):
+        export_model(run, tmp_path / "model")
+    assert not (tmp_path / "model").exists()
+
+
+def test_export_stops_on_a_builder_argument_the_template_lacks(
+    light_run, tmp_path
+):
+    run = tmp_path / "run"
+    shutil.copytree(light_run, run)
+    yaml = ruamel.yaml.YAML()
+    tree = yaml.load(run / "hyperparams.yaml")
+    tree["fusion"]["d_ffn"] = 64
+    yaml.dump(tree, run / "hyperparams.yaml")
+    with pytest.raises(ExportError, match="fusion has d_ffn=.*d_ffn=64"):
+        export_model(run, tmp_path / "model")
+    assert not (tmp_path / "model").exists()
+    assert not list(tmp_path.glob(".model*"))  # staging folder removed
+
+
+def test_export_refuses_to_overwrite_a_folder(light_run, tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "keep.txt").write_text("mine")
+    with pytest.raises(ExportError, match="not empty"):
+        export_model(light_run, tmp_path / "model")
+    assert (tmp_path / "model" / "keep.txt").exists()
+
+
+# ##### Missing modalities #####
+
+
+def test_audio_only_equals_the_model_with_the_text_masked(
+    recognizer, test_utterances
+):
+    wav_path, text = test_utterances[0]
+    result = recognizer.predict_file(wav_path)
+    assert result["path"] == "audio-only" and result["text_used"] is None
+    assert_close_to(
+        result, *masked_reference(recognizer, wav=load_audio(wav_path))
+    )
+    assert recognizer.predict_file(wav_path, "   ")["path"] == "audio-only"
+    with_text = recognizer.predict_file(wav_path, text)
+    assert with_text["probs"] != pytest.approx(result["probs"], abs=1e-6)
+
+
+def test_text_only_equals_the_model_with_the_audio_masked(
+    recognizer, test_utterances
+):
+    text = test_utterances[0][1]
+    result = recognizer.predict_text(text)
+    assert result["path"] == "text-only" and result["text_used"] == text
+    assert_close_to(result, *masked_reference(recognizer, text=text))
+    batch = recognizer.predict_batch(None, None, [text, "Yeah."])
+    assert batch[0]["probs"] == pytest.approx(result["probs"], abs=1e-6)
+
+
+def test_a_model_trained_without_text_ignores_transcripts(
+    hf_export, recognizer, test_utterances
+):
+    audio_model = MultimodalEmotionRecognizer.from_hparams(
+        hf_export[0], overrides={"modalities": ["audio"]}
+    )
+    wav_path, text = test_utterances[0]
+    result = audio_model.predict_file(wav_path, text)
+    assert result["path"] == "audio-only" and result["text_used"] is None
+    assert result["probs"] == pytest.approx(
+        recognizer.predict_file(wav_path)["probs"], abs=1e-6
+    )
+    with pytest.raises(ValueError, match="needs"):
+        MultimodalEmotionRecognizer.from_hparams(
+            hf_export[0], overrides={"modalities": ["text"]}
+        ).predict_file(wav_path)
+
+
+# ##### Audio input #####
+
+
+def test_resampled_and_stereo_copies_predict_close_to_the_original(
+    recognizer, test_utterances, tmp_path, caplog
+):
+    wav_path, text = test_utterances[0]
+    wav, rate = audio_io.load(wav_path)
+    low = tmp_path / "8k.wav"
+    audio_io.save(
+        str(low), torchaudio.functional.resample(wav, rate, 8000), 8000
+    )
+    stereo = tmp_path / "44k_stereo.wav"
+    high = torchaudio.functional.resample(wav, rate, 44100)
+    audio_io.save(str(stereo), high.repeat(2, 1), 44100)
+    original = recognizer.predict_file(wav_path, text)
+    with caplog.at_level("INFO"):
+        for copy in (low, stereo):
+            result = recognizer.predict_file(copy, text)
+            assert result["label"] == original["label"]
+            assert result["probs"] == pytest.approx(original["probs"], abs=0.05)
+            assert result["valence"] == pytest.approx(
+                original["valence"], abs=0.05
+            )
+    assert "upsampled to 16000 Hz" in caplog.text
+    assert "2 channels, mixed down" in caplog.text
+
+
+def long_file(test_utterances, folder, seconds):
+    """The test utterances concatenated until ``seconds`` long."""
+    wavs = [load_audio(wav) for wav, _ in test_utterances]
+    wav = torch.cat(wavs * math.ceil(seconds * 16000 / sum(map(len, wavs))))
+    wav = wav[: int(seconds * 16000)]
+    path = folder / "long.wav"
+    audio_io.save(str(path), wav[None], 16000)
+    return path, load_audio(path)
+
+
+def test_long_audio_is_split_into_equal_windows_and_averaged(
+    hf_export, test_utterances, tmp_path
+):
+    recognizer = MultimodalEmotionRecognizer.from_hparams(
+        hf_export[0], overrides={"max_audio_seconds": 2.0}
+    )
+    text = test_utterances[0][1]
+    path, wav = long_file(test_utterances, tmp_path, 5.0)
+    result = recognizer.predict_file(path, text)
+    assert result["windows"] == 3
+    # independent reference: 3 windows of 80000/3 samples, each alone
+    bounds = [0, 26667, 53334, 80000]
+    probs, dims = torch.zeros(4), torch.zeros(2)
+    for start, end in zip(bounds, bounds[1:]):
+        part = recognizer.predict_batch(wav[None, start:end], None, [text])[0]
+        weight = (end - start) / len(wav)
+        probs += weight * torch.tensor(list(part["probs"].values()))
+        dims += weight * torch.tensor([part["valence"], part["arousal"]])
+    assert_close_to(result, probs, dims)
+
+
+def test_long_audio_truncate_mode_keeps_the_first_window(
+    hf_export, test_utterances, tmp_path, caplog
+):
+    recognizer = MultimodalEmotionRecognizer.from_hparams(
+        hf_export[0],
+        overrides={"max_audio_seconds": 2.0, "long_audio": "truncate"},
+    )
+    text = test_utterances[0][1]
+    path, wav = long_file(test_utterances, tmp_path, 5.0)
+    with caplog.at_level("WARNING"):
+        result = recognizer.predict_file(path, text)
+    assert result["windows"] == 1 and "truncated" in caplog.text
+    first = recognizer.predict_batch(wav[None, :32000], None, [text])[0]
+    assert result["probs"] == pytest.approx(first["probs"], abs=1e-6)
+
+
+# ##### ASR for missing transcripts #####
+
+
+def build_tiny_whisper(folder):
+    """A tiny random Whisper with a byte-level BPE tokenizer and processor
+    (English-only layout: no language tokens), loadable by the pipeline."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import (
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+        WhisperTokenizer,
+    )
+
+    from speechbrain_mtmm.tiny_models import DEFAULT_TEXTS
+
+    folder.mkdir(parents=True)
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(DEFAULT_TEXTS, vocab_size=300, show_progress=False)
+    trained = json.loads(bpe.to_str())["model"]
+    (folder / "vocab.json").write_text(json.dumps(trained["vocab"]))
+    merges = [
+        m if isinstance(m, str) else " ".join(m) for m in trained["merges"]
+    ]
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges))
+    end = "<|endoftext|>"
+    tokenizer = WhisperTokenizer(
+        str(folder / "vocab.json"),
+        str(folder / "merges.txt"),
+        unk_token=end,
+        bos_token=end,
+        eos_token=end,
+        pad_token=end,
+    )
+    specials = ["<|startoftranscript|>", "<|notimestamps|>"]
+    tokenizer.add_special_tokens({"additional_special_tokens": specials})
+    WhisperProcessor(WhisperFeatureExtractor(), tokenizer).save_pretrained(
+        folder
+    )
+    end_id, start_id, no_ts_id = tokenizer.convert_tokens_to_ids(
+        [end, *specials]
+    )
+    config = WhisperConfig(
+        vocab_size=len(tokenizer),
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        max_target_positions=32,
+        pad_token_id=end_id,
+        bos_token_id=end_id,
+        eos_token_id=end_id,
+        decoder_start_token_id=start_id,
+    )
+    torch.manual_seed(0)
+    model = WhisperForConditionalGeneration(config)
+    model.generation_config.max_new_tokens = 6
+    model.generation_config.no_timestamps_token_id = no_ts_id
+    model.save_pretrained(folder)
+    return folder
+
+
+def test_missing_transcript_is_transcribed_by_the_named_asr_model(
+    hf_export, test_utterances, tmp_path
+):
+    whisper = build_tiny_whisper(tmp_path / "whisper")
+    recognizer = MultimodalEmotionRecognizer.from_hparams(
+        hf_export[0], overrides={"asr_source": str(whisper)}
+    )
+    wav_path = test_utterances[0][0]
+    result = recognizer.predict_file(wav_path)
+    transcript = ASRTranscriber(whisper)(load_audio(wav_path))
+    assert transcript  # the random model still emits a few tokens
+    assert result["path"] == "audio+asr" and result["text_used"] == transcript
+    given = recognizer.predict_file(wav_path, transcript)
+    assert given["path"] == "audio+text"
+    assert result["probs"] == pytest.approx(given["probs"], abs=1e-6)
+
+
+def test_an_injected_transcriber_replaces_the_asr_model(
+    hf_export, test_utterances
+):
+    heard = []
+
+    def transcriber(wav):
+        heard.append(len(wav))
+        return "Oh my God, this is amazing! I got the job!"
+
+    recognizer = MultimodalEmotionRecognizer.from_hparams(
+        hf_export[0], transcriber=transcriber
+    )
+    wav_path, text = test_utterances[0]
+    result = recognizer.predict_file(wav_path)
+    assert result["path"] == "audio+asr" and heard == [
+        len(load_audio(wav_path))
+    ]
+    assert result["text_used"].startswith("Oh my God")
+    assert recognizer.predict_file(wav_path, text)["path"] == "audio+text"
+    assert len(heard) == 1  # a given transcript is never re-transcribed
+    silent = MultimodalEmotionRecognizer.from_hparams(
+        hf_export[0], transcriber=lambda wav: ""
+    )
+    assert silent.predict_file(wav_path)["path"] == "audio-only"
+
+
+# ##### Command line #####
+
+
+def test_cli_reports_a_broken_file_and_predicts_the_others(
+    hf_export, test_utterances, tmp_path, capsys
+):
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    garbage = tmp_path / "garbage.wav"
+    garbage.write_bytes(b"not a wav file at all")
+    good = [wav for wav, _ in test_utterances[:2]]
+    inputs = [good[0], str(empty), str(garbage), good[1]]
+    code = predict_main(["--model", str(hf_export[0]), *inputs])
+    assert code == 1
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [row["file"] for row in rows] == inputs
+    assert [("error" in row) for row in rows] == [False, True, True, False]
+    assert str(empty) in rows[1]["error"] and str(garbage) in rows[2]["error"]
+    assert rows[0]["label"] in rows[0]["probs"]
+
+
+def test_cli_reads_folders_manifests_and_transcript_files(
+    hf_export, recognizer, test_utterances, tmp_path
+):
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    for wav, _ in test_utterances[:2]:
+        shutil.copy(wav, folder)
+    manifest = tmp_path / "manifest.csv"
+    wav, text = test_utterances[2]
+    manifest.write_text(f"path,text\n{wav},{text}\n")
+    transcripts = tmp_path / "transcripts.csv"
+    first = os.path.basename(test_utterances[0][0])
+    transcripts.write_text(
+        f'path,text\naudio/{first},"{test_utterances[0][1]}"\n'
+    )
+    output = tmp_path / "out.csv"
+    code = predict_main(
+        [
+            "--model",
+            str(hf_export[0]),
+            str(folder),
+            str(manifest),
+            "--transcripts",
+            str(transcripts),
+            "--format",
+            "csv",
+            "--output",
+            str(output),
+        ]
+    )
+    assert code == 0
+    with open(output) as fin:
+        rows = list(csv.DictReader(fin))
+    assert len(rows) == 3
+    paths = {os.path.basename(r["file"]): r["path"] for r in rows}
+    assert paths[first] == "audio+text"  # from --transcripts
+    assert paths[os.path.basename(test_utterances[1][0])] == "audio-only"
+    assert paths[os.path.basename(wav)] == "audio+text"  # manifest text
+    expected = recognizer.predict_file(wav, text)
+    assert float(rows[2]["p_neu"]) == pytest.approx(
+        expected["probs"]["neu"], abs=1e-5
+    )
+    assert rows[2]["label"] == expected["label"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--model", "no/such/model", "a.wav"],
+        ["--model", "{model}", "a.wav", "b.wav", "--text", "hi"],
+        ["--model", "{model}"],
+        ["--model", "{model}", "{empty_folder}"],
+        ["--model", "{model}", "a.wav", "--format", "xml"],
+    ],
+    ids=["no-model", "text-for-two", "no-input", "empty-folder", "format"],
+)
+def test_cli_usage_errors_exit_with_2(args, hf_export, tmp_path):
+    (tmp_path / "empty").mkdir()
+    args = [
+        a.format(model=hf_export[0], empty_folder=tmp_path / "empty")
+        for a in args
+    ]
+    assert predict_main(args) == 2
+
+
+def test_cli_predicts_text_alone(hf_export, capsys):
+    code = predict_main(["--model", str(hf_export[0]), "--text", "Yeah."])
+    row = json.loads(capsys.readouterr().out)
+    assert code == 0 and row["path"] == "text-only" and row["file"] is None
+
+
+def test_console_scripts_are_registered():
+    scripts = {e.name: e.value for e in entry_points(group="console_scripts")}
+    assert scripts["mtmm-predict"] == "speechbrain_mtmm.predict:main"
+    assert scripts["mtmm-export"] == "speechbrain_mtmm.export:main"
