@@ -33,16 +33,19 @@ concurrent builds of the same item are harmless. The item files are the
 truth; ``index.json`` is a listing for people and tools.
 
 Features are computed in float32 (no autocast), in batches sorted by
-length, and cropped to each utterance's own valid frames (from the conv
-arithmetic of HF audio models, or the token count), so an utterance gets
-the features it would get alone, up to float noise. Encoders without a
-length formula are run one utterance at a time.
+length, and cropped to each utterance's own valid frames (the encoder's
+``output_lens``), so an utterance gets the features it would get alone, up
+to float noise; encoders whose features depend on padding (HF audio models
+without an attention mask, e.g. wav2vec2-base) encode one utterance at a
+time. Concurrent builds of one cache folder (parallel CV jobs) take turns
+on a lock file, so the features are computed once.
 
 Authors
 -------
  * speechbrain-mtmm contributors, 2026
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -173,79 +176,6 @@ def normalize_layers(encoder, layers):
             )
         normalised.append(int(layer) % (num_layers + 1))
     return normalised
-
-
-def valid_frames(encoder, n_inputs):
-    """Number of output frames an encoder gives for ``n_inputs`` inputs.
-
-    Arguments
-    ---------
-    encoder : torch.nn.Module
-        The encoder.
-    n_inputs : int or torch.Tensor
-        Valid samples (audio) or tokens (text).
-
-    Returns
-    -------
-    torch.Tensor or None
-        Frame counts (the token count for text encoders, the conv stack's
-        output length for HF audio models); None when unknown.
-
-    Example
-    -------
-    >>> from speechbrain_mtmm.tiny_models import build_tiny_hubert
-    >>> from speechbrain_mtmm.encoders import HFAudioEncoder
-    >>> encoder = HFAudioEncoder(build_tiny_hubert(getfixture("tmpdir")))
-    >>> valid_frames(encoder, torch.tensor([16000, 8000])).tolist()
-    [49, 24]
-    """
-    n_inputs = torch.as_tensor(n_inputs)
-    if encoder.modality == "text":
-        return n_inputs.long()
-    model = getattr(encoder, "model", None)
-    formula = getattr(model, "_get_feat_extract_output_lengths", None)
-    if formula is None:
-        return None
-    return formula(n_inputs.long()).long()
-
-
-def output_lens(encoder, lens, n_inputs, n_frames):
-    """Relative lengths of an encoder's output frames, exact when known.
-
-    The output of a strided conv stack has ``valid_frames(samples)`` valid
-    frames per utterance, which ``round(lens * n_frames)`` misses by one
-    frame for many utterances. Both the cached and the uncached path use
-    this, so they treat exactly the same frames as valid.
-
-    Arguments
-    ---------
-    encoder : torch.nn.Module
-        The encoder that produced the frames.
-    lens : torch.Tensor
-        Relative lengths of the input ``(batch,)``.
-    n_inputs : int
-        Padded input length (samples or tokens).
-    n_frames : int
-        Padded output length (frames).
-
-    Returns
-    -------
-    torch.Tensor
-        Relative output lengths ``(batch,)`` (``lens`` itself when the
-        encoder has no length formula).
-
-    Example
-    -------
-    >>> from speechbrain_mtmm.encoders import FbankAudioEncoder
-    >>> output_lens(FbankAudioEncoder(d_model=8), torch.tensor([1.0]), 9, 3)
-    tensor([1.])
-    """
-    samples = torch.round(lens.float() * n_inputs)
-    frames = valid_frames(encoder, samples.cpu())
-    if frames is None:
-        return lens
-    frames = frames.to(lens.device).clamp(min=1, max=n_frames)
-    return frames.float() / n_frames
 
 
 def load_features(path):
@@ -429,28 +359,27 @@ class FeatureCache:
             Utterance id -> cached file, for every entry.
         """
         files = self.files(entries)
-        todo = {}
-        for utt_id, path in files.items():
-            if not os.path.exists(path):
-                todo.setdefault(path, utt_id)
-        if todo:
+        if all(os.path.exists(path) for path in files.values()):
+            logger.info(f"Feature cache {self.folder}: all {len(files)} hit")
+            return files
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with _locked(self.folder / ".lock"):
+            todo = {}  # what is still missing once we hold the lock
+            for utt_id, path in files.items():
+                if not os.path.exists(path):
+                    todo.setdefault(path, utt_id)
             logger.info(
                 f"Feature cache {self.folder}: computing {len(todo)} of "
                 f"{len(files)} utterances"
             )
-            self.folder.mkdir(parents=True, exist_ok=True)
             _atomic_write_text(
                 self.folder / "spec.json", json.dumps(self.spec, indent=2)
             )
-            items = [
-                (path, utt_id, entries[utt_id]) for path, utt_id in todo.items()
-            ]
+            items = [(p, u, entries[u]) for p, u in todo.items()]
             shapes = self._compute(items, device, batch_size)
             self._update_index(
                 {Path(p).stem: {"id": todo[p], "shape": s} for p, s in shapes}
             )
-        else:
-            logger.info(f"Feature cache {self.folder}: all {len(files)} hit")
         return files
 
     def encode(self, inputs, lens):
@@ -503,22 +432,23 @@ class FeatureCache:
         params = list(encoder.parameters())
         home = params[0].device if params else torch.device("cpu")
         was_training = encoder.training
-        exact = valid_frames(encoder, 1) is not None
-        batch_size = max(1, int(batch_size)) if exact else 1
+        if not getattr(encoder, "use_attention_mask", True):
+            # no attention mask (group-norm HF models): padding changes
+            # the features, so every utterance is encoded alone
+            batch_size = 1
         encoder.to(device).eval()
         shapes = []
         items = sorted(items, key=self._sort_key)
         try:
-            for start in range(0, len(items), batch_size):
-                chunk = items[start : start + batch_size]
+            for start in range(0, len(items), max(1, int(batch_size))):
+                chunk = items[start : start + max(1, int(batch_size))]
                 inputs = [self._input(utt_id, e) for _, utt_id, e in chunk]
                 padded, lens = batch_pad_right(inputs)
                 with torch.no_grad():
                     hiddens = self.encode(padded.to(device), lens.to(device))
-                frames = [hiddens.shape[2]] * len(chunk)
-                if exact:
-                    sizes = torch.tensor([len(x) for x in inputs])
-                    frames = valid_frames(encoder, sizes).tolist()
+                n_frames = hiddens.shape[2]
+                out_lens = encoder.output_lens(lens, padded.shape[1], n_frames)
+                frames = torch.round(out_lens * n_frames).long().tolist()
                 for i, (path, _, _) in enumerate(chunk):
                     feats = hiddens[:, i, : max(1, frames[i])].transpose(0, 1)
                     feats = feats.to(torch.float16).cpu().numpy()
@@ -658,6 +588,22 @@ def build_feature_caches(
         )
         files[modality] = cache.build(entries, device, batch_size)
     return files
+
+
+@contextlib.contextmanager
+def _locked(path):
+    """Holds an exclusive lock on ``path`` (POSIX; a no-op elsewhere)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: concurrent builds only duplicate work
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _atomic_save_array(path, array):

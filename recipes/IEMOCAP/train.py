@@ -63,7 +63,6 @@ from speechbrain_mtmm.cache import (
     build_feature_caches,
     check_cache_options,
     feature_pipeline,
-    output_lens,
 )
 from speechbrain_mtmm.data.audio import AudioFileError, load_audio
 from speechbrain_mtmm.data.folds import FoldError, fold_paths
@@ -131,9 +130,7 @@ class MultimodalEmotionBrain(sb.Brain):
             return layer_sum(feats.to(self.model_dtype)), lens
         inputs, lens = batch.sig if modality == "audio" else batch.tokens
         feats = self.modules[f"{modality}_encoder"](inputs, lens)
-        return feats, output_lens(
-            encoder, lens, inputs.shape[1], feats.shape[1]
-        )
+        return feats, encoder.output_lens(lens, inputs.shape[1], feats.shape[1])
 
     def encoder(self, modality):
         """The encoder module itself (``self.modules`` may hold it wrapped
