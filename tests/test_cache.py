@@ -299,7 +299,6 @@ def read_predictions(output):
         return {row["id"]: row for row in map(json.loads, fin)}
 
 
-# Booleans as strings: the overrides go through YAML, which reads "True"
 FROZEN = {"number_of_epochs": 2, "freeze_policy": "frozen"}
 
 
@@ -307,7 +306,7 @@ FROZEN = {"number_of_epochs": 2, "freeze_policy": "frozen"}
 def cache_runs(tmp_path_factory, synthetic_corpus, synthetic_prepared, models):
     """Fold 1 uncached and cached (same seed), then fold 2 cached."""
     root = tmp_path_factory.mktemp("cache_runs")
-    cached = {**FROZEN, "feature_cache": "True"}
+    cached = {**FROZEN, "feature_cache": True}
     cached["feature_cache_folder"] = str(root / "feature_cache")
     runs = {}
     for name, extra in (
@@ -367,7 +366,7 @@ def test_cached_run_with_fine_tuned_encoders_is_a_clear_error(
         synthetic_prepared,
         tmp_path / "run",
         models,
-        {"feature_cache": "True", "feature_cache_folder": str(tmp_path)},
+        {"feature_cache": True, "feature_cache_folder": str(tmp_path)},
         check=False,
     )
     assert result.returncode != 0

@@ -136,11 +136,10 @@ def test_two_processes_train_from_the_feature_cache(
         {
             "number_of_epochs": 2,
             "freeze_policy": "frozen",
-            # booleans as strings: the overrides go through YAML
-            "feature_cache": "True",
+            "feature_cache": True,
             "feature_cache_folder": str(cache),
             "audio_cache_layers": [1, 2],
-            "dynamic_batching": "True",
+            "dynamic_batching": True,
             "max_batch_length": 10.0,
         },
     )

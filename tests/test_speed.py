@@ -80,8 +80,7 @@ def finite_results(output):
     return all(math.isfinite(results[key]) for key in keys)
 
 
-# Booleans as strings: the overrides go through YAML, which reads "True"
-DYNAMIC = {"dynamic_batching": "True", "max_batch_length": 10.0}
+DYNAMIC = {"dynamic_batching": True, "max_batch_length": 10.0}
 
 
 def train_set(synthetic_prepared):
@@ -160,7 +159,7 @@ def test_bf16_fine_tuning_runs_on_cpu(
         synthetic_prepared,
         output,
         *tiny_hf,
-        {"number_of_epochs": 1, "modality_masking": "False"},
+        {"number_of_epochs": 1, "modality_masking": False},
         args=["--precision=bf16"],
     )
     assert "--precision=bf16" in log
@@ -179,7 +178,7 @@ def test_bf16_cached_training_with_a_learned_layer_sum_runs_on_cpu(
         {
             "number_of_epochs": 2,
             "freeze_policy": "frozen",
-            "feature_cache": "True",
+            "feature_cache": True,
             "feature_cache_folder": str(tmp_path / "cache"),
             "audio_cache_layers": [0, 1, 2],
             **DYNAMIC,

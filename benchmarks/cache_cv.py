@@ -1,0 +1,212 @@
+"""Cross-validation wall time with and without the feature cache.
+
+Runs k folds x E epochs of the real recipe on the synthetic IEMOCAP corpus
+with frozen tiny HuggingFace encoders (HuBERT + DeBERTa-v2, random weights;
+``--encoders base|large`` builds models of the published sizes with random
+weights instead), once uncached (the encoders run on every batch of every
+epoch) and once with ``feature_cache: True`` (fold 1 computes the features
+of the whole corpus, every later fold and epoch reads them). Same seed and
+data order in both: the test metrics must agree up to float16 noise, which
+is printed as a check.
+
+Runner (``--runner``): ``cv`` (default) is the project's CV runner,
+``python -m speechbrain_mtmm.cv``, one process per fold as users run it;
+``inprocess`` calls the recipe's ``main`` fold after fold in this process
+(no interpreter and import start-up per fold).
+
+    python benchmarks/cache_cv.py --quick          # 2 folds x 2 epochs
+    python benchmarks/cache_cv.py                  # 10 folds x 10 epochs
+    python benchmarks/cache_cv.py --quick --encoders base --threads 1
+
+Prints the wall time of each mode (fold 1, which builds the cache, apart),
+the time per fold and the ratios.
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import common
+import torch
+
+from speechbrain_mtmm.data.iemocap import prepare_iemocap
+from speechbrain_mtmm.data.synthetic import (
+    generate_synthetic_iemocap,
+    size_to_utterances,
+)
+from speechbrain_mtmm.demo import RECIPE, recipe_command
+
+METRICS = ("WA", "UA", "CCC_valence", "CCC_arousal")
+
+
+def run_inprocess(recipe, folds, out, base_command):
+    """Folds through the recipe's main() in this process."""
+    for fold in folds:
+        output = out / f"speaker_fold{fold}" / "seed1"
+        argv = [
+            *base_command[2:],
+            f"--fold={fold}",
+            f"--output_folder={output}",
+            "--noprogressbar",
+        ]
+        output.mkdir(parents=True, exist_ok=True)
+        with open(output.parent / "stdout.log", "w") as fout:
+            with contextlib.redirect_stdout(fout):
+                with contextlib.redirect_stderr(fout):
+                    recipe.main(argv)
+
+
+def run_cv(folds, out, base_command, threads):
+    """Folds through ``python -m speechbrain_mtmm.cv`` (a process each)."""
+    overrides = base_command[3:]
+    command = [
+        sys.executable,
+        "-m",
+        "speechbrain_mtmm.cv",
+        str(RECIPE / "hparams" / "iemocap.yaml"),
+        "--protocol=speaker",
+        "--seeds",
+        "1",
+        "--folds",
+        *map(str, folds),
+        "--jobs=1",
+        f"--output={out}",
+        *overrides,
+    ]
+    env = dict(os.environ, PYTHONPATH=str(common.REPO))
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"the CV runner failed:\n{result.stderr[-4000:]}")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="2 x 2")
+    parser.add_argument("--folds", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument(
+        "--size", default="tiny", help="synthetic corpus size (tiny|small)"
+    )
+    parser.add_argument(
+        "--encoders",
+        default="tiny",
+        choices=["tiny", "base", "large"],
+        help="tiny random models, or base/large-sized random models",
+    )
+    parser.add_argument("--runner", default="cv", choices=["cv", "inprocess"])
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--work", default=None, help="work folder (kept)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.folds, args.epochs = 2, 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    work = Path(args.work or tempfile.mkdtemp(prefix="cache_cv_"))
+    corpus, prepared = work / "corpus", work / "prepared"
+    if not (corpus / "IEMOCAP_full_release").exists():
+        generate_synthetic_iemocap(
+            corpus, seed=0, utterances_per_dialog=size_to_utterances(args.size)
+        )
+    with contextlib.redirect_stdout(open(os.devnull, "w")):
+        prepare_iemocap(corpus / "IEMOCAP_full_release", prepared)
+    texts = common.texts_of(prepared)
+    models = common.encoders(work / "models", texts, args.encoders)
+    shutil.rmtree(prepared / "feature_cache", ignore_errors=True)
+    n_utts = len(texts)
+
+    os.chdir(RECIPE)
+    recipe = None
+    if args.runner == "inprocess":
+        recipe = common.recipe_module()
+        # imports and first model loads happen once, before any timing
+        from speechbrain_mtmm.encoders import (
+            build_audio_encoder,
+            build_text_encoder,
+        )
+
+        build_audio_encoder(models[0], freeze="frozen")
+        build_text_encoder(models[1], freeze="frozen")
+    print(
+        f"cache_cv: {args.folds} folds x {args.epochs} epochs, synthetic "
+        f"corpus ({n_utts} utterances), {args.encoders} HuBERT + DeBERTa "
+        f"(random weights, frozen), runner: {args.runner}"
+    )
+    print(f"machine: {common.machine()}")
+    times, results = {}, {}
+    for cache in (False, True):
+        mode = "cached" if cache else "uncached"
+        out = work / "runs" / mode
+        shutil.rmtree(out, ignore_errors=True)
+        base = recipe_command(
+            corpus / "IEMOCAP_full_release",
+            prepared,
+            out,
+            *models,
+            {
+                "number_of_epochs": args.epochs,
+                "freeze_policy": "frozen",
+                "feature_cache": cache,
+            },
+        )
+        # each fold gets its own output folder (set by the runner)
+        base = [a for a in base if not a.startswith("--output_folder=")]
+        times[mode] = []
+        # fold 1 alone (it builds the cache in cached mode), then the rest
+        for folds in ([1], list(range(2, args.folds + 1))):
+            if not folds:
+                continue
+            start = time.perf_counter()
+            if recipe is not None:
+                run_inprocess(recipe, folds, out, base)
+            else:
+                run_cv(folds, out, base, args.threads)
+            times[mode].append(time.perf_counter() - start)
+            print(
+                f"  {mode:8s} folds {folds[0]}-{folds[-1]}: "
+                f"{times[mode][-1]:7.1f} s",
+                flush=True,
+            )
+        results[mode] = [
+            json.loads(
+                (
+                    out / f"speaker_fold{k}" / "seed1" / "test_results.json"
+                ).read_text()
+            )
+            for k in range(1, args.folds + 1)
+        ]
+
+    print(f"\n{'mode':10s}{'total':>10s}{'fold 1':>10s}{'later folds':>13s}")
+    for mode, values in times.items():
+        later = values[1] / (args.folds - 1) if len(values) > 1 else 0.0
+        print(
+            f"{mode:10s}{sum(values):9.1f}s{values[0]:9.1f}s{later:10.1f}s/fold"
+        )
+    ratio = sum(times["uncached"]) / sum(times["cached"])
+    line = f"speed-up, total wall time: {ratio:.1f}x"
+    if args.folds > 1:
+        line += (
+            f"; per fold once the cache exists: "
+            f"{times['uncached'][1] / times['cached'][1]:.1f}x"
+        )
+    print(line)
+    diff = max(
+        abs(u[m] - c[m])
+        for u, c in zip(results["uncached"], results["cached"])
+        for m in METRICS
+    )
+    print(f"max |test metric difference| cached vs uncached: {diff:.4f}")
+    print(f"work folder: {work}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

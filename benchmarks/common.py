@@ -1,0 +1,334 @@
+"""Shared helpers of the benchmark scripts (not a library module).
+
+Everything runs offline: corpora are synthetic, encoders are tiny random
+HuggingFace models or paper-size models built from their configs with
+random weights (same shapes and compute as HuBERT-large/DeBERTaV3-large;
+the weights do not matter for speed).
+"""
+
+import importlib.util
+import json
+import os
+import platform
+import resource
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the checkout's package, not an install
+
+from speechbrain_mtmm.data.synthetic import (  # noqa: E402
+    make_sentence,
+    synthesize_utterance,
+)
+from speechbrain_mtmm.demo import RECIPE, TINY_OVERRIDES  # noqa: E402
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+# IEMOCAP's 4-class subset: 5531 utterances, mean 4.5 s, median ~3.6 s;
+# a lognormal with that mean and median (sigma 0.64) stands in for it.
+IEMOCAP_UTTERANCES = 5531
+IEMOCAP_MEAN_SECONDS = 4.5
+LOGNORMAL_MU, LOGNORMAL_SIGMA = 1.30, 0.64
+# Speaker protocol: 8 training speakers, 1 validation, 1 test (of 10)
+FOLD_TRAIN, FOLD_VALID, FOLD_TEST = 0.8, 0.1, 0.1
+
+
+def recipe_module():
+    """recipes/IEMOCAP/train.py imported as a module."""
+    spec = importlib.util.spec_from_file_location(
+        "iemocap_train", RECIPE / "train.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def tiny_overrides():
+    """hparams/tiny_overrides.yaml as a dict."""
+    import yaml
+
+    with open(TINY_OVERRIDES, encoding="utf-8") as fin:
+        return yaml.safe_load(fin)
+
+
+def load_hparams(overrides):
+    """The recipe's YAML with ``overrides`` (loaded from the recipe dir)."""
+    from hyperpyyaml import load_hyperpyyaml
+
+    cwd = os.getcwd()
+    os.chdir(RECIPE)  # the YAML includes the encoder presets relatively
+    try:
+        with open("hparams/iemocap.yaml", encoding="utf-8") as fin:
+            return load_hyperpyyaml(fin, overrides)
+    finally:
+        os.chdir(cwd)
+
+
+def gpu_name():
+    """The GPU's name, or None."""
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return None
+
+
+def machine():
+    """One line describing where the figures were measured."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fin:
+            for line in fin:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    gpu = gpu_name() or "no GPU"
+    return (
+        f"{cpu}, {os.cpu_count()} cores visible, torch threads "
+        f"{torch.get_num_threads()}, {gpu}; torch {torch.__version__}"
+    )
+
+
+def say_no_gpu(what):
+    """Prints, loudly, that a GPU measurement is skipped."""
+    print(f"\n*** No GPU available: {what} not measured (CPU only). ***\n")
+
+
+def peak_memory_mb(device):
+    """Peak GPU memory allocated (CUDA) or peak RSS of this process."""
+    if str(device).startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2**20
+    # ru_maxrss is in kB on Linux (bytes on macOS)
+    scale = 1 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+
+
+def run_child(script, config):
+    """Runs ``script --child <config as JSON>`` in a fresh process (so peak
+    memory is per configuration); returns the dict it printed, or None
+    (with the reason on stderr) when it failed."""
+    import subprocess
+
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    if config.get("threads"):
+        env["OMP_NUM_THREADS"] = str(config["threads"])
+    result = subprocess.run(
+        [sys.executable, str(script), "--child", json.dumps(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    for line in result.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT ") :])
+    tail = (result.stdout + result.stderr)[-3000:]
+    print(
+        f"{config['name']} failed (exit code {result.returncode}; -9 is "
+        f"usually out of memory):\n{tail}",
+        file=sys.stderr,
+    )
+    return None
+
+
+def texts_of(prepare_folder):
+    """The transcripts of a prepared corpus (tokenizer training)."""
+    with open(Path(prepare_folder) / "iemocap.json", encoding="utf-8") as fin:
+        return [entry["text"] for entry in json.load(fin).values()]
+
+
+def tiny_encoders(folder, texts):
+    """Tiny random HuBERT + DeBERTa-v2 (the tests' and demo's models)."""
+    from speechbrain_mtmm.demo import build_tiny_encoders
+
+    return build_tiny_encoders(Path(folder), texts)
+
+
+# Published sizes of the encoders (HuBERT-large / DeBERTaV3-large as in the
+# paper, and the base models); the conv feature extractor is the same 7-layer
+# 512-channel CNN in both HuBERTs (group norm in base, layer norm in large).
+SIZES = {
+    "base": {
+        "hidden_size": 768,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 12,
+        "intermediate_size": 3072,
+    },
+    "large": {
+        "hidden_size": 1024,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 16,
+        "intermediate_size": 4096,
+    },
+}
+
+
+def sized_encoders(folder, texts, size="large"):
+    """HuBERT and DeBERTaV3 of a published size with random weights.
+
+    Built from configs (no download): HuBERT-``size`` (7-layer 512-channel
+    CNN, 128-wide conv positions; large: pre-LN with layer-norm CNN, base:
+    post-LN with group-norm CNN) and DeBERTaV3-``size`` (128100-token
+    vocabulary, relative attention with 256 buckets). The DeBERTa
+    tokenizer is a small sentencepiece model trained on ``texts`` (ids stay
+    far below the vocabulary size). Same shapes and compute as the real
+    models; the weights do not matter for speed.
+
+    Returns
+    -------
+    tuple of str
+        The audio and text model folders.
+    """
+    from transformers import (
+        DebertaV2Config,
+        DebertaV2Model,
+        HubertConfig,
+        HubertModel,
+        Wav2Vec2FeatureExtractor,
+    )
+
+    from speechbrain_mtmm.tiny_models import build_tiny_deberta_v2
+
+    folder = Path(folder)
+    audio, text = folder / f"hubert_{size}", folder / f"deberta_v3_{size}"
+    large = size == "large"
+    if not (audio / "done").exists():
+        torch.manual_seed(0)
+        config = HubertConfig(
+            **SIZES[size],
+            feat_extract_norm="layer" if large else "group",
+            do_stable_layer_norm=large,
+            conv_bias=large,
+            feat_proj_layer_norm=True,
+            num_conv_pos_embeddings=128,
+            num_conv_pos_embedding_groups=16,
+            layerdrop=0.1,
+        )
+        HubertModel(config).save_pretrained(audio)
+        Wav2Vec2FeatureExtractor(
+            feature_size=1,
+            sampling_rate=16000,
+            padding_value=0.0,
+            do_normalize=True,
+            return_attention_mask=large,
+        ).save_pretrained(audio)
+        (audio / "done").write_text("ok")
+    if not (text / "done").exists():
+        build_tiny_deberta_v2(text, texts)  # the tokenizer files
+        torch.manual_seed(0)
+        config = DebertaV2Config(
+            **SIZES[size],
+            vocab_size=128100,
+            max_position_embeddings=512,
+            type_vocab_size=0,
+            relative_attention=True,
+            max_relative_positions=-1,
+            position_buckets=256,
+            pos_att_type=["p2c", "c2p"],
+            position_biased_input=False,
+            norm_rel_ebd="layer_norm",
+            share_att_key=True,
+            layer_norm_eps=1e-7,
+            pad_token_id=0,
+        )
+        DebertaV2Model(config).save_pretrained(text)
+        (text / "done").write_text("ok")
+    return str(audio), str(text)
+
+
+def encoders(folder, texts, size):
+    """Encoder folders for ``size``: tiny (the tests'), base or large."""
+    if size == "tiny":
+        return tiny_encoders(folder, texts)
+    return sized_encoders(folder, texts, size)
+
+
+def iemocap_like_corpus(folder, n_utterances, seed=0, max_seconds=34.0):
+    """Wavs + fold files whose durations follow IEMOCAP's distribution.
+
+    Durations are lognormal (mean 4.5 s, median 3.6 s, clipped to
+    0.6-``max_seconds``), the audio is the synthetic corpus' voiced
+    syllables, transcripts have ~2.5 words per second. All utterances go
+    to the training split of ``folds/speaker/fold_1`` (valid and test get a
+    few), ready for the recipe's ``dataio_prep``.
+
+    Returns
+    -------
+    pathlib.Path
+        The prepare folder.
+    """
+    from speechbrain.dataio import audio_io
+
+    folder = Path(folder)
+    fold = folder / "folds" / "speaker" / "fold_1"
+    if (fold / "train.json").exists():
+        return folder
+    rng = np.random.default_rng(seed)
+    (folder / "wav").mkdir(parents=True, exist_ok=True)
+    labels = {"neu": "medium", "hap": "high", "sad": "low", "ang": "high"}
+    entries = {}
+    for i in range(n_utterances):
+        seconds = float(
+            np.clip(rng.lognormal(LOGNORMAL_MU, LOGNORMAL_SIGMA), 0.6, 34.0)
+        )
+        seconds = min(seconds, max_seconds)
+        emo = list(labels)[i % 4]
+        audio = synthesize_utterance(rng, labels[emo], seconds)
+        path = folder / "wav" / f"utt{i:05d}.wav"
+        audio_io.save(
+            str(path), torch.from_numpy(audio / 32768.0)[None].float(), 16000
+        )
+        words = []
+        while len(words) < max(1, round(2.5 * seconds)):
+            words += make_sentence(rng, "neutral").split()
+        entries[f"utt{i:05d}"] = {
+            "wav": str(path),
+            "duration": len(audio) / 16000,
+            "text": " ".join(words),
+            "emo": emo,
+            "valence": float(rng.uniform(1, 5)),
+            "arousal": float(rng.uniform(1, 5)),
+            "dominance": float(rng.uniform(1, 5)),
+            "speaker": f"Ses0{1 + i % 5}F",
+            "improvised": bool(i % 2),
+        }
+    ids = list(entries)
+    n_eval = max(4, n_utterances // 10)
+    splits = {
+        "train": ids[: n_utterances - 2 * n_eval],
+        "valid": ids[n_utterances - 2 * n_eval : n_utterances - n_eval],
+        "test": ids[n_utterances - n_eval :],
+    }
+    fold.mkdir(parents=True, exist_ok=True)
+    for split, keys in splits.items():
+        with open(fold / f"{split}.json", "w", encoding="utf-8") as fout:
+            json.dump({k: entries[k] for k in keys}, fout)
+    with open(folder / "iemocap.json", "w", encoding="utf-8") as fout:
+        json.dump(entries, fout)
+    return folder
+
+
+def fold_estimate(train_utt_per_s, epochs=20):
+    """Seconds of one IEMOCAP speaker fold and of 10 folds (one seed).
+
+    Training: ``epochs`` passes over the 8 training speakers (80 % of
+    5531 utterances) at the measured rate. Validation each epoch and the
+    final test are forward passes, counted at 3x the training rate (a
+    training step is ~3 forward passes). Excludes start-up and checkpoint
+    writing.
+    """
+    train = FOLD_TRAIN * IEMOCAP_UTTERANCES / train_utt_per_s
+    evaluate = FOLD_VALID * IEMOCAP_UTTERANCES / (3 * train_utt_per_s)
+    fold = epochs * (train + evaluate) + evaluate
+    return fold, 10 * fold
+
+
+def hours(seconds):
+    """``"1.2 h"`` or ``"35 min"``."""
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 60:.0f} min"

@@ -1,0 +1,221 @@
+"""Training throughput: fixed batches of 16 vs dynamic batching, fp32 vs bf16.
+
+One training epoch of the real recipe (its Brain, YAML, data pipeline and
+samplers; the paper's freeze policy: CNN/embeddings frozen, transformers
+fine-tuned; Random Modality Masking off so every step runs both encoders)
+over a corpus whose durations follow IEMOCAP's (lognormal, mean 4.5 s,
+cropped at 20 s like the recipe), timed after two warm-up steps. Reported
+per configuration: utterances/s, audio seconds/s, the fraction of padded
+waveform samples, and peak memory (GPU: torch.cuda.max_memory_allocated
+during the timed epoch; CPU: peak RSS of the process). Each configuration
+runs in its own process.
+
+CPU rows use the tiny random HuBERT + DeBERTa-v2 at the recipe's toy width.
+With a GPU, paper-size rows are added: HuBERT-large + DeBERTaV3-large built
+from their configs with random weights (no download) at the paper's width,
+fp32 with fixed batches of 16 vs bf16 with dynamic batching, and from them
+an estimate of one 20-epoch fold and of the 10-fold run.
+
+    python benchmarks/throughput.py --quick     # 48 utterances
+    python benchmarks/throughput.py             # 256 utterances
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import common
+import torch
+
+CPU_CONFIGS = [
+    ("tiny", "fixed16", "fp32"),
+    ("tiny", "dynamic", "fp32"),
+    ("tiny", "dynamic", "bf16"),
+]
+GPU_CONFIGS = [
+    ("large", "fixed16", "fp32"),
+    ("large", "fixed16", "bf16"),
+    ("large", "dynamic", "bf16"),
+]
+# Dynamic batches hold at most this many seconds of padded audio: about 16
+# IEMOCAP utterances of the mean length (the recipe's default)
+MAX_BATCH_SECONDS = 80.0
+
+
+def overrides_for(size, batching, corpus, models, out):
+    """Recipe overrides of one configuration."""
+    overrides = common.tiny_overrides() if size == "tiny" else {}
+    overrides.update(
+        data_folder=str(corpus),
+        prepare_folder=str(corpus),
+        output_folder=str(out),
+        audio_source=models[0],
+        text_source=models[1],
+        batch_size=16,
+        max_audio_seconds=20.0,
+        max_batch_length=MAX_BATCH_SECONDS,
+        dynamic_batching=batching == "dynamic",
+        modality_masking=False,
+    )
+    return overrides
+
+
+def measure(config):
+    """Runs in a child process: one timed epoch of one configuration."""
+    import speechbrain as sb
+
+    if config["threads"]:
+        torch.set_num_threads(config["threads"])
+    recipe = common.recipe_module()
+    hparams = common.load_hparams(config["overrides"])
+    datasets = recipe.dataio_prep(hparams)
+    device = config["device"]
+    brain = recipe.MultimodalEmotionBrain(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts={
+            "device": device,
+            "precision": config["precision"],
+            "noprogressbar": True,
+        },
+    )
+    options, sampler = recipe.train_loader_options(hparams, datasets["train"])
+    if device.startswith("cuda"):
+        options = {**options, "num_workers": 4, "pin_memory": True}
+    loader = brain.make_dataloader(
+        datasets["train"], sb.Stage.TRAIN, ckpt_prefix=None, **options
+    )
+    brain.on_fit_start()
+    brain.modules.train()
+
+    def epoch(limit=None):
+        brain.on_stage_start(sb.Stage.TRAIN, epoch=1)
+        for step, batch in enumerate(loader):
+            if limit is not None and step >= limit:
+                break
+            brain.fit_batch(batch)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    epoch(limit=2)  # warm-up (allocator, kernels, first file reads)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    epoch()
+    seconds = time.perf_counter() - start
+    counts = brain.epoch_counts  # [padded, total] samples; utterances
+    valid_samples = float(counts[0, 1] - counts[0, 0])
+    return {
+        "utterances": int(counts[2, 0]),
+        "seconds": seconds,
+        "utt_per_s": float(counts[2, 0]) / seconds,
+        "audio_s_per_s": valid_samples / hparams["sample_rate"] / seconds,
+        "padding": float(counts[0, 0] / counts[0, 1]),
+        "batches": len(loader),
+        "peak_mb": common.peak_memory_mb(device),
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="48 utterances")
+    parser.add_argument("--utterances", type=int, default=256)
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=34.0,
+        help="longest corpus utterance (IEMOCAP: 34 s; the recipe crops at "
+        "20 s); lower it only to check the code path with little memory",
+    )
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--paper-size",
+        default="large",
+        choices=["large", "base"],
+        help="size of the GPU rows' encoders (base: to check the code path)",
+    )
+    parser.add_argument(
+        "--force-cpu",
+        action="store_true",
+        help="run the GPU rows on the CPU (slow; checks the code path)",
+    )
+    parser.add_argument("--work", default=None, help="work folder (kept)")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print("RESULT " + json.dumps(measure(json.loads(args.child))))
+        return 0
+    if args.quick:
+        args.utterances = 48
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    work = Path(args.work or tempfile.mkdtemp(prefix="throughput_"))
+    corpus = common.iemocap_like_corpus(
+        work / f"corpus{args.utterances}_{args.max_seconds:g}s",
+        args.utterances,
+        max_seconds=args.max_seconds,
+    )
+    texts = common.texts_of(corpus)
+    configs = list(CPU_CONFIGS)
+    gpu = common.gpu_name()
+    if gpu or args.force_cpu:
+        configs += [(args.paper_size, *rest) for _, *rest in GPU_CONFIGS]
+    print(
+        f"throughput: one training epoch of {args.utterances} utterances "
+        "with IEMOCAP-like durations (mean 4.5 s), paper freeze policy"
+    )
+    print(f"machine: {common.machine()}")
+    if not gpu:
+        common.say_no_gpu("paper-size (HuBERT-large + DeBERTaV3-large) rows")
+    rows = []
+    for size, batching, precision in configs:
+        device = "cpu" if size == "tiny" or not gpu else "cuda:0"
+        models = common.encoders(work / "models", texts, size)
+        name = f"{size} {batching} {precision}"
+        config = {
+            "name": name,
+            "device": device,
+            "precision": precision,
+            "threads": args.threads,
+            "overrides": overrides_for(
+                size, batching, corpus, models, work / "out"
+            ),
+        }
+        figures = common.run_child(__file__, config)
+        rows.append((name, device, figures))
+        if figures is not None:
+            print(f"  {name:24s} {figures['utt_per_s']:8.2f} utt/s", flush=True)
+
+    print(
+        f"\n{'configuration':24s}{'device':>8s}{'utt/s':>9s}{'audio s/s':>11s}"
+        f"{'padding':>9s}{'batches':>9s}{'peak MB':>10s}"
+    )
+    for name, device, f in rows:
+        if f is None:
+            print(f"{name:24s}{device.split(':')[0]:>8s}   failed (see above)")
+            continue
+        print(
+            f"{name:24s}{device.split(':')[0]:>8s}{f['utt_per_s']:9.2f}"
+            f"{f['audio_s_per_s']:11.1f}{f['padding']:9.1%}{f['batches']:9d}"
+            f"{f['peak_mb']:10.0f}"
+        )
+    for name, device, f in rows:
+        if f is not None and not name.startswith("tiny"):
+            fold, total = common.fold_estimate(f["utt_per_s"])
+            print(
+                f"estimate, {name} ({device}): one 20-epoch IEMOCAP fold "
+                f"{common.hours(fold)}, 10 folds {common.hours(total)} "
+                "(per seed; training + validation + test, no start-up)"
+            )
+    if not gpu:
+        print("paper-size estimates: not measured (no GPU)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
