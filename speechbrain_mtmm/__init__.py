@@ -14,6 +14,7 @@ from speechbrain_mtmm.nnet import (
     PooledFusion,
     RandomModalityMasking,
     SelfAttentionRefinement,
+    WeightedLayerSum,
     masked_modality_features,
 )
 
@@ -30,6 +31,7 @@ __all__ = [
     "PooledFusion",
     "RandomModalityMasking",
     "SelfAttentionRefinement",
+    "WeightedLayerSum",
     "ccc",
     "masked_modality_features",
 ]
