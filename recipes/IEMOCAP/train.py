@@ -30,6 +30,11 @@ Speed (see benchmarks/README.md): --feature_cache=True with
 share it); --dynamic_batching=True batches by duration; --precision=bf16
 (or fp16 on GPU) trains with mixed precision; several GPUs with
     torchrun --nproc_per_node=4 train.py hparams/iemocap.yaml ...
+(each process trains on its share of the training set; validation and test
+run in full on every process, so their metrics are the same everywhere, and
+only the main process writes logs, checkpoints and results). Fine-tuning HF
+speech encoders this way needs --find_unused_parameters: HuBERT's
+masked_spec_embed is a trainable parameter used only by SpecAugment.
 
 Authors
 -------
