@@ -480,6 +480,10 @@ def main(argv):
         max_key="score",
         test_loader_kwargs=hparams["valid_dataloader_opts"],
     )
+    # torchrun: leave the process group cleanly (a gloo group still alive at
+    # interpreter exit aborts the process after the results are written)
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
