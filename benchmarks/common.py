@@ -6,6 +6,7 @@ random weights (same shapes and compute as HuBERT-large/DeBERTaV3-large;
 the weights do not matter for speed).
 """
 
+import argparse
 import importlib.util
 import json
 import os
@@ -332,3 +333,21 @@ def hours(seconds):
     if seconds >= 3600:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 60:.0f} min"
+
+
+def add_common_arguments(parser):
+    """The options shared by throughput.py and latency.py."""
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--paper-size",
+        default="large",
+        choices=["large", "base"],
+        help="size of the GPU rows' encoders (base: to check the code path)",
+    )
+    parser.add_argument(
+        "--force-cpu",
+        action="store_true",
+        help="run the GPU rows on the CPU (slow; checks the code path)",
+    )
+    parser.add_argument("--work", default=None, help="work folder (kept)")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)

@@ -111,20 +111,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument(
-        "--paper-size",
-        default="large",
-        choices=["large", "base"],
-        help="size of the GPU rows' encoders (base: to check the code path)",
-    )
-    parser.add_argument(
-        "--force-cpu",
-        action="store_true",
-        help="run the GPU rows on the CPU (slow; checks the code path)",
-    )
-    parser.add_argument("--work", default=None, help="work folder (kept)")
-    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    common.add_common_arguments(parser)
     args = parser.parse_args(argv)
     if args.child:
         print("RESULT " + json.dumps(measure(json.loads(args.child))))

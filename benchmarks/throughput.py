@@ -131,20 +131,7 @@ def main(argv=None):
         help="longest corpus utterance (IEMOCAP: 34 s; the recipe crops at "
         "20 s); lower it only to check the code path with little memory",
     )
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument(
-        "--paper-size",
-        default="large",
-        choices=["large", "base"],
-        help="size of the GPU rows' encoders (base: to check the code path)",
-    )
-    parser.add_argument(
-        "--force-cpu",
-        action="store_true",
-        help="run the GPU rows on the CPU (slow; checks the code path)",
-    )
-    parser.add_argument("--work", default=None, help="work folder (kept)")
-    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    common.add_common_arguments(parser)
     args = parser.parse_args(argv)
     if args.child:
         print("RESULT " + json.dumps(measure(json.loads(args.child))))

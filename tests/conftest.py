@@ -4,6 +4,8 @@
 shared by many tests: treat them as read-only (copy before modifying).
 """
 
+import json
+
 import pytest
 
 from speechbrain_mtmm.data.iemocap import prepare_iemocap
@@ -37,3 +39,14 @@ def synthetic_prepared(synthetic_corpus, tmp_path_factory):
     save_folder = tmp_path_factory.mktemp("synthetic_prepared")
     prepare_iemocap(synthetic_corpus / RELEASE_DIRNAME, save_folder)
     return save_folder
+
+
+@pytest.fixture(scope="session")
+def tiny_hf_encoders(tmp_path_factory, synthetic_prepared):
+    """Folders of a tiny random HuBERT and DeBERTa-v2 (its sentencepiece
+    tokenizer trained on the synthetic transcripts), built once."""
+    from speechbrain_mtmm.demo import build_tiny_encoders
+
+    with open(synthetic_prepared / "iemocap.json", encoding="utf-8") as fin:
+        texts = [entry["text"] for entry in json.load(fin).values()]
+    return build_tiny_encoders(tmp_path_factory.mktemp("tiny_hf"), texts)

@@ -28,22 +28,6 @@ from speechbrain_mtmm.data.folds import fold_paths
 from speechbrain_mtmm.demo import RECIPE, recipe_command
 
 
-@pytest.fixture(scope="module")
-def tiny_hf(tmp_path_factory, synthetic_prepared):
-    from speechbrain_mtmm.tiny_models import (
-        build_tiny_deberta_v2,
-        build_tiny_hubert,
-    )
-
-    folder = tmp_path_factory.mktemp("ddp_models")
-    with open(synthetic_prepared / "iemocap.json") as fin:
-        texts = [e["text"] for e in json.load(fin).values()]
-    return (
-        build_tiny_hubert(folder / "hubert"),
-        build_tiny_deberta_v2(folder / "deberta", texts),
-    )
-
-
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -122,7 +106,7 @@ def test_two_processes_fine_tune_one_fold_and_write_results_once(
 
 
 def test_two_processes_train_from_the_feature_cache(
-    tmp_path, synthetic_corpus, synthetic_prepared, tiny_hf
+    tmp_path, synthetic_corpus, synthetic_prepared, tiny_hf_encoders
 ):
     """The cache is built once by the main process; both read it; the
     learned layer sum and dynamic batches work under DDP too."""
@@ -132,7 +116,7 @@ def test_two_processes_train_from_the_feature_cache(
         synthetic_corpus,
         synthetic_prepared,
         output,
-        *tiny_hf,
+        *tiny_hf_encoders,
         {
             "number_of_epochs": 2,
             "freeze_policy": "frozen",

@@ -34,22 +34,6 @@ PREDICTION_KEYS = {
 }
 
 
-@pytest.fixture(scope="session")
-def tiny_encoders(tmp_path_factory, synthetic_prepared):
-    from speechbrain_mtmm.tiny_models import (
-        build_tiny_deberta_v2,
-        build_tiny_hubert,
-    )
-
-    folder = tmp_path_factory.mktemp("tiny_encoders")
-    with open(synthetic_prepared / "iemocap.json") as fin:
-        texts = [e["text"] for e in json.load(fin).values()]
-    return (
-        str(build_tiny_hubert(folder / "hubert")),
-        str(build_tiny_deberta_v2(folder / "deberta", texts)),
-    )
-
-
 def run(corpus, prepared, output, audio, text, extra=None, check=True):
     command = recipe_command(
         corpus / "IEMOCAP_full_release", prepared, output, audio, text, extra
@@ -77,7 +61,7 @@ def logged_epochs(output):
 
 @pytest.fixture(scope="module")
 def paper_run(
-    tmp_path_factory, synthetic_corpus, synthetic_prepared, tiny_encoders
+    tmp_path_factory, synthetic_corpus, synthetic_prepared, tiny_hf_encoders
 ):
     """The paper's configuration at toy width, 3 epochs, fold 1."""
     output = tmp_path_factory.mktemp("paper_run") / "run"
@@ -85,7 +69,7 @@ def paper_run(
         synthetic_corpus,
         synthetic_prepared,
         output,
-        *tiny_encoders,
+        *tiny_hf_encoders,
         {"number_of_epochs": 3},
     )
     return output

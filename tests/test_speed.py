@@ -30,22 +30,6 @@ def recipe():
     return module
 
 
-@pytest.fixture(scope="module")
-def tiny_hf(tmp_path_factory, synthetic_prepared):
-    from speechbrain_mtmm.tiny_models import (
-        build_tiny_deberta_v2,
-        build_tiny_hubert,
-    )
-
-    folder = tmp_path_factory.mktemp("speed_models")
-    with open(synthetic_prepared / "iemocap.json") as fin:
-        texts = [e["text"] for e in json.load(fin).values()]
-    return (
-        build_tiny_hubert(folder / "hubert"),
-        build_tiny_deberta_v2(folder / "deberta", texts),
-    )
-
-
 def run(corpus, prepared, output, audio, text, extra, args=()):
     command = recipe_command(
         corpus / "IEMOCAP_full_release", prepared, output, audio, text, extra
@@ -151,14 +135,14 @@ def test_dynamic_batching_pads_less_and_the_padding_is_logged(
 
 
 def test_bf16_fine_tuning_runs_on_cpu(
-    tmp_path, synthetic_corpus, synthetic_prepared, tiny_hf
+    tmp_path, synthetic_corpus, synthetic_prepared, tiny_hf_encoders
 ):
     output = tmp_path / "run"
     log = run(
         synthetic_corpus,
         synthetic_prepared,
         output,
-        *tiny_hf,
+        *tiny_hf_encoders,
         {"number_of_epochs": 1, "modality_masking": False},
         args=["--precision=bf16"],
     )
@@ -167,14 +151,14 @@ def test_bf16_fine_tuning_runs_on_cpu(
 
 
 def test_bf16_cached_training_with_a_learned_layer_sum_runs_on_cpu(
-    tmp_path, synthetic_corpus, synthetic_prepared, tiny_hf
+    tmp_path, synthetic_corpus, synthetic_prepared, tiny_hf_encoders
 ):
     output = tmp_path / "run"
     log = run(
         synthetic_corpus,
         synthetic_prepared,
         output,
-        *tiny_hf,
+        *tiny_hf_encoders,
         {
             "number_of_epochs": 2,
             "freeze_policy": "frozen",
