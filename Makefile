@@ -10,7 +10,7 @@ install:
 	$(PIP_INSTALL) -e ".[dev]" -c constraints.txt
 
 demo: install
-	$(PYTHON) -m speechbrain_mtmm.demo
+	$(PYTHON) -m speechbrain_mtmm demo
 
 test: install
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PYTHON) -m pytest -q

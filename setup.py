@@ -14,7 +14,7 @@ HERE = Path(__file__).parent
 
 setup(
     name="speechbrain-mtmm",
-    version="0.1.0",
+    version="0.2.0",
     description=(
         "Multi-task, multi-modal speech emotion recognition (classes + "
         "valence/arousal from audio + transcript) on top of SpeechBrain"
@@ -24,6 +24,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.9",
     packages=find_packages(include=["speechbrain_mtmm", "speechbrain_mtmm.*"]),
+    # presets ship inside the package (read with importlib.resources)
+    package_data={"speechbrain_mtmm": ["presets/*.yaml", "presets/**/*.yaml"]},
     install_requires=[
         "speechbrain>=1.1,<1.2",
         "torch>=2.1",
@@ -41,10 +43,6 @@ setup(
         "dev": ["pytest>=7", "ruff>=0.5"],
     },
     entry_points={
-        "console_scripts": [
-            "mtmm-predict = speechbrain_mtmm.predict:main",
-            "mtmm-export = speechbrain_mtmm.export:main",
-            "mtmm-cv = speechbrain_mtmm.cv:main",
-        ],
+        "console_scripts": ["mtmm = speechbrain_mtmm.cli:main"],
     },
 )

@@ -9,10 +9,9 @@ of the whole corpus, every later fold and epoch reads them). Same seed and
 data order in both: the test metrics must agree up to float16 noise, which
 is printed as a check.
 
-Runner (``--runner``): ``cv`` (default) is the project's CV runner,
-``python -m speechbrain_mtmm.cv``, one process per fold as users run it;
-``inprocess`` calls the recipe's ``main`` fold after fold in this process
-(no interpreter and import start-up per fold).
+The runs go through the project's CV runner, ``mtmm cv``, one process per
+fold as users run it (interpreter start-up, model loading, checkpoints,
+validation, test and the final report included).
 
     python benchmarks/cache_cv.py --quick          # 2 folds x 2 epochs
     python benchmarks/cache_cv.py                  # 10 folds x 10 epochs
@@ -41,36 +40,20 @@ from speechbrain_mtmm.data.synthetic import (
     generate_synthetic_iemocap,
     size_to_utterances,
 )
-from speechbrain_mtmm.demo import RECIPE, recipe_command
+from speechbrain_mtmm.testing.demo import recipe_command
 
 METRICS = ("WA", "UA", "CCC_valence", "CCC_arousal")
 
 
-def run_inprocess(recipe, folds, out, base_command):
-    """Folds through the recipe's main() in this process."""
-    for fold in folds:
-        output = out / f"speaker_fold{fold}" / "seed1"
-        argv = [
-            *base_command[2:],
-            f"--fold={fold}",
-            f"--output_folder={output}",
-            "--noprogressbar",
-        ]
-        output.mkdir(parents=True, exist_ok=True)
-        with open(output.parent / "stdout.log", "w") as fout:
-            with contextlib.redirect_stdout(fout):
-                with contextlib.redirect_stderr(fout):
-                    recipe.main(argv)
-
-
 def run_cv(folds, out, base_command, threads):
-    """Folds through ``python -m speechbrain_mtmm.cv`` (a process each)."""
+    """Folds through ``mtmm cv`` (a process each)."""
     overrides = base_command[3:]
     command = [
         sys.executable,
         "-m",
-        "speechbrain_mtmm.cv",
-        str(RECIPE / "hparams" / "iemocap.yaml"),
+        "speechbrain_mtmm",
+        "cv",
+        str(common.RECIPE / "hparams" / "iemocap.yaml"),
         "--protocol=speaker",
         "--seeds",
         "1",
@@ -102,7 +85,6 @@ def main(argv=None):
         choices=["tiny", "base", "large"],
         help="tiny random models, or base/large-sized random models",
     )
-    parser.add_argument("--runner", default="cv", choices=["cv", "inprocess"])
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--work", default=None, help="work folder (kept)")
     args = parser.parse_args(argv)
@@ -124,22 +106,10 @@ def main(argv=None):
     shutil.rmtree(prepared / "feature_cache", ignore_errors=True)
     n_utts = len(texts)
 
-    os.chdir(RECIPE)
-    recipe = None
-    if args.runner == "inprocess":
-        recipe = common.recipe_module()
-        # imports and first model loads happen once, before any timing
-        from speechbrain_mtmm.encoders import (
-            build_audio_encoder,
-            build_text_encoder,
-        )
-
-        build_audio_encoder(models[0], freeze="frozen")
-        build_text_encoder(models[1], freeze="frozen")
     print(
         f"cache_cv: {args.folds} folds x {args.epochs} epochs, synthetic "
         f"corpus ({n_utts} utterances), {args.encoders} HuBERT + DeBERTa "
-        f"(random weights, frozen), runner: {args.runner}"
+        "(random weights, frozen), through mtmm cv"
     )
     print(f"machine: {common.machine()}")
     times, results = {}, {}
@@ -148,6 +118,7 @@ def main(argv=None):
         out = work / "runs" / mode
         shutil.rmtree(out, ignore_errors=True)
         base = recipe_command(
+            common.RECIPE,
             corpus / "IEMOCAP_full_release",
             prepared,
             out,
@@ -166,10 +137,7 @@ def main(argv=None):
             if not folds:
                 continue
             start = time.perf_counter()
-            if recipe is not None:
-                run_inprocess(recipe, folds, out, base)
-            else:
-                run_cv(folds, out, base, args.threads)
+            run_cv(folds, out, base, args.threads)
             times[mode].append(time.perf_counter() - start)
             print(
                 f"  {mode:8s} folds {folds[0]}-{folds[-1]}: "

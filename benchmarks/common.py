@@ -7,7 +7,6 @@ the weights do not matter for speed).
 """
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -21,11 +20,17 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the checkout's package, not an install
 
+from speechbrain_mtmm.testing import demo  # noqa: E402
+from speechbrain_mtmm.testing.tiny_models import (  # noqa: E402
+    build_tiny_speech_ssl,
+)
+
+RECIPE = REPO / "recipes" / "IEMOCAP"
+
 from speechbrain_mtmm.data.synthetic import (  # noqa: E402
     make_sentence,
     synthesize_utterance,
 )
-from speechbrain_mtmm.demo import RECIPE, TINY_OVERRIDES  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -39,35 +44,18 @@ LOGNORMAL_MU, LOGNORMAL_SIGMA = 1.30, 0.64
 FOLD_TRAIN, FOLD_VALID, FOLD_TEST = 0.8, 0.1, 0.1
 
 
-def recipe_module():
-    """recipes/IEMOCAP/train.py imported as a module."""
-    spec = importlib.util.spec_from_file_location(
-        "iemocap_train", RECIPE / "train.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def tiny_overrides():
-    """hparams/tiny_overrides.yaml as a dict."""
-    import yaml
-
-    with open(TINY_OVERRIDES, encoding="utf-8") as fin:
-        return yaml.safe_load(fin)
+    """The recipe's hparams/tiny_overrides.yaml as a dict."""
+    return demo.tiny_overrides(RECIPE)
 
 
 def load_hparams(overrides):
-    """The recipe's YAML with ``overrides`` (loaded from the recipe dir)."""
+    """The recipe's YAML with ``overrides``: its model (built once from
+    its model_config), loss, optimizer and data options."""
     from hyperpyyaml import load_hyperpyyaml
 
-    cwd = os.getcwd()
-    os.chdir(RECIPE)  # the YAML includes the encoder presets relatively
-    try:
-        with open("hparams/iemocap.yaml", encoding="utf-8") as fin:
-            return load_hyperpyyaml(fin, overrides)
-    finally:
-        os.chdir(cwd)
+    with open(RECIPE / "hparams" / "iemocap.yaml", encoding="utf-8") as fin:
+        return load_hyperpyyaml(fin, overrides)
 
 
 def gpu_name():
@@ -144,9 +132,7 @@ def texts_of(prepare_folder):
 
 def tiny_encoders(folder, texts):
     """Tiny random HuBERT + DeBERTa-v2 (the tests' and demo's models)."""
-    from speechbrain_mtmm.demo import build_tiny_encoders
-
-    return build_tiny_encoders(Path(folder), texts)
+    return demo.build_tiny_encoders(Path(folder), texts)
 
 
 # Published sizes of the encoders (HuBERT-large / DeBERTaV3-large as in the
@@ -184,59 +170,44 @@ def sized_encoders(folder, texts, size="large"):
     tuple of str
         The audio and text model folders.
     """
-    from transformers import (
-        DebertaV2Config,
-        DebertaV2Model,
-        HubertConfig,
-        HubertModel,
-        Wav2Vec2FeatureExtractor,
-    )
-
     from speechbrain_mtmm.tiny_models import build_tiny_deberta_v2
 
     folder = Path(folder)
     audio, text = folder / f"hubert_{size}", folder / f"deberta_v3_{size}"
     large = size == "large"
     if not (audio / "done").exists():
-        torch.manual_seed(0)
-        config = HubertConfig(
-            **SIZES[size],
+        build_tiny_speech_ssl(
+            audio,
+            "hubert",
             feat_extract_norm="layer" if large else "group",
-            do_stable_layer_norm=large,
-            conv_bias=large,
+            **SIZES[size],
+            conv_dim=(512,) * 7,
+            conv_kernel=(10, 3, 3, 3, 3, 2, 2),
+            conv_stride=(5, 2, 2, 2, 2, 2, 2),
             feat_proj_layer_norm=True,
             num_conv_pos_embeddings=128,
             num_conv_pos_embedding_groups=16,
             layerdrop=0.1,
+            vocab_size=32,
         )
-        HubertModel(config).save_pretrained(audio)
-        Wav2Vec2FeatureExtractor(
-            feature_size=1,
-            sampling_rate=16000,
-            padding_value=0.0,
-            do_normalize=True,
-            return_attention_mask=large,
-        ).save_pretrained(audio)
         (audio / "done").write_text("ok")
     if not (text / "done").exists():
-        build_tiny_deberta_v2(text, texts)  # the tokenizer files
-        torch.manual_seed(0)
-        config = DebertaV2Config(
-            **SIZES[size],
-            vocab_size=128100,
+        # a small tokenizer (ids stay far below the vocabulary size)
+        build_tiny_deberta_v2(
+            text,
+            texts,
+            **{
+                "hidden_size": SIZES[size]["hidden_size"],
+                "num_layers": SIZES[size]["num_hidden_layers"],
+                "num_heads": SIZES[size]["num_attention_heads"],
+                "intermediate_size": SIZES[size]["intermediate_size"],
+            },
             max_position_embeddings=512,
-            type_vocab_size=0,
-            relative_attention=True,
-            max_relative_positions=-1,
+            model_vocab_size=128100,
             position_buckets=256,
-            pos_att_type=["p2c", "c2p"],
-            position_biased_input=False,
-            norm_rel_ebd="layer_norm",
-            share_att_key=True,
             layer_norm_eps=1e-7,
             pad_token_id=0,
         )
-        DebertaV2Model(config).save_pretrained(text)
         (text / "done").write_text("ok")
     return str(audio), str(text)
 

@@ -1,9 +1,10 @@
 """Inference latency per utterance (batch of one), and peak memory.
 
-The recipe's own forward pass (its Brain's ``compute_forward`` in eval
-mode under ``torch.no_grad`` and its evaluation precision: encoders, exact
-output lengths, refinement, fusion, heads) on one utterance at a time, from
-a waveform and a transcript already in memory (file reading excluded,
+What a user of an exported model runs: ``MultimodalEmotionRecognizer``
+(``predict_batch``, eval mode, ``torch.no_grad`` and the given precision)
+over the model the recipe YAML describes (encoders, exact output lengths,
+layer sums, refinement, fusion, heads), one utterance at a time, from a
+waveform and a transcript already in memory (file reading excluded,
 tokenisation included) to class probabilities and valence/arousal.
 Utterances of 2, 5, 10 and 20 s with ~2.5 words per second; after warm-up,
 the median and 90th percentile over the repeats and the real-time factor
@@ -52,37 +53,25 @@ def utterance(seconds, seed=0):
 
 def measure(config):
     """Runs in a child process: latencies of one configuration."""
-    import speechbrain as sb
-    from speechbrain.dataio.batch import PaddedBatch
+    from speechbrain_mtmm.inference.recognizer import (
+        MultimodalEmotionRecognizer,
+    )
 
     if config["threads"]:
         torch.set_num_threads(config["threads"])
-    recipe = common.recipe_module()
     hparams = common.load_hparams(config["overrides"])
     device = config["device"]
-    brain = recipe.MultimodalEmotionBrain(
-        modules=hparams["modules"],
-        hparams=hparams,
-        run_opts={
-            "device": device,
-            "eval_precision": config["precision"],
-            "noprogressbar": True,
-        },
+    recognizer = MultimodalEmotionRecognizer(
+        {"system": hparams["system"]},
+        {"max_audio_seconds": None, "long_audio": "chunk", "batch_size": 1},
+        run_opts={"device": device, "precision": config["precision"]},
     )
-    brain.modules.eval()
-    brain.on_stage_start(sb.Stage.TEST)
-    tokenizer = hparams["text"]["encoder"]
 
     def infer(wav, text):
-        batch = PaddedBatch(
-            [{"id": "u", "sig": wav, "tokens": tokenizer.tokenize(text)}]
-        )
-        with torch.no_grad(), brain.evaluation_ctx:
-            out = brain.compute_forward(batch, sb.Stage.TEST)
-            probs = torch.softmax(out["logits"].float(), dim=-1)
+        result = recognizer.predict_batch(wav[None], None, [text])
         if device.startswith("cuda"):
             torch.cuda.synchronize()
-        return probs, out["dims"]
+        return result
 
     results = {}
     if device.startswith("cuda"):

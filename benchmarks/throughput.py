@@ -1,8 +1,14 @@
 """Training throughput: fixed batches of 16 vs dynamic batching, fp32 vs bf16.
 
-One training epoch of the real recipe (its Brain, YAML, data pipeline and
-samplers; the paper's freeze policy: CNN/embeddings frozen, transformers
-fine-tuned; Random Modality Masking off so every step runs both encoders)
+One training epoch of the recipe's model, data pipeline and samplers, all
+taken from the library as the recipe uses them (the model built from the
+recipe YAML's model_config, ``fold_datasets``, ``train_loader_options``,
+its ``MultiTaskLoss`` and optimizer; the paper's freeze policy:
+CNN/embeddings frozen, transformers fine-tuned; Random Modality Masking off
+so every step runs both encoders). A step is the recipe's forward pass
+(``MultimodalEmotionSystem.encode`` per modality, then the model), the
+loss, backward, clipping and the optimizer step, under ``torch.autocast``
+for bf16/fp16 as SpeechBrain's ``Brain`` does it,
 over a corpus whose durations follow IEMOCAP's (lognormal, mean 4.5 s,
 cropped at 20 s like the recipe), timed after two warm-up steps. Reported
 per configuration: utterances/s, audio seconds/s, the fraction of padded
@@ -65,49 +71,70 @@ def overrides_for(size, batching, corpus, models, out):
 
 def measure(config):
     """Runs in a child process: one timed epoch of one configuration."""
-    import speechbrain as sb
+    from speechbrain.dataio.dataloader import make_dataloader
+
+    from speechbrain_mtmm.training.recipe import (
+        fold_datasets,
+        train_loader_options,
+    )
+    from speechbrain_mtmm.training.speed import EpochSpeed
 
     if config["threads"]:
         torch.set_num_threads(config["threads"])
-    recipe = common.recipe_module()
     hparams = common.load_hparams(config["overrides"])
-    datasets = recipe.dataio_prep(hparams)
+    datasets = fold_datasets(hparams)
     device = config["device"]
-    brain = recipe.MultimodalEmotionBrain(
-        modules=hparams["modules"],
-        opt_class=hparams["opt_class"],
-        hparams=hparams,
-        run_opts={
-            "device": device,
-            "precision": config["precision"],
-            "noprogressbar": True,
-        },
+    system = hparams["system"].to(device).train()
+    optimizer = hparams["opt_class"](
+        [p for p in system.parameters() if p.requires_grad]
     )
-    options, sampler = recipe.train_loader_options(hparams, datasets["train"])
+    options, _ = train_loader_options(hparams, datasets["train"])
     if device.startswith("cuda"):
         options = {**options, "num_workers": 4, "pin_memory": True}
-    loader = brain.make_dataloader(
-        datasets["train"], sb.Stage.TRAIN, ckpt_prefix=None, **options
+    loader = make_dataloader(datasets["train"], **options)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(
+        config["precision"]
     )
-    brain.on_fit_start()
-    brain.modules.train()
+
+    def step(batch):
+        batch = batch.to(device)
+        with torch.autocast(
+            device.split(":")[0], dtype=dtype, enabled=dtype is not None
+        ):
+            audio = system.encode("audio", *batch.sig)
+            text = system.encode("text", *batch.tokens)
+            out = system(*audio, *text)
+        parts = hparams["compute_loss"](
+            out["logits"].float(),
+            batch.label.data.squeeze(-1),
+            out["dims"].float(),
+            batch.dims.data,
+        )
+        optimizer.zero_grad()
+        parts["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(
+            system.parameters(), hparams["max_grad_norm"]
+        )
+        optimizer.step()
 
     def epoch(limit=None):
-        brain.on_stage_start(sb.Stage.TRAIN, epoch=1)
-        for step, batch in enumerate(loader):
-            if limit is not None and step >= limit:
+        speed = EpochSpeed(cached=False)
+        for index, batch in enumerate(loader):
+            if limit is not None and index >= limit:
                 break
-            brain.fit_batch(batch)
+            speed.count(batch)
+            step(batch)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
+        return speed
 
     epoch(limit=2)  # warm-up (allocator, kernels, first file reads)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    epoch()
+    speed = epoch()
     seconds = time.perf_counter() - start
-    counts = brain.epoch_counts  # [padded, total] samples; utterances
+    counts = speed.counts  # [padded, total] samples; utterances
     valid_samples = float(counts[0, 1] - counts[0, 0])
     return {
         "utterances": int(counts[2, 0]),

@@ -2,10 +2,22 @@
 
 Audio + transcript in, emotion classes + valence/arousal out, on top of
 SpeechBrain. The first system is Ispas et al. (ICMI 2023).
+
+Layers, each importing only those below it (``tests/test_layout.py``
+checks this)::
+
+    cli                         the ``mtmm`` command
+    experiments | inference     sweeps, reports | recognizer, export
+    training                    losses, metrics, checkpoints, cache, speed
+    model                       the whole model, described once
+    encoders | data             audio/text encoders | corpora, folds, audio
+    nnet                        blocks that know nothing of files
+    run_folder, atomic          file names and atomic writes (leaves)
+
+``testing`` (tiny models, the demo) stands apart, on top.
 """
 
-from speechbrain_mtmm.losses import MultiTaskLoss, ccc
-from speechbrain_mtmm.metrics import CCCStats, EmotionClassificationStats
+from speechbrain_mtmm.model import MultimodalEmotionSystem
 from speechbrain_mtmm.nnet import (
     BridgeTokenFusion,
     CrossAttentionFusion,
@@ -17,8 +29,13 @@ from speechbrain_mtmm.nnet import (
     WeightedLayerSum,
     masked_modality_features,
 )
+from speechbrain_mtmm.training.losses import MultiTaskLoss, ccc
+from speechbrain_mtmm.training.metrics import (
+    CCCStats,
+    EmotionClassificationStats,
+)
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "BridgeTokenFusion",
@@ -28,6 +45,7 @@ __all__ = [
     "EmotionHeads",
     "MultiTaskLoss",
     "MultimodalEmotionModel",
+    "MultimodalEmotionSystem",
     "PooledFusion",
     "RandomModalityMasking",
     "SelfAttentionRefinement",

@@ -5,6 +5,7 @@ shared by many tests: treat them as read-only (copy before modifying).
 """
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,12 @@ from speechbrain_mtmm.data.synthetic import (
     RELEASE_DIRNAME,
     SIZES,
     generate_synthetic_iemocap,
+)
+from speechbrain_mtmm.testing.demo import (
+    build_tiny_encoders,
+    find_recipe,
+    recipe_command,
+    run_recipe,
 )
 
 
@@ -45,8 +52,39 @@ def synthetic_prepared(synthetic_corpus, tmp_path_factory):
 def tiny_hf_encoders(tmp_path_factory, synthetic_prepared):
     """Folders of a tiny random HuBERT and DeBERTa-v2 (its sentencepiece
     tokenizer trained on the synthetic transcripts), built once."""
-    from speechbrain_mtmm.demo import build_tiny_encoders
-
     with open(synthetic_prepared / "iemocap.json", encoding="utf-8") as fin:
         texts = [entry["text"] for entry in json.load(fin).values()]
     return build_tiny_encoders(tmp_path_factory.mktemp("tiny_hf"), texts)
+
+
+RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "IEMOCAP"
+
+
+@pytest.fixture(scope="session")
+def recipe():
+    """The checkout's IEMOCAP recipe folder."""
+    return find_recipe(RECIPE)
+
+
+@pytest.fixture(scope="session")
+def train(recipe):
+    """``train(corpus, prepared, output, audio, text, extra=None, args=(),
+    check=True)`` runs the recipe at toy size (tiny_overrides.yaml) on a
+    synthetic corpus folder and returns the completed process (stdout and
+    stderr as text); with ``check`` a failed run raises with its output."""
+
+    def run(
+        corpus, prepared, output, audio, text, extra=None, args=(), check=True
+    ):
+        command = recipe_command(
+            recipe,
+            corpus / RELEASE_DIRNAME,
+            prepared,
+            output,
+            audio,
+            text,
+            extra,
+        )
+        return run_recipe(recipe, [*command, *args], check=check)
+
+    return run

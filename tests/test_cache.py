@@ -1,5 +1,5 @@
-"""Specifications of the frozen-encoder feature cache (speechbrain_mtmm.cache)
-and of the recipe trained from it.
+"""Specifications of the frozen-encoder feature cache
+(speechbrain_mtmm.training.cache) and of the recipe trained from it.
 
 Tiny random HuggingFace encoders are written to temp folders; nothing is
 downloaded.
@@ -8,25 +8,23 @@ downloaded.
 import json
 import os
 import shutil
-import subprocess
 
 import numpy as np
 import pytest
 import torch
 from speechbrain.dataio import audio_io
 
-from speechbrain_mtmm.cache import (
+from speechbrain_mtmm.encoders import HFAudioEncoder, HFTextEncoder
+from speechbrain_mtmm.nnet import WeightedLayerSum
+from speechbrain_mtmm.testing.tiny_models import (
+    build_tiny_deberta_v2,
+    build_tiny_hubert,
+)
+from speechbrain_mtmm.training.cache import (
     FeatureCache,
     FeatureCacheError,
     check_cache_options,
     load_features,
-)
-from speechbrain_mtmm.demo import RECIPE, recipe_command
-from speechbrain_mtmm.encoders import HFAudioEncoder, HFTextEncoder
-from speechbrain_mtmm.nnet import WeightedLayerSum
-from speechbrain_mtmm.tiny_models import (
-    build_tiny_deberta_v2,
-    build_tiny_hubert,
 )
 
 TEXTS = ["Excuse me.", "Do you have your forms?", "Yeah.", "Let me see them."]
@@ -71,6 +69,7 @@ def wavs(tmp_path):
 def test_cache_key_is_stable_for_the_same_encoder_and_settings(models):
     first = FeatureCache("root", audio_encoder(models))
     again = FeatureCache("root", audio_encoder(models))
+    assert first.spec["fingerprint"] == audio_encoder(models).fingerprint()
     assert first.key == again.key and first.folder == again.folder
 
 
@@ -88,11 +87,11 @@ def test_cache_key_changes_with_the_layer_selection(models):
     encoder = audio_encoder(models)  # 2 layers: hidden states 0, 1, 2
     keys = {
         str(layers): FeatureCache("root", encoder, layers).key
-        for layers in (None, [-1], [2], [1], [0, 2])
+        for layers in ([-1], [2], [1], [0, 2])
     }
-    # -1, 2 and None (the encoder's layer) all name the last layer
-    assert keys["None"] == keys["[-1]"] == keys["[2]"]
-    assert len({keys["None"], keys["[1]"], keys["[0, 2]"]}) == 3
+    # -1 and 2 both name the last layer
+    assert keys["[-1]"] == keys["[2]"]
+    assert len({keys["[-1]"], keys["[1]"], keys["[0, 2]"]}) == 3
 
 
 @pytest.mark.parametrize(
@@ -177,13 +176,16 @@ def test_several_cached_layers_are_the_encoder_hidden_states(
     cache = FeatureCache(tmp_path / "c", encoder, layers=[0, -1])
     files = cache.build(wavs)
     wav, _ = audio_io.load(wavs["utt2"]["wav"])
-    all_layers = audio_encoder(models, output_all_hiddens=True)
-    with torch.no_grad():
-        hiddens = all_layers(wav, torch.ones(1))[:, 0]  # (3, T, D)
-    cached = load_features(files["utt2"]).float()  # (T, 2, D)
-    torch.testing.assert_close(
-        cached.transpose(0, 1), hiddens[[0, 2]], rtol=FP16_RTOL, atol=FP16_ATOL
-    )
+    with torch.no_grad():  # every hidden state, by HF itself
+        out = encoder.model(
+            (wav - wav.mean()) / torch.sqrt(wav.var(unbiased=False) + 1e-7),
+            output_hidden_states=True,
+        )
+    expected = torch.stack(
+        [out.hidden_states[0][0], out.last_hidden_state[0]], dim=1
+    )  # (T, 2, D)
+    cached = load_features(files["utt2"]).float()
+    torch.testing.assert_close(cached, expected, rtol=FP16_RTOL, atol=FP16_ATOL)
 
 
 def test_a_second_build_computes_nothing(models, wavs, tmp_path):
@@ -254,44 +256,14 @@ def test_weighted_layer_sum_rejects_a_wrong_layer_count():
 # ------------------------------------------------------------------ options
 
 
-def test_caching_needs_frozen_encoders(models):
+def test_caching_needs_frozen_encoders():
+    check_cache_options(True, "frozen")
+    check_cache_options(False, "paper")
     with pytest.raises(FeatureCacheError, match="freeze_policy: frozen"):
-        check_cache_options(True, "paper", {}, {})
-
-
-def test_several_layers_need_the_cache(models):
-    encoders = {"audio": audio_encoder(models)}
-    check_cache_options(True, "frozen", {"audio": [0, 1]}, encoders)
-    with pytest.raises(FeatureCacheError, match="needs feature_cache: True"):
-        check_cache_options(False, "frozen", {"audio": [0, 1]}, encoders)
+        check_cache_options(True, "paper")
 
 
 # ------------------------------------------------------------ the recipe
-
-
-def run(corpus, prepared, output, models, extra, check=True):
-    command = recipe_command(
-        corpus / "IEMOCAP_full_release",
-        prepared,
-        output,
-        models["audio"],
-        models["text"],
-        extra,
-    )
-    env = dict(
-        os.environ,
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        OMP_NUM_THREADS="1",
-    )
-    result = subprocess.run(
-        command, cwd=RECIPE, capture_output=True, text=True, env=env
-    )
-    if check and result.returncode != 0:
-        pytest.fail(
-            f"recipe failed:\n{(result.stdout + result.stderr)[-4000:]}"
-        )
-    return result
 
 
 def read_predictions(output):
@@ -303,7 +275,9 @@ FROZEN = {"number_of_epochs": 2, "freeze_policy": "frozen"}
 
 
 @pytest.fixture(scope="module")
-def cache_runs(tmp_path_factory, synthetic_corpus, synthetic_prepared, models):
+def cache_runs(
+    tmp_path_factory, synthetic_corpus, synthetic_prepared, models, train
+):
     """Fold 1 uncached and cached (same seed), then fold 2 cached."""
     root = tmp_path_factory.mktemp("cache_runs")
     cached = {**FROZEN, "feature_cache": True}
@@ -315,8 +289,13 @@ def cache_runs(tmp_path_factory, synthetic_corpus, synthetic_prepared, models):
         ("cached_fold2", {**cached, "fold": 2}),
     ):
         output = root / name
-        result = run(
-            synthetic_corpus, synthetic_prepared, output, models, extra
+        result = train(
+            synthetic_corpus,
+            synthetic_prepared,
+            output,
+            models["audio"],
+            models["text"],
+            extra,
         )
         runs[name] = (output, result.stdout + result.stderr)
     runs["cache_folder"] = root / "feature_cache"
@@ -359,13 +338,14 @@ def test_all_folds_share_one_cache_computed_once(cache_runs):
 
 
 def test_cached_run_with_fine_tuned_encoders_is_a_clear_error(
-    tmp_path, synthetic_corpus, synthetic_prepared, models
+    tmp_path, synthetic_corpus, synthetic_prepared, models, train
 ):
-    result = run(
+    result = train(
         synthetic_corpus,
         synthetic_prepared,
         tmp_path / "run",
-        models,
+        models["audio"],
+        models["text"],
         {"feature_cache": True, "feature_cache_folder": str(tmp_path)},
         check=False,
     )

@@ -2,7 +2,10 @@
 
 import torch
 
-from speechbrain_mtmm.checkpoints import STAGING_PREFIX, AtomicCheckpointer
+from speechbrain_mtmm.training.checkpoints import (
+    STAGING_PREFIX,
+    AtomicCheckpointer,
+)
 
 
 def make(folder):

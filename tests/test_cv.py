@@ -12,14 +12,19 @@ import shlex
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from speechbrain_mtmm import cv
-from speechbrain_mtmm.demo import RECIPE, recipe_command
+from speechbrain_mtmm.cli import main as mtmm
+from speechbrain_mtmm.experiments.sweep import plan_runs
+from speechbrain_mtmm.testing.demo import OFFLINE_ENV, recipe_command
 
+RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "IEMOCAP"
 YAML = RECIPE / "hparams" / "iemocap.yaml"
-OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+OFFLINE = {
+    k: OFFLINE_ENV[k] for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+}
 
 # A recipe that trains nothing: it writes a one-utterance result (or fails
 # for the folds listed in --fail_folds) and the GPU it was given
@@ -46,6 +51,7 @@ json.dump(results, open(os.path.join(out, "test_results.json"), "w"))
 def tiny_overrides(corpus, prepared, **extra):
     """The --key=value overrides of a 1-epoch light-encoder run."""
     command = recipe_command(
+        RECIPE,
         corpus / "IEMOCAP_full_release",
         prepared,
         "unused",
@@ -88,7 +94,8 @@ def sweep(tmp_path_factory, synthetic_corpus, synthetic_prepared):
         [
             sys.executable,
             "-m",
-            "speechbrain_mtmm.cv",
+            "speechbrain_mtmm",
+            "cv",
             *sweep_args(output, synthetic_corpus, synthetic_prepared),
         ],
         capture_output=True,
@@ -144,7 +151,9 @@ def test_second_invocation_skips_complete_runs_and_resumes_an_incomplete_one(
         for path in output.glob("speaker_fold*/seed*/stdout.log")
         if path.parent != broken
     }
-    status = cv.main(sweep_args(output, synthetic_corpus, synthetic_prepared))
+    status = mtmm(
+        ["cv", *sweep_args(output, synthetic_corpus, synthetic_prepared)]
+    )
     assert status == 0
     assert "3 of 4 runs already complete" in capsys.readouterr().err
     assert len(logs) == 3
@@ -161,8 +170,17 @@ def test_failed_run_is_reported_and_the_others_go_on(
     fake_recipe, tmp_path, capsys
 ):
     output = tmp_path / "out"
-    status = cv.main(
-        [str(fake_recipe), "--protocol", "session", "--folds", "1", "2", "3"]
+    status = mtmm(
+        [
+            "cv",
+            str(fake_recipe),
+            "--protocol",
+            "session",
+            "--folds",
+            "1",
+            "2",
+            "3",
+        ]
         + ["--seeds", "1", "--output", str(output), "--fail_folds=2"]
     )
     assert status == 1
@@ -178,8 +196,8 @@ def test_failed_run_is_reported_and_the_others_go_on(
 def test_each_job_gets_one_gpu_round_robin(fake_recipe, tmp_path, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
     output = tmp_path / "out"
-    status = cv.main(
-        [str(fake_recipe), "--protocol", "session", "--seeds", "1"]
+    status = mtmm(
+        ["cv", str(fake_recipe), "--protocol", "session", "--seeds", "1"]
         + ["--jobs", "2", "--output", str(output)]
     )
     assert status == 0
@@ -195,8 +213,8 @@ def test_print_commands_prints_one_line_per_incomplete_run(tmp_path, capsys):
     done = output / "session_fold1" / "seed1"
     done.mkdir(parents=True)
     (done / "test_results.json").write_text("{}")
-    status = cv.main(
-        [str(YAML), "--protocol", "session", "--folds", "1", "2", "3"]
+    status = mtmm(
+        ["cv", str(YAML), "--protocol", "session", "--folds", "1", "2", "3"]
         + ["--seeds", "1", "2", "--output", str(output), "--print-commands"]
         + ["--lr=0.5"]
     )
@@ -220,16 +238,15 @@ def test_print_commands_prints_one_line_per_incomplete_run(tmp_path, capsys):
 
 
 def test_all_folds_by_default_10_speaker_5_session(tmp_path):
-    speaker = cv.plan_runs(YAML, "speaker", None, [1, 2], tmp_path, {})
-    session = cv.plan_runs(YAML, "session", None, [7], tmp_path, {})
+    speaker = plan_runs(YAML, "speaker", None, [1, 2], tmp_path, {})
+    session = plan_runs(YAML, "session", None, [7], tmp_path, {})
     assert [(r.fold, r.seed) for r in speaker[-2:]] == [(10, 1), (10, 2)]
     assert len(speaker) == 20
     assert [r.fold for r in session] == [1, 2, 3, 4, 5]
 
 
 def test_keys_the_runner_sets_are_refused_as_overrides(capsys):
-    with pytest.raises(SystemExit):
-        cv.main([str(YAML), "--fold=2", "--print-commands"])
+    assert mtmm(["cv", str(YAML), "--fold=2", "--print-commands"]) == 2
     assert "--fold is set by the runner" in capsys.readouterr().err
 
 
@@ -239,7 +256,7 @@ def test_table_runs_two_rows_and_puts_the_paper_beside_ours(
     for key, value in OFFLINE.items():
         monkeypatch.setenv(key, value)
     output = tmp_path / "table"
-    status = cv.main(
+    status = mtmm(
         ["table", str(YAML), "--rows", "roberta_no_fusion", "self_attention"]
         + ["--folds", "1", "--seeds", "1", "--output", str(output)]
         + tiny_overrides(synthetic_corpus, synthetic_prepared)

@@ -4,17 +4,21 @@ import json
 
 import pytest
 
+from speechbrain_mtmm.cli import main as mtmm
 from speechbrain_mtmm.data.folds import (
     FoldError,
     check_folds,
     fold_paths,
-    main,
     make_folds,
     read_folds,
     write_folds,
 )
 
 SPEAKERS = [f"Ses0{s}{g}" for s in range(1, 6) for g in "FM"]
+
+
+def main(args):
+    return mtmm(["folds", *args])
 
 
 def _load(path):
@@ -140,4 +144,4 @@ def test_cli_writes_folds_and_reports_errors(tmp_path, toy_manifest, capsys):
     assert (tmp_path / "folds" / "speaker" / "fold_10" / "train.json").is_file()
     manifest_path.write_text(json.dumps({"u": {"speaker": "Ses01F"}}))
     assert main(args) == 1
-    assert capsys.readouterr().err.startswith("error: ")
+    assert capsys.readouterr().err.startswith("mtmm folds: ")

@@ -10,11 +10,11 @@ import shutil
 
 import pytest
 
+from speechbrain_mtmm.cli import main as mtmm
 from speechbrain_mtmm.data import iemocap
 from speechbrain_mtmm.data.iemocap import (
     IEMOCAPFormatError,
     IEMOCAPMissingFilesError,
-    main,
     parse_evaluation,
     prepare_iemocap,
     speaker_of,
@@ -37,6 +37,10 @@ MANIFEST_FIELDS = {
     "text",
 }
 OTHER_CODES = ("fru", "sur", "fea", "dis", "oth", "xxx")
+
+
+def main(args):
+    return mtmm(["prepare", *args])
 
 
 def _load(path):
@@ -411,7 +415,7 @@ def test_cli_turns_an_error_into_one_line_and_nonzero_exit(tmp_path, capsys):
     status = main(["--data_folder", str(tmp_path), "--save_folder", "x"])
     err = capsys.readouterr().err
     assert status != 0
-    assert err.startswith("error: ") and "Traceback" not in err
+    assert err.startswith("mtmm prepare: ") and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
 
 

@@ -8,16 +8,20 @@ import numpy as np
 import pytest
 from speechbrain.dataio import audio_io
 
+from speechbrain_mtmm.cli import main as mtmm
 from speechbrain_mtmm.data.synthetic import (
     RELEASE_DIRNAME,
     SUMMARY_NAME,
     WORDS,
     generate_synthetic_iemocap,
-    main,
 )
 
 CODES = {"neu", "hap", "exc", "sad", "ang", "fru", "sur", "fea", "dis"}
 CODES |= {"oth", "xxx"}
+
+
+def main(args):
+    return mtmm(["synth", *args])
 
 
 def _tree_digest(folder):

@@ -7,7 +7,7 @@ DistributedDataParallel, validation and test run in full on every process
 and only the main process writes the log, checkpoints and results.
 
 Without a barrier after the checkpoint folder is renamed into place
-(speechbrain_mtmm.checkpoints), the two processes could list different
+(speechbrain_mtmm.training.checkpoints), the two processes could list different
 checkpoints when deleting old ones and deadlock (2 runs of this file in 5
 hung before that fix, 0 in 6 after); a hang fails the test after 5
 minutes.
@@ -25,7 +25,7 @@ import sys
 import pytest
 
 from speechbrain_mtmm.data.folds import fold_paths
-from speechbrain_mtmm.demo import RECIPE, recipe_command
+from speechbrain_mtmm.testing.demo import OFFLINE_ENV, recipe_command
 
 
 def free_port():
@@ -34,9 +34,15 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def torchrun(corpus, prepared, output, audio, text, extra):
+def torchrun(recipe, corpus, prepared, output, audio, text, extra):
     command = recipe_command(
-        corpus / "IEMOCAP_full_release", prepared, output, audio, text, extra
+        recipe,
+        corpus / "IEMOCAP_full_release",
+        prepared,
+        output,
+        audio,
+        text,
+        extra,
     )
     command = [
         sys.executable,
@@ -47,10 +53,10 @@ def torchrun(corpus, prepared, output, audio, text, extra):
         *command[1:],
         "--distributed_backend=gloo",
     ]
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env = dict(os.environ, **OFFLINE_ENV)
     process = subprocess.Popen(
         command,
-        cwd=RECIPE,
+        cwd=recipe,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -87,10 +93,11 @@ def check_one_complete_run(output, log, prepared, epochs, batch_size=8):
 
 
 def test_two_processes_fine_tune_one_fold_and_write_results_once(
-    tmp_path, synthetic_corpus, synthetic_prepared
+    tmp_path, synthetic_corpus, synthetic_prepared, recipe
 ):
     output = tmp_path / "run"
     log = torchrun(
+        recipe,
         synthetic_corpus,
         synthetic_prepared,
         output,
@@ -106,13 +113,14 @@ def test_two_processes_fine_tune_one_fold_and_write_results_once(
 
 
 def test_two_processes_train_from_the_feature_cache(
-    tmp_path, synthetic_corpus, synthetic_prepared, tiny_hf_encoders
+    tmp_path, synthetic_corpus, synthetic_prepared, tiny_hf_encoders, recipe
 ):
     """The cache is built once by the main process; both read it; the
     learned layer sum and dynamic batches work under DDP too."""
     output = tmp_path / "run"
     cache = tmp_path / "cache"
     log = torchrun(
+        recipe,
         synthetic_corpus,
         synthetic_prepared,
         output,
@@ -122,7 +130,7 @@ def test_two_processes_train_from_the_feature_cache(
             "freeze_policy": "frozen",
             "feature_cache": True,
             "feature_cache_folder": str(cache),
-            "audio_cache_layers": [1, 2],
+            "audio_layers": [1, 2],
             "dynamic_batching": True,
             "max_batch_length": 10.0,
         },

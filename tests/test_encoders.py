@@ -1,7 +1,7 @@
 """Specifications of the audio/text encoders (speechbrain_mtmm.encoders).
 
 All HuggingFace models are tiny random ones written to a temp folder by
-speechbrain_mtmm.tiny_models; nothing is downloaded.
+speechbrain_mtmm.testing.tiny_models; nothing is downloaded.
 """
 
 import os
@@ -15,16 +15,16 @@ import pytest
 import torch
 from transformers import AutoConfig
 
-from speechbrain_mtmm import tiny_models
 from speechbrain_mtmm.encoders import (
+    EncoderError,
     FbankAudioEncoder,
     HashingTokenizer,
     HFAudioEncoder,
     HFTextEncoder,
     TokenEmbeddingTextEncoder,
-    build_audio_encoder,
-    build_text_encoder,
+    build_encoder,
 )
+from speechbrain_mtmm.testing import tiny_models
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -326,20 +326,34 @@ def test_invalid_freeze_policy_is_rejected(folders):
 # -------------------------------------------------------- layer selection
 
 
-def test_layer_selects_hidden_state_and_all_hiddens_stack(folders):
-    encoder = _audio(folders, output_all_hiddens=True).eval()
+def test_hidden_states_stack_the_chosen_layers_of_the_hf_model(folders):
+    encoder = _audio(folders).eval()
     wav = torch.randn(2, 8000)
-    stack = encoder(wav, torch.ones(2))
-    assert stack.shape[0] == encoder.model.config.num_hidden_layers + 1
-    last = _audio(folders).eval()(wav, torch.ones(2))
-    first = _audio(folders, layer=0).eval()(wav, torch.ones(2))
-    torch.testing.assert_close(stack[-1], last)
-    torch.testing.assert_close(stack[0], first)
+    stack = encoder.hidden_states(wav, torch.ones(2), [0, -1, 1])
+    assert stack.shape[2] == 3
+    with torch.no_grad():  # the HF model's own outputs
+        norm = (wav - wav.mean(1, keepdim=True)) / torch.sqrt(
+            wav.var(1, unbiased=False, keepdim=True) + 1e-7
+        )
+        out = encoder.model(norm, output_hidden_states=True)
+    torch.testing.assert_close(stack[:, :, 0], out.hidden_states[0])
+    torch.testing.assert_close(stack[:, :, 1], out.last_hidden_state)
+    torch.testing.assert_close(stack[:, :, 2], out.hidden_states[1])
+    torch.testing.assert_close(encoder(wav, torch.ones(2)), stack[:, :, 1])
 
 
 def test_layer_out_of_range_is_rejected(folders):
-    with pytest.raises(ValueError):
-        _text(folders, layer=3)
+    encoder = _text(folders)  # 2 layers: hidden states 0..2
+    assert encoder.normalize_layers([-1, 0]) == [2, 0]
+    with pytest.raises(EncoderError, match="layer 3 out of range"):
+        encoder.normalize_layers([3])
+
+
+def test_light_encoders_have_only_their_output_as_a_layer():
+    encoder = FbankAudioEncoder(d_model=8)
+    assert encoder.normalize_layers([-1]) == [-1]
+    with pytest.raises(EncoderError, match="no hidden layers"):
+        encoder.normalize_layers([0])
 
 
 # ------------------------------------------------------------- tokenizers
@@ -515,11 +529,27 @@ def test_light_encoders_train_and_freeze(cls):
     assert encoder(inputs, lens).requires_grad
 
 
-def test_builders_pick_the_encoder_class_from_source(folders):
-    assert isinstance(build_audio_encoder("fbank"), FbankAudioEncoder)
-    assert isinstance(build_text_encoder("hashing"), TokenEmbeddingTextEncoder)
-    audio = build_audio_encoder(folders["wavlm"], freeze="frozen", layer=1)
-    assert isinstance(audio, HFAudioEncoder)
-    assert audio.layer == 1 and audio.frozen
-    text = build_text_encoder(folders["roberta"], max_length=9)
+def test_the_builder_picks_the_encoder_class_from_source(folders):
+    assert isinstance(build_encoder("audio", "fbank"), FbankAudioEncoder)
+    assert isinstance(
+        build_encoder("text", "hashing"), TokenEmbeddingTextEncoder
+    )
+    audio = build_encoder("audio", folders["wavlm"], freeze="frozen")
+    assert isinstance(audio, HFAudioEncoder) and audio.frozen
+    text = build_encoder("text", folders["roberta"], max_length=9)
     assert isinstance(text, HFTextEncoder) and text.max_length == 9
+
+
+def test_an_encoder_built_without_pretrained_weights_has_the_same_shape(
+    folders,
+):
+    pretrained = build_encoder("audio", folders["hubert"], freeze="frozen")
+    bare = build_encoder(
+        "audio", folders["hubert"], freeze="frozen", pretrained=False
+    )
+    mine, theirs = bare.state_dict(), pretrained.state_dict()
+    assert mine.keys() == theirs.keys()
+    assert all(mine[k].shape == theirs[k].shape for k in mine)
+    assert bare.fingerprint() != pretrained.fingerprint()  # random weights
+    bare.load_state_dict(theirs)
+    assert bare.fingerprint() == pretrained.fingerprint()

@@ -10,49 +10,40 @@ import csv
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
-from importlib.metadata import entry_points
 
 import pytest
 import ruamel.yaml
 import torch
 import torchaudio
+import yaml
 from speechbrain.dataio import audio_io
 from speechbrain.utils.data_utils import batch_pad_right
 
-from speechbrain_mtmm import masked_modality_features
+from speechbrain_mtmm.cli import main as mtmm
 from speechbrain_mtmm.data.audio import load_audio
-from speechbrain_mtmm.demo import RECIPE, build_tiny_encoders, recipe_command
-from speechbrain_mtmm.export import ExportError, export_model
-from speechbrain_mtmm.inference import (
-    ASRTranscriber,
-    MultimodalEmotionRecognizer,
+from speechbrain_mtmm.inference.asr import ASRTranscriber
+from speechbrain_mtmm.inference.export import (
+    ExportError,
+    export_model,
 )
-from speechbrain_mtmm.predict import main as predict_main
+from speechbrain_mtmm.inference.export import (
+    best_checkpoint as export_best_checkpoint,
+)
+from speechbrain_mtmm.inference.recognizer import MultimodalEmotionRecognizer
+from speechbrain_mtmm.run_folder import read_predictions as read_rows
+from speechbrain_mtmm.testing.demo import OFFLINE_ENV, build_tiny_encoders
 
-OFFLINE = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+OFFLINE = dict(os.environ, **OFFLINE_ENV)
 PROBS_TOL = 1e-4  # test_predictions.jsonl rounds probs to 5 decimals
 DIMS_TOL = 1e-4  # and the 1-5 dimensions to 4
 
 
-def train(corpus, prepared, output, audio, text, extra):
-    command = recipe_command(
-        corpus / "IEMOCAP_full_release", prepared, output, audio, text, extra
-    )
-    result = subprocess.run(
-        command, cwd=RECIPE, capture_output=True, text=True, env=OFFLINE
-    )
-    if result.returncode != 0:
-        pytest.fail(
-            f"recipe failed:\n{(result.stdout + result.stderr)[-3000:]}"
-        )
-
-
-def read_rows(run):
-    with open(run / "test_predictions.jsonl") as fin:
-        return [json.loads(line) for line in fin]
+def predict_main(args):
+    return mtmm(["predict", *args])
 
 
 @pytest.fixture(scope="module")
@@ -62,25 +53,25 @@ def manifest(synthetic_prepared):
 
 
 @pytest.fixture(scope="module")
-def hf_export(tmp_path_factory, synthetic_corpus, synthetic_prepared, manifest):
-    """Tiny HF encoders, 2 epochs; the test set is evaluated one utterance
-    at a time, so test_predictions.jsonl holds per-utterance predictions.
-    Exported with ``python -m speechbrain_mtmm.inference export``; then the
-    run and encoder folders are deleted and the export is moved."""
+def hf_export(
+    tmp_path_factory, synthetic_corpus, synthetic_prepared, manifest, train
+):
+    """Tiny HF encoders, 2 epochs, test set evaluated in batches of 8.
+    Exported with ``python -m speechbrain_mtmm export``; then the run and
+    encoder folders are deleted and the export is moved."""
     work = tmp_path_factory.mktemp("hf_export")
     texts = [entry["text"] for entry in manifest.values()]
     audio, text = build_tiny_encoders(work / "encoders", texts)
     run = work / "run"
-    one_at_a_time = {"batch_size": 1, "num_workers": 0}
     train(
         synthetic_corpus,
         synthetic_prepared,
         run,
         audio,
         text,
-        {"number_of_epochs": 2, "valid_dataloader_opts": one_at_a_time},
+        {"number_of_epochs": 2},
     )
-    command = [sys.executable, "-m", "speechbrain_mtmm.inference", "export"]
+    command = [sys.executable, "-m", "speechbrain_mtmm", "export"]
     command += ["--run", str(run), "--out", str(work / "exported")]
     result = subprocess.run(
         command, capture_output=True, text=True, env=OFFLINE
@@ -109,15 +100,14 @@ def test_utterances(hf_export, manifest):
 
 
 @pytest.fixture(scope="module")
-def light_run(tmp_path_factory, synthetic_corpus, synthetic_prepared):
+def light_run(tmp_path_factory, synthetic_corpus, synthetic_prepared, train):
     """fbank/hashing, paired bridge tokens, no refinement, 3 dimensions,
     batched evaluation (8 per batch)."""
     run = tmp_path_factory.mktemp("light") / "run"
     variant = {
         "number_of_epochs": 1,
         "fusion_type": "bridge_paired",
-        # a string: demo._yaml_value writes booleans as "false\n..."
-        "refinement": "False",
+        "refinement": False,
         "n_heads": 2,
         "n_dims": 3,
         "w_dominance": 0.2,
@@ -128,37 +118,37 @@ def light_run(tmp_path_factory, synthetic_corpus, synthetic_prepared):
     return run
 
 
-def assert_matches(result, row):
+def assert_matches(result, row, probs_tol=PROBS_TOL, dims_tol=DIMS_TOL):
+    """An export's prediction equals a row of test_predictions.jsonl."""
     assert result["label"] == row["pred_emo"]
     for label, p in row["probs"].items():
-        assert result["probs"][label] == pytest.approx(p, abs=PROBS_TOL)
+        assert result["probs"][label] == pytest.approx(p, abs=probs_tol)
     for name in ("valence", "arousal", "dominance"):
         if f"pred_{name}" in row:
             expected = row[f"pred_{name}"]
             assert result[f"{name}_1to5"] == pytest.approx(
-                expected, abs=DIMS_TOL
+                expected, abs=dims_tol
             )
             assert result[name] == pytest.approx(
-                (expected - 1) / 4, abs=DIMS_TOL
+                (expected - 1) / 4, abs=dims_tol
             )
 
 
 def masked_reference(recognizer, wav=None, text=None):
     """The model run by hand with the missing modality as one zero frame."""
-    mods = recognizer.mods
+    system = recognizer.mods.system
+    lens = torch.ones(1)
     with torch.no_grad():
         if wav is None:
-            audio = masked_modality_features(1, mods.audio_encoder.output_size)
+            audio = torch.zeros(1, 1, system.audio_encoder.output_size), lens
         else:
-            lens = torch.ones(1)
-            audio = mods.audio_encoder(wav[None], lens), lens
+            audio = system.audio_encoder(wav[None], lens), lens
         if text is None:
-            text_in = masked_modality_features(1, mods.text_encoder.output_size)
+            text_in = torch.zeros(1, 1, system.text_encoder.output_size), lens
         else:
-            tokens = mods.text_encoder.tokenize(text)[None]
-            lens = torch.ones(1)
-            text_in = mods.text_encoder(tokens, lens), lens
-        out = mods.model(*audio, *text_in)
+            tokens = system.text_encoder.tokenize(text)[None]
+            text_in = system.text_encoder(tokens, lens), lens
+        out = system.model(*audio, *text_in)
     return torch.softmax(out["logits"], -1)[0], out["dims"][0]
 
 
@@ -178,9 +168,7 @@ def test_export_is_self_contained_without_encoder_weights(hf_export):
     names = {p.relative_to(model).as_posix() for p in model.rglob("*")}
     for name in (
         "hyperparams.yaml",
-        "model.ckpt",
-        "audio_encoder.ckpt",
-        "text_encoder.ckpt",
+        "system.ckpt",
         "labels.txt",
         "export_info.json",
         "encoders/audio/config.json",
@@ -210,20 +198,141 @@ def test_file_predictions_equal_the_recipe_test_predictions(
         assert_matches(result, row)
 
 
-def test_light_ablation_run_exports_exactly(light_run, manifest, tmp_path):
-    model = export_model(light_run, tmp_path / "model")
-    recognizer = MultimodalEmotionRecognizer.from_hparams(model)
-    rows = read_rows(light_run)
-    entries = [manifest[row["id"]] for row in rows]
-    for entry, row in zip(entries, rows):
-        result = recognizer.predict_file(entry["wav"], entry["text"])
-        assert set(result) >= {"dominance", "dominance_1to5"}
+def test_batched_predictions_equal_the_recipe_test_predictions(
+    recognizer, hf_export, test_utterances
+):
+    """The recipe tested in batches of 8; so does predict_batch here: the
+    encoders' exact output lengths make padding irrelevant."""
+    wavs = [load_audio(wav) for wav, _ in test_utterances]
+    texts = [text for _, text in test_utterances]
+    padded, lens = batch_pad_right(wavs)
+    results = recognizer.predict_batch(padded, lens, texts)
+    for result, row in zip(results, hf_export[1]):
         assert_matches(result, row)
-    # batched as in the recipe (fbank lengths are exact): same numbers
+
+
+# Every variant of the model, light encoders unless named: trained for one
+# epoch, exported, and predicted again from the export
+VARIANTS = {
+    "paper": {},
+    "paired": {"fusion_type": "bridge_paired"},
+    "cross-attention-no-masking": {
+        "fusion_type": "cross_attention",
+        "modality_masking": False,
+    },
+    "pooled-mean-no-refinement": {
+        "fusion_type": "pooled_mean",
+        "refinement": False,
+    },
+    "pooled-concat-classes-only": {
+        "fusion_type": "pooled_concat",
+        "w_valence": 0,
+        "w_arousal": 0,
+        "selection_metrics": ["UA"],
+    },
+    "dimensions-only": {
+        "w_ce": 0,
+        "selection_metrics": ["CCC_valence", "CCC_arousal"],
+    },
+    "audio-only": {"modalities": ["audio"]},
+    "text-only": {"modalities": ["text"]},
+    "dominance-session": {
+        "n_dims": 3,
+        "w_dominance": 0.2,
+        "protocol": "session",
+        "fold": 2,
+    },
+    # tiny HF encoders: learned sums of several hidden states
+    "hf-cached-layer-sum": {
+        "freeze_policy": "frozen",
+        "feature_cache": True,
+        "audio_layers": [0, 1, 2],
+        "text_layers": [1, 2],
+        "modality_masking": False,
+    },
+    "hf-fine-tuned-layer-sum": {"audio_layers": [1, 2]},
+}
+# Cached features are float16, the export computes float32 features: the
+# tolerances of tests/test_cache.py (else those of the rounded files)
+CACHED_PROBS_TOL, CACHED_DIMS_TOL = 5e-3, 0.02
+
+
+@pytest.fixture(scope="module", params=list(VARIANTS))
+def variant_run(
+    request,
+    tmp_path_factory,
+    synthetic_corpus,
+    synthetic_prepared,
+    tiny_hf_encoders,
+    train,
+):
+    """(variant, run folder, export folder) of one trained variant."""
+    name = request.param
+    variant = VARIANTS[name]
+    work = tmp_path_factory.mktemp(name)
+    encoders = (
+        tiny_hf_encoders if name.startswith("hf-") else ("fbank", "hashing")
+    )
+    extra = {"number_of_epochs": 1, **variant}
+    if variant.get("feature_cache"):
+        extra["feature_cache_folder"] = str(work / "cache")
+    train(synthetic_corpus, synthetic_prepared, work / "run", *encoders, extra)
+    model = export_model(work / "run", work / "model")
+    return variant, work / "run", model
+
+
+def test_every_variant_trains_with_its_settings(variant_run):
+    variant, run, _ = variant_run
+    results = json.loads((run / "test_results.json").read_text())
+    assert {"WA", "UA", "macro_F1", "CCC_valence", "confusion"} <= set(results)
+    assert ("CCC_dominance" in results) == (variant.get("n_dims") == 3)
+    # the run really used the variant: SpeechBrain saves the applied overrides
+    # (values referenced elsewhere get a YAML anchor, &id001, dropped here)
+    with open(run / "hyperparams.yaml") as fin:
+        plain = [
+            re.sub(r"^(\w+): &\w+ ", r"\1: ", line)
+            for line in fin
+            if re.match(r"^\w+: (&\w+ )?[^!&*]", line)
+        ]
+    saved = yaml.safe_load("".join(plain))
+    for key, value in variant.items():
+        assert saved[key] == value, key
+
+
+def test_every_variant_export_reproduces_its_test_predictions(
+    variant_run, manifest
+):
+    variant, run, model = variant_run
+    recognizer = MultimodalEmotionRecognizer.from_hparams(model)
+    rows = read_rows(run)
+    entries = [manifest[row["id"]] for row in rows]
     padded, lens = batch_pad_right([load_audio(e["wav"]) for e in entries])
     texts = [e["text"] for e in entries]
-    for result, row in zip(recognizer.predict_batch(padded, lens, texts), rows):
-        assert_matches(result, row)
+    tolerances = {}
+    if variant.get("feature_cache"):
+        tolerances = {
+            "probs_tol": CACHED_PROBS_TOL,
+            "dims_tol": CACHED_DIMS_TOL,
+        }
+    results = recognizer.predict_batch(padded, lens, texts)
+    for result, row in zip(results, rows):
+        assert_matches(result, row, **tolerances)
+
+
+def test_a_multi_layer_cached_run_exports_its_learned_layer_weights(
+    variant_run,
+):
+    variant, run, model = variant_run
+    if not variant.get("feature_cache"):
+        pytest.skip("a run without the feature cache")
+    exported = torch.load(model / "system.ckpt", weights_only=True)
+    trained = torch.load(
+        export_best_checkpoint(run).path / "system.ckpt", weights_only=True
+    )
+    for modality, layers in (("audio", 3), ("text", 2)):
+        logits = exported[f"{modality}_layer_sum.logits"]
+        assert logits.shape == (layers,) and logits.abs().sum() > 0
+        assert torch.equal(logits, trained[f"{modality}_layer_sum.logits"])
 
 
 def test_export_names_a_run_folder_without_checkpoints(light_run, tmp_path):
@@ -235,19 +344,30 @@ def test_export_names_a_run_folder_without_checkpoints(light_run, tmp_path):
     assert not (tmp_path / "model").exists()
 
 
-def test_export_stops_on_a_builder_argument_the_template_lacks(
+def test_export_refuses_weights_that_do_not_fit_the_model_config(
     light_run, tmp_path
 ):
     run = tmp_path / "run"
     shutil.copytree(light_run, run)
     yaml = ruamel.yaml.YAML()
     tree = yaml.load(run / "hyperparams.yaml")
-    tree["fusion"]["d_ffn"] = 64
+    tree["model_config"]["bridge_tokens"] = 3
     yaml.dump(tree, run / "hyperparams.yaml")
-    with pytest.raises(ExportError, match="fusion has d_ffn=.*d_ffn=64"):
+    with pytest.raises(ExportError, match="system.ckpt: the weights do not"):
         export_model(run, tmp_path / "model")
     assert not (tmp_path / "model").exists()
     assert not list(tmp_path.glob(".model*"))  # staging folder removed
+
+
+def test_export_names_a_run_without_a_model_config(light_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(light_run, run)
+    yaml = ruamel.yaml.YAML()
+    tree = yaml.load(run / "hyperparams.yaml")
+    del tree["model_config"]
+    yaml.dump(tree, run / "hyperparams.yaml")
+    with pytest.raises(ExportError, match="hyperparams.yaml: no model_config"):
+        export_model(run, tmp_path / "model")
 
 
 def test_export_refuses_to_overwrite_a_folder(light_run, tmp_path):
@@ -290,7 +410,7 @@ def test_a_model_trained_without_text_ignores_transcripts(
     hf_export, recognizer, test_utterances
 ):
     audio_model = MultimodalEmotionRecognizer.from_hparams(
-        hf_export[0], overrides={"modalities": ["audio"]}
+        hf_export[0], overrides={"model_config": {"modalities": ["audio"]}}
     )
     wav_path, text = test_utterances[0]
     result = audio_model.predict_file(wav_path, text)
@@ -300,7 +420,7 @@ def test_a_model_trained_without_text_ignores_transcripts(
     )
     with pytest.raises(ValueError, match="needs"):
         MultimodalEmotionRecognizer.from_hparams(
-            hf_export[0], overrides={"modalities": ["text"]}
+            hf_export[0], overrides={"model_config": {"modalities": ["text"]}}
         ).predict_file(wav_path)
 
 
@@ -394,7 +514,7 @@ def build_tiny_whisper(folder):
         WhisperTokenizer,
     )
 
-    from speechbrain_mtmm.tiny_models import DEFAULT_TEXTS
+    from speechbrain_mtmm.testing.tiny_models import DEFAULT_TEXTS
 
     folder.mkdir(parents=True)
     bpe = ByteLevelBPETokenizer()
@@ -580,7 +700,15 @@ def test_cli_predicts_text_alone(hf_export, capsys):
     assert code == 0 and row["path"] == "text-only" and row["file"] is None
 
 
-def test_console_scripts_are_registered():
-    scripts = {e.name: e.value for e in entry_points(group="console_scripts")}
-    assert scripts["mtmm-predict"] == "speechbrain_mtmm.predict:main"
-    assert scripts["mtmm-export"] == "speechbrain_mtmm.export:main"
+@pytest.mark.parametrize(
+    "verb",
+    ["prepare", "folds", "synth", "demo", "cv", "table", "export", "predict"],
+)
+def test_every_verb_of_the_one_command_has_help(verb, capsys):
+    assert mtmm([verb, "--help"]) == 0
+    assert capsys.readouterr().out.startswith(f"usage: mtmm {verb}")
+
+
+def test_an_unknown_verb_is_a_usage_error(capsys):
+    assert mtmm(["no-such-verb"]) == 2
+    assert "invalid choice" in capsys.readouterr().err

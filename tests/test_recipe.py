@@ -1,16 +1,19 @@
 """The IEMOCAP recipe end to end on synthetic corpora with tiny models."""
 
 import json
-import os
 import re
 import signal
 import subprocess
 import time
 
 import pytest
-import yaml
 
-from speechbrain_mtmm.demo import RECIPE, recipe_command
+from speechbrain_mtmm.data.synthetic import generate_synthetic_iemocap
+from speechbrain_mtmm.testing.demo import recipe_command
+from speechbrain_mtmm.testing.tiny_models import (
+    build_tiny_roberta,
+    build_tiny_wavlm,
+)
 
 REQUIRED_RESULTS = {
     "WA",
@@ -34,21 +37,6 @@ PREDICTION_KEYS = {
 }
 
 
-def run(corpus, prepared, output, audio, text, extra=None, check=True):
-    command = recipe_command(
-        corpus / "IEMOCAP_full_release", prepared, output, audio, text, extra
-    )
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    result = subprocess.run(
-        command, cwd=RECIPE, capture_output=True, text=True, env=env
-    )
-    if check and result.returncode != 0:
-        pytest.fail(
-            f"recipe failed:\n{(result.stdout + result.stderr)[-4000:]}"
-        )
-    return result
-
-
 def read_json(path):
     with open(path) as fin:
         return json.load(fin)
@@ -61,11 +49,15 @@ def logged_epochs(output):
 
 @pytest.fixture(scope="module")
 def paper_run(
-    tmp_path_factory, synthetic_corpus, synthetic_prepared, tiny_hf_encoders
+    tmp_path_factory,
+    synthetic_corpus,
+    synthetic_prepared,
+    tiny_hf_encoders,
+    train,
 ):
     """The paper's configuration at toy width, 3 epochs, fold 1."""
     output = tmp_path_factory.mktemp("paper_run") / "run"
-    run(
+    train(
         synthetic_corpus,
         synthetic_prepared,
         output,
@@ -117,11 +109,12 @@ def test_tested_checkpoint_is_the_best_on_validation(paper_run):
 
 
 def test_killed_run_resumes_from_its_last_checkpoint(
-    tmp_path, synthetic_corpus, synthetic_prepared
+    tmp_path, synthetic_corpus, synthetic_prepared, recipe, train
 ):
     output = tmp_path / "run"
     extra = {"number_of_epochs": 4, "ckpt_interval_steps": 2}
     command = recipe_command(
+        recipe,
         synthetic_corpus / "IEMOCAP_full_release",
         synthetic_prepared,
         output,
@@ -131,7 +124,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(
     )
     process = subprocess.Popen(
         command,
-        cwd=RECIPE,
+        cwd=recipe,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -150,7 +143,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (output / "test_results.json").exists(), "killed too late"
-    resumed = run(
+    resumed = train(
         synthetic_corpus, synthetic_prepared, output, "fbank", "hashing", extra
     )
     assert "Loading a checkpoint" in resumed.stdout + resumed.stderr
@@ -160,64 +153,9 @@ def test_killed_run_resumes_from_its_last_checkpoint(
     assert (output / "test_results.json").exists()
 
 
-@pytest.mark.parametrize(
-    "variant",
-    [
-        {"fusion_type": "bridge_paired"},
-        {"fusion_type": "cross_attention", "modality_masking": False},
-        {"fusion_type": "pooled_mean", "refinement": False},
-        {
-            "fusion_type": "pooled_concat",
-            "w_valence": 0,
-            "w_arousal": 0,
-            "selection_metrics": ["UA"],
-        },
-        {"w_ce": 0, "selection_metrics": ["CCC_valence", "CCC_arousal"]},
-        {"modalities": ["audio"]},
-        {"n_dims": 3, "w_dominance": 0.2, "protocol": "session", "fold": 2},
-    ],
-    ids=[
-        "paired",
-        "cross-attention-no-masking",
-        "no-refinement",
-        "classes-only",
-        "dimensions-only",
-        "audio-only",
-        "dominance-session",
-    ],
-)
-def test_every_variant_runs(
-    variant, tmp_path, synthetic_corpus, synthetic_prepared
-):
-    output = tmp_path / "run"
-    run(
-        synthetic_corpus,
-        synthetic_prepared,
-        output,
-        "fbank",
-        "hashing",
-        {"number_of_epochs": 1, **variant},
-    )
-    results = read_json(output / "test_results.json")
-    assert REQUIRED_RESULTS <= set(results)
-    assert ("CCC_dominance" in results) == (variant.get("n_dims") == 3)
-    # the run really used the variant: SpeechBrain saves the applied overrides
-    with open(output / "hyperparams.yaml") as fin:
-        saved = yaml.safe_load(
-            "\n".join(line for line in fin if re.match(r"^\w+: [^!&*]", line))
-        )
-    for key, value in variant.items():
-        assert saved[key] == value, key
-
-
 def test_encoders_swap_by_source_key(
-    tmp_path, synthetic_corpus, synthetic_prepared
+    tmp_path, synthetic_corpus, synthetic_prepared, train
 ):
-    from speechbrain_mtmm.tiny_models import (
-        build_tiny_roberta,
-        build_tiny_wavlm,
-    )
-
     texts = [
         e["text"]
         for e in read_json(synthetic_prepared / "iemocap.json").values()
@@ -225,7 +163,7 @@ def test_encoders_swap_by_source_key(
     wavlm = build_tiny_wavlm(tmp_path / "wavlm")
     roberta = build_tiny_roberta(tmp_path / "roberta", texts)
     output = tmp_path / "run"
-    run(
+    train(
         synthetic_corpus,
         synthetic_prepared,
         output,
@@ -236,12 +174,10 @@ def test_encoders_swap_by_source_key(
     assert (output / "test_results.json").exists()
 
 
-def test_a_folder_that_is_not_iemocap_gets_a_clear_error(
-    tmp_path, synthetic_corpus
-):
+def test_a_folder_that_is_not_iemocap_gets_a_clear_error(tmp_path, train):
     empty = tmp_path / "nothing"
     (empty / "IEMOCAP_full_release").mkdir(parents=True)
-    result = run(
+    result = train(
         empty,
         tmp_path / "prep",
         tmp_path / "run",
@@ -256,9 +192,9 @@ def test_a_folder_that_is_not_iemocap_gets_a_clear_error(
 
 
 def test_labels_that_do_not_match_the_label_map_are_an_error(
-    tmp_path, synthetic_corpus, synthetic_prepared
+    tmp_path, synthetic_corpus, synthetic_prepared, train
 ):
-    result = run(
+    result = train(
         synthetic_corpus,
         synthetic_prepared,
         tmp_path / "run",
@@ -273,15 +209,13 @@ def test_labels_that_do_not_match_the_label_map_are_an_error(
 
 @pytest.fixture(scope="module")
 def learning_corpus(tmp_path_factory):
-    from speechbrain_mtmm.data.synthetic import generate_synthetic_iemocap
-
     folder = tmp_path_factory.mktemp("learning_corpus")
     generate_synthetic_iemocap(folder, seed=3)
     return folder
 
 
 def test_multimodal_model_beats_both_single_modality_models(
-    tmp_path, learning_corpus
+    tmp_path, learning_corpus, train
 ):
     """The synthetic corpus puts valence in words and arousal in prosody, so
     only audio + text separate all four classes."""
@@ -293,7 +227,7 @@ def test_multimodal_model_beats_both_single_modality_models(
         ("text", ["text"]),
     ):
         output = tmp_path / name
-        run(
+        train(
             learning_corpus,
             prepared,
             output,

@@ -10,8 +10,9 @@ import math
 
 import pytest
 
-from speechbrain_mtmm.aggregate import aggregate
-from speechbrain_mtmm.reports import PLOTS, parse_train_log, write_report
+from speechbrain_mtmm.experiments.aggregate import aggregate
+from speechbrain_mtmm.experiments.reports import PLOTS, write_report
+from speechbrain_mtmm.run_folder import read_train_log as parse_train_log
 
 LABELS = ["neu", "hap", "sad", "ang"]
 # (fold, seed) -> (true, predicted) pairs of the improvised and the scripted

@@ -4,50 +4,15 @@ Nothing here measures time (see benchmarks/ for that): the tests check that
 the options run, report what they should and change what they should.
 """
 
-import importlib.util
 import json
 import math
-import os
 import re
-import subprocess
 
-import pytest
 import torch
 from speechbrain.dataio.dataset import DynamicItemDataset
 
 from speechbrain_mtmm.data.folds import fold_paths
-from speechbrain_mtmm.demo import RECIPE, recipe_command
-
-
-@pytest.fixture(scope="module")
-def recipe():
-    """recipes/IEMOCAP/train.py as a module (its functions, not main)."""
-    spec = importlib.util.spec_from_file_location(
-        "iemocap_train", RECIPE / "train.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def run(corpus, prepared, output, audio, text, extra, args=()):
-    command = recipe_command(
-        corpus / "IEMOCAP_full_release", prepared, output, audio, text, extra
-    )
-    env = dict(
-        os.environ,
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        OMP_NUM_THREADS="1",
-    )
-    result = subprocess.run(
-        [*command, *args], cwd=RECIPE, capture_output=True, text=True, env=env
-    )
-    if result.returncode != 0:
-        pytest.fail(
-            f"recipe failed:\n{(result.stdout + result.stderr)[-4000:]}"
-        )
-    return result.stdout + result.stderr
+from speechbrain_mtmm.training.recipe import train_loader_options
 
 
 def train_stat(output, name):
@@ -88,10 +53,10 @@ def dynamic_hparams(max_batch_length=10.0):
 
 
 def test_dynamic_batches_hold_every_utterance_once_within_the_limit(
-    recipe, synthetic_prepared
+    synthetic_prepared,
 ):
     dataset = train_set(synthetic_prepared)
-    options, sampler = recipe.train_loader_options(dynamic_hparams(), dataset)
+    options, sampler = train_loader_options(dynamic_hparams(), dataset)
     assert options["batch_sampler"] is sampler
     durations = [dataset.data[i]["duration"] for i in dataset.data_ids]
     batches = list(sampler)
@@ -104,20 +69,21 @@ def test_dynamic_batches_hold_every_utterance_once_within_the_limit(
     assert len({len(batch) for batch in batches}) > 1  # sizes follow length
 
 
-def test_fixed_batches_are_the_default(recipe, synthetic_prepared):
+def test_fixed_batches_are_the_default(synthetic_prepared):
     hparams = {"dynamic_batching": False, "train_dataloader_opts": {"a": 1}}
-    assert recipe.train_loader_options(
-        hparams, train_set(synthetic_prepared)
-    ) == ({"a": 1}, None)
+    assert train_loader_options(hparams, train_set(synthetic_prepared)) == (
+        {"a": 1},
+        None,
+    )
 
 
 def test_dynamic_batching_pads_less_and_the_padding_is_logged(
-    tmp_path, synthetic_corpus, synthetic_prepared
+    tmp_path, synthetic_corpus, synthetic_prepared, train
 ):
     padding = {}
     for name, extra in (("fixed", {}), ("dynamic", DYNAMIC)):
         output = tmp_path / name
-        run(
+        train(
             synthetic_corpus,
             synthetic_prepared,
             output,
@@ -135,10 +101,10 @@ def test_dynamic_batching_pads_less_and_the_padding_is_logged(
 
 
 def test_bf16_fine_tuning_runs_on_cpu(
-    tmp_path, synthetic_corpus, synthetic_prepared, tiny_hf_encoders
+    tmp_path, synthetic_corpus, synthetic_prepared, tiny_hf_encoders, train
 ):
     output = tmp_path / "run"
-    log = run(
+    result = train(
         synthetic_corpus,
         synthetic_prepared,
         output,
@@ -146,15 +112,15 @@ def test_bf16_fine_tuning_runs_on_cpu(
         {"number_of_epochs": 1, "modality_masking": False},
         args=["--precision=bf16"],
     )
-    assert "--precision=bf16" in log
+    assert "--precision=bf16" in result.stdout + result.stderr
     assert finite_results(output)
 
 
 def test_bf16_cached_training_with_a_learned_layer_sum_runs_on_cpu(
-    tmp_path, synthetic_corpus, synthetic_prepared, tiny_hf_encoders
+    tmp_path, synthetic_corpus, synthetic_prepared, tiny_hf_encoders, train
 ):
     output = tmp_path / "run"
-    log = run(
+    result = train(
         synthetic_corpus,
         synthetic_prepared,
         output,
@@ -164,13 +130,13 @@ def test_bf16_cached_training_with_a_learned_layer_sum_runs_on_cpu(
             "freeze_policy": "frozen",
             "feature_cache": True,
             "feature_cache_folder": str(tmp_path / "cache"),
-            "audio_cache_layers": [0, 1, 2],
+            "audio_layers": [0, 1, 2],
             **DYNAMIC,
         },
         args=["--precision=bf16"],
     )
-    assert "--precision=bf16" in log
+    assert "--precision=bf16" in result.stdout + result.stderr
     assert finite_results(output)
-    saved = sorted((output / "save").glob("CKPT+*/audio_layer_sum.ckpt"))
-    logits = torch.load(saved[-1])["logits"]
+    saved = sorted((output / "save").glob("CKPT+*/system.ckpt"))
+    logits = torch.load(saved[-1], weights_only=True)["audio_layer_sum.logits"]
     assert logits.shape == (3,) and logits.abs().sum() > 0  # it learned

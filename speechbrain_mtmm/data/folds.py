@@ -22,20 +22,19 @@ manifest's own format)::
 
 Command line (on a manifest written by ``prepare_iemocap``)::
 
-    python -m speechbrain_mtmm.data.folds \
-        --manifest <save_folder>/iemocap.json --save_folder <save_folder>
+    mtmm folds --manifest <save_folder>/iemocap.json --save_folder <folder>
 
 Authors
  * speechbrain-mtmm contributors
 """
 
-import argparse
 import json
 import os
 import re
-import sys
 
 from speechbrain.utils.logger import get_logger
+
+from speechbrain_mtmm.atomic import write_json
 
 logger = get_logger(__name__)
 
@@ -346,16 +345,6 @@ def read_folds(save_folder):
     }
 
 
-def _write_json(path, data):
-    """Writes sorted, indented JSON atomically (tmp file + rename)."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True, ensure_ascii=False)
-        handle.write("\n")
-    os.replace(tmp, path)
-
-
 def write_folds(manifest, save_folder, protocols=PROTOCOLS, speaker_valid=None):
     """Writes the split manifests of every fold and the fold index.
 
@@ -398,43 +387,8 @@ def write_folds(manifest, save_folder, protocols=PROTOCOLS, speaker_valid=None):
                     for utt, entry in manifest.items()
                     if entry["speaker"] in speakers
                 }
-                _write_json(paths[split], subset)
+                write_json(paths[split], subset, sort_keys=True)
         logger.info("Wrote %d %s folds", len(folds), protocol)
     path = folds_index_path(save_folder)
-    _write_json(path, index)
+    write_json(path, index, sort_keys=True)
     return path
-
-
-def main(argv=None):
-    """Command line: writes the folds of a manifest.
-
-    Arguments
-    ---------
-    argv : list of str, optional
-        Arguments (default ``sys.argv[1:]``).
-
-    Returns
-    -------
-    int
-        Exit status (0 on success, 1 on a fold error).
-    """
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--manifest", required=True)
-    parser.add_argument("--save_folder", required=True)
-    parser.add_argument(
-        "--speaker_valid", default=None, choices=SPEAKER_VALID_RULES
-    )
-    args = parser.parse_args(argv)
-    try:
-        path = write_folds(
-            args.manifest, args.save_folder, speaker_valid=args.speaker_valid
-        )
-    except (ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

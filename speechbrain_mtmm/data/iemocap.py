@@ -28,7 +28,7 @@ not the letter after ``Ses0k``.
 
 Command line::
 
-    python -m speechbrain_mtmm.data.iemocap \
+    mtmm prepare \
         --data_folder /path/to/IEMOCAP_full_release --save_folder results/data \
         [--label_map 4class|4class_exc|5class_fru] [--skip_missing]
 
@@ -36,17 +36,16 @@ Authors
  * speechbrain-mtmm contributors
 """
 
-import argparse
 import hashlib
 import json
 import os
 import re
-import sys
 from collections import Counter
 
 from speechbrain.dataio.dataio import read_audio_info
 from speechbrain.utils.logger import get_logger
 
+from speechbrain_mtmm.atomic import write_json
 from speechbrain_mtmm.data.folds import (
     PROTOCOLS,
     fold_paths,
@@ -599,16 +598,6 @@ def format_summary(summary):
     return "\n".join(lines)
 
 
-def _write_json(path, data):
-    """Writes sorted, indented JSON atomically (tmp file + rename)."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True, ensure_ascii=False)
-        handle.write("\n")
-    os.replace(tmp, path)
-
-
 def _release_fingerprint(data_folder):
     """sha256 of the annotation files and of the wav names and sizes."""
     digest = hashlib.sha256()
@@ -728,56 +717,11 @@ def prepare_iemocap(
     manifest, summary = build_manifest(data_folder, label_map, skip_missing)
     if os.path.isfile(os.path.join(save_folder, OPTIONS_NAME)):
         os.remove(os.path.join(save_folder, OPTIONS_NAME))
-    _write_json(manifest_path, manifest)
-    _write_json(os.path.join(save_folder, SUMMARY_NAME), summary)
+    write_json(manifest_path, manifest, sort_keys=True)
+    write_json(os.path.join(save_folder, SUMMARY_NAME), summary, sort_keys=True)
     write_folds(manifest, save_folder, protocols, speaker_valid)
-    _write_json(os.path.join(save_folder, OPTIONS_NAME), stored)
+    write_json(os.path.join(save_folder, OPTIONS_NAME), stored, sort_keys=True)
     text = format_summary(summary)
     logger.info(text)
     print(text)
     return manifest_path
-
-
-def main(argv=None):
-    """Command line entry point, see the module docstring.
-
-    Arguments
-    ---------
-    argv : list of str, optional
-        Arguments (default ``sys.argv[1:]``).
-
-    Returns
-    -------
-    int
-        0 on success, 1 with a one-line message on a preparation error.
-    """
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data_folder", required=True)
-    parser.add_argument("--save_folder", required=True)
-    parser.add_argument(
-        "--label_map", default="4class", choices=sorted(LABEL_MAPS)
-    )
-    parser.add_argument("--skip_missing", action="store_true")
-    parser.add_argument(
-        "--speaker_valid",
-        default=None,
-        choices=("same_session", "next_session"),
-    )
-    args = parser.parse_args(argv)
-    try:
-        path = prepare_iemocap(
-            args.data_folder,
-            args.save_folder,
-            label_map=args.label_map,
-            skip_missing=args.skip_missing,
-            speaker_valid=args.speaker_valid,
-        )
-    except (IEMOCAPError, ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(f"manifest: {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

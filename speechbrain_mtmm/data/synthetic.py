@@ -24,7 +24,7 @@ own wav), and lettered dialogs whose utterances are spoken by both actors.
 
 Command line::
 
-    python -m speechbrain_mtmm.data.synthetic --out <dir> [--seed 0] \
+    mtmm synth --out <dir> [--seed 0] \
         [--size tiny|small|default|<utterances per dialog>]
 
 writes ``<dir>/IEMOCAP_full_release/`` and ``<dir>/generator_summary.json``.
@@ -33,10 +33,8 @@ Authors
  * speechbrain-mtmm contributors
 """
 
-import argparse
 import json
 import os
-import sys
 from collections import Counter
 
 import numpy as np
@@ -584,44 +582,3 @@ def generate_synthetic_iemocap(out_dir, seed=0, utterances_per_dialog=14):
         root,
     )
     return summary
-
-
-def main(argv=None):
-    """Command line entry point, see the module docstring.
-
-    Arguments
-    ---------
-    argv : list of str, optional
-        Arguments (default ``sys.argv[1:]``).
-
-    Returns
-    -------
-    int
-        Exit status.
-    """
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--size",
-        default="default",
-        help="tiny (100 utts), small (200), default (350) or utterances "
-        "per dialog (25 dialogs)",
-    )
-    args = parser.parse_args(argv)
-    try:
-        per_dialog = size_to_utterances(args.size)
-        summary = generate_synthetic_iemocap(args.out, args.seed, per_dialog)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(
-        f"wrote {summary['total_utterances']} utterances "
-        f"({summary['total_seconds']:.1f} s) to "
-        f"{os.path.join(args.out, RELEASE_DIRNAME)}"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

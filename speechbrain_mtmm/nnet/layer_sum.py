@@ -1,10 +1,10 @@
 """A learnable weighted sum over the hidden layers of a frozen encoder.
 
-When several hidden states of a frozen encoder are cached (see
-:mod:`speechbrain_mtmm.cache`), the model combines them with one softmax
+When the model uses several hidden states of an encoder (computed on the
+fly or read from the feature cache), it combines them with one softmax
 weight per layer, learned with the rest of the model (the SUPERB recipe for
-frozen speech SSL models). The paper uses one layer (the last), which is a
-sum over a single layer here and has no parameter.
+speech SSL models). The paper uses one layer (the last), which is a sum
+over a single layer here and has no parameter.
 
 Authors
 -------

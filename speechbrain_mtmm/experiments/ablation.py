@@ -1,16 +1,17 @@
 """The paper's ablation table, run as cross-validation sweeps.
 
 Every row of the ablation table of Ispas et al. (ICMI 2023, see PAPER.md
-section 1) is a preset of recipe overrides in ``hparams/ablation/<row>.yaml``
-and every task variant (multi-task, classes only, dimensions only) one in
-``hparams/ablation/tasks/<task>.yaml``. A cell of the table (row x task) is
-one sweep (:mod:`speechbrain_mtmm.cv`) in ``<output>/<row>/<task>/``;
+section 1) is a preset of recipe overrides, shipped as package data in
+``speechbrain_mtmm/presets/ablation/<row>.yaml``, and every task variant
+(multi-task, classes only, dimensions only) one in ``.../ablation/tasks/
+<task>.yaml``. A cell of the table (row x task) is one sweep
+(:mod:`.sweep`) in ``<output>/<row>/<task>/``;
 overrides given on the command line win over both presets (e.g. to shrink
 the models). All runs of all cells share one pool of ``--jobs`` workers,
 then ``<output>/table.md`` (and ``table.json``) puts the paper's numbers
 beside ours::
 
-    python -m speechbrain_mtmm.cv table recipes/IEMOCAP/hparams/iemocap.yaml \\
+    mtmm table recipes/IEMOCAP/hparams/iemocap.yaml \\
         [--rows masking bridge_tokens ...] [--tasks multi classes dims] \\
         --seeds 1 2 3 [--protocol speaker] [--folds ...] [--jobs N] \\
         [--output results/cv/ablation] --data_folder=/data/IEMOCAP ...
@@ -20,32 +21,32 @@ Authors
  * speechbrain-mtmm contributors, 2026
 """
 
-import argparse
-import json
 import os
+from importlib import resources
 from pathlib import Path
 
 import yaml
 
-from speechbrain_mtmm.aggregate import STD_DEFINITION
-from speechbrain_mtmm.cv import (
-    OVERRIDES_HELP,
-    add_sweep_arguments,
-    format_override,
-    parse_overrides,
-    plan_runs,
-    report_failures,
-    run_sweep_or_print,
-    summarize_sweep,
-)
-from speechbrain_mtmm.reports import (
+from speechbrain_mtmm.atomic import write_json, write_text
+from speechbrain_mtmm.experiments.aggregate import STD_DEFINITION
+from speechbrain_mtmm.experiments.reports import (
     PAPER_COLUMNS,
     format_mean_std,
     format_score,
     markdown_table,
 )
+from speechbrain_mtmm.experiments.sweep import (
+    DEFAULT_SEEDS,
+    format_override,
+    plan_runs,
+    report_failures,
+    run_sweep_or_print,
+    summarize_sweep,
+)
+from speechbrain_mtmm.run_folder import TABLE_JSON, TABLE_MD
 
-ABLATION_DIR = Path(__file__).resolve().parents[1] / "hparams" / "ablation"
+#: The presets, package data (also inside a wheel or a zip)
+ABLATION_DIR = resources.files("speechbrain_mtmm") / "presets" / "ablation"
 # (preset name, the paper's row), in the paper's order
 ROWS = (
     ("roberta_no_fusion", "HuBERT + RoBERTa-large, no refinement/fusion"),
@@ -98,7 +99,7 @@ def load_preset(path):
 
     Arguments
     ---------
-    path : str or os.PathLike
+    path : pathlib.Path or importlib.resources.abc.Traversable
         The preset.
 
     Returns
@@ -110,7 +111,7 @@ def load_preset(path):
     >>> load_preset(ABLATION_DIR / "self_attention.yaml")["fusion_type"]
     'pooled_mean'
     """
-    with open(path, encoding="utf-8") as fin:
+    with path.open(encoding="utf-8") as fin:
         preset = yaml.safe_load(fin) or {}
     if not isinstance(preset, dict):
         raise ValueError(f"{path}: a preset is a mapping of recipe overrides")
@@ -216,7 +217,7 @@ def table_json(cells):
     return table
 
 
-def write_table(output, rows, tasks, cells, args, overrides):
+def write_table(output, rows, tasks, cells, protocol, folds, seeds, overrides):
     """Writes ``table.md`` and ``table.json`` into the output folder.
 
     Arguments
@@ -227,8 +228,12 @@ def write_table(output, rows, tasks, cells, args, overrides):
         What was run.
     cells : dict
         ``(row, task)`` -> aggregated results (or None).
-    args : argparse.Namespace
-        The parsed options (protocol, folds, seeds).
+    protocol : str
+        The protocol.
+    folds : sequence of int or None
+        The folds (None: all).
+    seeds : sequence of int
+        The seeds.
     overrides : dict
         Command-line overrides.
 
@@ -237,7 +242,7 @@ def write_table(output, rows, tasks, cells, args, overrides):
     pathlib.Path
         ``table.md``.
     """
-    folds = " ".join(map(str, args.folds)) if args.folds else "all"
+    folds = " ".join(map(str, folds)) if folds else "all"
     given = " ".join(f"--{k}={v}" for k, v in overrides.items()) or "none"
     lines = [
         "# Ablation table: the paper beside ours",
@@ -247,93 +252,90 @@ def write_table(output, rows, tasks, cells, args, overrides):
         "UAR/WAR in %. The single-task rows of the paper stop at bridge "
         "tokens (– : not reported).",
         "",
-        f"Ours: protocol `{args.protocol}`, folds {folds}, seeds "
-        f"{' '.join(map(str, args.seeds))}; mean ± std over seeds "
+        f"Ours: protocol `{protocol}`, folds {folds}, seeds "
+        f"{' '.join(map(str, seeds))}; mean ± std over seeds "
         f"({STD_DEFINITION}). Command-line overrides on top of the presets: "
         f"`{given}`.",
     ]
     for task in tasks:
         lines += ["", f"## {TASKS[task][0]}", "", task_table(task, rows, cells)]
-    path = output / "table.md"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    with open(output / "table.json", "w", encoding="utf-8") as fout:
-        json.dump(table_json(cells), fout, indent=2)
+    path = output / TABLE_MD
+    write_text(path, "\n".join(lines) + "\n")
+    write_json(output / TABLE_JSON, table_json(cells))
     return path
 
 
-def main(argv=None):
-    """``python -m speechbrain_mtmm.cv table ...``, see the module doc.
+def run_table(
+    hparams_file,
+    rows=None,
+    tasks=("multi",),
+    protocol="speaker",
+    seeds=DEFAULT_SEEDS,
+    folds=None,
+    jobs=1,
+    output=None,
+    overrides=None,
+    print_commands=False,
+):
+    """Runs the cells of the ablation table; writes ``table.md``.
 
     Arguments
     ---------
-    argv : list of str, optional
-        Arguments after ``table``.
+    hparams_file : str or os.PathLike
+        The recipe YAML.
+    rows : sequence of str, optional
+        Row presets (default: all six, in the paper's order).
+    tasks : sequence of str
+        Keys of :data:`TASKS`.
+    protocol : str
+        ``"speaker"`` or ``"session"``.
+    seeds : sequence of int
+        Seeds per fold.
+    folds : sequence of int, optional
+        Folds (default: all).
+    jobs : int
+        Runs at a time (one pool for all cells).
+    output : str or os.PathLike, optional
+        The table folder (default ``results/cv/ablation``).
+    overrides : dict, optional
+        Overrides on top of the presets.
+    print_commands : bool
+        Print the commands of the incomplete runs and run nothing.
 
     Returns
     -------
     int
-        0 when every run is complete, 1 otherwise.
+        0 when every run is complete (or only printing), 1 otherwise.
     """
     names = [name for name, _ in ROWS]
-    parser = argparse.ArgumentParser(
-        prog="python -m speechbrain_mtmm.cv table",
-        description=__doc__.split("\n")[0],
-        epilog=f"Rows, in the paper's order: {' '.join(names)}. "
-        + OVERRIDES_HELP
-        + " They win over the presets.",
-        allow_abbrev=False,
-    )
-    add_sweep_arguments(parser)
-    parser.add_argument(
-        "--rows",
-        nargs="+",
-        choices=names,
-        default=names,
-        metavar="ROW",
-        help="table rows to run (default: all six)",
-    )
-    parser.add_argument(
-        "--tasks",
-        nargs="+",
-        choices=list(TASKS),
-        default=["multi"],
-        help="multi (default), classes (categorical only), dims "
-        "(dimensional only)",
-    )
-    parser.add_argument(
-        "--output",
-        default=os.path.join("results", "cv", "ablation"),
-        help="table folder (default: results/cv/ablation)",
-    )
-    args, extra = parser.parse_known_args(argv)
-    output = Path(args.output).resolve()
-    rows = [name for name in names if name in args.rows]
-    try:
-        overrides = parse_overrides(extra)
-        sweeps = {
-            (row, task): plan_runs(
-                args.hparams_file,
-                args.protocol,
-                args.folds,
-                args.seeds,
-                output / row / task,
-                cell_overrides(row, task, overrides),
-            )
-            for row in rows
-            for task in args.tasks
-        }
-    except (ValueError, FileNotFoundError) as error:
-        parser.error(str(error))
+    rows = [name for name in names if rows is None or name in rows]
+    overrides = overrides or {}
+    output = Path(output or os.path.join("results", "cv", "ablation"))
+    output = output.resolve()
+    sweeps = {
+        (row, task): plan_runs(
+            hparams_file,
+            protocol,
+            folds,
+            seeds,
+            output / row / task,
+            cell_overrides(row, task, overrides),
+        )
+        for row in rows
+        for task in tasks
+    }
     runs = [run for sweep in sweeps.values() for run in sweep]
-    failed = run_sweep_or_print(runs, args)
+    failed = run_sweep_or_print(runs, jobs, print_commands)
     if failed is None:
         return 0
     cells = {
         (row, task): summarize_sweep(
-            output / row / task, args.protocol, f"{row} ({task})"
+            output / row / task, protocol, f"{row} ({task})"
         )
         for row, task in sweeps
     }
-    table = write_table(output, rows, args.tasks, cells, args, overrides)
+    table = write_table(
+        output, rows, tasks, cells, protocol, folds, seeds, overrides
+    )
     print(f"table: {table}")
     return report_failures(failed)

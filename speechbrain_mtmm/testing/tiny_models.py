@@ -5,7 +5,9 @@ the same architecture family as the large pretrained encoders used in the
 paper (HuBERT-large, DeBERTaV3-large, ...), plus its feature-extractor or
 tokenizer files, into a folder with ``save_pretrained``. The folder then
 loads back with ``from_pretrained(folder)`` exactly like a hub id, so the
-encoders in :mod:`speechbrain_mtmm.encoders` take it as ``source``.
+encoders in :mod:`speechbrain_mtmm.encoders` take it as ``source``. Given
+the published sizes, the same builders make paper-size models with random
+weights (``benchmarks/``).
 
 Every builder is deterministic: it seeds torch before initialising the
 weights, and the tokenizers are trained single-threaded on the given texts.
@@ -13,7 +15,8 @@ The weights are random, so the features carry no meaning; these models only
 exercise the code paths.
 
 Authors
- * speechbrain-mtmm contributors 2024
+-------
+ * speechbrain-mtmm contributors, 2026
 """
 
 import io
@@ -43,23 +46,60 @@ DEFAULT_TEXTS = [
 ]
 
 
-def _build_tiny_speech_ssl(
-    family,
-    folder,
-    hidden_size,
-    num_layers,
-    num_heads,
-    intermediate_size,
-    conv_dim,
-    conv_kernel,
-    conv_stride,
-    feat_extract_norm,
-    seed,
-):
-    """Writes a tiny speech SSL model (HuBERT / WavLM / wav2vec 2.0).
+# The tiny speech SSL layout: a 3-layer CNN with the real models' total
+# stride of 320 samples (50 frames/s at 16 kHz), a 2-layer transformer
+TINY_SPEECH_SSL = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "conv_dim": (32, 32, 32),
+    "conv_kernel": (10, 8, 8),
+    "conv_stride": (5, 8, 8),
+    "num_conv_pos_embeddings": 16,
+    "num_conv_pos_embedding_groups": 4,
+    "vocab_size": 32,
+}
 
-    The conv stack keeps the real models' total stride of 320 samples
-    (50 frames/s at 16 kHz) by default with only three layers.
+
+def build_tiny_speech_ssl(
+    folder, family="hubert", feat_extract_norm="layer", seed=0, **config
+):
+    """Writes a random HuBERT, WavLM or wav2vec 2.0 and its feature
+    extractor config to ``folder`` (tiny unless ``config`` says otherwise).
+
+    With ``feat_extract_norm="layer"`` the model has the "large" layout
+    (layer-normalised CNN with bias, pre-LN transformer) and its feature
+    extractor returns an attention mask; with ``"group"`` the "base"
+    layout (group norm, post-LN, no attention mask: HF's rule). Layer drop
+    is off so that train-mode outputs are reproducible.
+
+    Arguments
+    ---------
+    folder : str or path-like
+        Output folder (created if missing).
+    family : str
+        ``"hubert"``, ``"wavlm"`` or ``"wav2vec2"``.
+    feat_extract_norm : str
+        ``"layer"`` (large models) or ``"group"`` (base models).
+    seed : int
+        Seed for the random initialisation.
+    **config
+        Config values replacing those of :data:`TINY_SPEECH_SSL` (e.g.
+        ``hidden_size=1024`` and ``num_hidden_layers=24`` for a
+        HuBERT-large-sized model).
+
+    Returns
+    -------
+    folder : str
+        The folder, loadable with ``from_pretrained``.
+
+    Example
+    -------
+    >>> from transformers import AutoConfig
+    >>> folder = build_tiny_speech_ssl(getfixture("tmpdir") / "w", "wavlm")
+    >>> AutoConfig.from_pretrained(folder).model_type
+    'wavlm'
     """
     from transformers import (
         HubertConfig,
@@ -79,31 +119,19 @@ def _build_tiny_speech_ssl(
     config_class, model_class = classes[family]
     layer_norm = feat_extract_norm == "layer"
     kwargs = dict(
-        hidden_size=hidden_size,
-        num_hidden_layers=num_layers,
-        num_attention_heads=num_heads,
-        intermediate_size=intermediate_size,
-        conv_dim=tuple(conv_dim),
-        conv_kernel=tuple(conv_kernel),
-        conv_stride=tuple(conv_stride),
+        TINY_SPEECH_SSL,
         conv_bias=layer_norm,
         feat_extract_norm=feat_extract_norm,
-        # like the "large" checkpoints: pre-LN transformer
         do_stable_layer_norm=layer_norm,
-        num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=4,
-        # no random layer skipping, so train-mode outputs are reproducible
         layerdrop=0.0,
-        vocab_size=32,
     )
     if family == "wavlm":
         kwargs.update(num_buckets=32, max_bucket_distance=100)
-    config = config_class(**kwargs)
+    kwargs.update(config)
+    for key in ("conv_dim", "conv_kernel", "conv_stride"):
+        kwargs[key] = tuple(kwargs[key])
     torch.manual_seed(seed)
-    model = model_class(config)
-    model.save_pretrained(folder)
-    # HF rule: only models with layer-normalised conv stacks take an
-    # attention mask; group-norm ones (wav2vec2-base) must not get one.
+    model_class(config_class(**kwargs)).save_pretrained(folder)
     Wav2Vec2FeatureExtractor(
         feature_size=1,
         sampling_rate=16000,
@@ -114,47 +142,21 @@ def _build_tiny_speech_ssl(
     return str(folder)
 
 
-def build_tiny_hubert(
-    folder,
-    hidden_size=32,
-    num_layers=2,
-    num_heads=2,
-    intermediate_size=64,
-    conv_dim=(32, 32, 32),
-    conv_kernel=(10, 8, 8),
-    conv_stride=(5, 8, 8),
-    feat_extract_norm="layer",
-    seed=0,
-):
-    """Writes a tiny random HuBERT (HuBERT-large layout) to ``folder``.
-
-    Like HuBERT-large it uses ``feat_extract_norm="layer"`` and
-    ``do_stable_layer_norm=True``; a ``Wav2Vec2FeatureExtractor`` config
-    (``do_normalize=True``, ``return_attention_mask=True``) is saved too.
+def build_tiny_hubert(folder, **kwargs):
+    """A tiny random HuBERT (:func:`build_tiny_speech_ssl`, HuBERT-large
+    layout by default).
 
     Arguments
     ---------
     folder : str or path-like
-        Output folder (created if missing).
-    hidden_size : int
-        Transformer width.
-    num_layers : int
-        Number of transformer layers.
-    num_heads : int
-        Attention heads (must divide ``hidden_size``).
-    intermediate_size : int
-        Feed-forward width.
-    conv_dim, conv_kernel, conv_stride : tuple of int
-        The CNN feature extractor; the default total stride is 320 samples.
-    feat_extract_norm : str
-        "layer" (HuBERT-large) or "group" (base models, post-LN).
-    seed : int
-        Seed for the random initialisation.
+        Output folder.
+    **kwargs
+        As for :func:`build_tiny_speech_ssl`.
 
     Returns
     -------
-    folder : str
-        The folder, loadable with ``from_pretrained``.
+    str
+        The folder.
 
     Example
     -------
@@ -163,144 +165,44 @@ def build_tiny_hubert(
     >>> AutoModel.from_pretrained(folder).config.hidden_size
     32
     """
-    return _build_tiny_speech_ssl(
-        "hubert",
-        folder,
-        hidden_size,
-        num_layers,
-        num_heads,
-        intermediate_size,
-        conv_dim,
-        conv_kernel,
-        conv_stride,
-        feat_extract_norm,
-        seed,
-    )
+    return build_tiny_speech_ssl(folder, "hubert", **kwargs)
 
 
-def build_tiny_wavlm(
-    folder,
-    hidden_size=32,
-    num_layers=2,
-    num_heads=2,
-    intermediate_size=64,
-    conv_dim=(32, 32, 32),
-    conv_kernel=(10, 8, 8),
-    conv_stride=(5, 8, 8),
-    feat_extract_norm="layer",
-    seed=0,
-):
-    """Writes a tiny random WavLM (WavLM-large layout) to ``folder``.
-
-    Same arguments as :func:`build_tiny_hubert`.
+def build_tiny_wavlm(folder, **kwargs):
+    """A tiny random WavLM (:func:`build_tiny_speech_ssl`).
 
     Arguments
     ---------
     folder : str or path-like
-        Output folder (created if missing).
-    hidden_size : int
-        Transformer width.
-    num_layers : int
-        Number of transformer layers.
-    num_heads : int
-        Attention heads (must divide ``hidden_size``).
-    intermediate_size : int
-        Feed-forward width.
-    conv_dim, conv_kernel, conv_stride : tuple of int
-        The CNN feature extractor; the default total stride is 320 samples.
-    feat_extract_norm : str
-        "layer" (large models) or "group" (base models).
-    seed : int
-        Seed for the random initialisation.
+        Output folder.
+    **kwargs
+        As for :func:`build_tiny_speech_ssl`.
 
     Returns
     -------
-    folder : str
-        The folder, loadable with ``from_pretrained``.
-
-    Example
-    -------
-    >>> from transformers import AutoConfig
-    >>> folder = build_tiny_wavlm(getfixture("tmpdir") / "wavlm")
-    >>> AutoConfig.from_pretrained(folder).model_type
-    'wavlm'
+    str
+        The folder.
     """
-    return _build_tiny_speech_ssl(
-        "wavlm",
-        folder,
-        hidden_size,
-        num_layers,
-        num_heads,
-        intermediate_size,
-        conv_dim,
-        conv_kernel,
-        conv_stride,
-        feat_extract_norm,
-        seed,
-    )
+    return build_tiny_speech_ssl(folder, "wavlm", **kwargs)
 
 
-def build_tiny_wav2vec2(
-    folder,
-    hidden_size=32,
-    num_layers=2,
-    num_heads=2,
-    intermediate_size=64,
-    conv_dim=(32, 32, 32),
-    conv_kernel=(10, 8, 8),
-    conv_stride=(5, 8, 8),
-    feat_extract_norm="layer",
-    seed=0,
-):
-    """Writes a tiny random wav2vec 2.0 (large-lv60 layout) to ``folder``.
-
-    Same arguments as :func:`build_tiny_hubert`; use
-    ``feat_extract_norm="group"`` for the wav2vec2-base layout.
+def build_tiny_wav2vec2(folder, **kwargs):
+    """A tiny random wav2vec 2.0 (:func:`build_tiny_speech_ssl`; pass
+    ``feat_extract_norm="group"`` for the wav2vec2-base layout).
 
     Arguments
     ---------
     folder : str or path-like
-        Output folder (created if missing).
-    hidden_size : int
-        Transformer width.
-    num_layers : int
-        Number of transformer layers.
-    num_heads : int
-        Attention heads (must divide ``hidden_size``).
-    intermediate_size : int
-        Feed-forward width.
-    conv_dim, conv_kernel, conv_stride : tuple of int
-        The CNN feature extractor; the default total stride is 320 samples.
-    feat_extract_norm : str
-        "layer" (large models) or "group" (base models).
-    seed : int
-        Seed for the random initialisation.
+        Output folder.
+    **kwargs
+        As for :func:`build_tiny_speech_ssl`.
 
     Returns
     -------
-    folder : str
-        The folder, loadable with ``from_pretrained``.
-
-    Example
-    -------
-    >>> from transformers import AutoConfig
-    >>> folder = build_tiny_wav2vec2(getfixture("tmpdir") / "w2v2")
-    >>> AutoConfig.from_pretrained(folder).model_type
-    'wav2vec2'
+    str
+        The folder.
     """
-    return _build_tiny_speech_ssl(
-        "wav2vec2",
-        folder,
-        hidden_size,
-        num_layers,
-        num_heads,
-        intermediate_size,
-        conv_dim,
-        conv_kernel,
-        conv_stride,
-        feat_extract_norm,
-        seed,
-    )
+    return build_tiny_speech_ssl(folder, "wav2vec2", **kwargs)
 
 
 def _train_sentencepiece_vocab(texts, vocab_size):
@@ -350,6 +252,8 @@ def build_tiny_deberta_v2(
     vocab_size=300,
     max_position_embeddings=128,
     seed=0,
+    model_vocab_size=None,
+    **config,
 ):
     """Writes a tiny random DeBERTa-v2 (DeBERTaV3 layout) and its tokenizer.
 
@@ -380,6 +284,12 @@ def build_tiny_deberta_v2(
         Maximum sequence length.
     seed : int
         Seed for the random initialisation.
+    model_vocab_size : int, optional
+        The model's vocabulary (default: the tokenizer's length); e.g.
+        DeBERTaV3's 128100 with a small tokenizer whose ids stay below it.
+    **config
+        More ``DebertaV2Config`` values, winning over the above (e.g.
+        ``position_buckets=256`` for a DeBERTaV3-large-sized model).
 
     Returns
     -------
@@ -406,8 +316,8 @@ def build_tiny_deberta_v2(
     )
     tokenizer.save_pretrained(folder)
 
-    config = DebertaV2Config(
-        vocab_size=len(tokenizer),
+    kwargs = dict(
+        vocab_size=model_vocab_size or len(tokenizer),
         hidden_size=hidden_size,
         num_hidden_layers=num_layers,
         num_attention_heads=num_heads,
@@ -423,8 +333,9 @@ def build_tiny_deberta_v2(
         share_att_key=True,
         pad_token_id=tokenizer.pad_token_id,
     )
+    kwargs.update(config)
     torch.manual_seed(seed)
-    DebertaV2Model(config).save_pretrained(folder)
+    DebertaV2Model(DebertaV2Config(**kwargs)).save_pretrained(folder)
     return str(folder)
 
 

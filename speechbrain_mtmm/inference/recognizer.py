@@ -1,7 +1,7 @@
 """Inference with an exported model: classes + valence/arousal per file.
 
-``mtmm-export`` (:mod:`speechbrain_mtmm.export`) turns a trained run into a
-self-contained folder; :class:`MultimodalEmotionRecognizer`, a SpeechBrain
+``mtmm export`` (:mod:`.export`) turns a trained run into a self-contained
+folder; :class:`MultimodalEmotionRecognizer`, a SpeechBrain
 ``Pretrained`` interface, loads it with ``from_hparams`` and predicts::
 
     recognizer = MultimodalEmotionRecognizer.from_hparams("model_folder")
@@ -18,7 +18,7 @@ Every result says which path produced it:
 * ``"audio-only"``: no transcript and no ASR model (or an empty
   transcript): the text side gets exactly what Random Modality Masking fed
   the model in training, one zero frame of the text encoder's width
-  (:func:`speechbrain_mtmm.masked_modality_features`);
+  (``MultimodalEmotionSystem.masked``);
 * ``"text-only"``: no audio; the audio side is masked the same way.
 
 Audio goes through :func:`speechbrain_mtmm.data.audio.load_audio`: any
@@ -30,8 +30,11 @@ transcript; class probabilities and dimensions are averaged over the
 windows, weighted by their length. ``long_audio: truncate`` keeps the first
 ``max_audio_seconds`` only, like the recipe's test stage.
 
-Run as ``python -m speechbrain_mtmm.inference export|predict ...``: the
-same as the ``mtmm-export`` and ``mtmm-predict`` commands.
+A model folder's ``hyperparams.yaml`` is HyperPyYAML: loading it runs the
+constructors it names (``!new:``, ``!apply:``), which can be any Python
+callable. Load only model folders you trust, as with any HyperPyYAML or
+pickle-based model; the weights themselves are read with
+``torch.load(weights_only=True)``.
 
 Authors
 -------
@@ -39,7 +42,6 @@ Authors
 """
 
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -50,104 +52,13 @@ from speechbrain.utils.data_utils import batch_pad_right
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_mtmm.data.audio import load_audio
-from speechbrain_mtmm.encoders import (
-    FbankAudioEncoder,
-    HFAudioEncoder,
-    HFTextEncoder,
-    TokenEmbeddingTextEncoder,
-)
-from speechbrain_mtmm.losses import DIMENSIONS
-from speechbrain_mtmm.nnet.masking import masked_modality_features
+from speechbrain_mtmm.inference.asr import ASRTranscriber
+from speechbrain_mtmm.run_folder import DIMENSIONS, to_rating
 
 logger = get_logger(__name__)
 
 PATHS = ("audio+text", "audio+asr", "audio-only", "text-only")
 LONG_AUDIO_MODES = ("chunk", "truncate")
-
-
-class _WeightsFromCheckpoint:
-    """HF encoder built from its config alone: the exported checkpoint
-    holds the fine-tuned weights, so the pretrained ones are not needed
-    (an export stores the big weights once, in ``<modality>_encoder.ckpt``).
-    """
-
-    def _from_pretrained(
-        self, source, save_path, cache_dir, device=None, **kwargs
-    ):
-        self.model = self.auto_class.from_config(self.config)
-
-
-class _ExportedHFAudioEncoder(_WeightsFromCheckpoint, HFAudioEncoder):
-    """``HFAudioEncoder`` without the pretrained weights."""
-
-
-class _ExportedHFTextEncoder(_WeightsFromCheckpoint, HFTextEncoder):
-    """``HFTextEncoder`` without the pretrained weights."""
-
-
-def build_exported_audio_encoder(source, layer=-1, light_size=128):
-    """The audio encoder of an exported model, weights left to the ckpt.
-
-    Arguments
-    ---------
-    source : str
-        "fbank", or a HF hub id or folder holding the model's config and
-        feature-extractor config (weights are not read).
-    layer : int
-        Hidden state used (as in training).
-    light_size : int
-        Width of the "fbank" encoder.
-
-    Returns
-    -------
-    torch.nn.Module
-        The encoder, frozen, with untrained weights.
-
-    Example
-    -------
-    >>> build_exported_audio_encoder("fbank", light_size=16).output_size
-    16
-    """
-    if source == "fbank":
-        return FbankAudioEncoder(d_model=light_size, freeze="frozen")
-    return _ExportedHFAudioEncoder(source, freeze="frozen", layer=layer)
-
-
-def build_exported_text_encoder(
-    source, layer=-1, max_length=128, light_size=128
-):
-    """The text encoder of an exported model, weights left to the ckpt.
-
-    Arguments
-    ---------
-    source : str
-        "hashing", or a HF hub id or folder holding the model's config and
-        tokenizer (weights are not read).
-    layer : int
-        Hidden state used (as in training).
-    max_length : int
-        Tokens kept per transcript (as in training).
-    light_size : int
-        Width of the "hashing" encoder.
-
-    Returns
-    -------
-    torch.nn.Module
-        The encoder, frozen, with untrained weights.
-
-    Example
-    -------
-    >>> encoder = build_exported_text_encoder("hashing", light_size=16)
-    >>> encoder.output_size, encoder.tokenize("Hello there").tolist()[0]
-    (16, 1)
-    """
-    if source == "hashing":
-        return TokenEmbeddingTextEncoder(
-            d_model=light_size, max_length=max_length, freeze="frozen"
-        )
-    return _ExportedHFTextEncoder(
-        source, freeze="frozen", layer=layer, max_length=max_length
-    )
 
 
 def load_state_dict_strict(module, path):
@@ -178,13 +89,13 @@ def load_state_dict_strict(module, path):
     ...
     RuntimeError: ...linear.ckpt: the weights do not fit the model ...
     """
-    state = torch.load(path, map_location="cpu")
+    state = torch.load(path, map_location="cpu", weights_only=True)
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as error:
         raise RuntimeError(
             f"{path}: the weights do not fit the model built from "
-            f"hyperparams.yaml ({error})"
+            f"hyperparams.yaml: {error}"
         ) from None
 
 
@@ -226,69 +137,6 @@ def split_long_audio(wav, max_samples, mode="chunk"):
     return list(wav.split(size))
 
 
-class ASRTranscriber:
-    """Transcribes a 16 kHz waveform with a transformers ASR pipeline.
-
-    Any model the ``automatic-speech-recognition`` pipeline accepts works
-    (Whisper, wav2vec 2.0 CTC, ...); audio longer than 30 s is transcribed
-    in 30 s chunks by the pipeline.
-
-    Arguments
-    ---------
-    source : str
-        HF hub id (e.g. "openai/whisper-small") or local folder.
-    device : str
-        Where the ASR model runs.
-    language : str, optional
-        Passed to Whisper's ``generate`` (None: detected).
-    sample_rate : int
-        Rate of the waveforms given to ``__call__``.
-
-    Example
-    -------
-    >>> transcriber = ASRTranscriber("openai/whisper-small")  # doctest: +SKIP
-    >>> transcriber(torch.zeros(16000))  # doctest: +SKIP
-    ''
-    """
-
-    def __init__(self, source, device="cpu", language=None, sample_rate=16000):
-        from transformers import pipeline
-
-        try:
-            self.pipeline = pipeline(
-                "automatic-speech-recognition",
-                model=str(source),
-                device=device,
-                chunk_length_s=30,
-                ignore_warning=True,
-            )
-        except (OSError, ValueError) as error:
-            raise ValueError(
-                f"asr_source {source}: cannot load an ASR model ({error})"
-            ) from None
-        self.generate_kwargs = {"language": language} if language else {}
-        self.sample_rate = sample_rate
-
-    def __call__(self, wav):
-        """The transcript of one waveform.
-
-        Arguments
-        ---------
-        wav : torch.Tensor
-            1-D waveform at ``sample_rate``.
-
-        Returns
-        -------
-        str
-            The transcript, stripped (may be empty).
-        """
-        inputs = {"raw": wav.cpu().numpy(), "sampling_rate": self.sample_rate}
-        kwargs = {}
-        if self.generate_kwargs:
-            kwargs["generate_kwargs"] = self.generate_kwargs
-        return self.pipeline(inputs, **kwargs)["text"].strip()
-
-
 @dataclass
 class _Utterance:
     """One input: a name for messages, a waveform and/or a transcript."""
@@ -304,7 +152,7 @@ class MultimodalEmotionRecognizer(Pretrained):
     """Emotion class, valence and arousal from audio and/or a transcript.
 
     Load an exported model with ``from_hparams(source=<folder>)`` (the
-    folder written by ``mtmm-export``); ``run_opts={"device": "cuda"}``
+    folder written by ``mtmm export``); ``run_opts={"device": "cuda"}``
     moves it to a GPU, ``overrides={"asr_source": "openai/whisper-small"}``
     adds a transcriber for files without a transcript, ``overrides=
     {"long_audio": "truncate"}`` crops long audio instead of windowing it.
@@ -316,13 +164,17 @@ class MultimodalEmotionRecognizer(Pretrained):
     ``text_used`` (the transcript, None when the text was masked) and
     ``windows`` (how many audio windows were averaged).
 
+    A model folder's ``hyperparams.yaml`` can run code when loaded (it is
+    HyperPyYAML): load only folders you trust.
+
     Arguments
     ---------
     modules : dict
-        ``audio_encoder``, ``text_encoder`` and ``model``.
+        ``system``: a :class:`~speechbrain_mtmm.MultimodalEmotionSystem`
+        (labels, dimensions, modalities and sample rate come from its
+        ``config``).
     hparams : dict
-        At least ``labels``, ``n_dims``, ``sample_rate``,
-        ``max_audio_seconds``, ``long_audio``, ``modalities``.
+        At least ``max_audio_seconds`` and ``long_audio``.
     run_opts : dict, optional
         SpeechBrain run options (``device``, ...).
     freeze_params : bool
@@ -333,24 +185,23 @@ class MultimodalEmotionRecognizer(Pretrained):
 
     Example
     -------
-    >>> from speechbrain_mtmm import EmotionHeads, MultimodalEmotionModel
-    >>> from speechbrain_mtmm.nnet.builders import build_fusion
-    >>> modules = {
-    ...     "audio_encoder": build_exported_audio_encoder("fbank", -1, 16),
-    ...     "text_encoder": build_exported_text_encoder("hashing", -1, 32, 16),
-    ...     "model": MultimodalEmotionModel(
-    ...         build_fusion("bridge_crossed", 16, nhead=2, num_tokens=4),
-    ...         EmotionHeads(16, n_classes=4), d_model=16),
-    ... }
-    >>> hparams = {"labels": ["neu", "hap", "sad", "ang"], "n_dims": 2,
-    ...     "sample_rate": 16000, "max_audio_seconds": 10.0,
-    ...     "long_audio": "chunk", "modalities": ["audio", "text"]}
+    >>> from speechbrain_mtmm.model import PAPER_CONFIG
+    >>> from speechbrain_mtmm import MultimodalEmotionSystem
+    >>> config = {**PAPER_CONFIG, "d_model": 16, "n_heads": 2,
+    ...           "refinement_ffn": 32, "bridge_tokens": 4,
+    ...           "audio": {"source": "fbank", "layers": [-1],
+    ...                     "light_size": 16},
+    ...           "text": {"source": "hashing", "layers": [-1],
+    ...                    "max_length": 32, "light_size": 16}}
+    >>> system = MultimodalEmotionSystem(config, freeze="frozen")
     >>> recognizer = MultimodalEmotionRecognizer(
-    ...     modules, hparams, run_opts={"device": "cpu"})
+    ...     {"system": system},
+    ...     {"max_audio_seconds": 10.0, "long_audio": "chunk"},
+    ...     run_opts={"device": "cpu"})
     >>> wavs = torch.randn(2, 16000) * 0.1
     >>> results = recognizer.predict_batch(
     ...     wavs, torch.tensor([1.0, 0.5]), ["I got the job!", None])
-    >>> [r["path"] for r in results], results[0]["label"] in hparams["labels"]
+    >>> [r["path"] for r in results], results[0]["label"] in system.labels
     (['audio+text', 'audio-only'], True)
     >>> 1 <= results[1]["valence_1to5"] <= 5, results[1]["text_used"]
     (True, None)
@@ -358,15 +209,8 @@ class MultimodalEmotionRecognizer(Pretrained):
     'text-only'
     """
 
-    HPARAMS_NEEDED = [
-        "labels",
-        "n_dims",
-        "sample_rate",
-        "max_audio_seconds",
-        "long_audio",
-        "modalities",
-    ]
-    MODULES_NEEDED = ["audio_encoder", "text_encoder", "model"]
+    HPARAMS_NEEDED = ["max_audio_seconds", "long_audio"]
+    MODULES_NEEDED = ["system"]
 
     def __init__(self, *args, transcriber=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -381,7 +225,7 @@ class MultimodalEmotionRecognizer(Pretrained):
     def from_hparams(
         cls, source, hparams_file="hyperparams.yaml", overrides=None, **kwargs
     ):
-        """Loads a model folder written by ``mtmm-export``.
+        """Loads a model folder written by ``mtmm export``.
 
         Arguments
         ---------
@@ -404,7 +248,7 @@ class MultimodalEmotionRecognizer(Pretrained):
         if not (folder / hparams_file).is_file():
             raise FileNotFoundError(
                 f"{source}: no {hparams_file} here; give a model folder "
-                "written by mtmm-export"
+                "written by mtmm export"
             )
         # the folder's own location, for the encoder copies inside it
         overrides = {"model_folder": str(folder), **(overrides or {})}
@@ -416,6 +260,21 @@ class MultimodalEmotionRecognizer(Pretrained):
         )
 
     @property
+    def system(self):
+        """The :class:`~speechbrain_mtmm.MultimodalEmotionSystem`."""
+        return self.mods.system
+
+    @property
+    def labels(self):
+        """The class order of the classifier."""
+        return self.system.labels
+
+    @property
+    def sample_rate(self):
+        """The sample rate the model takes (inputs are resampled to it)."""
+        return self.system.config["sample_rate"]
+
+    @property
     def transcriber(self):
         """The ASR transcriber (built on first use), or None."""
         source = getattr(self.hparams, "asr_source", None)
@@ -424,7 +283,7 @@ class MultimodalEmotionRecognizer(Pretrained):
                 source,
                 device=self.device,
                 language=getattr(self.hparams, "asr_language", None),
-                sample_rate=self.hparams.sample_rate,
+                sample_rate=self.sample_rate,
             )
         return self._transcriber
 
@@ -445,7 +304,7 @@ class MultimodalEmotionRecognizer(Pretrained):
         """
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such file")
-        wav = load_audio(path, self.hparams.sample_rate)
+        wav = load_audio(path, self.sample_rate)
         result = self._predict([_Utterance(str(path), wav, text)])[0]
         return {"file": str(path), **result}
 
@@ -519,7 +378,7 @@ class MultimodalEmotionRecognizer(Pretrained):
 
     def _choose_path(self, utt):
         """Sets ``utt.path`` and ``utt.text`` (transcribing if needed)."""
-        modalities = self.hparams.modalities
+        modalities = self.system.config["modalities"]
         text = utt.text.strip() if utt.text and utt.text.strip() else None
         if "text" not in modalities:
             text = None  # a model trained without text never sees it
@@ -546,7 +405,7 @@ class MultimodalEmotionRecognizer(Pretrained):
         if utt.path == "text-only":
             return [None]
         limit = self.hparams.max_audio_seconds
-        rate = self.hparams.sample_rate
+        rate = self.sample_rate
         max_samples = None if limit is None else int(limit * rate)
         mode = self.hparams.long_audio
         windows = split_long_audio(utt.wav, max_samples, mode)
@@ -566,9 +425,9 @@ class MultimodalEmotionRecognizer(Pretrained):
 
     def _run_windows(self, utterances, windows):
         """Weighted mean class probabilities and dimensions per utterance."""
-        n_classes = len(self.hparams.labels)
+        n_classes = len(self.labels)
         probs = torch.zeros(len(utterances), n_classes)
-        dims = torch.zeros(len(utterances), self.hparams.n_dims)
+        dims = torch.zeros(len(utterances), self.system.n_dims)
         total = torch.zeros(len(utterances), 1)
         groups = {}  # same modalities present -> one forward pass
         for window in windows:
@@ -594,69 +453,34 @@ class MultimodalEmotionRecognizer(Pretrained):
         with torch.no_grad(), self.inference_ctx:
             audio = self._encode("audio", wavs)
             text = self._encode("text", texts)
-            out = self.mods.model(*audio, *text)
+            out = self.system(*audio, *text)
         return (
             torch.softmax(out["logits"].float(), dim=-1).cpu(),
             out["dims"].float().cpu(),
         )
 
     def _encode(self, modality, inputs):
-        encoder = self.mods[f"{modality}_encoder"]
         if inputs[0] is None:
-            return masked_modality_features(
-                len(inputs), encoder.output_size, self.device
-            )
+            return self.system.masked(modality, len(inputs), self.device)
         if modality == "text":
-            inputs = [encoder.tokenize(text) for text in inputs]
+            inputs = [self.system.text_encoder.tokenize(t) for t in inputs]
         padded, lens = batch_pad_right(inputs)
-        padded, lens = padded.to(self.device), lens.to(self.device)
-        feats = encoder(padded, lens)
-        return feats, encoder.output_lens(lens, padded.shape[1], feats.shape[1])
+        return self.system.encode(
+            modality, padded.to(self.device), lens.to(self.device)
+        )
 
     def _result(self, utt, probs, dims):
-        labels = self.hparams.labels
+        labels = self.labels
         result = {
             "label": labels[int(probs.argmax())],
             "probs": {label: float(p) for label, p in zip(labels, probs)},
         }
-        names = DIMENSIONS[: self.hparams.n_dims]
+        names = DIMENSIONS[: self.system.n_dims]
         for name, value in zip(names, dims):
             result[name] = float(value)
         for name, value in zip(names, dims):
-            result[f"{name}_1to5"] = 1.0 + 4.0 * float(value)
+            result[f"{name}_1to5"] = to_rating(float(value))
         result["path"] = utt.path
         result["text_used"] = utt.text
         result["windows"] = utt.windows
         return result
-
-
-def main(argv=None):
-    """``python -m speechbrain_mtmm.inference export|predict ...``.
-
-    Arguments
-    ---------
-    argv : list of str, optional
-        Command-line arguments (default ``sys.argv[1:]``).
-
-    Returns
-    -------
-    int
-        The exit code of the sub-command (2: unknown sub-command).
-    """
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv or argv[0] not in ("export", "predict"):
-        print(
-            "usage: python -m speechbrain_mtmm.inference {export,predict} "
-            "... (see --help of each)",
-            file=sys.stderr,
-        )
-        return 2
-    if argv[0] == "export":
-        from speechbrain_mtmm.export import main as command
-    else:
-        from speechbrain_mtmm.predict import main as command
-    return command(argv[1:])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,8 +11,7 @@ Authors
 import torch
 import torch.nn.functional as F
 
-#: The order of the dimensional targets everywhere in the toolkit.
-DIMENSIONS = ("valence", "arousal", "dominance")
+from speechbrain_mtmm.run_folder import DIMENSIONS
 
 
 def ccc(predictions, targets, eps=1e-8):

@@ -1,7 +1,7 @@
 """Markdown report and plots of a cross-validation sweep.
 
 :func:`write_report` turns ``cv_results.json`` (see
-:mod:`speechbrain_mtmm.aggregate`) and the runs' own files into
+:mod:`.aggregate`) and the runs' own files into
 ``report.md`` with four PNG plots (matplotlib, Agg canvas, no display
 needed):
 
@@ -19,8 +19,6 @@ Authors
  * speechbrain-mtmm contributors, 2026
 """
 
-import json
-import re
 import statistics
 from pathlib import Path
 
@@ -28,13 +26,17 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from speechbrain_mtmm.aggregate import (
-    JSON_NAME,
-    PREDICTIONS_NAME,
-    SUBSETS,
+from speechbrain_mtmm.atomic import write_text
+from speechbrain_mtmm.experiments.aggregate import SUBSETS
+from speechbrain_mtmm.run_folder import (
+    CV_RESULTS_JSON,
+    DIMENSIONS,
+    REPORT,
+    TRAIN_LOG,
+    read_json,
     read_predictions,
+    read_train_log,
 )
-from speechbrain_mtmm.losses import DIMENSIONS
 
 PAPER_COLUMNS = (
     ("UA", "UAR"),
@@ -49,7 +51,6 @@ DETAIL_COLUMNS = (
     ("CCC_valence", "CCC-V"),
     ("CCC_arousal", "CCC-A"),
 )
-REPORT_NAME = "report.md"
 PLOTS = {
     "confusion": "confusion.png",
     "dimensions": "dimensions.png",
@@ -62,10 +63,6 @@ STD_TEXT = (
     "per-seed means ± their sample standard deviation (n - 1) over seeds "
     "(the paper's mean ± std over seeds). std over folds: the sample "
     "standard deviation over folds of the per-fold mean over seeds."
-)
-_EPOCH_RE = re.compile(r"^epoch: (\d+)\b")
-_STAT_RE = re.compile(
-    r"\b(train|valid) (\w+): ([-+]?(?:\d+\.?\d*(?:e[-+]?\d+)?|nan|inf))"
 )
 
 
@@ -153,46 +150,6 @@ def markdown_table(header, rows):
     ]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def parse_train_log(path):
-    """Per-epoch train/valid statistics from a recipe's ``train_log.txt``.
-
-    SpeechBrain writes this log but has no reader for it, hence this one.
-    An epoch logged twice (a resumed run) keeps its last line.
-
-    Arguments
-    ---------
-    path : str or os.PathLike
-        The log.
-
-    Returns
-    -------
-    list of dict
-        ``{"epoch": 1, "train_loss": ..., "valid_loss": ..., "valid_UA":
-        ...}`` in epoch order.
-
-    Example
-    -------
-    >>> log = Path(getfixture("tmp_path")) / "train_log.txt"
-    >>> _ = log.write_text(
-    ...     "epoch: 1, masked: none - train loss: 1.11 - valid loss: "
-    ...     "6.49e-01, valid UA: 2.50e-01\\n"
-    ...     "Epoch loaded: 1 - test loss: 9.80e-01, test WA: 2.86e-01\\n")
-    >>> parse_train_log(log)
-    [{'epoch': 1, 'train_loss': 1.11, 'valid_loss': 0.649, 'valid_UA': 0.25}]
-    """
-    epochs = {}
-    with open(path, encoding="utf-8") as fin:
-        for line in fin:
-            match = _EPOCH_RE.match(line)
-            if not match:
-                continue
-            entry = {"epoch": int(match[1])}
-            for stage, name, value in _STAT_RE.findall(line):
-                entry[f"{stage}_{name}"] = float(value)
-            epochs[entry["epoch"]] = entry
-    return [epochs[k] for k in sorted(epochs)]
 
 
 def _new_figure(ncols, nrows=1, width=4.5, height=3.6):
@@ -306,7 +263,7 @@ def plot_curves(logs, path):
     Arguments
     ---------
     logs : dict
-        Run name -> output of :func:`parse_train_log`.
+        Run name -> ``run_folder.read_train_log``.
     path : str or os.PathLike
         The PNG to write.
     """
@@ -436,10 +393,9 @@ def write_plots(folder, results):
     predictions = []
     logs = {}
     for run in results["runs"]:
-        predictions += read_predictions(folder / run["path"] / PREDICTIONS_NAME)
-        log = folder / run["path"] / "train_log.txt"
-        if log.is_file():
-            logs[run["path"]] = parse_train_log(log)
+        predictions += read_predictions(folder / run["path"])
+        if (folder / run["path"] / TRAIN_LOG).is_file():
+            logs[run["path"]] = read_train_log(folder / run["path"])
     plot_dimensions(predictions, folder / PLOTS["dimensions"])
     plot_folds(results, folder / PLOTS["folds"])
     plot_curves(logs, folder / PLOTS["curves"])
@@ -464,8 +420,7 @@ def write_report(folder, results=None, name=None):
     """
     folder = Path(folder)
     if results is None:
-        with open(folder / JSON_NAME, encoding="utf-8") as fin:
-            results = json.load(fin)
+        results = read_json(folder / CV_RESULTS_JSON)
     name = name or folder.name
     write_plots(folder, results)
     seeds = " ".join(map(str, results["seeds"]))
@@ -508,6 +463,6 @@ def write_report(folder, results=None, name=None):
         f"![training curves]({PLOTS['curves']})",
         "",
     ]
-    report = folder / REPORT_NAME
-    report.write_text("\n".join(lines), encoding="utf-8")
+    report = folder / REPORT
+    write_text(report, "\n".join(lines))
     return report

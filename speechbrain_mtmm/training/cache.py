@@ -19,8 +19,8 @@ Layout (``folder`` is ``<prepare_folder>/feature_cache`` in the recipe)::
 ``<key>`` (16 hex digits) is a SHA-256 over the folder's spec: the cache
 format version, the modality, the encoder class and ``source``, a
 fingerprint of the encoder (its config, its preprocessing flags and the
-bytes of every weight and buffer, see :func:`encoder_fingerprint`), the
-layer selection (normalised, so ``-1`` and the last index are one key) and,
+bytes of every weight and buffer: ``Encoder.fingerprint``), the layer
+selection (normalised, so ``-1`` and the last index are one key) and,
 for audio, the sample rate and ``max_audio_seconds``. ``<item>`` (24 hex
 digits) is a SHA-256 over what one utterance's features come from: for
 audio, the absolute path, size and modification time (ns) of its file; for
@@ -57,125 +57,17 @@ import torch
 from speechbrain.utils.data_utils import batch_pad_right
 from speechbrain.utils.logger import get_logger
 
+from speechbrain_mtmm.atomic import save_array, write_json, write_text
 from speechbrain_mtmm.data.audio import load_audio
+from speechbrain_mtmm.encoders import MODALITIES
 
 logger = get_logger(__name__)
 
-CACHE_VERSION = 1
-MODALITIES = ("audio", "text")
-# Attributes of our encoders that change their output besides the weights
-_PREPROCESSING = (
-    "normalize_wav",
-    "use_attention_mask",
-    "output_norm",
-    "pad_id",
-)
+CACHE_VERSION = 2
 
 
 class FeatureCacheError(ValueError):
     """A feature-cache option that cannot work; the message says why."""
-
-
-def encoder_fingerprint(encoder):
-    """SHA-256 of everything in an encoder that decides its features.
-
-    The class, the config (HF encoders; without ``_name_or_path``) or the
-    module structure (others), the preprocessing flags (waveform
-    normalisation, attention mask, output norm, pad id) and the bytes,
-    dtype and shape of every tensor in its ``state_dict``. Hashing
-    HuBERT-large + DeBERTaV3-large (~3 GB of weights) takes a few seconds,
-    once per run.
-
-    Arguments
-    ---------
-    encoder : torch.nn.Module
-        An encoder of :mod:`speechbrain_mtmm.encoders`.
-
-    Returns
-    -------
-    str
-        64 hex digits.
-
-    Example
-    -------
-    >>> encoder = torch.nn.Linear(2, 2)
-    >>> before = encoder_fingerprint(encoder)
-    >>> before == encoder_fingerprint(encoder)
-    True
-    >>> with torch.no_grad():
-    ...     encoder.weight[0, 0] += 1e-6
-    >>> before == encoder_fingerprint(encoder)
-    False
-    """
-    digest = hashlib.sha256()
-
-    def add(text):
-        digest.update(str(text).encode("utf-8") + b"\0")
-
-    add(f"{type(encoder).__module__}.{type(encoder).__qualname__}")
-    config = getattr(encoder, "config", None)
-    if config is None:
-        add(repr(encoder))
-    else:  # where the model was loaded from is not its content
-        config = {
-            k: v for k, v in config.to_dict().items() if k != "_name_or_path"
-        }
-        add(json.dumps(config, sort_keys=True, default=str))
-    for name in _PREPROCESSING:
-        add(f"{name}={getattr(encoder, name, None)!r}")
-    for name, tensor in encoder.state_dict().items():
-        tensor = tensor.detach().cpu().contiguous()
-        add(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}")
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
-    return digest.hexdigest()
-
-
-def normalize_layers(encoder, layers):
-    """Layer selection as non-negative ``hidden_states`` indices.
-
-    Arguments
-    ---------
-    encoder : torch.nn.Module
-        The encoder.
-    layers : list of int or None
-        Indices into the encoder's hidden states (``-1`` = last); None
-        means the encoder's own ``layer``. Encoders without hidden states
-        (the light pair) take only None or ``[-1]``: their output.
-
-    Returns
-    -------
-    list of int
-        Normalised indices (``[-1]`` for encoders without hidden states).
-
-    Example
-    -------
-    >>> from speechbrain_mtmm.encoders import FbankAudioEncoder
-    >>> normalize_layers(FbankAudioEncoder(d_model=8), None)
-    [-1]
-    """
-    num_layers = getattr(encoder, "num_layers", None)
-    if num_layers is None:  # no hidden states: the output is the one layer
-        if layers not in (None, [-1]):
-            raise FeatureCacheError(
-                f"{type(encoder).__name__} has no hidden layers to choose "
-                f"from; use [-1] (its output), not {layers}"
-            )
-        return [-1]
-    if layers is None:
-        return [encoder.layer]
-    if isinstance(layers, int):
-        layers = [layers]
-    if not layers:
-        raise FeatureCacheError("the cached layer list is empty")
-    normalised = []
-    for layer in layers:
-        if not -(num_layers + 1) <= int(layer) <= num_layers:
-            raise FeatureCacheError(
-                f"layer {layer} out of range for {num_layers} layers "
-                f"(hidden states 0..{num_layers})"
-            )
-        normalised.append(int(layer) % (num_layers + 1))
-    return normalised
 
 
 def load_features(path):
@@ -237,9 +129,9 @@ class FeatureCache:
         The cache root; this cache lives in ``<root>/<modality>-<key>``.
     encoder : torch.nn.Module
         The (frozen) encoder whose features are cached.
-    layers : list of int, optional
-        Hidden states to cache (None: the encoder's ``layer``); see
-        :func:`normalize_layers`.
+    layers : list of int
+        Hidden states to cache (``Encoder.normalize_layers``; ``[-1]``:
+        the output).
     sample_rate : int
         Sample rate audio is loaded at (audio encoders).
     max_audio_seconds : float, optional
@@ -249,7 +141,7 @@ class FeatureCache:
     -------
     >>> from speechbrain_mtmm.encoders import TokenEmbeddingTextEncoder
     >>> encoder = TokenEmbeddingTextEncoder(d_model=8, freeze="frozen")
-    >>> cache = FeatureCache(getfixture("tmpdir"), encoder)
+    >>> cache = FeatureCache(getfixture("tmpdir"), encoder, [-1])
     >>> cache.folder.name.startswith("text-"), len(cache.key)
     (True, 16)
     >>> files = cache.build({"u1": {"text": "Excuse me."},
@@ -265,7 +157,7 @@ class FeatureCache:
         self,
         root,
         encoder,
-        layers=None,
+        layers=(-1,),
         sample_rate=16000,
         max_audio_seconds=None,
     ):
@@ -273,7 +165,7 @@ class FeatureCache:
             raise FeatureCacheError(f"unknown modality {encoder.modality!r}")
         self.encoder = encoder
         self.modality = encoder.modality
-        self.layers = normalize_layers(encoder, layers)
+        self.layers = encoder.normalize_layers(list(layers))
         self.sample_rate = int(sample_rate)
         self.max_audio_seconds = (
             None if max_audio_seconds is None else float(max_audio_seconds)
@@ -283,7 +175,7 @@ class FeatureCache:
             "modality": self.modality,
             "encoder": type(encoder).__name__,
             "source": str(getattr(encoder, "source", type(encoder).__name__)),
-            "fingerprint": encoder_fingerprint(encoder),
+            "fingerprint": encoder.fingerprint(),
             "layers": self.layers,
             "dtype": "float16",
             "layout": "(frames, layers, dim)",
@@ -372,41 +264,13 @@ class FeatureCache:
                 f"Feature cache {self.folder}: computing {len(todo)} of "
                 f"{len(files)} utterances"
             )
-            _atomic_write_text(
-                self.folder / "spec.json", json.dumps(self.spec, indent=2)
-            )
+            write_json(self.folder / "spec.json", self.spec)
             items = [(p, u, entries[u]) for p, u in todo.items()]
             shapes = self._compute(items, device, batch_size)
             self._update_index(
                 {Path(p).stem: {"id": todo[p], "shape": s} for p, s in shapes}
             )
         return files
-
-    def encode(self, inputs, lens):
-        """Runs the encoder and stacks the selected layers.
-
-        Arguments
-        ---------
-        inputs : torch.Tensor
-            Padded waveforms or token ids ``(batch, length)``.
-        lens : torch.Tensor
-            Relative lengths ``(batch,)``.
-
-        Returns
-        -------
-        torch.Tensor
-            ``(layers, batch, frames, dim)``, float32.
-        """
-        encoder = self.encoder
-        if self.layers == [-1] or self.layers == [encoder.layer]:
-            return encoder(inputs, lens).unsqueeze(0)
-        saved = encoder.output_all_hiddens
-        encoder.output_all_hiddens = True
-        try:
-            hiddens = encoder(inputs, lens)
-        finally:
-            encoder.output_all_hiddens = saved
-        return hiddens[self.layers]
 
     def _tokens(self, utt_id, entry):
         text = entry.get("text")
@@ -445,14 +309,16 @@ class FeatureCache:
                 inputs = [self._input(utt_id, e) for _, utt_id, e in chunk]
                 padded, lens = batch_pad_right(inputs)
                 with torch.no_grad():
-                    hiddens = self.encode(padded.to(device), lens.to(device))
-                n_frames = hiddens.shape[2]
+                    hiddens = encoder.hidden_states(
+                        padded.to(device), lens.to(device), self.layers
+                    )
+                n_frames = hiddens.shape[1]
                 out_lens = encoder.output_lens(lens, padded.shape[1], n_frames)
                 frames = torch.round(out_lens * n_frames).long().tolist()
                 for i, (path, _, _) in enumerate(chunk):
-                    feats = hiddens[:, i, : max(1, frames[i])].transpose(0, 1)
+                    feats = hiddens[i, : max(1, frames[i])]
                     feats = feats.to(torch.float16).cpu().numpy()
-                    _atomic_save_array(path, feats)
+                    save_array(path, feats)
                     shapes.append((path, list(feats.shape)))
         finally:
             encoder.to(home)
@@ -469,10 +335,10 @@ class FeatureCache:
             except (OSError, ValueError):
                 logger.warning(f"Rewriting an unreadable {path}")
         index["items"].update(new_items)
-        _atomic_write_text(path, json.dumps(index, indent=1, sort_keys=True))
+        write_text(path, json.dumps(index, indent=1, sort_keys=True))
 
 
-def check_cache_options(feature_cache, freeze_policy, layers, encoders):
+def check_cache_options(feature_cache, freeze_policy):
     """Stops on option combinations the feature cache cannot honour.
 
     Arguments
@@ -481,10 +347,6 @@ def check_cache_options(feature_cache, freeze_policy, layers, encoders):
         Whether features are cached.
     freeze_policy : str
         The encoders' freeze policy; caching needs "frozen".
-    layers : dict
-        Modality -> requested cached layers (list or None).
-    encoders : dict
-        Modality -> encoder.
 
     Raises
     ------
@@ -493,11 +355,11 @@ def check_cache_options(feature_cache, freeze_policy, layers, encoders):
 
     Example
     -------
-    >>> check_cache_options(True, "paper", {}, {})
+    >>> check_cache_options(True, "paper")
     Traceback (most recent call last):
     ...
-    speechbrain_mtmm.cache.FeatureCacheError: feature_cache: True needs \
-freeze_policy: frozen (got 'paper'): fine-tuned encoders change their \
+    speechbrain_mtmm.training.cache.FeatureCacheError: feature_cache: True \
+needs freeze_policy: frozen (got 'paper'): fine-tuned encoders change their \
 features at every step, so they cannot be cached
     """
     if feature_cache and freeze_policy != "frozen":
@@ -506,14 +368,6 @@ features at every step, so they cannot be cached
             f"{freeze_policy!r}): fine-tuned encoders change their features "
             "at every step, so they cannot be cached"
         )
-    for modality, encoder in encoders.items():
-        chosen = normalize_layers(encoder, layers.get(modality))
-        if not feature_cache and chosen != normalize_layers(encoder, None):
-            raise FeatureCacheError(
-                f"{modality}_cache_layers {layers.get(modality)} differs "
-                "from the encoder's layer: choosing (several) cached layers "
-                "needs feature_cache: True"
-            )
 
 
 def read_manifests(paths):
@@ -538,15 +392,13 @@ def read_manifests(paths):
 
 def build_feature_caches(
     folder,
-    encoders,
-    layers,
+    system,
+    modalities,
     manifests,
-    sample_rate=16000,
-    max_audio_seconds=None,
     batch_size=8,
     device="cpu",
 ):
-    """Fills the caches of several encoders; returns where the files are.
+    """Fills the caches of a model's encoders; returns where the files are.
 
     Run it on the main process only (``run_on_main``): the other processes
     receive the returned mapping.
@@ -555,17 +407,14 @@ def build_feature_caches(
     ---------
     folder : str
         The cache root (``<prepare_folder>/feature_cache``).
-    encoders : dict
-        Modality -> frozen encoder.
-    layers : dict
-        Modality -> hidden states to cache (None: the encoder's layer).
+    system : speechbrain_mtmm.model.MultimodalEmotionSystem
+        The model: its frozen encoders, the layers it uses, its input
+        sample rate and crop length.
+    modalities : sequence of str
+        The modalities to cache (those the model sees).
     manifests : iterable of str
         Manifests whose utterances are cached (a fold's splits cover the
         whole corpus in both protocols, so the first fold fills it).
-    sample_rate : int
-        Audio sample rate.
-    max_audio_seconds : float, optional
-        Audio crop length.
     batch_size : int
         Utterances per encoder call.
     device : str
@@ -578,13 +427,13 @@ def build_feature_caches(
     """
     entries = read_manifests(manifests)
     files = {}
-    for modality, encoder in encoders.items():
+    for modality in modalities:
         cache = FeatureCache(
             folder,
-            encoder,
-            layers.get(modality),
-            sample_rate=sample_rate,
-            max_audio_seconds=max_audio_seconds,
+            system.encoder(modality),
+            system.layers(modality),
+            sample_rate=system.config["sample_rate"],
+            max_audio_seconds=system.config["max_audio_seconds"],
         )
         files[modality] = cache.build(entries, device, batch_size)
     return files
@@ -604,17 +453,3 @@ def _locked(path):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _atomic_save_array(path, array):
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as fout:
-        np.save(fout, array)
-    os.replace(tmp, path)
-
-
-def _atomic_write_text(path, text):
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fout:
-        fout.write(text)
-    os.replace(tmp, path)

@@ -13,27 +13,23 @@ command again (incomplete runs restart from their own checkpoints). Runs go
 ``--jobs`` at a time; when CUDA GPUs are visible each job slot gets one
 (``CUDA_VISIBLE_DEVICES``, round-robin). A failed run is reported with the
 path of its log and the others go on; the exit code is then 1. At the end
-the complete runs are summarised (:mod:`speechbrain_mtmm.aggregate`) and
-reported (:mod:`speechbrain_mtmm.reports`).
+the complete runs are summarised (:mod:`.aggregate`) and reported
+(:mod:`.reports`).
 
 Usage (from anywhere; recipe overrides are passed on as ``--key=value``)::
 
-    python -m speechbrain_mtmm.cv recipes/IEMOCAP/hparams/iemocap.yaml \\
+    mtmm cv recipes/IEMOCAP/hparams/iemocap.yaml \\
         --protocol speaker --seeds 1 2 3 [--folds 1 2 ...] [--jobs N] \\
         [--output DIR] [--print-commands] --data_folder=/data/IEMOCAP ...
 
-    python -m speechbrain_mtmm.cv table recipes/IEMOCAP/hparams/iemocap.yaml \\
-        [--rows ...] [--tasks multi classes dims] --seeds 1 2 3 ...
-
-The second form runs the paper's ablation table
-(:mod:`speechbrain_mtmm.ablation`).
+``mtmm table`` runs the paper's ablation table the same way
+(:mod:`speechbrain_mtmm.experiments.ablation`).
 
 Authors
 -------
  * speechbrain-mtmm contributors, 2026
 """
 
-import argparse
 import datetime
 import os
 import queue
@@ -45,14 +41,21 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 import yaml
 from tqdm import tqdm
 
 from speechbrain_mtmm.data.folds import PROTOCOLS
+from speechbrain_mtmm.experiments.aggregate import aggregate
+from speechbrain_mtmm.experiments.reports import write_report
+from speechbrain_mtmm.run_folder import (
+    REPORT,
+    STDOUT_LOG,
+    is_complete,
+    sweep_run_name,
+)
 
 N_FOLDS = {"speaker": 10, "session": 5}
-RESULTS_NAME = "test_results.json"
-LOG_NAME = "stdout.log"
 DEFAULT_SEEDS = (1, 2, 3)
 # Recipe keys the runner sets itself for every run
 RESERVED_KEYS = ("protocol", "fold", "seed", "output_folder")
@@ -99,17 +102,17 @@ class CVRun:
     @property
     def name(self):
         """``<protocol>_fold<k>/seed<s>``, the run folder inside the sweep."""
-        return f"{self.protocol}_fold{self.fold}/seed{self.seed}"
+        return sweep_run_name(self.protocol, self.fold, self.seed)
 
     @property
     def complete(self):
         """True once the run has written its test results."""
-        return (self.folder / RESULTS_NAME).is_file()
+        return is_complete(self.folder)
 
     @property
     def log(self):
         """Where the run's stdout and stderr go."""
-        return self.folder / LOG_NAME
+        return self.folder / STDOUT_LOG
 
     def shell_command(self):
         """The run as one shell line (``cd <recipe> && python train.py ...``).
@@ -136,8 +139,11 @@ def recipe_folder(hparams_file):
 
     Example
     -------
-    >>> from speechbrain_mtmm.demo import RECIPE
-    >>> recipe_folder(RECIPE / "hparams" / "iemocap.yaml") == RECIPE
+    >>> recipe = getfixture("tmp_path") / "recipe"
+    >>> (recipe / "hparams").mkdir(parents=True)
+    >>> _ = (recipe / "train.py").write_text("")
+    >>> _ = (recipe / "hparams" / "x.yaml").write_text("experiment: paper")
+    >>> recipe_folder(recipe / "hparams" / "x.yaml") == recipe
     True
     """
     path = Path(hparams_file).resolve()
@@ -236,8 +242,9 @@ def experiment_name(hparams_file, overrides):
 
     Example
     -------
-    >>> from speechbrain_mtmm.demo import RECIPE
-    >>> experiment_name(RECIPE / "hparams" / "iemocap.yaml", {})
+    >>> path = getfixture("tmp_path") / "x.yaml"
+    >>> _ = path.write_text("seed: 1\\nexperiment: paper  # the paper\\n")
+    >>> experiment_name(path, {})
     'paper'
     >>> experiment_name("x.yaml", {"experiment": "wavlm"})
     'wavlm'
@@ -278,8 +285,11 @@ def plan_runs(hparams_file, protocol, folds, seeds, output, overrides):
 
     Example
     -------
-    >>> from speechbrain_mtmm.demo import RECIPE
-    >>> runs = plan_runs(RECIPE / "hparams" / "iemocap.yaml", "session",
+    >>> recipe = getfixture("tmp_path") / "recipe"
+    >>> (recipe / "hparams").mkdir(parents=True)
+    >>> _ = (recipe / "train.py").write_text("")
+    >>> _ = (recipe / "hparams" / "iemocap.yaml").write_text("seed: 1")
+    >>> runs = plan_runs(recipe / "hparams" / "iemocap.yaml", "session",
     ...                  None, [1, 2], "/tmp/cv", {"lr": "0.1"})
     >>> len(runs), runs[1].name
     (10, 'session_fold1/seed2')
@@ -311,7 +321,7 @@ def plan_runs(hparams_file, protocol, folds, seeds, output, overrides):
     runs = []
     for fold in folds:
         for seed in seeds:
-            folder = output / f"{protocol}_fold{fold}" / f"seed{seed}"
+            folder = output / sweep_run_name(protocol, fold, seed)
             command = (
                 sys.executable,
                 "train.py",
@@ -341,8 +351,6 @@ def visible_gpus():
     if env is not None:
         ids = [d.strip() for d in env.split(",") if d.strip()]
         return [] if ids[:1] == ["-1"] else ids
-    import torch
-
     return [str(i) for i in range(torch.cuda.device_count())]
 
 
@@ -454,9 +462,6 @@ def summarize_sweep(output, protocol, name=None):
     dict or None
         The aggregated results (None when no run is complete).
     """
-    from speechbrain_mtmm.aggregate import aggregate
-    from speechbrain_mtmm.reports import write_report
-
     results = aggregate(output, protocol)
     if results is not None:
         write_report(output, results, name)
@@ -483,53 +488,17 @@ def report_failures(failed):
     return 1
 
 
-def add_sweep_arguments(parser):
-    """The options shared by the runner and the ablation table.
-
-    Arguments
-    ---------
-    parser : argparse.ArgumentParser
-        Where to add them.
-    """
-    parser.add_argument("hparams_file", help="the recipe YAML")
-    parser.add_argument(
-        "--protocol",
-        choices=PROTOCOLS,
-        default="speaker",
-        help="speaker: 10 folds, session: 5 folds (default: speaker)",
-    )
-    parser.add_argument(
-        "--seeds",
-        type=int,
-        nargs="+",
-        default=list(DEFAULT_SEEDS),
-        help="seeds per fold (default: 1 2 3, as the paper)",
-    )
-    parser.add_argument(
-        "--folds",
-        type=int,
-        nargs="+",
-        default=None,
-        help="folds to run (default: all, 10 speaker / 5 session)",
-    )
-    parser.add_argument("--jobs", type=int, default=1, help="runs at a time")
-    parser.add_argument(
-        "--print-commands",
-        action="store_true",
-        help="print the commands of the incomplete runs, one per line "
-        "(e.g. for a cluster job array), and run nothing",
-    )
-
-
-def run_sweep_or_print(runs, args):
+def run_sweep_or_print(runs, jobs=1, print_commands=False):
     """Prints the pending commands, or runs them; returns the failures.
 
     Arguments
     ---------
     runs : list of CVRun
         The sweep.
-    args : argparse.Namespace
-        Parsed options (``print_commands``, ``jobs``).
+    jobs : int
+        Runs at a time.
+    print_commands : bool
+        Only print the commands of the incomplete runs.
 
     Returns
     -------
@@ -537,73 +506,63 @@ def run_sweep_or_print(runs, args):
         The failed runs, or None when only printing.
     """
     pending = [run for run in runs if not run.complete]
-    if args.print_commands:
+    if print_commands:
         for run in pending:
             print(run.shell_command())
         return None
     print(
         f"{len(runs) - len(pending)} of {len(runs)} runs already complete "
-        f"(skipped), {len(pending)} to run, {args.jobs} at a time",
+        f"(skipped), {len(pending)} to run, {jobs} at a time",
         file=sys.stderr,
     )
-    return run_all(runs, args.jobs, visible_gpus() if pending else ())
+    return run_all(runs, jobs, visible_gpus() if pending else ())
 
 
-def main(argv=None):
-    """Command line entry point, see the module docstring.
+def run_cv(
+    hparams_file,
+    protocol="speaker",
+    seeds=DEFAULT_SEEDS,
+    folds=None,
+    jobs=1,
+    output=None,
+    overrides=None,
+    print_commands=False,
+):
+    """A cross-validation sweep of a recipe: runs, results and report.
 
     Arguments
     ---------
-    argv : list of str, optional
-        Arguments (default ``sys.argv[1:]``).
+    hparams_file : str or os.PathLike
+        The recipe YAML.
+    protocol : str
+        ``"speaker"`` or ``"session"``.
+    seeds : sequence of int
+        Seeds per fold.
+    folds : sequence of int, optional
+        Folds (default: all of the protocol).
+    jobs : int
+        Runs at a time.
+    output : str or os.PathLike, optional
+        The sweep folder (default ``results/cv/<experiment>``).
+    overrides : dict, optional
+        Recipe overrides (strings) for every run.
+    print_commands : bool
+        Print the commands of the incomplete runs and run nothing.
 
     Returns
     -------
     int
-        0 when every run is complete, 1 otherwise.
+        0 when every run is complete (or only printing), 1 otherwise.
     """
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["table"]:
-        from speechbrain_mtmm.ablation import main as table_main
-
-        return table_main(argv[1:])
-    # no abbreviations: --fold=2 or --seed=1 must not be read as --folds
-    parser = argparse.ArgumentParser(
-        prog="python -m speechbrain_mtmm.cv",
-        description=__doc__.split("\n")[0],
-        epilog=OVERRIDES_HELP,
-        allow_abbrev=False,
+    overrides = overrides or {}
+    output = output or os.path.join(
+        "results", "cv", experiment_name(hparams_file, overrides)
     )
-    add_sweep_arguments(parser)
-    parser.add_argument(
-        "--output",
-        default=None,
-        help="sweep folder (default: results/cv/<experiment or yaml stem>)",
-    )
-    args, extra = parser.parse_known_args(argv)
-    try:
-        overrides = parse_overrides(extra)
-        output = args.output or os.path.join(
-            "results", "cv", experiment_name(args.hparams_file, overrides)
-        )
-        runs = plan_runs(
-            args.hparams_file,
-            args.protocol,
-            args.folds,
-            args.seeds,
-            output,
-            overrides,
-        )
-    except (ValueError, FileNotFoundError) as error:
-        parser.error(str(error))
-    failed = run_sweep_or_print(runs, args)
+    runs = plan_runs(hparams_file, protocol, folds, seeds, output, overrides)
+    failed = run_sweep_or_print(runs, jobs, print_commands)
     if failed is None:
         return 0
-    results = summarize_sweep(output, args.protocol)
+    results = summarize_sweep(output, protocol)
     if results is not None:
-        print(f"results: {Path(output).resolve() / 'report.md'}")
+        print(f"results: {Path(output).resolve() / REPORT}")
     return report_failures(failed)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,15 +15,16 @@ Authors
 import torch
 from speechbrain.utils.metric_stats import ClassificationStats, MetricStats
 
-from speechbrain_mtmm.losses import DIMENSIONS, ccc
+from speechbrain_mtmm.run_folder import DIMENSIONS
+from speechbrain_mtmm.training.losses import ccc
 
 
 class CCCStats(MetricStats):
     """Tracks valence/arousal(/dominance) predictions and computes CCC.
 
     CCC uses population moments (1/N) over the whole epoch; see
-    :func:`speechbrain_mtmm.losses.ccc`. Constant predictions or a single
-    item give 0, never NaN.
+    :func:`speechbrain_mtmm.training.losses.ccc`. Constant predictions or
+    a single item give 0, never NaN.
 
     Arguments
     ---------
@@ -231,3 +232,64 @@ class EmotionClassificationStats(ClassificationStats):
         for label, row in zip(self.labels, summary["confusion"]):
             cells = " ".join(f"{x:>5}" for x in row)
             filestream.write(f"{label:>5} {cells}\n")
+
+
+def epoch_scores(class_stats, ccc_stats, selection_metrics):
+    """An evaluation stage's scores and the checkpoint-selection score.
+
+    Arguments
+    ---------
+    class_stats : EmotionClassificationStats
+        The stage's classes.
+    ccc_stats : CCCStats
+        The stage's dimensions.
+    selection_metrics : sequence of str
+        Scores whose mean is ``score`` (the checkpoint kept for testing
+        is the best on the validation speaker).
+
+    Returns
+    -------
+    dict
+        ``WA``, ``UA``, ``macro_F1``, ``CCC_<dimension>`` and ``score``.
+
+    Example
+    -------
+    >>> classes = EmotionClassificationStats(["a", "b"])
+    >>> classes.append(["u1", "u2"], ["a", "a"], ["a", "b"])
+    >>> dims = CCCStats(["valence"])
+    >>> dims.append(["u1", "u2"], torch.tensor([[0.0], [1.0]]),
+    ...             torch.tensor([[0.0], [1.0]]))
+    >>> scores = epoch_scores(classes, dims, ["UA", "CCC_valence"])
+    >>> scores["UA"], round(scores["CCC_valence"], 4), round(scores["score"], 4)
+    (0.5, 1.0, 0.75)
+    """
+    summary = class_stats.summarize()
+    scores = {key: summary[key] for key in ("WA", "UA", "macro_F1")}
+    scores.update(ccc_stats.summarize())
+    scores["score"] = sum(scores[name] for name in selection_metrics) / len(
+        selection_metrics
+    )
+    return scores
+
+
+def summarize_test(class_stats, scores):
+    """The content of ``test_results.json``.
+
+    Arguments
+    ---------
+    class_stats : EmotionClassificationStats
+        The test stage's classes.
+    scores : dict
+        The test loss and :func:`epoch_scores` (``score`` is left out: it
+        is a selection criterion, not a test result).
+
+    Returns
+    -------
+    dict
+        The scores, ``confusion``, ``labels``, ``recall`` and ``n``.
+    """
+    summary = class_stats.summarize()
+    results = {k: v for k, v in scores.items() if k != "score"}
+    for key in ("confusion", "labels", "recall", "n"):
+        results[key] = summary[key]
+    return results

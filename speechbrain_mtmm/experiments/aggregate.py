@@ -2,8 +2,8 @@
 
 Reads the complete runs of a sweep folder (``<protocol>_fold<k>/seed<s>/``
 holding ``test_results.json`` and ``test_predictions.jsonl``, as written by
-``recipes/IEMOCAP/train.py``) and writes ``cv_results.json`` and
-``cv_results.csv`` next to them.
+a recipe: see :mod:`speechbrain_mtmm.run_folder`) and writes
+``cv_results.json`` and ``cv_results.csv`` next to them.
 
 How mean and std are computed (``STD_DEFINITION``, also written into the
 JSON and the report):
@@ -31,22 +31,27 @@ Authors
 """
 
 import csv
-import json
-import re
 import statistics
 from pathlib import Path
 
 import torch
 
-from speechbrain_mtmm.losses import DIMENSIONS
-from speechbrain_mtmm.metrics import CCCStats, EmotionClassificationStats
+from speechbrain_mtmm.atomic import write_json
+from speechbrain_mtmm.run_folder import (
+    CV_RESULTS_CSV,
+    CV_RESULTS_JSON,
+    DIMENSIONS,
+    find_sweep_runs,
+    read_predictions,
+    read_test_results,
+)
+from speechbrain_mtmm.training.metrics import (
+    CCCStats,
+    EmotionClassificationStats,
+)
 
 METRICS = ("WA", "UA", "macro_F1", "CCC_valence", "CCC_arousal")
 SUBSETS = ("all", "improvised", "scripted")
-RESULTS_NAME = "test_results.json"
-PREDICTIONS_NAME = "test_predictions.jsonl"
-JSON_NAME = "cv_results.json"
-CSV_NAME = "cv_results.csv"
 STD_DEFINITION = (
     "mean = mean over seeds of the per-seed mean over folds; "
     "std_seeds = sample std (n-1) of the per-seed means (the paper's "
@@ -54,69 +59,6 @@ STD_DEFINITION = (
     "std_folds = sample std (n-1) over folds of the per-fold mean over "
     "seeds (undefined with one fold)"
 )
-
-
-def find_runs(folder, protocol):
-    """The run folders of one protocol in a sweep folder.
-
-    Arguments
-    ---------
-    folder : str or os.PathLike
-        The sweep folder.
-    protocol : str
-        ``"speaker"`` or ``"session"``.
-
-    Returns
-    -------
-    complete : list of dict
-        ``{"fold", "seed", "path"}`` of the runs with test results, sorted
-        by fold then seed.
-    incomplete : list of str
-        Names (``<protocol>_fold<k>/seed<s>``) of the runs without.
-
-    Example
-    -------
-    >>> tmp = Path(getfixture("tmp_path"))
-    >>> (tmp / "speaker_fold2" / "seed1").mkdir(parents=True)
-    >>> (tmp / "speaker_fold2" / "seed1" / RESULTS_NAME).write_text("{}")
-    2
-    >>> (tmp / "speaker_fold10" / "seed1").mkdir(parents=True)
-    >>> complete, incomplete = find_runs(tmp, "speaker")
-    >>> [(r["fold"], r["seed"]) for r in complete], incomplete
-    ([(2, 1)], ['speaker_fold10/seed1'])
-    """
-    complete, incomplete = [], []
-    for seed_dir in Path(folder).glob(f"{protocol}_fold*/seed*"):
-        fold = re.fullmatch(rf"{protocol}_fold(\d+)", seed_dir.parent.name)
-        seed = re.fullmatch(r"seed(\d+)", seed_dir.name)
-        if not (fold and seed and seed_dir.is_dir()):
-            continue
-        run = {"fold": int(fold[1]), "seed": int(seed[1]), "path": seed_dir}
-        if (seed_dir / RESULTS_NAME).is_file():
-            complete.append(run)
-        else:
-            incomplete.append(run)
-    order = sorted(incomplete, key=lambda r: (r["fold"], r["seed"]))
-    return (
-        sorted(complete, key=lambda r: (r["fold"], r["seed"])),
-        [f"{r['path'].parent.name}/{r['path'].name}" for r in order],
-    )
-
-
-def read_predictions(path):
-    """The rows of a ``test_predictions.jsonl`` file.
-
-    Arguments
-    ---------
-    path : str or os.PathLike
-        The file.
-
-    Returns
-    -------
-    list of dict
-    """
-    with open(path, encoding="utf-8") as fin:
-        return [json.loads(line) for line in fin if line.strip()]
 
 
 def prediction_metrics(rows, labels):
@@ -175,7 +117,7 @@ def run_metrics(run, metrics):
     Arguments
     ---------
     run : dict
-        ``{"fold", "seed", "path"}`` from :func:`find_runs`.
+        ``{"fold", "seed", "path"}`` from ``find_sweep_runs``.
     metrics : sequence of str
         The metric names to keep.
 
@@ -186,9 +128,8 @@ def run_metrics(run, metrics):
         of metrics (plus ``n``) per subset (None for an empty subset).
     """
     path = Path(run["path"])
-    with open(path / RESULTS_NAME, encoding="utf-8") as fin:
-        results = json.load(fin)
-    rows = read_predictions(path / PREDICTIONS_NAME)
+    results = read_test_results(path)
+    rows = read_predictions(path)
     labels = results["labels"]
     entry = {
         "fold": run["fold"],
@@ -324,11 +265,10 @@ def aggregate(folder, protocol):
         The content of ``cv_results.json`` (None if no run is complete).
     """
     folder = Path(folder)
-    complete, incomplete = find_runs(folder, protocol)
+    complete, incomplete = find_sweep_runs(folder, protocol)
     if not complete:
         return None
-    with open(complete[0]["path"] / RESULTS_NAME, encoding="utf-8") as fin:
-        first = json.load(fin)
+    first = read_test_results(complete[0]["path"])
     metrics = [
         *METRICS,
         *(["CCC_dominance"] if "CCC_dominance" in first else []),
@@ -349,9 +289,8 @@ def aggregate(folder, protocol):
         "incomplete": incomplete,
         "runs": runs,
     }
-    with open(folder / JSON_NAME, "w", encoding="utf-8") as fout:
-        json.dump(results, fout, indent=2)
-    write_csv(results, folder / CSV_NAME)
+    write_json(folder / CV_RESULTS_JSON, results)
+    write_csv(results, folder / CV_RESULTS_CSV)
     return results
 
 

@@ -1,8 +1,8 @@
-"""``mtmm-predict``: emotion predictions for many files from the shell.
+"""``mtmm predict``: emotion predictions for many files from the shell.
 
 ::
 
-    mtmm-predict --model <model folder> <file.wav ...|folder|manifest.csv>
+    mtmm predict --model <model folder> <file.wav ...|folder|manifest.csv>
         [--text "..."] [--transcripts transcripts.csv]
         [--asr_source openai/whisper-small] [--device cuda]
         [--format json|csv] [--output predictions.jsonl]
@@ -29,7 +29,6 @@ Authors
  * speechbrain-mtmm contributors, 2026
 """
 
-import argparse
 import csv
 import json
 import sys
@@ -37,6 +36,9 @@ from collections import Counter
 from pathlib import Path
 
 from tqdm import tqdm
+
+from speechbrain_mtmm.inference.recognizer import MultimodalEmotionRecognizer
+from speechbrain_mtmm.run_folder import DIMENSIONS
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 DECIMALS = 5
@@ -199,41 +201,29 @@ def _rounded(value):
     return value
 
 
-def _parser():
-    parser = argparse.ArgumentParser(
-        prog="mtmm-predict",
-        description="Emotion class, valence and arousal for audio files "
-        "(with or without transcripts) from an exported model.",
-    )
-    parser.add_argument(
-        "--model", required=True, help="folder written by mtmm-export"
-    )
-    parser.add_argument(
-        "inputs", nargs="*", help="audio files, folders or CSV manifests"
-    )
-    parser.add_argument("--text", help="transcript of the single input")
-    parser.add_argument("--transcripts", help="CSV with path,text columns")
-    parser.add_argument("--asr_source", help="ASR model for missing text")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1")
-    parser.add_argument("--format", choices=("json", "csv"), default="json")
-    parser.add_argument("--output", help="output file (default: stdout)")
-    return parser
+def load_recognizer(model, asr_source=None, device="cpu"):
+    """The recognizer of a model folder, or a :class:`UsageError`.
 
+    Arguments
+    ---------
+    model : str
+        A folder written by ``mtmm export``.
+    asr_source : str, optional
+        ASR model for missing transcripts (replaces the folder's).
+    device : str
+        Where the model runs.
 
-def _load(args):
-    from speechbrain_mtmm.inference import MultimodalEmotionRecognizer
-
-    overrides = {}
-    if args.asr_source:
-        overrides["asr_source"] = args.asr_source
+    Returns
+    -------
+    MultimodalEmotionRecognizer
+    """
+    overrides = {"asr_source": asr_source} if asr_source else {}
     try:
         return MultimodalEmotionRecognizer.from_hparams(
-            args.model, overrides=overrides, run_opts={"device": args.device}
+            model, overrides=overrides, run_opts={"device": device}
         )
     except Exception as error:
-        raise UsageError(
-            f"cannot load the model {args.model}: {error}"
-        ) from None
+        raise UsageError(f"cannot load the model {model}: {error}") from None
 
 
 def _predict_one(recognizer, file, text):
@@ -245,13 +235,36 @@ def _predict_one(recognizer, file, text):
         return {"file": file, "error": f"{type(error).__name__}: {error}"}
 
 
-def main(argv=None):
-    """Runs the command line.
+def run_predict(
+    model,
+    inputs=(),
+    text=None,
+    transcripts=None,
+    asr_source=None,
+    device="cpu",
+    fmt="json",
+    output=None,
+):
+    """Predicts every input and writes one row each (see the module doc).
 
     Arguments
     ---------
-    argv : list of str, optional
-        Arguments (default ``sys.argv[1:]``).
+    model : str
+        A folder written by ``mtmm export``.
+    inputs : sequence of str
+        Audio files, folders and CSV manifests.
+    text : str, optional
+        Transcript of the single input (text-only without inputs).
+    transcripts : str, optional
+        CSV with ``path`` and ``text`` columns.
+    asr_source : str, optional
+        ASR model for missing transcripts.
+    device : str
+        Where the model runs.
+    fmt : str
+        ``"json"`` (one object per line) or ``"csv"``.
+    output : str, optional
+        Output file (default: stdout).
 
     Returns
     -------
@@ -259,29 +272,26 @@ def main(argv=None):
         0: all inputs predicted; 1: some failed; 2: usage error.
     """
     try:
-        args = _parser().parse_args(argv)
-    except SystemExit as stop:
-        return stop.code
-    try:
-        jobs = collect_inputs(args.inputs, args.text, args.transcripts)
-        recognizer = _load(args)
+        jobs = collect_inputs(list(inputs), text, transcripts)
+        recognizer = load_recognizer(model, asr_source, device)
     except UsageError as error:
-        print(f"mtmm-predict: error: {error}", file=sys.stderr)
+        print(f"mtmm predict: error: {error}", file=sys.stderr)
         return 2
+    print(f"model: {Path(model).resolve()}", file=sys.stderr)
     stream = sys.stdout
-    if args.output:
-        stream = open(args.output, "w", newline="", encoding="utf-8")
+    if output:
+        stream = open(output, "w", newline="", encoding="utf-8")
     counts = Counter()
     try:
         writer = _Writer(
             stream,
-            args.format,
-            recognizer.hparams.labels,
-            ("valence", "arousal", "dominance")[: recognizer.hparams.n_dims],
+            fmt,
+            recognizer.labels,
+            DIMENSIONS[: recognizer.system.n_dims],
         )
         bar = tqdm(jobs, unit="file", disable=len(jobs) < 2, file=sys.stderr)
-        for file, text in bar:
-            row = _predict_one(recognizer, file, text)
+        for file, transcript in bar:
+            row = _predict_one(recognizer, file, transcript)
             counts["failed" if "error" in row else "ok"] += 1
             if "error" in row:
                 tqdm.write(f"error: {row['error']}", file=sys.stderr)
@@ -291,12 +301,8 @@ def main(argv=None):
             stream.close()
     if counts["failed"]:
         print(
-            f"mtmm-predict: {counts['failed']} of {len(jobs)} inputs failed",
+            f"mtmm predict: {counts['failed']} of {len(jobs)} inputs failed",
             file=sys.stderr,
         )
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,372 @@
+"""``mtmm <verb>``: the toolkit's one command (also ``python -m
+speechbrain_mtmm``).
+
+Verbs, each with ``--help``::
+
+    mtmm prepare   IEMOCAP manifest + speaker-independent folds
+    mtmm folds     the folds of a prepared manifest again
+    mtmm synth     a synthetic corpus in the IEMOCAP_full_release layout
+    mtmm demo      synthetic corpus + tiny models + one fold of the recipe
+    mtmm cv        every fold x seed of a recipe, then a report
+    mtmm table     the paper's ablation table as cross-validation sweeps
+    mtmm export    a trained run as a self-contained model folder
+    mtmm predict   emotions of audio files (and transcripts) from the shell
+
+This module only parses arguments and calls the library; a bad input ends
+with one line on stderr and a non-zero exit code (2 for usage errors).
+
+Authors
+-------
+ * speechbrain-mtmm contributors, 2026
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from speechbrain_mtmm.data.folds import (
+    PROTOCOLS,
+    SPEAKER_VALID_RULES,
+    write_folds,
+)
+from speechbrain_mtmm.data.iemocap import (
+    LABEL_MAPS,
+    IEMOCAPError,
+    prepare_iemocap,
+)
+from speechbrain_mtmm.data.synthetic import (
+    RELEASE_DIRNAME,
+    generate_synthetic_iemocap,
+    size_to_utterances,
+)
+from speechbrain_mtmm.experiments.ablation import ROWS, TASKS, run_table
+from speechbrain_mtmm.experiments.sweep import (
+    DEFAULT_SEEDS,
+    OVERRIDES_HELP,
+    parse_overrides,
+    run_cv,
+)
+from speechbrain_mtmm.inference.export import EXPORT_INFO, ExportError
+from speechbrain_mtmm.inference.export import export_model as export
+from speechbrain_mtmm.inference.predict import run_predict
+from speechbrain_mtmm.testing.demo import RecipeNotFoundError, run_demo
+
+# verbs whose unknown --key=value arguments are recipe overrides
+TAKES_OVERRIDES = ("cv", "table")
+
+
+def _prepare(args):
+    path = prepare_iemocap(
+        args.data_folder,
+        args.save_folder,
+        label_map=args.label_map,
+        skip_missing=args.skip_missing,
+        speaker_valid=args.speaker_valid,
+    )
+    print(f"manifest: {path}")
+    return 0
+
+
+def _folds(args):
+    path = write_folds(
+        args.manifest, args.save_folder, speaker_valid=args.speaker_valid
+    )
+    print(path)
+    return 0
+
+
+def _synth(args):
+    summary = generate_synthetic_iemocap(
+        args.out, args.seed, size_to_utterances(args.size)
+    )
+    print(
+        f"wrote {summary['total_utterances']} utterances "
+        f"({summary['total_seconds']:.1f} s) to "
+        f"{os.path.join(args.out, RELEASE_DIRNAME)}"
+    )
+    return 0
+
+
+def _demo(args):
+    run_demo(args.out, args.recipe, args.light, args.size, args.fold)
+    return 0
+
+
+def _cv(args):
+    return run_cv(
+        args.hparams_file,
+        protocol=args.protocol,
+        seeds=args.seeds,
+        folds=args.folds,
+        jobs=args.jobs,
+        output=args.output,
+        overrides=args.overrides,
+        print_commands=args.print_commands,
+    )
+
+
+def _table(args):
+    return run_table(
+        args.hparams_file,
+        rows=args.rows,
+        tasks=args.tasks,
+        protocol=args.protocol,
+        seeds=args.seeds,
+        folds=args.folds,
+        jobs=args.jobs,
+        output=args.output,
+        overrides=args.overrides,
+        print_commands=args.print_commands,
+    )
+
+
+def _export(args):
+    out = export(args.run, args.out, args.asr_source, args.overwrite)
+    with open(out / EXPORT_INFO, encoding="utf-8") as fin:
+        info = json.load(fin)
+    score = info["validation"].get("score")
+    print(
+        f"exported {info['checkpoint']} (validation score {score}) of "
+        f"{info['run_folder']} to {out.resolve()}"
+    )
+    return 0
+
+
+def _predict(args):
+    return run_predict(
+        args.model,
+        args.inputs,
+        text=args.text,
+        transcripts=args.transcripts,
+        asr_source=args.asr_source,
+        device=args.device,
+        fmt=args.format,
+        output=args.output,
+    )
+
+
+def _sweep_arguments(parser):
+    """The options shared by ``cv`` and ``table``."""
+    parser.add_argument("hparams_file", help="the recipe YAML")
+    parser.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="speaker",
+        help="speaker: 10 folds, session: 5 folds (default: speaker)",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=list(DEFAULT_SEEDS),
+        help="seeds per fold (default: 1 2 3, as the paper)",
+    )
+    parser.add_argument(
+        "--folds",
+        type=int,
+        nargs="+",
+        default=None,
+        help="folds to run (default: all, 10 speaker / 5 session)",
+    )
+    parser.add_argument("--jobs", type=int, default=1, help="runs at a time")
+    parser.add_argument(
+        "--print-commands",
+        action="store_true",
+        help="print the commands of the incomplete runs, one per line "
+        "(e.g. for a cluster job array), and run nothing",
+    )
+
+
+def build_parser():
+    """The ``mtmm`` argument parser, one sub-parser per verb.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+
+    Example
+    -------
+    >>> args, _ = build_parser().parse_known_args(["export", "--run", "r",
+    ...                                            "--out", "m"])
+    >>> args.verb, args.run, args.overwrite
+    ('export', 'r', False)
+    """
+    parser = argparse.ArgumentParser(
+        prog="mtmm",
+        description="speechbrain-mtmm: multi-task, multi-modal speech "
+        "emotion recognition",
+        allow_abbrev=False,
+    )
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    def verb(name, handler, summary, **kwargs):
+        sub = verbs.add_parser(
+            name,
+            help=summary,
+            description=summary,
+            allow_abbrev=False,
+            **kwargs,
+        )
+        sub.set_defaults(handler=handler)
+        return sub
+
+    sub = verb("prepare", _prepare, "IEMOCAP manifest and folds")
+    sub.add_argument("--data_folder", required=True, help="the release")
+    sub.add_argument("--save_folder", required=True, help="output folder")
+    sub.add_argument("--label_map", default="4class", choices=LABEL_MAPS)
+    sub.add_argument("--skip_missing", action="store_true")
+    sub.add_argument("--speaker_valid", choices=SPEAKER_VALID_RULES)
+
+    sub = verb("folds", _folds, "the folds of a prepared manifest")
+    sub.add_argument("--manifest", required=True)
+    sub.add_argument("--save_folder", required=True)
+    sub.add_argument("--speaker_valid", choices=SPEAKER_VALID_RULES)
+
+    sub = verb("synth", _synth, "a synthetic IEMOCAP-layout corpus")
+    sub.add_argument("--out", required=True, help="output folder")
+    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument(
+        "--size",
+        default="default",
+        help="tiny (100 utts), small (200), default (350) or utterances "
+        "per dialog (25 dialogs)",
+    )
+
+    sub = verb(
+        "demo",
+        _demo,
+        "synthetic corpus + tiny models + one fold of the IEMOCAP recipe",
+    )
+    sub.add_argument("--out", default="demo_output", help="work folder")
+    sub.add_argument(
+        "--recipe",
+        default=None,
+        help="the recipe folder (default: recipes/IEMOCAP here)",
+    )
+    sub.add_argument(
+        "--light",
+        action="store_true",
+        help="use the from-scratch fbank/hashing encoders",
+    )
+    sub.add_argument("--size", default="default", help="tiny|small|default")
+    sub.add_argument("--fold", type=int, default=1)
+
+    sub = verb(
+        "cv",
+        _cv,
+        "every fold x seed of a recipe, then cv_results and report.md",
+        epilog=OVERRIDES_HELP,
+    )
+    _sweep_arguments(sub)
+    sub.add_argument(
+        "--output",
+        help="sweep folder (default: results/cv/<experiment or yaml stem>)",
+    )
+
+    names = [name for name, _ in ROWS]
+    sub = verb(
+        "table",
+        _table,
+        "the paper's ablation table as cross-validation sweeps",
+        epilog=f"Rows, in the paper's order: {' '.join(names)}. "
+        + OVERRIDES_HELP
+        + " They win over the presets.",
+    )
+    _sweep_arguments(sub)
+    sub.add_argument(
+        "--rows",
+        nargs="+",
+        choices=names,
+        default=names,
+        metavar="ROW",
+        help="table rows to run (default: all six)",
+    )
+    sub.add_argument(
+        "--tasks",
+        nargs="+",
+        choices=list(TASKS),
+        default=["multi"],
+        help="multi (default), classes (categorical only), dims "
+        "(dimensional only)",
+    )
+    sub.add_argument(
+        "--output", help="table folder (default: results/cv/ablation)"
+    )
+
+    sub = verb("export", _export, "a trained run as a model folder")
+    sub.add_argument("--run", required=True, help="recipe output folder")
+    sub.add_argument("--out", required=True, help="model folder to write")
+    sub.add_argument(
+        "--asr_source",
+        help="ASR model for missing transcripts (e.g. openai/whisper-small)",
+    )
+    sub.add_argument(
+        "--overwrite", action="store_true", help="replace --out if not empty"
+    )
+
+    sub = verb(
+        "predict",
+        _predict,
+        "emotion class, valence and arousal of audio files (with or "
+        "without transcripts) from an exported model",
+    )
+    sub.add_argument(
+        "--model", required=True, help="folder written by mtmm export"
+    )
+    sub.add_argument(
+        "inputs", nargs="*", help="audio files, folders or CSV manifests"
+    )
+    sub.add_argument("--text", help="transcript of the single input")
+    sub.add_argument("--transcripts", help="CSV with path,text columns")
+    sub.add_argument("--asr_source", help="ASR model for missing text")
+    sub.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1")
+    sub.add_argument("--format", choices=("json", "csv"), default="json")
+    sub.add_argument("--output", help="output file (default: stdout)")
+    return parser
+
+
+def main(argv=None):
+    """Runs one verb.
+
+    Arguments
+    ---------
+    argv : list of str, optional
+        Arguments (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The verb's exit code: 0 success, 1 failure, 2 usage error.
+    """
+    parser = build_parser()
+    try:
+        args, extra = parser.parse_known_args(argv)
+        args.overrides = {}
+        if args.verb in TAKES_OVERRIDES:
+            try:
+                args.overrides = parse_overrides(extra)
+            except ValueError as error:
+                parser.error(str(error))
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as stop:  # --help (0) or a usage error (2)
+        return stop.code
+    try:
+        return args.handler(args)
+    except (
+        IEMOCAPError,
+        ExportError,
+        RecipeNotFoundError,
+        ValueError,
+        OSError,
+    ) as error:
+        print(
+            f"mtmm {args.verb}: {type(error).__name__}: {error}",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

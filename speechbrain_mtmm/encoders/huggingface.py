@@ -1,0 +1,344 @@
+"""HuggingFace encoders: any speech SSL model and any text encoder.
+
+Built on SpeechBrain's ``HFTransformersInterface`` (config loading,
+``AutoModel``, ``AutoFeatureExtractor`` and ``AutoTokenizer`` loading). Its
+``_from_pretrained`` is replaced by a plain ``AutoModel.from_pretrained(
+source, cache_dir=save_path)``: the original first sniffs the source for
+SpeechBrain ``.ckpt`` files with ``huggingface_hub.model_info``, a network
+call that fails offline unless the model sits in ``save_path`` (and
+``save_path=None`` fails outright). Hub ids and local folders then go
+through the same single code path. With ``pretrained=False`` the model is
+built from its config alone (an exported model: its fine-tuned weights are
+in the export's checkpoint). SpeechBrain's ``Wav2Vec2`` and
+``TextEncoder`` lobes are not reused directly: the former normalises the
+waveform and the output over the padded length (so padding changes the
+features) and has only an all-or-feature-extractor freeze switch; the
+latter takes raw strings and pads inside ``forward``, which does not fit a
+data pipeline that tokenizes per utterance.
+
+Authors
+-------
+ * speechbrain-mtmm contributors, 2026
+"""
+
+import torch
+import torch.nn.functional as F
+from speechbrain.integrations.huggingface.huggingface import (
+    HFTransformersInterface,
+)
+from speechbrain.utils.logger import get_logger
+
+from speechbrain_mtmm.encoders.base import (
+    Encoder,
+    EncoderError,
+    lens_to_mask,
+)
+
+logger = get_logger(__name__)
+
+
+class _HFEncoder(Encoder, HFTransformersInterface):
+    """Shared loading and hidden-state selection for HuggingFace encoders."""
+
+    def __init__(self, source, save_path, pretrained, **kwargs):
+        self._pretrained = bool(pretrained)
+        # The freeze policy is applied by _init_freeze, not by SB's bool.
+        super().__init__(
+            source=source, save_path=save_path, freeze=False, **kwargs
+        )
+        self.source = source
+        self.output_size = int(self.model.config.hidden_size)
+        self.num_layers = int(self.model.config.num_hidden_layers)
+
+    def _from_pretrained(
+        self, source, save_path, cache_dir, device=None, **kwargs
+    ):
+        """One code path for hub ids and local folders (no hub sniffing).
+
+        Arguments
+        ---------
+        source : str
+            Hub id or local folder.
+        save_path : str or None
+            HF cache folder for hub downloads (None: default HF cache).
+        cache_dir : str
+            Unused (kept for the parent's signature).
+        device : str, optional
+            Device to move the model to.
+        **kwargs
+            Passed to ``from_pretrained``.
+        """
+        if self._pretrained:
+            self.model = self.auto_class.from_pretrained(
+                source, config=self.config, cache_dir=save_path, **kwargs
+            )
+        else:  # weights come from a checkpoint
+            self.model = self.auto_class.from_config(self.config)
+        if device is not None:
+            self.model.to(device)
+
+    def _run(self, layers, **inputs):
+        """Runs the model; stacks the chosen hidden states on axis 2.
+
+        transformers 5 records ``hidden_states[-1]`` before the final
+        LayerNorm of pre-LN models (HuBERT-large, WavLM-large); the last
+        entry is taken from ``last_hidden_state`` so that layer ``-1`` is
+        the model's own output in both cases.
+        """
+        need_hiddens = layers != [self.num_layers]
+        out = self.model(**inputs, output_hidden_states=need_hiddens)
+        if not need_hiddens:
+            return out.last_hidden_state.unsqueeze(2)
+        hiddens = list(out.hidden_states)
+        hiddens[-1] = out.last_hidden_state
+        return torch.stack([hiddens[layer] for layer in layers], dim=2)
+
+    def _config(self):
+        # where the model was loaded from is not its content
+        config = self.model.config.to_dict()
+        return {k: v for k, v in config.items() if k != "_name_or_path"}
+
+
+class HFAudioEncoder(_HFEncoder):
+    """Any HuggingFace speech SSL model (HuBERT, WavLM, wav2vec 2.0,
+    data2vec-audio) loaded with ``AutoModel``, as a waveform encoder.
+
+    The waveform is standardised per utterance over its valid samples when
+    the model's feature-extractor config says ``do_normalize`` (padding is
+    excluded from the statistics and set to 0). The attention mask is
+    passed to the model when its feature-extractor config has
+    ``return_attention_mask`` (models with ``feat_extract_norm="layer"``,
+    e.g. HuBERT-large); group-norm models (wav2vec2-base) must not get one
+    (HF's rule), so for them padding does change the features slightly.
+
+    The relative lengths of the output frames equal those of the input:
+    the valid frame count of an utterance is the conv stack's output length
+    for its valid samples, which equals ``round(lens * frames)`` up to one
+    frame of rounding.
+
+    Arguments
+    ---------
+    source : str
+        HF hub id (e.g. "facebook/hubert-large-ll60k") or local folder.
+    save_path : str, optional
+        HF cache folder for hub downloads (None: default HF cache).
+    freeze : str
+        "paper": CNN feature extractor + feature projection frozen,
+        transformer trainable; "frozen": everything frozen;
+        "trainable": everything trainable.
+    output_norm : bool
+        If True, features are layer-normalised (no affine) over the
+        feature dimension, frame by frame.
+    pretrained : bool
+        Load the pretrained weights (False: build from the config; the
+        weights then come from a checkpoint).
+    apply_spec_augment : bool
+        HF's built-in time masking in train mode (off: augment elsewhere).
+    **kwargs
+        Passed to ``from_pretrained`` (e.g. ``revision``).
+
+    Example
+    -------
+    >>> from speechbrain_mtmm.testing.tiny_models import build_tiny_hubert
+    >>> folder = build_tiny_hubert(getfixture("tmpdir") / "hubert")
+    >>> encoder = HFAudioEncoder(folder, freeze="paper")
+    >>> encoder.modality, encoder.output_size
+    ('audio', 32)
+    >>> wav = torch.randn(2, 16000)
+    >>> encoder(wav, torch.tensor([1.0, 0.5])).shape
+    torch.Size([2, 49, 32])
+    >>> encoder.hidden_states(wav, None, [0, -1]).shape  # 2 of 3 layers
+    torch.Size([2, 49, 2, 32])
+    """
+
+    modality = "audio"
+
+    def __init__(
+        self,
+        source,
+        save_path=None,
+        freeze="paper",
+        output_norm=False,
+        pretrained=True,
+        apply_spec_augment=False,
+        **kwargs,
+    ):
+        super().__init__(source, save_path, pretrained, **kwargs)
+        self.model.config.apply_spec_augment = apply_spec_augment
+        self.output_norm = output_norm
+        try:
+            self.load_feature_extractor(source, cache_dir=save_path)
+            self.normalize_wav = bool(self.feature_extractor.do_normalize)
+            self.use_attention_mask = bool(
+                self.feature_extractor.return_attention_mask
+            )
+        except OSError:
+            layer_norm = getattr(self.config, "feat_extract_norm", "layer")
+            self.normalize_wav = True
+            self.use_attention_mask = layer_norm == "layer"
+            logger.warning(
+                f"No feature-extractor config in {source}: normalising "
+                f"the waveform, attention mask={self.use_attention_mask}."
+            )
+        self._init_freeze(freeze)
+
+    def _policy_frozen_modules(self):
+        modules = [
+            getattr(self.model, name)
+            for name in ("feature_extractor", "feature_projection")
+            if hasattr(self.model, name)
+        ]
+        if not modules:
+            raise EncoderError(
+                f"freeze='paper': {type(self.model).__name__} has no CNN "
+                "feature_extractor to freeze"
+            )
+        return modules
+
+    def output_lens(self, lens, num_inputs, num_frames):
+        """Exact relative lengths of the output frames (see the base class).
+
+        Arguments
+        ---------
+        lens : torch.Tensor or None
+            ``(batch,)`` relative lengths of the waveforms.
+        num_inputs : int
+            Padded number of samples.
+        num_frames : int
+            Padded number of output frames.
+
+        Returns
+        -------
+        torch.Tensor or None
+            ``(batch,)`` relative lengths of the frames.
+        """
+        if lens is None:
+            return None
+        samples = torch.round(lens.float() * num_inputs).long()
+        frames = self.model._get_feat_extract_output_lengths(samples)
+        return frames.clamp(1, num_frames).float() / num_frames
+
+    def _preprocessing(self):
+        return {
+            "normalize_wav": self.normalize_wav,
+            "use_attention_mask": self.use_attention_mask,
+            "output_norm": self.output_norm,
+        }
+
+    def _encode(self, wav, lens, layers):
+        mask = lens_to_mask(lens, wav.shape[1], wav.device)
+        mask = mask.expand(wav.shape[0], -1)
+        wav = wav.masked_fill(~mask, 0.0)
+        if self.normalize_wav:
+            count = mask.sum(1, keepdim=True).clamp(min=1)
+            mean = wav.sum(1, keepdim=True) / count
+            var = ((wav - mean) ** 2).masked_fill(~mask, 0.0).sum(
+                1, keepdim=True
+            ) / count
+            # same formula as Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm
+            wav = ((wav - mean) / torch.sqrt(var + 1e-7)).masked_fill(
+                ~mask, 0.0
+            )
+        feats = self._run(
+            layers,
+            input_values=wav,
+            attention_mask=mask.long() if self.use_attention_mask else None,
+        )
+        if self.output_norm:
+            feats = F.layer_norm(feats, feats.shape[-1:])
+        return feats
+
+
+class HFTextEncoder(_HFEncoder):
+    """Any HuggingFace text encoder (DeBERTaV3 / DeBERTa-v2, RoBERTa,
+    BERT) loaded with ``AutoModel``, with its ``AutoTokenizer``.
+
+    Token ids at padded positions are replaced by the tokenizer's pad id
+    before the model sees them (the data loader pads with 0, which is a
+    real token for RoBERTa), and the attention mask comes from ``lens``.
+
+    Arguments
+    ---------
+    source : str
+        HF hub id (e.g. "microsoft/deberta-v3-large") or local folder.
+    save_path : str, optional
+        HF cache folder for hub downloads (None: default HF cache).
+    freeze : str
+        "paper": embedding layer frozen, transformer trainable;
+        "frozen": everything frozen; "trainable": everything trainable.
+    max_length : int
+        ``tokenize`` truncates to this many ids, special tokens included.
+    pretrained : bool
+        Load the pretrained weights (False: build from the config; the
+        weights then come from a checkpoint).
+    **kwargs
+        Passed to ``from_pretrained`` (e.g. ``revision``).
+
+    Example
+    -------
+    >>> from speechbrain_mtmm.testing.tiny_models import build_tiny_deberta_v2
+    >>> folder = build_tiny_deberta_v2(getfixture("tmpdir") / "deberta")
+    >>> encoder = HFTextEncoder(folder, freeze="paper")
+    >>> encoder.modality, encoder.output_size
+    ('text', 32)
+    >>> ids = encoder.tokenize("Excuse me.")
+    >>> ids.dtype, ids[0].item() == encoder.tokenizer.cls_token_id
+    (torch.int64, True)
+    >>> batch = torch.zeros(2, 12, dtype=torch.long)
+    >>> batch[0, : len(ids)] = ids
+    >>> batch[1, : len(ids)] = ids
+    >>> lens = torch.tensor([len(ids) / 12, 1.0])
+    >>> encoder(batch, lens).shape
+    torch.Size([2, 12, 32])
+    """
+
+    modality = "text"
+
+    def __init__(
+        self,
+        source,
+        save_path=None,
+        freeze="paper",
+        max_length=128,
+        pretrained=True,
+        **kwargs,
+    ):
+        super().__init__(source, save_path, pretrained, **kwargs)
+        self.max_length = max_length
+        self.load_tokenizer(source, cache_dir=save_path)
+        pad_id = self.tokenizer.pad_token_id
+        self.pad_id = 0 if pad_id is None else int(pad_id)
+        self._init_freeze(freeze)
+
+    def _policy_frozen_modules(self):
+        embeddings = getattr(self.model, "embeddings", None)
+        if embeddings is None:
+            embeddings = self.model.get_input_embeddings()
+        return [embeddings]
+
+    def tokenize(self, text):
+        """Token ids of one text, special tokens included, truncated.
+
+        Arguments
+        ---------
+        text : str
+            The transcript.
+
+        Returns
+        -------
+        torch.LongTensor
+            1-D ids, at most ``max_length`` long.
+        """
+        ids = self.tokenizer(text, truncation=True, max_length=self.max_length)[
+            "input_ids"
+        ]
+        return torch.tensor(ids, dtype=torch.long)
+
+    def _preprocessing(self):
+        return {"pad_id": self.pad_id}
+
+    def _encode(self, tokens, lens, layers):
+        mask = lens_to_mask(lens, tokens.shape[1], tokens.device)
+        mask = mask.expand(tokens.shape[0], -1)
+        tokens = tokens.masked_fill(~mask, self.pad_id)
+        return self._run(layers, input_ids=tokens, attention_mask=mask.long())

@@ -1,0 +1,295 @@
+"""Packages a trained run into a self-contained inference folder.
+
+``mtmm export --run <run> --out <model>`` reads a run folder written by a
+recipe and writes::
+
+    <model>/
+        hyperparams.yaml      presets/inference.yaml with the run's
+                              model_config (the one description of the model)
+        system.ckpt           every trained weight: encoders, layer sums,
+                              refinement, fusion, heads
+        labels.txt            the class order, one label per line
+        export_info.json      run, checkpoint and its validation scores
+        encoders/audio/       config + feature extractor of a local HF
+        encoders/text/        config + tokenizer of a local HF text encoder
+
+The checkpoint is the run's best on validation (largest ``score`` in
+``save/CKPT+*/CKPT.yaml``, the one the recipe tested). The model is
+described by the ``model_config`` mapping of the run's ``hyperparams.yaml``
+(which SpeechBrain wrote with every reference and override resolved): the
+export copies that mapping, and loading builds the same
+:class:`~speechbrain_mtmm.model.MultimodalEmotionSystem` from it, so the
+exported model cannot lack a module the run trained (a learned layer sum,
+say): the weights are loaded strictly, and a mismatch stops the export.
+Encoders given as local folders are copied without their weight files
+(the fine-tuned weights are in ``system.ckpt``), so the export works after
+the training folders are deleted; hub ids stay hub ids (their config and
+tokenizer are fetched when loading). The export is written to a hidden
+sibling folder, loaded once as a check, then renamed into place.
+
+Authors
+-------
+ * speechbrain-mtmm contributors, 2026
+"""
+
+import datetime
+import json
+import os
+import re
+import shutil
+from importlib import resources
+from pathlib import Path
+
+import ruamel.yaml
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from speechbrain.utils.checkpoints import Checkpointer
+
+from speechbrain_mtmm.atomic import write_json, write_text
+from speechbrain_mtmm.encoders import LIGHT_SOURCES, MODALITIES
+from speechbrain_mtmm.inference.recognizer import MultimodalEmotionRecognizer
+from speechbrain_mtmm.model import ModelConfigError, check_config
+from speechbrain_mtmm.run_folder import HYPERPARAMS, SAVE_FOLDER
+
+TEMPLATE = resources.files("speechbrain_mtmm") / "presets" / "inference.yaml"
+CHECKPOINT = "system"  # <name>.ckpt in the run's checkpoints and the export
+LABELS_FILE = "labels.txt"
+EXPORT_INFO = "export_info.json"
+# Files of a HF model folder that are not copied: the weights (the
+# exported checkpoint holds them), hidden files and folders
+WEIGHT_PATTERNS = (
+    "*.safetensors",
+    "*.bin",
+    "*.pt",
+    "*.pth",
+    "*.ckpt",
+    "*.h5",
+    "*.msgpack",
+    "*.onnx",
+    "*.index.json",
+    ".*",
+)
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+class ExportError(ValueError):
+    """A run folder that cannot be exported; the message names the file."""
+
+
+def export_model(run_folder, out_folder, asr_source=None, overwrite=False):
+    """Exports the best checkpoint of a run as an inference folder.
+
+    Arguments
+    ---------
+    run_folder : str or path-like
+        The ``output_folder`` of a recipe run.
+    out_folder : str or path-like
+        Where the model folder goes (created; see the module docstring).
+    asr_source : str, optional
+        ASR model used when a transcript is missing (a transformers hub id
+        or folder, e.g. "openai/whisper-small"; kept as given). None: such
+        files run audio-only.
+    overwrite : bool
+        Replace ``out_folder`` if it exists and is not empty.
+
+    Returns
+    -------
+    pathlib.Path
+        The model folder.
+
+    Raises
+    ------
+    ExportError
+        With the file and the problem (no checkpoint, missing encoder
+        folder, weights that do not fit the model, ...).
+
+    Example
+    -------
+    >>> run = "results/paper/speaker_fold1/seed1"
+    >>> export_model(run, "model")  # doctest: +SKIP
+    PosixPath('model')
+    """
+    run_folder, out = Path(run_folder), Path(out_folder)
+    config = read_model_config(run_folder)
+    checkpoint = best_checkpoint(run_folder)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise ExportError(f"{out}: exists and is not empty (use --overwrite)")
+    staging = out.parent / f".{out.name}.exporting"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        _write_export(run_folder, config, checkpoint, staging, asr_source)
+        _check_loads(staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(staging, out)
+    return out
+
+
+def read_model_config(run_folder):
+    """The run's ``model_config``, read from its ``hyperparams.yaml``
+    without building anything.
+
+    Arguments
+    ---------
+    run_folder : pathlib.Path
+        The run's output folder.
+
+    Returns
+    -------
+    dict
+        The model configuration (plain values).
+    """
+    path = Path(run_folder) / HYPERPARAMS
+    if not path.is_file():
+        raise ExportError(
+            f"{path}: missing; give the output folder of a recipe run"
+        )
+    with open(path, encoding="utf-8") as fin:
+        tree = ruamel.yaml.YAML().load(fin)
+    if not hasattr(tree, "get") or "model_config" not in tree:
+        raise ExportError(
+            f"{path}: no model_config; was the run made with a recipe "
+            "older than speechbrain-mtmm 0.2?"
+        )
+    try:
+        return check_config(json.loads(json.dumps(tree["model_config"])))
+    except (ModelConfigError, TypeError) as error:
+        raise ExportError(f"{path}: {error}") from None
+
+
+def best_checkpoint(run_folder):
+    """The complete checkpoint with the highest validation ``score``.
+
+    Arguments
+    ---------
+    run_folder : pathlib.Path
+        The run's output folder (checkpoints in ``save/``).
+
+    Returns
+    -------
+    speechbrain.utils.checkpoints.Checkpoint
+    """
+    save = Path(run_folder) / SAVE_FOLDER
+    if not save.is_dir():
+        raise ExportError(f"{save}: missing; the run saved no checkpoint")
+
+    def complete(ckpt):
+        return (ckpt.path / f"{CHECKPOINT}.ckpt").exists()
+
+    found = Checkpointer(save).find_checkpoint(
+        max_key="score", ckpt_predicate=complete
+    )
+    if found is None:
+        raise ExportError(
+            f"{save}: no checkpoint with a validation score and "
+            f"{CHECKPOINT}.ckpt"
+        )
+    return found
+
+
+def inference_hparams(config, asr_source=None):
+    """The template with a model configuration filled in.
+
+    Arguments
+    ---------
+    config : dict
+        The exported model's configuration.
+    asr_source : str, optional
+        ASR model for missing transcripts.
+
+    Returns
+    -------
+    ruamel.yaml.comments.CommentedMap
+        The exported hyperparameters, template comments kept.
+    """
+    with TEMPLATE.open(encoding="utf-8") as fin:
+        tree = ruamel.yaml.YAML().load(fin)
+    tree["model_config"] = _block(config)
+    if asr_source is not None:
+        tree["asr_source"] = str(asr_source)
+    return tree
+
+
+def _write_export(run_folder, config, checkpoint, out, asr_source):
+    for modality in MODALITIES:
+        section = config[modality]
+        section["source"] = _export_encoder(section["source"], modality, out)
+    tree = inference_hparams(config, asr_source)
+    with open(out / HYPERPARAMS, "w", encoding="utf-8") as fout:
+        _yaml_writer().dump(tree, fout)
+    name = f"{CHECKPOINT}.ckpt"
+    shutil.copy2(checkpoint.path / name, out / name)
+    write_text(out / LABELS_FILE, "\n".join(config["labels"]) + "\n")
+    write_json(
+        out / EXPORT_INFO,
+        {
+            "run_folder": str(Path(run_folder).resolve()),
+            "checkpoint": checkpoint.path.name,
+            "validation": json.loads(json.dumps(checkpoint.meta, default=str)),
+            "exported": datetime.datetime.now().isoformat(timespec="seconds"),
+        },
+    )
+
+
+def _export_encoder(source, modality, out):
+    """The export's source of one encoder (copying a local folder)."""
+    source = str(source)
+    if source == LIGHT_SOURCES[modality]:
+        return source
+    folder = Path(source).expanduser()
+    if folder.is_dir():
+        target = out / "encoders" / modality
+        shutil.copytree(
+            folder, target, ignore=shutil.ignore_patterns(*WEIGHT_PATTERNS)
+        )
+        if not (target / "config.json").is_file():
+            raise ExportError(f"{folder}: no config.json (a HF model folder?)")
+        return f"encoders/{modality}"  # resolved against the model folder
+    if HUB_ID.match(source):
+        return source
+    raise ExportError(
+        f"{source}: the {modality} encoder of the run is neither a folder "
+        "(moved or deleted?) nor a hub id; export before deleting it"
+    )
+
+
+def _check_loads(folder):
+    """Builds the exported model: the weights must fit exactly."""
+    try:
+        MultimodalEmotionRecognizer.from_hparams(
+            folder, run_opts={"device": "cpu"}
+        )
+    except RuntimeError as error:
+        raise ExportError(str(error)) from None
+
+
+def _yaml_writer():
+    """Round-trip YAML writer in the template's layout (4-space
+    indentation, ``null`` spelled out, ``True``/``False``)."""
+    writer = ruamel.yaml.YAML()
+    writer.indent(mapping=4, sequence=4, offset=2)
+    writer.representer.add_representer(
+        type(None),
+        lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null"),
+    )
+    writer.representer.add_representer(  # True/False, as in our YAML files
+        bool,
+        lambda rep, value: rep.represent_scalar(
+            "tag:yaml.org,2002:bool", str(value)
+        ),
+    )
+    return writer
+
+
+def _block(value):
+    """Plain values as YAML nodes: mappings in block, lists in flow style."""
+    if isinstance(value, dict):
+        return CommentedMap((k, _block(v)) for k, v in value.items())
+    if isinstance(value, list):
+        seq = CommentedSeq(value)
+        seq.fa.set_flow_style()
+        return seq
+    return value

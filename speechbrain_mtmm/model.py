@@ -1,0 +1,382 @@
+"""The whole model, described once: encoders, layer sums, fusion, heads.
+
+Like a transformers ``configuration_*.py`` beside its ``modeling_*.py``,
+what the model *is* is one plain mapping, ``config``: the label set, the
+dimensions, the modalities, the input (sample rate, crop length), each
+encoder (``source``, the hidden ``layers`` it contributes, its light width
+or token limit) and the paper's architecture (width, heads, refinement,
+fusion type, bridge tokens, dropout). :class:`MultimodalEmotionSystem`
+builds every module from it, and nothing else does: the recipe builds it
+from the ``model_config`` section of its YAML, and an exported model
+rebuilds it from the same mapping saved in the export (with
+``pretrained=False``: the fine-tuned weights, layer sums included, come
+from the export's checkpoint). An exported model therefore cannot differ
+from the trained one.
+
+How a freshly built system is trained (freeze policy, HF download cache)
+is not part of ``config``: those are constructor arguments.
+
+Authors
+-------
+ * speechbrain-mtmm contributors, 2026
+"""
+
+import copy
+import os
+
+import torch
+
+from speechbrain_mtmm.encoders import MODALITIES, build_encoder
+from speechbrain_mtmm.nnet.builders import build_fusion, build_refinement
+from speechbrain_mtmm.nnet.heads import EmotionHeads
+from speechbrain_mtmm.nnet.layer_sum import WeightedLayerSum
+from speechbrain_mtmm.nnet.masking import masked_modality_features
+from speechbrain_mtmm.nnet.model import MultimodalEmotionModel
+
+# The configuration of the paper (Ispas et al., ICMI 2023) and its keys
+PAPER_CONFIG = {
+    "labels": ["neu", "hap", "sad", "ang"],
+    "n_dims": 2,
+    "modalities": ["audio", "text"],
+    "sample_rate": 16000,
+    "max_audio_seconds": 20.0,
+    "audio": {
+        "source": "facebook/hubert-large-ll60k",
+        "layers": [-1],
+        "light_size": 128,
+    },
+    "text": {
+        "source": "microsoft/deberta-v3-large",
+        "layers": [-1],
+        "max_length": 128,
+        "light_size": 128,
+    },
+    "d_model": 1024,
+    "n_heads": 32,
+    "refinement": True,
+    "refinement_layers": 1,
+    "refinement_ffn": 2048,
+    "fusion_type": "bridge_crossed",
+    "bridge_tokens": 30,
+    "fusion_layers": 1,
+    "dropout": 0.1,
+}
+
+
+class ModelConfigError(ValueError):
+    """A model configuration that cannot be built; the message says why."""
+
+
+def check_config(config):
+    """A complete, plain copy of a model configuration.
+
+    Arguments
+    ---------
+    config : dict
+        Keys of :data:`PAPER_CONFIG` (all of them).
+
+    Returns
+    -------
+    dict
+        A deep copy with plain lists and dicts.
+
+    Raises
+    ------
+    ModelConfigError
+        Naming an unknown or a missing key, or a bad modality list.
+
+    Example
+    -------
+    >>> check_config({**PAPER_CONFIG, "fusion_typ": "x"})
+    Traceback (most recent call last):
+    ...
+    speechbrain_mtmm.model.ModelConfigError: model config: unknown key \
+fusion_typ
+    """
+    config = _plain(config)
+    for where, given, expected in _sections(config):
+        unknown = sorted(set(given) - set(expected))
+        missing = sorted(set(expected) - set(given))
+        if unknown:
+            raise ModelConfigError(f"{where}: unknown key {', '.join(unknown)}")
+        if missing:
+            raise ModelConfigError(f"{where}: missing key {', '.join(missing)}")
+    modalities = config["modalities"]
+    if not modalities or set(modalities) - set(MODALITIES):
+        raise ModelConfigError(
+            f"model config: modalities must be a non-empty subset of "
+            f"{list(MODALITIES)}, got {modalities}"
+        )
+    return config
+
+
+def _sections(config):
+    yield "model config", config, PAPER_CONFIG
+    for modality in MODALITIES:
+        section = config.get(modality)
+        if not isinstance(section, dict):
+            raise ModelConfigError(
+                f"model config: {modality} must be a mapping of encoder "
+                f"settings ({', '.join(PAPER_CONFIG[modality])})"
+            )
+        yield f"model config {modality}", section, PAPER_CONFIG[modality]
+
+
+def _plain(value):
+    """Plain dicts and lists (YAML loaders give their own subclasses)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return copy.deepcopy(value)
+
+
+class MultimodalEmotionSystem(torch.nn.Module):
+    """Everything that maps audio and a transcript to emotions.
+
+    Children: ``audio_encoder`` and ``text_encoder``
+    (:func:`~speechbrain_mtmm.encoders.build_encoder`), ``audio_layer_sum``
+    and ``text_layer_sum`` (:class:`~speechbrain_mtmm.nnet.WeightedLayerSum`
+    over the configured hidden ``layers``; no parameter for one layer) and
+    ``model`` (:class:`~speechbrain_mtmm.nnet.MultimodalEmotionModel`:
+    projection, self-attention refinement, fusion, heads). A SpeechBrain
+    ``Brain`` gets the children as its modules (:meth:`parts`), so DDP
+    wraps each on its own; the checkpointer saves the system as one.
+
+    Arguments
+    ---------
+    config : dict
+        The model configuration (see the module docstring and
+        :data:`PAPER_CONFIG`).
+    freeze : str
+        Encoders' freeze policy: ``"paper"``, ``"frozen"`` or
+        ``"trainable"``.
+    save_path : str, optional
+        HF download cache.
+    pretrained : bool
+        Load pretrained encoder weights (False: an exported model, whose
+        weights come from its checkpoint).
+    root : str, optional
+        A folder relative encoder sources are resolved against (the
+        exported model's folder).
+
+    Example
+    -------
+    >>> config = {**PAPER_CONFIG, "d_model": 16, "n_heads": 2,
+    ...           "refinement_ffn": 32, "bridge_tokens": 4,
+    ...           "audio": {"source": "fbank", "layers": [-1],
+    ...                     "light_size": 16},
+    ...           "text": {"source": "hashing", "layers": [-1],
+    ...                    "max_length": 32, "light_size": 16}}
+    >>> system = MultimodalEmotionSystem(config)
+    >>> sorted(system.parts())
+    ['audio_encoder', 'audio_layer_sum', 'model', 'text_encoder', \
+'text_layer_sum']
+    >>> wav, wav_lens = torch.randn(2, 16000), torch.tensor([1.0, 0.5])
+    >>> tokens = system.text_encoder.tokenize("I got the job!")
+    >>> audio = system.encode("audio", wav, wav_lens)
+    >>> text = system.encode("text", tokens.repeat(2, 1), torch.ones(2))
+    >>> out = system(*audio, *text)
+    >>> out["logits"].shape, out["dims"].shape
+    (torch.Size([2, 4]), torch.Size([2, 2]))
+    """
+
+    def __init__(
+        self, config, freeze="paper", save_path=None, pretrained=True, root=None
+    ):
+        super().__init__()
+        self.config = check_config(config)
+        config = self.config
+        for modality in MODALITIES:
+            section = config[modality]
+            encoder = build_encoder(
+                modality,
+                _resolve(section["source"], root),
+                freeze=freeze,
+                save_path=save_path,
+                pretrained=pretrained,
+                light_size=section["light_size"],
+                max_length=section.get("max_length", 128),
+                sample_rate=config["sample_rate"],
+            )
+            layers = encoder.normalize_layers(section["layers"])
+            setattr(self, f"{modality}_encoder", encoder)
+            setattr(
+                self, f"{modality}_layer_sum", WeightedLayerSum(len(layers))
+            )
+        refinement = {
+            "enabled": config["refinement"],
+            "d_model": config["d_model"],
+            "nhead": config["n_heads"],
+            "num_layers": config["refinement_layers"],
+            "d_ffn": config["refinement_ffn"],
+            "dropout": config["dropout"],
+        }
+        fusion = build_fusion(
+            config["fusion_type"],
+            config["d_model"],
+            nhead=config["n_heads"],
+            num_tokens=config["bridge_tokens"],
+            num_layers=config["fusion_layers"],
+            dropout=config["dropout"],
+        )
+        self.model = MultimodalEmotionModel(
+            fusion=fusion,
+            heads=EmotionHeads(
+                fusion.output_size,
+                n_classes=len(config["labels"]),
+                n_dims=config["n_dims"],
+                dropout=config["dropout"],
+            ),
+            d_model=config["d_model"],
+            audio_input_size=self.audio_encoder.output_size,
+            text_input_size=self.text_encoder.output_size,
+            audio_refinement=build_refinement(**refinement),
+            text_refinement=build_refinement(**refinement),
+        )
+
+    @property
+    def labels(self):
+        """The class order of the classifier."""
+        return self.config["labels"]
+
+    @property
+    def n_dims(self):
+        """How many dimensions the regressor predicts."""
+        return self.config["n_dims"]
+
+    def encoder(self, modality):
+        """The encoder of ``"audio"`` or ``"text"``."""
+        return getattr(self, f"{modality}_encoder")
+
+    def layers(self, modality):
+        """The hidden states of a modality's encoder that the model uses.
+
+        Arguments
+        ---------
+        modality : str
+            ``"audio"`` or ``"text"``.
+
+        Returns
+        -------
+        list of int
+            Non-negative indices (``[-1]`` for the light encoders).
+        """
+        encoder = self.encoder(modality)
+        return encoder.normalize_layers(self.config[modality]["layers"])
+
+    def parts(self, encoders=True):
+        """The children, as SpeechBrain ``Brain`` modules.
+
+        Arguments
+        ---------
+        encoders : bool
+            Include the encoders (False: their features come from the
+            feature cache, and they are not run).
+
+        Returns
+        -------
+        dict
+            Name -> module.
+        """
+        names = ["audio_layer_sum", "text_layer_sum", "model"]
+        if encoders:
+            names = ["audio_encoder", "text_encoder", *names]
+        return {name: getattr(self, name) for name in names}
+
+    def encode(self, modality, inputs, lens, modules=None):
+        """Runs one modality's encoder and combines its layers.
+
+        Arguments
+        ---------
+        modality : str
+            ``"audio"`` or ``"text"``.
+        inputs : torch.Tensor
+            Padded waveforms or token ids ``(batch, length)``.
+        lens : torch.Tensor or None
+            Relative lengths.
+        modules : dict, optional
+            The modules to call (a ``Brain``'s, which DDP may wrap);
+            default: this system's own (:meth:`parts`).
+
+        Returns
+        -------
+        feats : torch.Tensor
+            ``(batch, frames, dim)``.
+        lens : torch.Tensor or None
+            Exact relative lengths of the frames.
+        """
+        modules = self.parts() if modules is None else modules
+        encoder = modules[f"{modality}_encoder"]
+        stacked = encoder(inputs, lens, self.layers(modality))
+        lens = self.encoder(modality).output_lens(
+            lens, inputs.shape[1], stacked.shape[1]
+        )
+        return self.combine_layers(modality, stacked, modules), lens
+
+    def combine_layers(self, modality, stacked, modules=None):
+        """The learned weighted sum of stacked hidden states.
+
+        Arguments
+        ---------
+        modality : str
+            ``"audio"`` or ``"text"``.
+        stacked : torch.Tensor
+            ``(batch, frames, layers, dim)``, from the encoder or the
+            feature cache.
+        modules : dict, optional
+            As for :meth:`encode`.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(batch, frames, dim)``.
+        """
+        modules = self.parts() if modules is None else modules
+        return modules[f"{modality}_layer_sum"](stacked)
+
+    def masked(self, modality, batch_size, device=None, dtype=None):
+        """A masked or missing modality: one zero frame per utterance.
+
+        Arguments
+        ---------
+        modality : str
+            ``"audio"`` or ``"text"``.
+        batch_size : int
+            Utterances.
+        device, dtype : optional
+            Of the features.
+
+        Returns
+        -------
+        feats, lens : torch.Tensor
+            ``(batch, 1, dim)`` zeros and relative lengths of 1.
+        """
+        dim = self.encoder(modality).output_size
+        return masked_modality_features(batch_size, dim, device, dtype)
+
+    def forward(self, audio, audio_lens, text, text_lens):
+        """Refines, fuses and predicts from both modalities' features.
+
+        Arguments
+        ---------
+        audio, text : torch.Tensor
+            ``(batch, frames, dim)`` features of each modality.
+        audio_lens, text_lens : torch.Tensor or None
+            Their relative lengths.
+
+        Returns
+        -------
+        dict
+            ``logits``, ``dims`` (0-1) and ``embedding``.
+        """
+        return self.model(audio, audio_lens, text, text_lens)
+
+
+def _resolve(source, root):
+    """A relative source inside ``root`` (an export), else as given."""
+    if root is not None:
+        candidate = os.path.join(root, str(source))
+        if os.path.isdir(candidate):
+            return candidate
+    return source

@@ -1,0 +1,343 @@
+"""The run folder and the sweep folder: every file name, writer and reader.
+
+A run folder is a contract between the recipe that writes it and the
+experiments and inference code that read it; this module is the only one
+that spells out its file names, formats and the rating scale of the
+dimensions. Layout of one run (``output_folder`` of ``train.py``)::
+
+    <run>/
+        hyperparams.yaml         the resolved hyperparameters (SpeechBrain)
+        train_log.txt            one line per epoch, then the test line
+        save/CKPT+*/             checkpoints (system.ckpt, counter.ckpt, ...)
+        test_results.json        whole-test-set metrics of the selected
+                                 checkpoint (WA, UA, macro_F1, CCC_*, ...)
+        test_predictions.jsonl   one JSON object per test utterance
+        stdout.log               what the run printed (CV runner only)
+
+and of a sweep (``mtmm cv``)::
+
+    <sweep>/<protocol>_fold<k>/seed<s>/   one run folder each
+    <sweep>/cv_results.json, cv_results.csv, report.md, *.png
+    <sweep>/table.md, table.json          (``mtmm table``)
+
+Dimensions are rated 1-5 in IEMOCAP and MSP-Podcast; the model predicts
+them on 0-1 (:func:`to_unit`, :func:`to_rating`). Prediction files and
+reports use the 1-5 ratings, inference results give both.
+
+This module imports nothing of the package: every layer may use it.
+
+Authors
+-------
+ * speechbrain-mtmm contributors, 2026
+"""
+
+import json
+import re
+from pathlib import Path
+
+from speechbrain_mtmm.atomic import write_json, write_text
+
+DIMENSIONS = ("valence", "arousal", "dominance")
+RATING_MIN, RATING_MAX = 1.0, 5.0
+
+HYPERPARAMS = "hyperparams.yaml"
+TRAIN_LOG = "train_log.txt"
+SAVE_FOLDER = "save"
+TEST_RESULTS = "test_results.json"
+TEST_PREDICTIONS = "test_predictions.jsonl"
+STDOUT_LOG = "stdout.log"
+CV_RESULTS_JSON = "cv_results.json"
+CV_RESULTS_CSV = "cv_results.csv"
+REPORT = "report.md"
+TABLE_MD = "table.md"
+TABLE_JSON = "table.json"
+
+_EPOCH_RE = re.compile(r"^epoch: (\d+)\b")
+_STAT_RE = re.compile(
+    r"\b(train|valid) (\w+): ([-+]?(?:\d+\.?\d*(?:e[-+]?\d+)?|nan|inf))"
+)
+
+
+def to_unit(rating):
+    """A 1-5 rating on the model's 0-1 scale.
+
+    Arguments
+    ---------
+    rating : float or torch.Tensor
+        On the 1-5 scale.
+
+    Returns
+    -------
+    float or torch.Tensor
+
+    Example
+    -------
+    >>> to_unit(1.0), to_unit(3.0), to_unit(5.0)
+    (0.0, 0.5, 1.0)
+    """
+    return (rating - RATING_MIN) / (RATING_MAX - RATING_MIN)
+
+
+def to_rating(unit):
+    """A 0-1 model output on the 1-5 rating scale.
+
+    Arguments
+    ---------
+    unit : float or torch.Tensor
+        On the 0-1 scale.
+
+    Returns
+    -------
+    float or torch.Tensor
+
+    Example
+    -------
+    >>> to_rating(0.0), to_rating(0.25), to_rating(1.0)
+    (1.0, 2.0, 5.0)
+    """
+    return RATING_MIN + (RATING_MAX - RATING_MIN) * unit
+
+
+def prediction_row(utt_id, emo, pred_emo, probs, dims, pred_dims, **extra):
+    """One line of ``test_predictions.jsonl``.
+
+    Arguments
+    ---------
+    utt_id : str
+        Utterance id.
+    emo, pred_emo : str
+        True and predicted class.
+    probs : dict
+        Label -> probability.
+    dims, pred_dims : sequence of float
+        True and predicted dimensions on the 0-1 scale, in
+        :data:`DIMENSIONS` order (as many as the model predicts).
+    **extra
+        More fields (``speaker``, ``improvised``, ...).
+
+    Returns
+    -------
+    dict
+        Probabilities rounded to 5 decimals, dimensions on the 1-5 scale
+        rounded to 4.
+
+    Example
+    -------
+    >>> prediction_row("u1", "neu", "hap", {"neu": 0.25, "hap": 0.75},
+    ...                [0.5, 1.0], [0.25, 0.75], speaker="Ses01F")
+    ... # doctest: +NORMALIZE_WHITESPACE
+    {'id': 'u1', 'emo': 'neu', 'pred_emo': 'hap',
+     'probs': {'neu': 0.25, 'hap': 0.75}, 'valence': 3.0,
+     'pred_valence': 2.0, 'arousal': 5.0, 'pred_arousal': 4.0,
+     'speaker': 'Ses01F'}
+    """
+    row = {
+        "id": utt_id,
+        "emo": emo,
+        "pred_emo": pred_emo,
+        "probs": {label: round(float(p), 5) for label, p in probs.items()},
+    }
+    for name, true, pred in zip(DIMENSIONS, dims, pred_dims):
+        row[name] = round(to_rating(float(true)), 4)
+        row[f"pred_{name}"] = round(to_rating(float(pred)), 4)
+    row.update(extra)
+    return row
+
+
+def write_test_outputs(folder, results, rows):
+    """Writes ``test_results.json`` and ``test_predictions.jsonl``.
+
+    The predictions are written first: a run counts as complete once its
+    results file exists (:func:`is_complete`).
+
+    Arguments
+    ---------
+    folder : str or path-like
+        The run folder.
+    results : dict
+        Whole-test-set metrics.
+    rows : list of dict
+        :func:`prediction_row` rows.
+    """
+    folder = Path(folder)
+    write_text(
+        folder / TEST_PREDICTIONS, "".join(json.dumps(r) + "\n" for r in rows)
+    )
+    write_json(folder / TEST_RESULTS, results)
+
+
+def is_complete(folder):
+    """True once the run has written its test results.
+
+    Arguments
+    ---------
+    folder : str or path-like
+        The run folder.
+
+    Returns
+    -------
+    bool
+    """
+    return (Path(folder) / TEST_RESULTS).is_file()
+
+
+def read_json(path):
+    """The content of a JSON file.
+
+    Arguments
+    ---------
+    path : str or path-like
+        The file.
+
+    Returns
+    -------
+    object
+    """
+    with open(path, encoding="utf-8") as fin:
+        return json.load(fin)
+
+
+def read_test_results(folder):
+    """The ``test_results.json`` of a run folder.
+
+    Arguments
+    ---------
+    folder : str or path-like
+        The run folder.
+
+    Returns
+    -------
+    dict
+    """
+    return read_json(Path(folder) / TEST_RESULTS)
+
+
+def read_predictions(folder):
+    """The rows of a run folder's ``test_predictions.jsonl``.
+
+    Arguments
+    ---------
+    folder : str or path-like
+        The run folder (or the file itself).
+
+    Returns
+    -------
+    list of dict
+    """
+    path = Path(folder)
+    if path.is_dir():
+        path = path / TEST_PREDICTIONS
+    with open(path, encoding="utf-8") as fin:
+        return [json.loads(line) for line in fin if line.strip()]
+
+
+def read_train_log(folder):
+    """Per-epoch train/valid statistics from a run's ``train_log.txt``.
+
+    SpeechBrain writes this log but has no reader for it, hence this one.
+    An epoch logged twice (a resumed run) keeps its last line.
+
+    Arguments
+    ---------
+    folder : str or path-like
+        The run folder (or the log itself).
+
+    Returns
+    -------
+    list of dict
+        ``{"epoch": 1, "train_loss": ..., "valid_loss": ..., "valid_UA":
+        ...}`` in epoch order.
+
+    Example
+    -------
+    >>> log = getfixture("tmp_path") / TRAIN_LOG
+    >>> _ = log.write_text(
+    ...     "epoch: 1, masked: none - train loss: 1.11 - valid loss: "
+    ...     "6.49e-01, valid UA: 2.50e-01\\n"
+    ...     "Epoch loaded: 1 - test loss: 9.80e-01, test WA: 2.86e-01\\n")
+    >>> read_train_log(log)
+    [{'epoch': 1, 'train_loss': 1.11, 'valid_loss': 0.649, 'valid_UA': 0.25}]
+    """
+    path = Path(folder)
+    if path.is_dir():
+        path = path / TRAIN_LOG
+    epochs = {}
+    with open(path, encoding="utf-8") as fin:
+        for line in fin:
+            match = _EPOCH_RE.match(line)
+            if not match:
+                continue
+            entry = {"epoch": int(match[1])}
+            for stage, name, value in _STAT_RE.findall(line):
+                entry[f"{stage}_{name}"] = float(value)
+            epochs[entry["epoch"]] = entry
+    return [epochs[k] for k in sorted(epochs)]
+
+
+def sweep_run_name(protocol, fold, seed):
+    """Where one fold x seed lives inside a sweep folder.
+
+    Arguments
+    ---------
+    protocol : str
+        ``"speaker"`` or ``"session"``.
+    fold, seed : int
+        Fold and seed.
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> sweep_run_name("speaker", 2, 1)
+    'speaker_fold2/seed1'
+    """
+    return f"{protocol}_fold{fold}/seed{seed}"
+
+
+def find_sweep_runs(folder, protocol):
+    """The run folders of one protocol in a sweep folder.
+
+    Arguments
+    ---------
+    folder : str or path-like
+        The sweep folder.
+    protocol : str
+        ``"speaker"`` or ``"session"``.
+
+    Returns
+    -------
+    complete : list of dict
+        ``{"fold", "seed", "path"}`` of the runs with test results, sorted
+        by fold then seed.
+    incomplete : list of str
+        Names (:func:`sweep_run_name`) of the runs without.
+
+    Example
+    -------
+    >>> tmp = getfixture("tmp_path")
+    >>> (tmp / "speaker_fold2" / "seed1").mkdir(parents=True)
+    >>> (tmp / "speaker_fold2" / "seed1" / TEST_RESULTS).write_text("{}")
+    2
+    >>> (tmp / "speaker_fold10" / "seed1").mkdir(parents=True)
+    >>> complete, incomplete = find_sweep_runs(tmp, "speaker")
+    >>> [(r["fold"], r["seed"]) for r in complete], incomplete
+    ([(2, 1)], ['speaker_fold10/seed1'])
+    """
+    runs = []
+    for seed_dir in Path(folder).glob(f"{protocol}_fold*/seed*"):
+        fold = re.fullmatch(rf"{protocol}_fold(\d+)", seed_dir.parent.name)
+        seed = re.fullmatch(r"seed(\d+)", seed_dir.name)
+        if fold and seed and seed_dir.is_dir():
+            runs.append(
+                {"fold": int(fold[1]), "seed": int(seed[1]), "path": seed_dir}
+            )
+    runs.sort(key=lambda r: (r["fold"], r["seed"]))
+    complete = [run for run in runs if is_complete(run["path"])]
+    incomplete = [
+        sweep_run_name(protocol, run["fold"], run["seed"])
+        for run in runs
+        if not is_complete(run["path"])
+    ]
+    return complete, incomplete

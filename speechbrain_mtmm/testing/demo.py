@@ -1,0 +1,310 @@
+"""A demo that runs anywhere, and the recipe commands tests share.
+
+With no network and no GPU, :func:`run_demo` (``mtmm demo``)
+
+1. writes a synthetic corpus in the exact IEMOCAP_full_release layout,
+2. prepares it (manifest + speaker-independent folds),
+3. builds tiny randomly initialised HuggingFace encoders (a HuBERT and a
+   DeBERTa-v2 with a sentencepiece tokenizer trained on the corpus), or uses
+   the light from-scratch pair with ``--light``,
+4. trains and tests one fold through the real recipe (``train.py`` of the
+   recipe folder given, ``recipes/IEMOCAP`` of a checkout by default),
+5. prints the test table.
+
+The recipe is not part of the installed package (recipes live in
+``recipes/``, as in SpeechBrain): ``mtmm demo --recipe <checkout>/recipes/
+IEMOCAP`` runs it from anywhere.
+
+Authors
+-------
+ * speechbrain-mtmm contributors, 2026
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from speechbrain_mtmm.data.iemocap import prepare_iemocap
+from speechbrain_mtmm.data.synthetic import (
+    RELEASE_DIRNAME,
+    generate_synthetic_iemocap,
+    size_to_utterances,
+)
+from speechbrain_mtmm.experiments.sweep import format_override
+from speechbrain_mtmm.run_folder import read_test_results
+from speechbrain_mtmm.testing.tiny_models import (
+    build_tiny_deberta_v2,
+    build_tiny_hubert,
+)
+
+RECIPE_YAML = Path("hparams") / "iemocap.yaml"
+TINY_OVERRIDES = Path("hparams") / "tiny_overrides.yaml"
+#: Offline, one thread per process (tests and the demo run several at once)
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "OMP_NUM_THREADS": "1",
+}
+
+
+class RecipeNotFoundError(FileNotFoundError):
+    """No recipe at the given folder; the message says what to pass."""
+
+
+def find_recipe(folder=None):
+    """The IEMOCAP recipe folder (holding ``train.py`` and its YAML).
+
+    Arguments
+    ---------
+    folder : str or path-like, optional
+        The recipe folder; default ``recipes/IEMOCAP`` under the current
+        folder (a checkout of the repository).
+
+    Returns
+    -------
+    pathlib.Path
+        The absolute folder.
+
+    Raises
+    ------
+    RecipeNotFoundError
+        Naming the folder and what to give instead.
+
+    Example
+    -------
+    >>> find_recipe(getfixture("tmp_path"))
+    Traceback (most recent call last):
+    ...
+    speechbrain_mtmm.testing.demo.RecipeNotFoundError: ...
+    """
+    path = Path(folder if folder is not None else "recipes/IEMOCAP").resolve()
+    for needed in ("train.py", RECIPE_YAML, TINY_OVERRIDES):
+        if not (path / needed).is_file():
+            raise RecipeNotFoundError(
+                f"{path}: no {needed} here; give the recipe folder of a "
+                "speechbrain-mtmm checkout with --recipe (e.g. "
+                "--recipe ~/speechbrain-mtmm/recipes/IEMOCAP)"
+            )
+    return path
+
+
+def tiny_overrides(recipe):
+    """The recipe's ``hparams/tiny_overrides.yaml`` as a dict.
+
+    Arguments
+    ---------
+    recipe : pathlib.Path
+        The recipe folder.
+
+    Returns
+    -------
+    dict
+    """
+    with open(recipe / TINY_OVERRIDES, encoding="utf-8") as fin:
+        return yaml.safe_load(fin)
+
+
+def recipe_command(
+    recipe,
+    data_folder,
+    prepare_folder,
+    output_folder,
+    audio_source,
+    text_source,
+    extra=None,
+):
+    """The train.py command line of a tiny run (demo, tests, benchmarks).
+
+    Arguments
+    ---------
+    recipe : pathlib.Path
+        The recipe folder (the command runs there).
+    data_folder : str
+        The IEMOCAP_full_release folder (real or synthetic).
+    prepare_folder : str
+        Where the manifest and folds go.
+    output_folder : str
+        The run's output folder.
+    audio_source : str
+        Audio encoder source (a local folder, or "fbank").
+    text_source : str
+        Text encoder source (a local folder, or "hashing").
+    extra : dict, optional
+        More overrides, on top of ``hparams/tiny_overrides.yaml``.
+
+    Returns
+    -------
+    list of str
+        The command, to run with ``cwd=recipe``.
+    """
+    overrides = tiny_overrides(recipe)
+    overrides.update(
+        data_folder=str(data_folder),
+        prepare_folder=str(prepare_folder),
+        output_folder=str(output_folder),
+        audio_source=str(audio_source),
+        text_source=str(text_source),
+        device="cpu",
+    )
+    overrides.update(extra or {})
+    args = [f"--{key}={format_override(v)}" for key, v in overrides.items()]
+    return [sys.executable, "train.py", str(RECIPE_YAML), *args]
+
+
+def run_recipe(recipe, command, check=True):
+    """Runs a recipe command offline; returns its completed process.
+
+    Arguments
+    ---------
+    recipe : pathlib.Path
+        The recipe folder.
+    command : list of str
+        From :func:`recipe_command` (more arguments may follow).
+    check : bool
+        Raise ``RuntimeError`` with the end of the output on failure.
+
+    Returns
+    -------
+    subprocess.CompletedProcess
+        With ``stdout`` and ``stderr`` as text.
+    """
+    env = dict(os.environ, **OFFLINE_ENV)
+    result = subprocess.run(
+        command, cwd=recipe, capture_output=True, text=True, env=env
+    )
+    if check and result.returncode != 0:
+        raise RuntimeError(
+            f"recipe failed ({result.returncode}):\n"
+            f"{(result.stdout + result.stderr)[-4000:]}"
+        )
+    return result
+
+
+def build_tiny_encoders(folder, texts):
+    """Tiny random HuBERT + DeBERTa-v2 (tokenizer trained on ``texts``).
+
+    Arguments
+    ---------
+    folder : pathlib.Path
+        Where the two model folders are written (reused when present).
+    texts : list of str
+        Transcripts to train the sentencepiece tokenizer on.
+
+    Returns
+    -------
+    tuple of str
+        The audio and text model folders.
+    """
+    audio = Path(folder) / "tiny_hubert"
+    text = Path(folder) / "tiny_deberta_v2"
+    if not (audio / "config.json").exists():
+        build_tiny_hubert(audio)
+    if not (text / "config.json").exists():
+        build_tiny_deberta_v2(text, texts)
+    return str(audio), str(text)
+
+
+def format_results(results):
+    """The test table printed at the end of a run.
+
+    Arguments
+    ---------
+    results : dict
+        Content of ``test_results.json``.
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> print(format_results({"WA": 0.5, "UA": 0.25, "macro_F1": 0.2,
+    ...     "CCC_valence": 0.1, "CCC_arousal": 0.3, "n": 4,
+    ...     "labels": ["a", "b"], "confusion": [[1, 1], [1, 1]]}))
+    test utterances: 4
+    WA     UA     macro-F1  CCC-V  CCC-A
+    50.00  25.00  20.00     0.100  0.300
+    confusion (rows true, columns predicted):
+             a     b
+    a        1     1
+    b        1     1
+    """
+    lines = [
+        f"test utterances: {results['n']}",
+        "WA     UA     macro-F1  CCC-V  CCC-A",
+        f"{100 * results['WA']:<6.2f} {100 * results['UA']:<6.2f} "
+        f"{100 * results['macro_F1']:<9.2f} {results['CCC_valence']:<6.3f} "
+        f"{results['CCC_arousal']:.3f}",
+        "confusion (rows true, columns predicted):",
+        "    " + "".join(f"{label:>6}" for label in results["labels"]),
+    ]
+    for label, row in zip(results["labels"], results["confusion"]):
+        lines.append(f"{label:<4}" + "".join(f"{n:>6}" for n in row))
+    return "\n".join(lines)
+
+
+def run_demo(
+    out="demo_output", recipe=None, light=False, size="default", fold=1
+):
+    """Runs the demo end to end (see the module docstring).
+
+    Arguments
+    ---------
+    out : str or path-like
+        The work folder (corpus, prepared data, models, run).
+    recipe : str or path-like, optional
+        The recipe folder (:func:`find_recipe`).
+    light : bool
+        Use the from-scratch fbank/hashing encoders.
+    size : str
+        Synthetic corpus size (tiny | small | default).
+    fold : int
+        The speaker fold trained and tested.
+
+    Returns
+    -------
+    pathlib.Path
+        The run folder.
+    """
+    recipe = find_recipe(recipe)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    start = time.time()
+    out = Path(out).resolve()
+    release = out / "corpus" / RELEASE_DIRNAME
+    if not release.exists():
+        print(f"[1/4] writing a synthetic IEMOCAP corpus to {release}")
+        generate_synthetic_iemocap(
+            out / "corpus", utterances_per_dialog=size_to_utterances(size)
+        )
+    prepared = out / "prepared"
+    print(f"[2/4] preparing manifest and folds in {prepared}")
+    manifest = prepare_iemocap(release, prepared)
+    with open(manifest, encoding="utf-8") as fin:
+        texts = [entry["text"] for entry in json.load(fin).values()]
+    if light:
+        audio_source, text_source = "fbank", "hashing"
+        print("[3/4] using the light from-scratch encoders")
+    else:
+        print(f"[3/4] building tiny local encoders in {out / 'models'}")
+        audio_source, text_source = build_tiny_encoders(out / "models", texts)
+    run = out / "run"
+    print(f"[4/4] training fold {fold} with {recipe / 'train.py'}")
+    command = recipe_command(
+        recipe,
+        release,
+        prepared,
+        run,
+        audio_source,
+        text_source,
+        {"fold": fold},
+    )
+    subprocess.run(command, cwd=recipe, check=True)
+    print(format_results(read_test_results(run)))
+    print(f"outputs in {run} ({time.time() - start:.0f} s)")
+    return run

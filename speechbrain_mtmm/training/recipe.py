@@ -1,0 +1,311 @@
+"""What a recipe's ``main`` needs besides its method: the fold's datasets,
+the training loader, the feature cache, and one-line errors.
+
+A recipe (``recipes/<corpus>/train.py``) keeps the method: its ``Brain``
+(forward pass, objectives, stage ends) and the order of the steps. The
+bookkeeping those steps share lives here, so that another corpus or system
+reuses it instead of copying it:
+
+* :func:`fold_datasets`: a fold's train/valid/test ``DynamicItemDataset``
+  from a prepared manifest (16 kHz audio cropped to the model's
+  ``max_audio_seconds``, tokens of the model's text encoder, the label in
+  the model's class order, dimensions on the model's 0-1 scale), or the
+  cached features instead of audio and tokens;
+* :func:`prepare_feature_cache`: with ``feature_cache: True``, the frozen
+  encoders' features computed once on the main process;
+* :func:`train_loader_options`: fixed batches or SpeechBrain's
+  ``DynamicBatchSampler``;
+* :func:`run_recipe`: runs ``main`` and turns bad input into one line.
+
+Authors
+-------
+ * speechbrain-mtmm contributors, 2026
+"""
+
+import sys
+
+import speechbrain as sb
+import torch
+from speechbrain.dataio.sampler import DynamicBatchSampler
+from speechbrain.utils.distributed import run_on_main
+from speechbrain.utils.logger import get_logger
+
+from speechbrain_mtmm.data.audio import AudioFileError, load_audio
+from speechbrain_mtmm.data.folds import FoldError, fold_paths
+from speechbrain_mtmm.data.iemocap import IEMOCAPError
+from speechbrain_mtmm.encoders import MODALITIES, EncoderError
+from speechbrain_mtmm.model import ModelConfigError
+from speechbrain_mtmm.run_folder import to_unit
+from speechbrain_mtmm.training.cache import (
+    FeatureCacheError,
+    build_feature_caches,
+    check_cache_options,
+    feature_pipeline,
+)
+
+logger = get_logger(__name__)
+
+#: Errors that mean bad input or options: reported as one line, no trace
+RECIPE_ERRORS = (
+    IEMOCAPError,
+    FoldError,
+    AudioFileError,
+    FeatureCacheError,
+    ModelConfigError,
+    EncoderError,
+)
+
+
+class DataError(ValueError):
+    """A manifest entry the recipe cannot use; the message names it."""
+
+
+def emotion_pipelines(system, max_audio_seconds=None):
+    """The dynamic items of an utterance for a given model.
+
+    Arguments
+    ---------
+    system : speechbrain_mtmm.model.MultimodalEmotionSystem
+        The model: its text encoder's tokenizer, labels, dimensions and
+        sample rate.
+    max_audio_seconds : float, optional
+        Crop length of the audio (None: the model's).
+
+    Returns
+    -------
+    dict
+        Output key -> dynamic item: ``sig`` (waveform), ``tokens``,
+        ``label`` (index into ``system.labels``), ``dims`` (0-1).
+    """
+    config = system.config
+    labels = system.labels
+    n_dims = system.n_dims
+    if max_audio_seconds is None:
+        max_audio_seconds = config["max_audio_seconds"]
+
+    @sb.utils.data_pipeline.takes("wav")
+    @sb.utils.data_pipeline.provides("sig")
+    def audio_pipeline(wav):
+        return load_audio(wav, config["sample_rate"], max_audio_seconds)
+
+    @sb.utils.data_pipeline.takes("id", "text")
+    @sb.utils.data_pipeline.provides("tokens")
+    def text_pipeline(utt_id, text):
+        if not text or not text.strip():
+            raise DataError(f"{utt_id}: empty transcript")
+        return system.text_encoder.tokenize(text)
+
+    @sb.utils.data_pipeline.takes("emo")
+    @sb.utils.data_pipeline.provides("label")
+    def label_pipeline(emo):
+        return torch.LongTensor([labels.index(emo)])
+
+    @sb.utils.data_pipeline.takes("valence", "arousal", "dominance")
+    @sb.utils.data_pipeline.provides("dims")
+    def dims_pipeline(valence, arousal, dominance):
+        ratings = torch.tensor([valence, arousal, dominance])[:n_dims]
+        return to_unit(ratings)
+
+    return {
+        "sig": audio_pipeline,
+        "tokens": text_pipeline,
+        "label": label_pipeline,
+        "dims": dims_pipeline,
+    }
+
+
+def fold_datasets(hparams, cached=None, extra_keys=("speaker", "improvised")):
+    """The train/valid/test datasets of the fold named in ``hparams``.
+
+    Arguments
+    ---------
+    hparams : dict
+        The recipe's hyperparameters: ``system``, ``prepare_folder``,
+        ``protocol``, ``fold``, ``max_audio_seconds``.
+    cached : dict, optional
+        Modality -> {utterance id: cached feature file} (from
+        :func:`prepare_feature_cache`): these replace audio and tokens.
+    extra_keys : sequence of str
+        Manifest fields passed through to the batches.
+
+    Returns
+    -------
+    dict
+        ``train``, ``valid``, ``test`` -> ``DynamicItemDataset``; items
+        hold ``id``, the inputs (``sig`` and ``tokens``, or
+        ``<modality>_feats``), ``label``, ``dims``, ``emo`` and
+        ``extra_keys``.
+    """
+    system = hparams["system"]
+    pipelines = emotion_pipelines(system, hparams["max_audio_seconds"])
+    inputs = {key: pipelines[key] for key in ("sig", "tokens")}
+    if cached is not None:
+        inputs = {
+            f"{modality}_feats": feature_pipeline(modality, files)
+            for modality, files in cached.items()
+        }
+    paths = fold_paths(
+        hparams["prepare_folder"], hparams["protocol"], hparams["fold"]
+    )
+    datasets = {}
+    for split, path in paths.items():
+        dataset = sb.dataio.dataset.DynamicItemDataset.from_json(path)
+        check_split(dataset, split, path, system.labels, hparams)
+        for item in (*inputs.values(), pipelines["label"], pipelines["dims"]):
+            dataset.add_dynamic_item(item)
+        dataset.set_output_keys(
+            ["id", *inputs, "label", "dims", "emo", *extra_keys]
+        )
+        datasets[split] = dataset
+    return datasets
+
+
+def check_split(dataset, split, path, labels, hparams):
+    """Stops on labels outside the label set; reports cropped audio.
+
+    Arguments
+    ---------
+    dataset : speechbrain.dataio.dataset.DynamicItemDataset
+        One split.
+    split : str
+        Its name.
+    path : str
+        Its manifest.
+    labels : list of str
+        The model's classes.
+    hparams : dict
+        ``max_audio_seconds``.
+    """
+    data = dataset.data
+    unknown = {e["emo"] for e in data.values()} - set(labels)
+    if unknown:
+        raise IEMOCAPError(
+            f"{path}: labels {sorted(unknown)} are not in labels "
+            f"{list(labels)}; set labels to match label_map"
+        )
+    limit = hparams["max_audio_seconds"]
+    if limit is not None:
+        long = sum(e["duration"] > limit for e in data.values())
+        if long:
+            logger.info(
+                f"{split}: {long} of {len(data)} utterances are longer than "
+                f"{limit} s and are cropped (max_audio_seconds)"
+            )
+
+
+def prepare_feature_cache(hparams, run_opts):
+    """With ``feature_cache``: the frozen encoders' features of the corpus.
+
+    Computes what is not cached yet (main process only; all folds and
+    seeds share the cache) and returns, on every process, where each
+    utterance's features are.
+
+    Arguments
+    ---------
+    hparams : dict
+        ``feature_cache``, ``freeze_policy``, ``system``, ``modalities``,
+        ``feature_cache_folder``, ``feature_cache_batch_size`` and the
+        fold (``prepare_folder``, ``protocol``, ``fold``).
+    run_opts : dict
+        SpeechBrain run options (``device``).
+
+    Returns
+    -------
+    dict or None
+        Modality -> {utterance id: file}; None without the cache.
+    """
+    check_cache_options(hparams["feature_cache"], hparams["freeze_policy"])
+    if not hparams["feature_cache"]:
+        return None
+    device = run_opts.get("device") or sb.utils.distributed.infer_device()
+    paths = fold_paths(
+        hparams["prepare_folder"], hparams["protocol"], hparams["fold"]
+    )
+    modalities = [m for m in MODALITIES if m in hparams["modalities"]]
+    return run_on_main(
+        build_feature_caches,
+        kwargs={
+            "folder": hparams["feature_cache_folder"],
+            "system": hparams["system"],
+            "modalities": modalities,
+            "manifests": list(paths.values()),
+            "batch_size": hparams["feature_cache_batch_size"],
+            "device": device,
+        },
+    )
+
+
+def train_loader_options(hparams, train_set):
+    """Fixed batches of ``batch_size`` or, with ``dynamic_batching``,
+    batches of similar durations holding ``max_batch_length`` seconds.
+
+    Arguments
+    ---------
+    hparams : dict
+        ``dynamic_batching``, ``train_dataloader_opts``,
+        ``max_audio_seconds``, ``seed``, ``dynamic_batch_sampler``,
+        ``num_workers``.
+    train_set : speechbrain.dataio.dataset.DynamicItemDataset
+        The training split (its ``duration`` fields).
+
+    Returns
+    -------
+    options : dict
+        Keyword arguments of the training loader.
+    sampler : DynamicBatchSampler or None
+        The sampler, whose epoch SpeechBrain sets when it is the Brain's
+        ``train_sampler``.
+    """
+    if not hparams["dynamic_batching"]:
+        return hparams["train_dataloader_opts"], None
+    limit = hparams["max_audio_seconds"] or float("inf")
+    sampler = DynamicBatchSampler(
+        train_set,
+        length_func=lambda entry: min(entry["duration"], limit),
+        seed=hparams["seed"],
+        **hparams["dynamic_batch_sampler"],
+    )
+    return {
+        "batch_sampler": sampler,
+        "num_workers": hparams["num_workers"],
+    }, sampler
+
+
+def check_finite_loss(parts, ids):
+    """Stops on a non-finite loss, naming the batch's utterances.
+
+    Arguments
+    ---------
+    parts : dict
+        The loss and its parts (``loss`` included).
+    ids : list of str
+        The batch's utterance ids.
+
+    Example
+    -------
+    >>> check_finite_loss({"loss": torch.tensor(float("nan"))}, ["u1"])
+    Traceback (most recent call last):
+    ...
+    speechbrain_mtmm.training.recipe.DataError: non-finite loss ...
+    """
+    if not torch.isfinite(parts["loss"]):
+        raise DataError(
+            f"non-finite loss {parts} in the batch of {ids}: check these "
+            "utterances' audio, transcripts and labels"
+        )
+
+
+def run_recipe(main, argv=None):
+    """Runs a recipe's ``main``; bad input ends with one line, no trace.
+
+    Arguments
+    ---------
+    main : callable
+        ``main(argv)``.
+    argv : list of str, optional
+        Default ``sys.argv[1:]``.
+    """
+    try:
+        main(sys.argv[1:] if argv is None else argv)
+    except (*RECIPE_ERRORS, DataError) as error:
+        sys.exit(f"{type(error).__name__}: {error}")

@@ -1,0 +1,138 @@
+"""The package's layers: data flows one way, no import circle.
+
+Every module of ``speechbrain_mtmm`` is read with ``ast`` (nothing is
+imported); each import of a package module, at module level or inside a
+function, must point to a lower layer or stay in the module's own
+subpackage. The layers are those of the package docstring.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "speechbrain_mtmm"
+# layer of each top-level module or subpackage, bottom first
+LAYERS = {
+    "atomic": 0,
+    "run_folder": 1,
+    "nnet": 2,
+    "data": 2,
+    "encoders": 3,
+    "model": 4,
+    "training": 5,
+    "experiments": 6,
+    "inference": 6,
+    "testing": 7,
+    "cli": 8,
+    "__main__": 9,
+}
+
+
+def unit_of(module):
+    """``speechbrain_mtmm.training.cache`` -> ``training``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def package_modules():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE.parent).with_suffix("")
+        parts = list(relative.parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        yield ".".join(parts), path
+
+
+def imports_of(module, path):
+    """(imported module, line, inside a function) of a source file."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    functions = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+    ]
+    nested = {
+        id(inner)
+        for fn in functions
+        for inner in ast.walk(fn)
+        if inner is not fn
+    }
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(
+                    package.split(".")[
+                        : len(package.split(".")) - node.level + 1
+                    ]
+                    + ([node.module] if node.module else [])
+                )
+            names = [base]
+        else:
+            continue
+        for name in names:
+            if name.split(".")[0] == "speechbrain_mtmm":
+                yield name, node.lineno, id(node) in nested
+
+
+MODULES = dict(package_modules())
+
+
+@pytest.mark.parametrize(
+    "module", [m for m in MODULES if m != "speechbrain_mtmm"]
+)
+def test_imports_point_down_the_layers(module):
+    mine = unit_of(module)
+    for target, line, _ in imports_of(module, MODULES[module]):
+        theirs = unit_of(target)
+        where = f"{MODULES[module].name}:{line} imports {target}"
+        assert theirs, f"{where}: import the submodule, not the package"
+        if theirs == mine:
+            continue
+        assert LAYERS[theirs] < LAYERS[mine], f"{where}: an upward import"
+
+
+def test_no_module_imports_the_package_inside_a_function():
+    found = [
+        f"{module}:{line} imports {target}"
+        for module, path in MODULES.items()
+        for target, line, inside in imports_of(module, path)
+        if inside
+    ]
+    assert not found
+
+
+def test_there_is_no_import_circle():
+    graph = {
+        module: {
+            target
+            for target, _, _ in imports_of(module, path)
+            if target in MODULES and target != module
+        }
+        for module, path in MODULES.items()
+        if module != "speechbrain_mtmm"
+    }
+    state = {}
+
+    def visit(module, stack):
+        state[module] = "open"
+        for target in graph.get(module, ()):
+            if state.get(target) == "open":
+                cycle = stack[stack.index(target) :] + [target]
+                pytest.fail("import circle: " + " -> ".join(cycle))
+            if target not in state:
+                visit(target, [*stack, target])
+        state[module] = "done"
+
+    for module in graph:
+        if module not in state:
+            visit(module, [module])
+
+
+def test_every_unit_of_the_package_has_a_layer():
+    units = {unit_of(m) for m in MODULES if m != "speechbrain_mtmm"}
+    assert units == set(LAYERS)
