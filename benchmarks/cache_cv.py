@@ -23,7 +23,6 @@ the time per fold and the ratios.
 
 import argparse
 import contextlib
-import json
 import os
 import shutil
 import subprocess
@@ -40,6 +39,7 @@ from speechbrain_mtmm.data.synthetic import (
     generate_synthetic_iemocap,
     size_to_utterances,
 )
+from speechbrain_mtmm.run_folder import read_test_results, sweep_run_name
 from speechbrain_mtmm.testing.demo import recipe_command
 
 METRICS = ("WA", "UA", "CCC_valence", "CCC_arousal")
@@ -145,11 +145,7 @@ def main(argv=None):
                 flush=True,
             )
         results[mode] = [
-            json.loads(
-                (
-                    out / f"speaker_fold{k}" / "seed1" / "test_results.json"
-                ).read_text()
-            )
+            read_test_results(out / sweep_run_name("speaker", k, 1))
             for k in range(1, args.folds + 1)
         ]
 

@@ -257,32 +257,39 @@ VARIANTS = {
 CACHED_PROBS_TOL, CACHED_DIMS_TOL = 5e-3, 0.02
 
 
-@pytest.fixture(scope="module", params=list(VARIANTS))
+@pytest.fixture(scope="module")
 def variant_run(
-    request,
     tmp_path_factory,
     synthetic_corpus,
     synthetic_prepared,
     tiny_hf_encoders,
     train,
 ):
-    """(variant, run folder, export folder) of one trained variant."""
-    name = request.param
-    variant = VARIANTS[name]
-    work = tmp_path_factory.mktemp(name)
-    encoders = (
-        tiny_hf_encoders if name.startswith("hf-") else ("fbank", "hashing")
-    )
-    extra = {"number_of_epochs": 1, **variant}
-    if variant.get("feature_cache"):
-        extra["feature_cache_folder"] = str(work / "cache")
-    train(synthetic_corpus, synthetic_prepared, work / "run", *encoders, extra)
-    model = export_model(work / "run", work / "model")
-    return variant, work / "run", model
+    """``variant_run(name)``: (variant, run folder, export folder) of a
+    variant, trained and exported once per module."""
+    done = {}
+
+    def get(name):
+        if name not in done:
+            variant = VARIANTS[name]
+            work = tmp_path_factory.mktemp(name)
+            encoders = ("fbank", "hashing")
+            if name.startswith("hf-"):
+                encoders = tiny_hf_encoders
+            extra = {"number_of_epochs": 1, **variant}
+            if variant.get("feature_cache"):
+                extra["feature_cache_folder"] = str(work / "cache")
+            run = work / "run"
+            train(synthetic_corpus, synthetic_prepared, run, *encoders, extra)
+            done[name] = variant, run, export_model(run, work / "model")
+        return done[name]
+
+    return get
 
 
-def test_every_variant_trains_with_its_settings(variant_run):
-    variant, run, _ = variant_run
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_every_variant_trains_with_its_settings(name, variant_run):
+    variant, run, _ = variant_run(name)
     results = json.loads((run / "test_results.json").read_text())
     assert {"WA", "UA", "macro_F1", "CCC_valence", "confusion"} <= set(results)
     assert ("CCC_dominance" in results) == (variant.get("n_dims") == 3)
@@ -299,10 +306,11 @@ def test_every_variant_trains_with_its_settings(variant_run):
         assert saved[key] == value, key
 
 
+@pytest.mark.parametrize("name", list(VARIANTS))
 def test_every_variant_export_reproduces_its_test_predictions(
-    variant_run, manifest
+    name, variant_run, manifest
 ):
-    variant, run, model = variant_run
+    variant, run, model = variant_run(name)
     recognizer = MultimodalEmotionRecognizer.from_hparams(model)
     rows = read_rows(run)
     entries = [manifest[row["id"]] for row in rows]
@@ -322,9 +330,7 @@ def test_every_variant_export_reproduces_its_test_predictions(
 def test_a_multi_layer_cached_run_exports_its_learned_layer_weights(
     variant_run,
 ):
-    variant, run, model = variant_run
-    if not variant.get("feature_cache"):
-        pytest.skip("a run without the feature cache")
+    _, run, model = variant_run("hf-cached-layer-sum")
     exported = torch.load(model / "system.ckpt", weights_only=True)
     trained = torch.load(
         export_best_checkpoint(run).path / "system.ckpt", weights_only=True

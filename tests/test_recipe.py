@@ -243,3 +243,29 @@ def test_multimodal_model_beats_both_single_modality_models(
     assert wa["both"] >= 0.85, wa
     assert wa["both"] >= wa["audio"] + 0.15, wa
     assert wa["both"] >= wa["text"] + 0.15, wa
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"fusion_typ": "pooled_mean"}, "(did you mean fusion_type"),
+        ({"audio_cache_layers": [0, 1]}, "(renamed audio_layers"),
+    ],
+    ids=["typo", "renamed"],
+)
+def test_an_unknown_override_is_one_line_naming_the_key(
+    override, message, tmp_path, synthetic_corpus, synthetic_prepared, train
+):
+    result = train(
+        synthetic_corpus,
+        synthetic_prepared,
+        tmp_path / "run",
+        "fbank",
+        "hashing",
+        override,
+        check=False,
+    )
+    assert result.returncode != 0
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("HparamsError: ") and message in error
+    assert "Traceback" not in result.stderr

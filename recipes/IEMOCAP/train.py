@@ -45,7 +45,6 @@ import sys
 
 import speechbrain as sb
 import torch
-from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import (
     ddp_init_group,
     if_main_process,
@@ -67,6 +66,7 @@ from speechbrain_mtmm.training.metrics import (
 from speechbrain_mtmm.training.recipe import (
     check_finite_loss,
     fold_datasets,
+    load_recipe_hparams,
     prepare_feature_cache,
     run_recipe,
     train_loader_options,
@@ -209,8 +209,7 @@ def main(argv):
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     # torchrun: one process per device, joined in one process group
     ddp_init_group(run_opts)
-    with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
+    hparams = load_recipe_hparams(hparams_file, overrides)
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file,

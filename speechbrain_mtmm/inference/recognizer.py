@@ -53,7 +53,7 @@ from speechbrain.utils.logger import get_logger
 
 from speechbrain_mtmm.data.audio import load_audio
 from speechbrain_mtmm.inference.asr import ASRTranscriber
-from speechbrain_mtmm.run_folder import DIMENSIONS, to_rating
+from speechbrain_mtmm.run_folder import DIMENSIONS, HYPERPARAMS, to_rating
 
 logger = get_logger(__name__)
 
@@ -223,7 +223,7 @@ class MultimodalEmotionRecognizer(Pretrained):
 
     @classmethod
     def from_hparams(
-        cls, source, hparams_file="hyperparams.yaml", overrides=None, **kwargs
+        cls, source, hparams_file=HYPERPARAMS, overrides=None, **kwargs
     ):
         """Loads a model folder written by ``mtmm export``.
 

@@ -15,6 +15,8 @@ reuses it instead of copying it:
   encoders' features computed once on the main process;
 * :func:`train_loader_options`: fixed batches or SpeechBrain's
   ``DynamicBatchSampler``;
+* :func:`load_recipe_hparams`: the YAML with overrides, an unknown key
+  named in one line (with the keys renamed in 0.2);
 * :func:`run_recipe`: runs ``main`` and turns bad input into one line.
 
 Authors
@@ -22,10 +24,14 @@ Authors
  * speechbrain-mtmm contributors, 2026
 """
 
+import difflib
+import re
 import sys
 
+import ruamel.yaml
 import speechbrain as sb
 import torch
+from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.sampler import DynamicBatchSampler
 from speechbrain.utils.distributed import run_on_main
 from speechbrain.utils.logger import get_logger
@@ -35,7 +41,7 @@ from speechbrain_mtmm.data.folds import FoldError, fold_paths
 from speechbrain_mtmm.data.iemocap import IEMOCAPError
 from speechbrain_mtmm.encoders import MODALITIES, EncoderError
 from speechbrain_mtmm.model import ModelConfigError
-from speechbrain_mtmm.run_folder import to_unit
+from speechbrain_mtmm.run_folder import DIMENSIONS, to_unit
 from speechbrain_mtmm.training.cache import (
     FeatureCacheError,
     build_feature_caches,
@@ -56,8 +62,72 @@ RECIPE_ERRORS = (
 )
 
 
+#: Recipe keys renamed in speechbrain-mtmm 0.2 (old name -> new name)
+RENAMED_KEYS = {
+    "audio_cache_layers": "audio_layers",
+    "text_cache_layers": "text_layers",
+}
+
+
 class DataError(ValueError):
     """A manifest entry the recipe cannot use; the message names it."""
+
+
+class HparamsError(ValueError):
+    """An override the recipe YAML does not have; the message names it."""
+
+
+def load_recipe_hparams(hparams_file, overrides=""):
+    """Loads a recipe YAML with command-line overrides.
+
+    Arguments
+    ---------
+    hparams_file : str or path-like
+        The recipe YAML.
+    overrides : str or dict
+        As SpeechBrain's ``parse_arguments`` returns them.
+
+    Returns
+    -------
+    dict
+        The built hyperparameters.
+
+    Raises
+    ------
+    HparamsError
+        For an override of a key the YAML does not have, with the new name
+        of a renamed key or the closest existing keys.
+
+    Example
+    -------
+    >>> path = getfixture("tmp_path") / "x.yaml"
+    >>> _ = path.write_text("fusion_type: bridge_crossed")
+    >>> load_recipe_hparams(path, {"fusion_type": "pooled_mean"})
+    {'fusion_type': 'pooled_mean'}
+    >>> load_recipe_hparams(path, {"fusion_typ": "pooled_mean"})
+    Traceback (most recent call last):
+    ...
+    speechbrain_mtmm.training.recipe.HparamsError: ...x.yaml: no key \
+fusion_typ to override (did you mean fusion_type?)
+    """
+    with open(hparams_file, encoding="utf-8") as fin:
+        try:
+            return load_hyperpyyaml(fin, overrides)
+        except KeyError as error:
+            found = re.match(
+                r"Override '([^']+)' not found", str(error.args[0])
+            )
+            if not found:
+                raise
+            key = found[1]
+    with open(hparams_file, encoding="utf-8") as fin:
+        keys = list(ruamel.yaml.YAML().load(fin))
+    if key in RENAMED_KEYS:
+        hint = f" (renamed {RENAMED_KEYS[key]} in speechbrain-mtmm 0.2)"
+    else:
+        close = difflib.get_close_matches(key, keys, n=3)
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+    raise HparamsError(f"{hparams_file}: no key {key} to override{hint}")
 
 
 def emotion_pipelines(system, max_audio_seconds=None):
@@ -100,11 +170,10 @@ def emotion_pipelines(system, max_audio_seconds=None):
     def label_pipeline(emo):
         return torch.LongTensor([labels.index(emo)])
 
-    @sb.utils.data_pipeline.takes("valence", "arousal", "dominance")
+    @sb.utils.data_pipeline.takes(*DIMENSIONS[:n_dims])
     @sb.utils.data_pipeline.provides("dims")
-    def dims_pipeline(valence, arousal, dominance):
-        ratings = torch.tensor([valence, arousal, dominance])[:n_dims]
-        return to_unit(ratings)
+    def dims_pipeline(*ratings):
+        return to_unit(torch.tensor(ratings, dtype=torch.float))
 
     return {
         "sig": audio_pipeline,
@@ -307,5 +376,5 @@ def run_recipe(main, argv=None):
     """
     try:
         main(sys.argv[1:] if argv is None else argv)
-    except (*RECIPE_ERRORS, DataError) as error:
+    except (*RECIPE_ERRORS, DataError, HparamsError) as error:
         sys.exit(f"{type(error).__name__}: {error}")
