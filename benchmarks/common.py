@@ -20,17 +20,17 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the checkout's package, not an install
 
-from speechbrain_mtmm.testing import demo  # noqa: E402
-from speechbrain_mtmm.testing.tiny_models import (  # noqa: E402
-    build_tiny_speech_ssl,
-)
-
-RECIPE = REPO / "recipes" / "IEMOCAP"
-
 from speechbrain_mtmm.data.synthetic import (  # noqa: E402
     make_sentence,
     synthesize_utterance,
 )
+from speechbrain_mtmm.testing import demo  # noqa: E402
+from speechbrain_mtmm.testing.tiny_models import (  # noqa: E402
+    build_tiny_deberta_v2,
+    build_tiny_speech_ssl,
+)
+
+RECIPE = REPO / "recipes" / "IEMOCAP"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -170,8 +170,6 @@ def sized_encoders(folder, texts, size="large"):
     tuple of str
         The audio and text model folders.
     """
-    from speechbrain_mtmm.tiny_models import build_tiny_deberta_v2
-
     folder = Path(folder)
     audio, text = folder / f"hubert_{size}", folder / f"deberta_v3_{size}"
     large = size == "large"
