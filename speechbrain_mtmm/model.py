@@ -5,7 +5,9 @@ what the model *is* is one plain mapping, ``config``: the label set, the
 dimensions, the modalities, the input (sample rate, crop length), each
 encoder (``source``, the hidden ``layers`` it contributes, its light width
 or token limit) and the paper's architecture (width, heads, refinement,
-fusion type, bridge tokens, dropout). :class:`MultimodalEmotionSystem`
+fusion type, bridge tokens, dropout). Each encoder section may also say
+how that encoder is fine-tuned (``freeze``), so that a preset carries
+its own policy. :class:`MultimodalEmotionSystem`
 builds every module from it, and nothing else does: the recipe builds it
 from the ``model_config`` section of its YAML, and an exported model
 rebuilds it from the same mapping saved in the export (with
@@ -13,8 +15,9 @@ rebuilds it from the same mapping saved in the export (with
 from the export's checkpoint). An exported model therefore cannot differ
 from the trained one.
 
-How a freshly built system is trained (freeze policy, HF download cache)
-is not part of ``config``: those are constructor arguments.
+Where HF downloads go is not part of ``config``: it is a constructor
+argument, as is a freeze policy that overrides the sections' (an exported
+model is built frozen).
 
 Authors
 -------
@@ -43,11 +46,13 @@ PAPER_CONFIG = {
     "audio": {
         "source": "facebook/hubert-large-ll60k",
         "layers": [-1],
+        "freeze": "paper",
         "light_size": 128,
     },
     "text": {
         "source": "microsoft/deberta-v3-large",
         "layers": [-1],
+        "freeze": "paper",
         "max_length": 128,
         "light_size": 128,
     },
@@ -63,6 +68,10 @@ PAPER_CONFIG = {
 }
 
 
+# Encoder settings a section may leave out, and their defaults
+ENCODER_DEFAULTS = {"freeze": "paper", "light_size": 128, "max_length": 128}
+
+
 class ModelConfigError(ValueError):
     """A model configuration that cannot be built; the message says why."""
 
@@ -73,12 +82,13 @@ def check_config(config):
     Arguments
     ---------
     config : dict
-        Keys of :data:`PAPER_CONFIG` (all of them).
+        Keys of :data:`PAPER_CONFIG` (all of them; an encoder section may
+        leave out those of :data:`ENCODER_DEFAULTS`).
 
     Returns
     -------
     dict
-        A deep copy with plain lists and dicts.
+        A deep copy with plain lists and dicts, defaults filled in.
 
     Raises
     ------
@@ -95,6 +105,10 @@ fusion_typ
     """
     config = _plain(config)
     for where, given, expected in _sections(config):
+        if where != "model config":
+            for key, value in ENCODER_DEFAULTS.items():
+                if key in expected:
+                    given.setdefault(key, value)
         unknown = sorted(set(given) - set(expected))
         missing = sorted(set(expected) - set(given))
         if unknown:
@@ -148,9 +162,9 @@ class MultimodalEmotionSystem(torch.nn.Module):
     config : dict
         The model configuration (see the module docstring and
         :data:`PAPER_CONFIG`).
-    freeze : str
-        Encoders' freeze policy: ``"paper"``, ``"frozen"`` or
-        ``"trainable"``.
+    freeze : str, optional
+        A freeze policy for both encoders (``"paper"``, ``"frozen"`` or
+        ``"trainable"``) instead of the sections' own ``freeze``.
     save_path : str, optional
         HF download cache.
     pretrained : bool
@@ -167,8 +181,10 @@ class MultimodalEmotionSystem(torch.nn.Module):
     ...           "audio": {"source": "fbank", "layers": [-1],
     ...                     "light_size": 16},
     ...           "text": {"source": "hashing", "layers": [-1],
-    ...                    "max_length": 32, "light_size": 16}}
+    ...                    "freeze": "frozen", "light_size": 16}}
     >>> system = MultimodalEmotionSystem(config)
+    >>> system.audio_encoder.freeze_policy, system.text_encoder.frozen
+    ('paper', True)
     >>> sorted(system.parts())
     ['audio_encoder', 'audio_layer_sum', 'model', 'text_encoder', \
 'text_layer_sum']
@@ -182,7 +198,7 @@ class MultimodalEmotionSystem(torch.nn.Module):
     """
 
     def __init__(
-        self, config, freeze="paper", save_path=None, pretrained=True, root=None
+        self, config, freeze=None, save_path=None, pretrained=True, root=None
     ):
         super().__init__()
         self.config = check_config(config)
@@ -192,7 +208,7 @@ class MultimodalEmotionSystem(torch.nn.Module):
             encoder = build_encoder(
                 modality,
                 _resolve(section["source"], root),
-                freeze=freeze,
+                freeze=freeze or section["freeze"],
                 save_path=save_path,
                 pretrained=pretrained,
                 light_size=section["light_size"],

@@ -257,10 +257,10 @@ def test_weighted_layer_sum_rejects_a_wrong_layer_count():
 
 
 def test_caching_needs_frozen_encoders():
-    check_cache_options(True, "frozen")
-    check_cache_options(False, "paper")
-    with pytest.raises(FeatureCacheError, match="freeze_policy: frozen"):
-        check_cache_options(True, "paper")
+    check_cache_options(True, {"audio": "frozen", "text": "frozen"})
+    check_cache_options(False, {"audio": "paper"})
+    with pytest.raises(FeatureCacheError, match="the audio encoder's freeze"):
+        check_cache_options(True, {"audio": "paper", "text": "frozen"})
 
 
 # ------------------------------------------------------------ the recipe
@@ -350,7 +350,7 @@ def test_cached_run_with_fine_tuned_encoders_is_a_clear_error(
         check=False,
     )
     assert result.returncode != 0
-    assert "FeatureCacheError: feature_cache: True needs freeze_policy" in (
+    assert "FeatureCacheError: feature_cache: True needs frozen encoders" in (
         result.stderr
     )
     assert "Traceback" not in result.stderr

@@ -61,12 +61,15 @@ from speechbrain_mtmm.training.metrics import (
     CCCStats,
     EmotionClassificationStats,
     epoch_scores,
+    selection_metrics,
     summarize_test,
 )
+from speechbrain_mtmm.training.optim import parameter_groups
 from speechbrain_mtmm.training.recipe import (
     check_finite_loss,
     fold_datasets,
     load_recipe_hparams,
+    plan_training,
     prepare_feature_cache,
     run_recipe,
     train_loader_options,
@@ -133,6 +136,23 @@ class MultimodalEmotionBrain(sb.Brain):
         inputs, lens = batch.sig if modality == "audio" else batch.tokens
         return system.encode(modality, inputs, lens, self.modules)
 
+    def init_optimizers(self):
+        """One optimizer, two parameter groups: the encoders at
+        ``lr_encoders``, the rest at ``lr``; the schedule drives both."""
+        self.optimizer = self.opt_class(
+            parameter_groups(
+                self.modules, self.hparams.lr, self.hparams.lr_encoders
+            )
+        )
+        self.optimizers_dict = {"opt_class": self.optimizer}
+        self.checkpointer.add_recoverable("optimizer", self.optimizer)
+        self.hparams.lr_schedule.attach(self.optimizer, self.total_steps)
+
+    def on_fit_batch_end(self, batch, outputs, loss, should_step):
+        """Step-wise schedules move the rates after each optimizer step."""
+        if should_step:
+            self.hparams.lr_schedule.step_end(self.optimizer)
+
     def compute_objectives(self, predictions, batch, stage):
         """Multi-task loss: CE on classes, 1 - CCC on valence and arousal."""
         # losses and metrics in float32, also under mixed precision
@@ -185,8 +205,15 @@ class MultimodalEmotionBrain(sb.Brain):
             ),
         }
         if stage == sb.Stage.VALID:
+            schedule = self.hparams.lr_schedule
+            rates = schedule.rates(self.optimizer)  # the epoch's rates
+            schedule.validation_end(self.optimizer, stats["score"])
             self.hparams.train_logger.log_stats(
-                stats_meta={"epoch": epoch, "masked": self.epoch_masking},
+                stats_meta={
+                    "epoch": epoch,
+                    "masked": self.epoch_masking,
+                    **rates,
+                },
                 train_stats=self.train_stats,
                 valid_stats=stats,
             )
@@ -210,6 +237,14 @@ def main(argv):
     # torchrun: one process per device, joined in one process group
     ddp_init_group(run_opts)
     hparams = load_recipe_hparams(hparams_file, overrides)
+    # the tested checkpoint is the best on these validation scores
+    hparams["selection_metrics"] = selection_metrics(
+        hparams["selection_metrics"],
+        hparams["w_ce"],
+        hparams["w_valence"],
+        hparams["w_arousal"],
+        hparams["w_dominance"],
+    )
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file,
@@ -241,6 +276,7 @@ def main(argv):
     train_opts, sampler = train_loader_options(hparams, datasets["train"])
     # SpeechBrain calls set_epoch (a new shuffle per epoch) only on this
     brain.train_sampler = sampler
+    brain.total_steps = plan_training(hparams, datasets["train"], sampler)
     brain.fit(
         epoch_counter=hparams["epoch_counter"],
         train_set=datasets["train"],
@@ -255,9 +291,11 @@ def main(argv):
         max_key="score",
         test_loader_kwargs=hparams["valid_dataloader_opts"],
     )
-    # torchrun: leave the process group cleanly (a gloo group still alive at
-    # interpreter exit aborts the process after the results are written)
+    # torchrun: leave the process group cleanly, together (a gloo group
+    # still alive at interpreter exit aborts the process after the results
+    # are written)
     if torch.distributed.is_initialized():
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()
 
 

@@ -183,10 +183,12 @@ class Encoder(nn.Module):
 
         Arguments
         ---------
-        layers : list of int or int
+        layers : list of int or int or str
             Indices into the hidden states (0 = input of the first
-            transformer layer, ``-1`` = the last layer, i.e. the output).
-            Encoders without hidden states take only ``[-1]``.
+            transformer layer, ``-1`` = the last layer, i.e. the output),
+            or ``"all"`` (every hidden state: a SUPERB-style weighted sum).
+            Encoders without hidden states take only ``[-1]`` (or
+            ``"all"``, their output).
 
         Returns
         -------
@@ -198,6 +200,10 @@ class Encoder(nn.Module):
         EncoderError
             For an empty choice or an index out of range.
         """
+        if layers == "all":
+            if self.num_layers is None:
+                return [-1]
+            return list(range(self.num_layers + 1))
         if isinstance(layers, int):
             layers = [layers]
         layers = [int(layer) for layer in layers or []]

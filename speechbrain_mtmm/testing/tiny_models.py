@@ -65,8 +65,9 @@ TINY_SPEECH_SSL = {
 def build_tiny_speech_ssl(
     folder, family="hubert", feat_extract_norm="layer", seed=0, **config
 ):
-    """Writes a random HuBERT, WavLM or wav2vec 2.0 and its feature
-    extractor config to ``folder`` (tiny unless ``config`` says otherwise).
+    """Writes a random HuBERT, WavLM, wav2vec 2.0 or data2vec-audio and
+    its feature extractor config to ``folder`` (tiny unless ``config`` says
+    otherwise).
 
     With ``feat_extract_norm="layer"`` the model has the "large" layout
     (layer-normalised CNN with bias, pre-LN transformer) and its feature
@@ -79,7 +80,7 @@ def build_tiny_speech_ssl(
     folder : str or path-like
         Output folder (created if missing).
     family : str
-        ``"hubert"``, ``"wavlm"`` or ``"wav2vec2"``.
+        ``"hubert"``, ``"wavlm"``, ``"wav2vec2"`` or ``"data2vec-audio"``.
     feat_extract_norm : str
         ``"layer"`` (large models) or ``"group"`` (base models).
     seed : int
@@ -102,6 +103,8 @@ def build_tiny_speech_ssl(
     'wavlm'
     """
     from transformers import (
+        Data2VecAudioConfig,
+        Data2VecAudioModel,
         HubertConfig,
         HubertModel,
         Wav2Vec2Config,
@@ -115,6 +118,7 @@ def build_tiny_speech_ssl(
         "hubert": (HubertConfig, HubertModel),
         "wavlm": (WavLMConfig, WavLMModel),
         "wav2vec2": (Wav2Vec2Config, Wav2Vec2Model),
+        "data2vec-audio": (Data2VecAudioConfig, Data2VecAudioModel),
     }
     config_class, model_class = classes[family]
     layer_norm = feat_extract_norm == "layer"
@@ -127,6 +131,9 @@ def build_tiny_speech_ssl(
     )
     if family == "wavlm":
         kwargs.update(num_buckets=32, max_bucket_distance=100)
+    if family == "data2vec-audio":  # layer-norm CNN and post-LN only
+        kwargs.pop("do_stable_layer_norm")
+        kwargs.pop("num_conv_pos_embedding_groups")
     kwargs.update(config)
     for key in ("conv_dim", "conv_kernel", "conv_stride"):
         kwargs[key] = tuple(kwargs[key])

@@ -338,15 +338,16 @@ class FeatureCache:
         write_text(path, json.dumps(index, indent=1, sort_keys=True))
 
 
-def check_cache_options(feature_cache, freeze_policy):
+def check_cache_options(feature_cache, freeze_policies):
     """Stops on option combinations the feature cache cannot honour.
 
     Arguments
     ---------
     feature_cache : bool
         Whether features are cached.
-    freeze_policy : str
-        The encoders' freeze policy; caching needs "frozen".
+    freeze_policies : dict
+        Modality -> freeze policy of each cached encoder; caching needs
+        "frozen".
 
     Raises
     ------
@@ -355,19 +356,24 @@ def check_cache_options(feature_cache, freeze_policy):
 
     Example
     -------
-    >>> check_cache_options(True, "paper")
+    >>> check_cache_options(True, {"audio": "frozen", "text": "paper"})
     Traceback (most recent call last):
     ...
     speechbrain_mtmm.training.cache.FeatureCacheError: feature_cache: True \
-needs freeze_policy: frozen (got 'paper'): fine-tuned encoders change their \
-features at every step, so they cannot be cached
+needs frozen encoders, but the text encoder's freeze policy is 'paper' \
+(set freeze_policy: frozen): fine-tuned encoders change their features at \
+every step, so they cannot be cached
     """
-    if feature_cache and freeze_policy != "frozen":
-        raise FeatureCacheError(
-            "feature_cache: True needs freeze_policy: frozen (got "
-            f"{freeze_policy!r}): fine-tuned encoders change their features "
-            "at every step, so they cannot be cached"
-        )
+    if not feature_cache:
+        return
+    for modality, policy in freeze_policies.items():
+        if policy != "frozen":
+            raise FeatureCacheError(
+                "feature_cache: True needs frozen encoders, but the "
+                f"{modality} encoder's freeze policy is {policy!r} (set "
+                "freeze_policy: frozen): fine-tuned encoders change their "
+                "features at every step, so they cannot be cached"
+            )
 
 
 def read_manifests(paths):

@@ -13,10 +13,15 @@ Authors
 """
 
 import torch
+from speechbrain.utils.logger import get_logger
 from speechbrain.utils.metric_stats import ClassificationStats, MetricStats
 
 from speechbrain_mtmm.run_folder import DIMENSIONS
 from speechbrain_mtmm.training.losses import ccc
+
+logger = get_logger(__name__)
+
+CLASS_METRICS = ("WA", "UA", "macro_F1")
 
 
 class CCCStats(MetricStats):
@@ -293,3 +298,57 @@ def summarize_test(class_stats, scores):
     for key in ("confusion", "labels", "recall", "n"):
         results[key] = summary[key]
     return results
+
+
+def selection_metrics(chosen, w_ce, w_valence, w_arousal, w_dominance=0.0):
+    """The validation scores whose mean selects the tested checkpoint.
+
+    ``"auto"`` uses the heads that are trained: UA when the classes are
+    (``w_ce > 0``), the CCC of every dimension with a positive weight. A
+    list chosen by the user is kept, with a warning when it scores a head
+    that is not trained (a classes-only run selected on CCC would select
+    on untrained regressors).
+
+    Arguments
+    ---------
+    chosen : str or list of str
+        ``"auto"`` or metric names (``UA``, ``CCC_valence``, ...).
+    w_ce, w_valence, w_arousal, w_dominance : float
+        The loss weights.
+
+    Returns
+    -------
+    list of str
+
+    Example
+    -------
+    >>> selection_metrics("auto", 0.33, 0.33, 0.33)
+    ['UA', 'CCC_valence', 'CCC_arousal']
+    >>> selection_metrics("auto", 1.0, 0.0, 0.0)
+    ['UA']
+    >>> selection_metrics("auto", 0.0, 0.5, 0.5)
+    ['CCC_valence', 'CCC_arousal']
+    """
+    weights = {"valence": w_valence, "arousal": w_arousal}
+    weights["dominance"] = w_dominance
+    trained = ["UA"] if w_ce > 0 else []
+    trained += [f"CCC_{d}" for d in DIMENSIONS if weights[d] > 0]
+    if chosen == "auto":
+        if not trained:
+            raise ValueError("every loss weight is 0: nothing is trained")
+        return trained
+    chosen = list(chosen)
+    untrained = [
+        name
+        for name in chosen
+        if (name in CLASS_METRICS and w_ce <= 0)
+        or (name.startswith("CCC_") and weights.get(name[4:], 0) <= 0)
+    ]
+    if untrained:
+        logger.warning(
+            f"selection_metrics {chosen} include {untrained}, whose heads "
+            f"are not trained (loss weight 0): the checkpoint is then chosen "
+            f"partly on untrained outputs; selection_metrics: auto uses "
+            f"{trained}"
+        )
+    return chosen

@@ -25,6 +25,7 @@ Authors
 """
 
 import difflib
+import math
 import re
 import sys
 
@@ -272,7 +273,7 @@ def prepare_feature_cache(hparams, run_opts):
     Arguments
     ---------
     hparams : dict
-        ``feature_cache``, ``freeze_policy``, ``system``, ``modalities``,
+        ``feature_cache``, ``system``, ``modalities``,
         ``feature_cache_folder``, ``feature_cache_batch_size`` and the
         fold (``prepare_folder``, ``protocol``, ``fold``).
     run_opts : dict
@@ -283,19 +284,23 @@ def prepare_feature_cache(hparams, run_opts):
     dict or None
         Modality -> {utterance id: file}; None without the cache.
     """
-    check_cache_options(hparams["feature_cache"], hparams["freeze_policy"])
+    system = hparams["system"]
+    modalities = [m for m in MODALITIES if m in hparams["modalities"]]
+    check_cache_options(
+        hparams["feature_cache"],
+        {m: system.encoder(m).freeze_policy for m in modalities},
+    )
     if not hparams["feature_cache"]:
         return None
     device = run_opts.get("device") or sb.utils.distributed.infer_device()
     paths = fold_paths(
         hparams["prepare_folder"], hparams["protocol"], hparams["fold"]
     )
-    modalities = [m for m in MODALITIES if m in hparams["modalities"]]
     return run_on_main(
         build_feature_caches,
         kwargs={
             "folder": hparams["feature_cache_folder"],
-            "system": hparams["system"],
+            "system": system,
             "modalities": modalities,
             "manifests": list(paths.values()),
             "batch_size": hparams["feature_cache_batch_size"],
@@ -338,6 +343,79 @@ def train_loader_options(hparams, train_set):
         "batch_sampler": sampler,
         "num_workers": hparams["num_workers"],
     }, sampler
+
+
+def optimizer_steps(hparams, train_set, sampler=None, world_size=1):
+    """Optimizer steps of the whole training, and the effective batch.
+
+    Arguments
+    ---------
+    hparams : dict
+        ``number_of_epochs``, ``batch_size``, ``grad_accumulation_factor``,
+        ``dynamic_batching`` and ``max_batch_length``.
+    train_set : speechbrain.dataio.dataset.DynamicItemDataset
+        The training split.
+    sampler : DynamicBatchSampler, optional
+        With dynamic batching: its batches are counted.
+    world_size : int
+        DDP processes (each takes its share of the batches).
+
+    Returns
+    -------
+    steps : int
+        Optimizer steps over all epochs (per process).
+    effective_batch : str
+        What one optimizer step sees, e.g. ``"16 utterances x 2
+        accumulated x 1 process"``.
+
+    Example
+    -------
+    >>> hparams = {"number_of_epochs": 2, "batch_size": 4,
+    ...            "grad_accumulation_factor": 2, "dynamic_batching": False}
+    >>> optimizer_steps(hparams, list(range(17)))
+    (6, '4 utterances x 2 accumulated x 1 process')
+    """
+    accumulate = int(hparams["grad_accumulation_factor"])
+    if sampler is not None:
+        batches = len(sampler)
+        unit = f"{hparams['max_batch_length']} s of audio"
+    else:
+        batches = math.ceil(len(train_set) / hparams["batch_size"])
+        unit = f"{hparams['batch_size']} utterances"
+    per_epoch = math.ceil(math.ceil(batches / world_size) / accumulate)
+    processes = "process" if world_size == 1 else "processes"
+    effective = f"{unit} x {accumulate} accumulated x {world_size} {processes}"
+    return hparams["number_of_epochs"] * per_epoch, effective
+
+
+def plan_training(hparams, train_set, sampler=None):
+    """Logs what one optimizer step sees; returns the run's optimizer steps.
+
+    Arguments
+    ---------
+    hparams : dict
+        As for :func:`optimizer_steps`, and ``selection_metrics``.
+    train_set : speechbrain.dataio.dataset.DynamicItemDataset
+        The training split.
+    sampler : DynamicBatchSampler, optional
+        With dynamic batching.
+
+    Returns
+    -------
+    int
+        Optimizer steps over all epochs (per process).
+    """
+    world_size = 1
+    if torch.distributed.is_initialized():
+        world_size = torch.distributed.get_world_size()
+    steps, effective_batch = optimizer_steps(
+        hparams, train_set, sampler, world_size
+    )
+    logger.info(
+        f"effective batch: {effective_batch}; {steps} optimizer steps; "
+        f"selection on validation {hparams['selection_metrics']}"
+    )
+    return steps
 
 
 def check_finite_loss(parts, ids):

@@ -1,0 +1,275 @@
+"""Per-module learning rates, schedules, gradient accumulation, the
+selection rule and the encoder presets of the IEMOCAP recipe."""
+
+import json
+import logging
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from speechbrain_mtmm.testing.tiny_models import (
+    build_tiny_deberta_v2,
+    build_tiny_roberta,
+    build_tiny_speech_ssl,
+)
+from speechbrain_mtmm.training.metrics import selection_metrics
+from speechbrain_mtmm.training.optim import (
+    LearningRateSchedule,
+    parameter_groups,
+)
+
+PRESETS = Path(__file__).resolve().parents[1] / "recipes" / "IEMOCAP"
+PRESETS = PRESETS / "hparams" / "encoders"
+LIGHT = ("fbank", "hashing")
+
+
+def logged_rates(run):
+    """(lr, lr_encoders) of every epoch line of train_log.txt."""
+    text = (run / "train_log.txt").read_text()
+    return [
+        (float(lr), float(lr_encoders))
+        for lr, lr_encoders in re.findall(
+            r"^epoch: \d+, .*?lr: ([-\d.e+]+), lr_encoders: ([-\d.e+]+)",
+            text,
+            re.M,
+        )
+    ]
+
+
+def two_groups():
+    modules = {
+        "audio_encoder": torch.nn.Linear(2, 2),
+        "model": torch.nn.Linear(2, 2),
+    }
+    optimizer = torch.optim.SGD(
+        parameter_groups(modules, lr=1.0, lr_encoders=0.1)
+    )
+    return optimizer
+
+
+# ---------------------------------------------------------------- the rates
+
+
+def test_the_encoders_and_the_model_train_at_their_own_rates(
+    tmp_path, synthetic_corpus, synthetic_prepared, train
+):
+    run = tmp_path / "run"
+    train(
+        synthetic_corpus,
+        synthetic_prepared,
+        run,
+        *LIGHT,
+        {"number_of_epochs": 1, "lr": 1e-3, "lr_encoders": 1e-4},
+    )
+    assert logged_rates(run) == [(1e-3, 1e-4)]
+    saved = sorted(run.glob("save/CKPT+*/optimizer.ckpt"))[-1]
+    groups = torch.load(saved, weights_only=True)["param_groups"]
+    assert [(g["name"], g["lr"]) for g in groups] == [
+        ("model", 1e-3),
+        ("encoders", 1e-4),
+    ]
+
+
+def test_newbob_anneals_each_group_when_the_validation_score_drops():
+    optimizer = two_groups()
+    schedule = LearningRateSchedule("newbob", annealing_factor=0.5)
+    schedule.attach(optimizer, total_steps=10)
+    for score in (0.5, 0.6):  # improving: unchanged
+        schedule.validation_end(optimizer, score)
+    assert schedule.rates(optimizer) == {"lr": 1.0, "lr_encoders": 0.1}
+    schedule.validation_end(optimizer, 0.55)  # worse: both halved
+    assert schedule.rates(optimizer) == {"lr": 0.5, "lr_encoders": 0.05}
+
+
+def test_warmup_linear_rises_then_decays_to_zero():
+    optimizer = two_groups()
+    schedule = LearningRateSchedule("warmup_linear", warmup_fraction=0.2)
+    schedule.attach(optimizer, total_steps=10)  # 2 warm-up steps
+    rates = [schedule.rates(optimizer)["lr"]]
+    for _ in range(10):
+        schedule.step_end(optimizer)
+        rates.append(schedule.rates(optimizer)["lr"])
+    expected = [0.0, 0.5, 1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125]
+    assert rates == pytest.approx(expected + [0.0])
+    assert schedule.rates(optimizer)["lr_encoders"] == 0.0
+
+
+def test_the_schedule_state_survives_a_save_and_load(tmp_path):
+    optimizer = two_groups()
+    schedule = LearningRateSchedule("newbob", improvement_threshold=1.0)
+    schedule.attach(optimizer, total_steps=10)
+    schedule.validation_end(optimizer, 0.5)
+    schedule.save(tmp_path / "schedule.ckpt")
+    fresh = LearningRateSchedule("newbob", improvement_threshold=1.0)
+    fresh.attach(two_groups(), total_steps=10)
+    fresh.load(tmp_path / "schedule.ckpt")
+    assert fresh.schedulers[0].metric_values == [0.5]
+    with pytest.raises(ValueError, match="saved for lr_scheduler 'newbob'"):
+        other = LearningRateSchedule("warmup_linear")
+        other.attach(two_groups(), total_steps=10)
+        other.load(tmp_path / "schedule.ckpt")
+
+
+def test_a_resumed_run_continues_the_schedule(
+    tmp_path, synthetic_corpus, synthetic_prepared, train
+):
+    """NewBob with an always-failing improvement test halves the rates
+    after every epoch but the first; a run stopped after 2 epochs and
+    resumed to 4 must log the rates of an uninterrupted 4-epoch run (a
+    lost schedule state would skip the halving after epoch 3)."""
+    extra = {
+        "lr_scheduler": "newbob",
+        "newbob_annealing_factor": 0.5,
+        "newbob_improvement_threshold": 10.0,
+        "modality_masking": False,
+        "lr": 1e-3,
+    }
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    args = (synthetic_corpus, synthetic_prepared)
+    train(*args, whole, *LIGHT, {**extra, "number_of_epochs": 4})
+    train(*args, resumed, *LIGHT, {**extra, "number_of_epochs": 2})
+    train(*args, resumed, *LIGHT, {**extra, "number_of_epochs": 4})
+    expected = [1e-3, 1e-3, 5e-4, 2.5e-4]
+    assert [lr for lr, _ in logged_rates(whole)] == pytest.approx(expected)
+    assert [lr for lr, _ in logged_rates(resumed)] == pytest.approx(expected)
+
+
+# ----------------------------------------------------- gradient accumulation
+
+
+@pytest.fixture
+def eight_utterances(tmp_path, synthetic_prepared):
+    """The prepared corpus with a training split of 8 utterances."""
+    prepared = tmp_path / "prepared"
+    shutil.copytree(synthetic_prepared, prepared)
+    path = prepared / "folds" / "speaker" / "fold_1" / "train.json"
+    entries = json.loads(path.read_text())
+    path.write_text(json.dumps(dict(list(entries.items())[:8])))
+    return prepared
+
+
+def test_accumulating_two_batches_of_4_equals_one_batch_of_8(
+    tmp_path, synthetic_corpus, eight_utterances, train
+):
+    """Classes only (CE is a batch mean; CCC is not), no dropout, frozen
+    light encoders (eval mode), one epoch = one optimizer step, plain SGD
+    (whose step, unlike Adam's first, scales with the gradient)."""
+    common = {
+        "number_of_epochs": 1,
+        "w_valence": 0,
+        "w_arousal": 0,
+        "dropout": 0.0,
+        "freeze_policy": "frozen",
+        "modality_masking": False,
+        "opt_class": "!name:torch.optim.SGD",
+        "lr": 0.5,
+    }
+    weights = {}
+    for name, batch, accumulate in (("one", 8, 1), ("two", 4, 2)):
+        run = tmp_path / name
+        train(
+            synthetic_corpus,
+            eight_utterances,
+            run,
+            *LIGHT,
+            {
+                **common,
+                "batch_size": batch,
+                "grad_accumulation_factor": accumulate,
+                "train_dataloader_opts": {
+                    "batch_size": batch,
+                    "shuffle": False,
+                },
+            },
+        )
+        log = (run / "train_log.txt").read_text()
+        ckpt = sorted(run.glob("save/CKPT+*/system.ckpt"))[-1]
+        weights[name] = torch.load(ckpt, weights_only=True)
+        assert "epoch: 1," in log
+    changed = 0
+    for key, value in weights["one"].items():
+        torch.testing.assert_close(
+            weights["two"][key], value, atol=1e-6, rtol=0
+        )
+        changed += key.startswith("model.")
+    assert changed  # the model's weights were compared
+
+
+# ------------------------------------------------------------------ selection
+
+
+def test_selection_scores_only_the_trained_heads_by_default():
+    assert selection_metrics("auto", 1.0, 0, 0) == ["UA"]
+    assert selection_metrics("auto", 0, 0.5, 0.5, 0.2) == [
+        "CCC_valence",
+        "CCC_arousal",
+        "CCC_dominance",
+    ]
+    with pytest.raises(ValueError, match="nothing is trained"):
+        selection_metrics("auto", 0, 0, 0)
+
+
+def test_a_chosen_score_of_an_untrained_head_gets_a_warning(caplog):
+    with caplog.at_level(logging.WARNING):
+        chosen = selection_metrics(["UA", "CCC_valence"], 1.0, 0, 0)
+    assert chosen == ["UA", "CCC_valence"]
+    assert "['CCC_valence'], whose heads are not trained" in caplog.text
+
+
+# -------------------------------------------------------------------- presets
+
+
+FAMILIES = {  # preset source -> tiny model of the same family
+    "hubert": lambda f, texts: build_tiny_speech_ssl(f, "hubert"),
+    "wavlm": lambda f, texts: build_tiny_speech_ssl(f, "wavlm"),
+    "wav2vec2": lambda f, texts: build_tiny_speech_ssl(f, "wav2vec2"),
+    "data2vec-audio": lambda f, texts: build_tiny_speech_ssl(
+        f, "data2vec-audio"
+    ),
+    "deberta": build_tiny_deberta_v2,
+    "roberta": build_tiny_roberta,
+}
+
+
+@pytest.mark.parametrize(
+    "preset", sorted(p.name for p in PRESETS.glob("*.yaml"))
+)
+def test_each_encoder_preset_trains_a_tiny_fold(
+    preset, tmp_path, synthetic_corpus, synthetic_prepared, train
+):
+    """The preset with its source swapped for a tiny random model of the
+    same family (no download), included in one line as users do."""
+    settings = yaml.safe_load((PRESETS / preset).read_text())
+    family = next(f for f in FAMILIES if f in settings["source"])
+    manifest = json.loads((synthetic_prepared / "iemocap.json").read_text())
+    texts = [entry["text"] for entry in manifest.values()]
+    settings["source"] = FAMILIES[family](tmp_path / "model", texts)
+    copy = tmp_path / preset
+    copy.write_text(yaml.safe_dump(settings))
+    modality = "text" if "max_length" in settings else "audio"
+    run = tmp_path / "run"
+    frozen = settings["freeze"] == "frozen"
+    train(
+        synthetic_corpus,
+        synthetic_prepared,
+        run,
+        *LIGHT,
+        {
+            "number_of_epochs": 1,
+            f"{modality}_encoder": f"!include:{copy}",
+            # a frozen multi-layer preset is meant for the feature cache
+            **(
+                {"feature_cache": True, "freeze_policy": "frozen"}
+                if frozen and modality == "audio"
+                else {}
+            ),
+            "feature_cache_folder": str(tmp_path / "cache"),
+        },
+    )
+    saved = (run / "hyperparams.yaml").read_text()
+    assert settings["source"] in saved  # the preset was applied
+    assert (run / "test_results.json").is_file()
