@@ -553,3 +553,22 @@ def test_an_encoder_built_without_pretrained_weights_has_the_same_shape(
     assert bare.fingerprint() != pretrained.fingerprint()  # random weights
     bare.load_state_dict(theirs)
     assert bare.fingerprint() == pretrained.fingerprint()
+
+
+def test_hf_encoders_use_fused_attention_where_transformers_has_it(folders):
+    """sdpa for every family that supports it; DeBERTa-v2 and WavLM have
+    no scaled-dot-product path in transformers."""
+    expected = {
+        "hubert": "sdpa",
+        "wav2vec2": "sdpa",
+        "roberta": "sdpa",
+        "wavlm": "eager",
+        "deberta_v2": "eager",
+    }
+    for name, implementation in expected.items():
+        modality = "text" if name in TEXT_BUILDERS else "audio"
+        for pretrained in (True, False):
+            encoder = build_encoder(
+                modality, folders[name], freeze="frozen", pretrained=pretrained
+            )
+            assert encoder.model.config._attn_implementation == implementation

@@ -11,6 +11,7 @@ from speechbrain_mtmm import (
     PooledFusion,
     SelfAttentionRefinement,
 )
+from speechbrain_mtmm.nnet.builders import build_fusion
 
 D = 16
 
@@ -190,3 +191,32 @@ def test_invalid_modes_are_rejected():
         BridgeTokenFusion(D, mode="sideways")
     with pytest.raises(ValueError, match="mode"):
         PooledFusion(D, mode="max")
+
+
+@pytest.mark.parametrize(
+    "block",
+    ["refinement", "bridge_crossed", "bridge_paired", "cross_attention"],
+)
+def test_attention_runs_on_the_fused_scaled_dot_product_kernel(
+    block, monkeypatch
+):
+    """Every attention of refinement and fusion goes through PyTorch's
+    scaled_dot_product_attention (one call per attention), not the
+    explicit softmax(QK^T)V path that returns attention weights."""
+    calls = []
+    fused = torch.nn.functional.scaled_dot_product_attention
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return fused(*args, **kwargs)
+
+    monkeypatch.setattr(
+        torch.nn.functional, "scaled_dot_product_attention", counting
+    )
+    audio, text = torch.randn(2, 9, 16), torch.randn(2, 5, 16)
+    lens = torch.tensor([1.0, 0.6])
+    if block == "refinement":  # 2 layers
+        SelfAttentionRefinement(16, nhead=4, num_layers=2)(audio, lens)
+    else:  # one attention per direction or token set
+        build_fusion(block, 16, nhead=4, num_tokens=3)(audio, lens, text, lens)
+    assert len(calls) == 2

@@ -68,14 +68,27 @@ class _HFEncoder(Encoder, HFTransformersInterface):
         **kwargs
             Passed to ``from_pretrained``.
         """
+        kwargs = {**self._fused_attention(), **kwargs}
         if self._pretrained:
             self.model = self.auto_class.from_pretrained(
                 source, config=self.config, cache_dir=save_path, **kwargs
             )
         else:  # weights come from a checkpoint
-            self.model = self.auto_class.from_config(self.config)
+            self.model = self.auto_class.from_config(self.config, **kwargs)
         if device is not None:
             self.model.to(device)
+
+    def _fused_attention(self):
+        """PyTorch's scaled-dot-product attention where the model family
+        has it in transformers (HuBERT, wav2vec 2.0, data2vec-audio,
+        RoBERTa, BERT); DeBERTa-v2/v3 and WavLM have no such path
+        (disentangled or gated relative attention) and keep ``eager``."""
+        model_class = self.auto_class._model_mapping.get(
+            type(self.config), None
+        )
+        if getattr(model_class, "_supports_sdpa", False):
+            return {"attn_implementation": "sdpa"}
+        return {}
 
     def _run(self, layers, **inputs):
         """Runs the model; stacks the chosen hidden states on axis 2.

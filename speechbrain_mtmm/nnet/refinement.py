@@ -6,7 +6,6 @@ Authors
 """
 
 import torch
-from speechbrain.lobes.models.transformer.Transformer import TransformerEncoder
 
 from speechbrain_mtmm.nnet.masks import lengths_to_mask
 
@@ -14,10 +13,16 @@ from speechbrain_mtmm.nnet.masks import lengths_to_mask
 class SelfAttentionRefinement(torch.nn.Module):
     """Self-attention over one modality's encoder features.
 
-    A thin wrapper around SpeechBrain's ``TransformerEncoder`` that takes
-    relative lengths and masks padded frames as keys, so padding never
-    changes the valid outputs. The paper uses 32 heads and does not state
-    depth or FFN size; they are arguments here (set in YAML).
+    Pre-norm transformer layers (GELU feed-forward, a final LayerNorm)
+    that take relative lengths and mask padded frames as keys, so padding
+    never changes the valid outputs. The paper uses 32 heads and does not
+    state depth or FFN size; they are arguments here (set in YAML).
+
+    PyTorch's own ``TransformerEncoderLayer`` is used rather than
+    SpeechBrain's ``TransformerEncoder``: the latter always asks its
+    attention for the weights, which rules out the fused
+    scaled-dot-product kernels (``tests/test_fusion.py`` checks that they
+    run).
 
     Arguments
     ---------
@@ -44,14 +49,20 @@ class SelfAttentionRefinement(torch.nn.Module):
         self, d_model, nhead=32, num_layers=1, d_ffn=None, dropout=0.1
     ):
         super().__init__()
-        self.encoder = TransformerEncoder(
-            num_layers=num_layers,
-            nhead=nhead,
-            d_ffn=d_ffn or 4 * d_model,
-            d_model=d_model,
+        layer = torch.nn.TransformerEncoderLayer(
+            d_model,
+            nhead,
+            dim_feedforward=d_ffn or 4 * d_model,
             dropout=dropout,
-            activation=torch.nn.GELU,
-            normalize_before=True,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        self.encoder = torch.nn.TransformerEncoder(
+            layer,
+            num_layers,
+            norm=torch.nn.LayerNorm(d_model),
+            enable_nested_tensor=False,
         )
 
     def forward(self, feats, lens):
@@ -70,5 +81,4 @@ class SelfAttentionRefinement(torch.nn.Module):
             ``(batch, time, d_model)``; padded frames carry no meaning.
         """
         mask = lengths_to_mask(lens, feats.shape[1])
-        out, _ = self.encoder(feats, src_key_padding_mask=~mask)
-        return out
+        return self.encoder(feats, src_key_padding_mask=~mask)
