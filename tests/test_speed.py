@@ -8,11 +8,16 @@ import json
 import math
 import re
 
+import pytest
 import torch
 from speechbrain.dataio.dataset import DynamicItemDataset
 
 from speechbrain_mtmm.data.folds import fold_paths
-from speechbrain_mtmm.training.recipe import train_loader_options
+from speechbrain_mtmm.run_folder import read_predictions
+from speechbrain_mtmm.training.recipe import (
+    evaluation_batches,
+    train_loader_options,
+)
 
 
 def train_stat(output, name):
@@ -140,3 +145,62 @@ def test_bf16_cached_training_with_a_learned_layer_sum_runs_on_cpu(
     saved = sorted((output / "save").glob("CKPT+*/system.ckpt"))
     logits = torch.load(saved[-1], weights_only=True)["audio_layer_sum.logits"]
     assert logits.shape == (3,) and logits.abs().sum() > 0  # it learned
+
+
+def padded_fraction(dataset, batches):
+    """Fraction of padded samples over the batches (lists of indices)."""
+    durations = [
+        dataset.data[dataset.data_ids[i]]["duration"]
+        for i in range(len(dataset))
+    ]
+    total = sum(max(durations[i] for i in b) * len(b) for b in batches)
+    return 1 - sum(durations) / total
+
+
+def test_evaluation_batches_by_duration_pad_less_and_predict_the_same(
+    tmp_path, synthetic_corpus, synthetic_prepared, train
+):
+    """One trained run, its test set evaluated again with each batching
+    (a rerun into a finished run folder only evaluates)."""
+    output = tmp_path / "run"
+    rows = {}
+    for mode in ("fixed", "sorted", "dynamic"):
+        extra = {"number_of_epochs": 1, "eval_batching": mode}
+        extra["max_batch_length"] = 6.0
+        train(
+            synthetic_corpus,
+            synthetic_prepared,
+            output,
+            "fbank",
+            "hashing",
+            extra,
+        )
+        rows[mode] = {r["id"]: r for r in read_predictions(output)}
+    assert (
+        rows["fixed"].keys() == rows["sorted"].keys() == rows["dynamic"].keys()
+    )
+    for mode in ("sorted", "dynamic"):
+        for utt_id, row in rows[mode].items():
+            reference = rows["fixed"][utt_id]
+            assert row["pred_emo"] == reference["pred_emo"]
+            for label, p in row["probs"].items():
+                assert p == pytest.approx(reference["probs"][label], abs=2e-5)
+    test_set = DynamicItemDataset.from_json(
+        fold_paths(synthetic_prepared, "speaker", 1)["test"]
+    )
+    hparams = {
+        "eval_batching": "dynamic",
+        "valid_dataloader_opts": {"batch_size": 8},
+        "max_audio_seconds": 10.0,
+        "max_batch_length": 6.0,
+        "num_buckets": 20,
+        "num_workers": 0,
+    }
+    _, options = evaluation_batches(hparams, test_set)
+    fixed = [
+        list(range(i, min(i + 8, len(test_set))))
+        for i in range(0, len(test_set), 8)
+    ]
+    assert padded_fraction(
+        test_set, list(options["batch_sampler"])
+    ) < padded_fraction(test_set, fixed)

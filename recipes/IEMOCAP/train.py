@@ -67,6 +67,7 @@ from speechbrain_mtmm.training.metrics import (
 from speechbrain_mtmm.training.optim import parameter_groups
 from speechbrain_mtmm.training.recipe import (
     check_finite_loss,
+    evaluation_batches,
     fold_datasets,
     load_recipe_hparams,
     plan_training,
@@ -277,20 +278,18 @@ def main(argv):
     # SpeechBrain calls set_epoch (a new shuffle per epoch) only on this
     brain.train_sampler = sampler
     brain.total_steps = plan_training(hparams, datasets["train"], sampler)
+    valid_set, valid_opts = evaluation_batches(hparams, datasets["valid"])
     brain.fit(
         epoch_counter=hparams["epoch_counter"],
         train_set=datasets["train"],
-        valid_set=datasets["valid"],
+        valid_set=valid_set,
         train_loader_kwargs=train_opts,
-        valid_loader_kwargs=hparams["valid_dataloader_opts"],
+        valid_loader_kwargs=valid_opts,
     )
     # The checkpoint with the best validation score; the test speaker is
     # seen here for the first time
-    brain.evaluate(
-        datasets["test"],
-        max_key="score",
-        test_loader_kwargs=hparams["valid_dataloader_opts"],
-    )
+    test_set, test_opts = evaluation_batches(hparams, datasets["test"])
+    brain.evaluate(test_set, max_key="score", test_loader_kwargs=test_opts)
     # torchrun: leave the process group cleanly, together (a gloo group
     # still alive at interpreter exit aborts the process after the results
     # are written)

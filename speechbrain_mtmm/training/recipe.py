@@ -14,7 +14,8 @@ reuses it instead of copying it:
 * :func:`prepare_feature_cache`: with ``feature_cache: True``, the frozen
   encoders' features computed once on the main process;
 * :func:`train_loader_options`: fixed batches or SpeechBrain's
-  ``DynamicBatchSampler``;
+  ``DynamicBatchSampler``; :func:`evaluation_batches`: validation and test
+  batches of similar durations (less padding, same predictions);
 * :func:`load_recipe_hparams`: the YAML with overrides, an unknown key
   named in one line (with the keys renamed in 0.2);
 * :func:`run_recipe`: runs ``main`` and turns bad input into one line.
@@ -343,6 +344,60 @@ def train_loader_options(hparams, train_set):
         "batch_sampler": sampler,
         "num_workers": hparams["num_workers"],
     }, sampler
+
+
+EVAL_BATCHING = ("fixed", "sorted", "dynamic")
+
+
+def evaluation_batches(hparams, dataset):
+    """How a validation or test set is batched (``eval_batching``).
+
+    ``fixed``: ``batch_size`` utterances in manifest order; ``sorted``:
+    the same, sorted by duration (much less padding); ``dynamic``:
+    SpeechBrain's ``DynamicBatchSampler`` without shuffling, batches of at
+    most ``max_batch_length`` seconds of padded audio. Encoders report
+    exact output lengths, so the predictions do not depend on the choice.
+
+    Arguments
+    ---------
+    hparams : dict
+        ``eval_batching``, ``valid_dataloader_opts``, ``max_audio_seconds``,
+        ``max_batch_length``, ``num_buckets``, ``num_workers``.
+    dataset : speechbrain.dataio.dataset.DynamicItemDataset
+        The validation or test split.
+
+    Returns
+    -------
+    dataset : speechbrain.dataio.dataset.DynamicItemDataset
+        The split, sorted by duration unless ``fixed``.
+    options : dict
+        Keyword arguments of its loader.
+    """
+    mode = hparams["eval_batching"]
+    if mode not in EVAL_BATCHING:
+        raise DataError(
+            f"eval_batching must be one of {EVAL_BATCHING}, got {mode!r}"
+        )
+    if mode == "fixed":
+        return dataset, hparams["valid_dataloader_opts"]
+    if mode == "sorted":
+        return (
+            dataset.filtered_sorted(sort_key="duration"),
+            hparams["valid_dataloader_opts"],
+        )
+    limit = hparams["max_audio_seconds"] or float("inf")
+    sampler = DynamicBatchSampler(
+        dataset,
+        max_batch_length=hparams["max_batch_length"],
+        num_buckets=hparams["num_buckets"],
+        length_func=lambda entry: min(entry["duration"], limit),
+        shuffle=False,
+        batch_ordering="ascending",
+    )
+    return dataset, {
+        "batch_sampler": sampler,
+        "num_workers": hparams["num_workers"],
+    }
 
 
 def optimizer_steps(hparams, train_set, sampler=None, world_size=1):
