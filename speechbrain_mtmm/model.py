@@ -25,9 +25,16 @@ Authors
 """
 
 import copy
+import json
 import os
+from pathlib import Path
 
 import torch
+from speechbrain.utils.checkpoints import (
+    mark_as_loader,
+    mark_as_saver,
+    register_checkpoint_hooks,
+)
 
 from speechbrain_mtmm.encoders import MODALITIES, build_encoder
 from speechbrain_mtmm.nnet.builders import build_fusion, build_refinement
@@ -145,6 +152,7 @@ def _plain(value):
     return copy.deepcopy(value)
 
 
+@register_checkpoint_hooks
 class MultimodalEmotionSystem(torch.nn.Module):
     """Everything that maps audio and a transcript to emotions.
 
@@ -155,7 +163,11 @@ class MultimodalEmotionSystem(torch.nn.Module):
     ``model`` (:class:`~speechbrain_mtmm.nnet.MultimodalEmotionModel`:
     projection, self-attention refinement, fusion, heads). A SpeechBrain
     ``Brain`` gets the children as its modules (:meth:`parts`), so DDP
-    wraps each on its own; the checkpointer saves the system as one.
+    wraps each on its own; the checkpointer saves the system as one file,
+    ``<name>.ckpt``, holding what training changes: an encoder whose
+    freeze policy is ``"frozen"`` is left out and recorded, with its
+    source and fingerprint, in ``<name>.frozen.json`` beside it (it is
+    rebuilt from its source; loading checks the fingerprint).
 
     Arguments
     ---------
@@ -371,6 +383,94 @@ class MultimodalEmotionSystem(torch.nn.Module):
         dim = self.encoder(modality).output_size
         return masked_modality_features(batch_size, dim, device, dtype)
 
+    def frozen_encoders(self):
+        """The encoders whose weights training never changes.
+
+        Returns
+        -------
+        list of str
+            Modalities whose encoder's freeze policy is ``"frozen"``.
+        """
+        return [
+            modality
+            for modality in MODALITIES
+            if self.encoder(modality).freeze_policy == "frozen"
+        ]
+
+    def _frozen_record(self):
+        """Source and fingerprint of each frozen encoder (computed once:
+        their weights do not change)."""
+        if getattr(self, "_frozen_cache", None) is None:
+            self._frozen_cache = {
+                modality: {
+                    "source": str(self.config[modality]["source"]),
+                    "fingerprint": self.encoder(modality).fingerprint(),
+                }
+                for modality in self.frozen_encoders()
+            }
+        return self._frozen_cache
+
+    @mark_as_saver
+    def save_trained(self, path):
+        """Saves the weights training changes (checkpoint hook).
+
+        Arguments
+        ---------
+        path : str or path-like
+            ``<name>.ckpt``; frozen encoders go to ``<name>.frozen.json``
+            as source + fingerprint.
+        """
+        frozen = self._frozen_record()
+        prefixes = tuple(f"{m}_encoder." for m in frozen)
+        state = {
+            key: value
+            for key, value in self.state_dict().items()
+            if not key.startswith(prefixes)
+        }
+        torch.save(state, path)
+        if frozen:
+            with open(_frozen_path(path), "w", encoding="utf-8") as fout:
+                json.dump(frozen, fout, indent=2)
+
+    @mark_as_loader
+    def load_trained(self, path, end_of_epoch=False):
+        """Loads a checkpoint written by :meth:`save_trained`.
+
+        Arguments
+        ---------
+        path : str or path-like
+            ``<name>.ckpt``.
+        end_of_epoch : bool
+            Unused (SpeechBrain's loader signature).
+
+        Raises
+        ------
+        RuntimeError
+            Naming the file, when a frozen encoder differs from the one the
+            checkpoint was trained with, or the weights do not fit.
+        """
+        del end_of_epoch
+        recorded = {}
+        if _frozen_path(path).is_file():
+            with open(_frozen_path(path), encoding="utf-8") as fin:
+                recorded = json.load(fin)
+        for modality, record in recorded.items():
+            if self.encoder(modality).fingerprint() != record["fingerprint"]:
+                raise RuntimeError(
+                    f"{path}: the frozen {modality} encoder "
+                    f"({record['source']}) is not the one this checkpoint "
+                    "was trained with (its weights differ)"
+                )
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        prefixes = tuple(f"{m}_encoder." for m in recorded)
+        missing = [k for k in missing if not k.startswith(prefixes)]
+        if missing or unexpected:
+            raise RuntimeError(
+                f"{path}: the weights do not fit the model (missing "
+                f"{missing[:5]}, unexpected {unexpected[:5]})"
+            )
+
     def forward(self, audio, audio_lens, text, text_lens):
         """Refines, fuses and predicts from both modalities' features.
 
@@ -387,6 +487,12 @@ class MultimodalEmotionSystem(torch.nn.Module):
             ``logits``, ``dims`` (0-1) and ``embedding``.
         """
         return self.model(audio, audio_lens, text, text_lens)
+
+
+def _frozen_path(path):
+    """``<name>.frozen.json`` beside ``<name>.ckpt``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.frozen.json")
 
 
 def _resolve(source, root):

@@ -7,6 +7,7 @@ downloaded.
 
 import json
 import os
+import re
 import shutil
 
 import numpy as np
@@ -354,3 +355,17 @@ def test_cached_run_with_fine_tuned_encoders_is_a_clear_error(
         result.stderr
     )
     assert "Traceback" not in result.stderr
+
+
+def test_checkpoints_of_a_cached_run_hold_only_what_training_changes(
+    cache_runs,
+):
+    run, log = cache_runs["cached"]
+    saved = sorted(run.glob("save/CKPT+*/system.ckpt"))
+    assert saved
+    for path in saved:
+        keys = torch.load(path, weights_only=True).keys()
+        assert not [k for k in keys if k.split(".")[0].endswith("_encoder")]
+        record = json.loads(path.with_name("system.frozen.json").read_text())
+        assert sorted(record) == ["audio", "text"]
+    assert re.search(r"checkpoint in \S+ \([\d.]+ MB, [\d.]+ s\)", log)

@@ -22,8 +22,10 @@ export copies that mapping, and loading builds the same
 exported model cannot lack a module the run trained (a learned layer sum,
 say): the weights are loaded strictly, and a mismatch stops the export.
 Encoders given as local folders are copied without their weight files
-(the fine-tuned weights are in ``system.ckpt``), so the export works after
-the training folders are deleted; hub ids stay hub ids (their config and
+(the fine-tuned weights are in ``system.ckpt``; a run's checkpoints leave
+out frozen encoders, which the export then loads from their sources and
+checks against the fingerprints the run recorded), so the export works
+after the training folders are deleted; hub ids stay hub ids (their config and
 tokenizer are fetched when loading). The export is written to a hidden
 sibling folder, loaded once as a check, then renamed into place.
 
@@ -32,6 +34,7 @@ Authors
  * speechbrain-mtmm contributors, 2026
 """
 
+import copy
 import datetime
 import json
 import os
@@ -41,13 +44,18 @@ from importlib import resources
 from pathlib import Path
 
 import ruamel.yaml
+import torch
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from speechbrain.utils.checkpoints import Checkpointer
 
 from speechbrain_mtmm.atomic import write_json, write_text
 from speechbrain_mtmm.encoders import LIGHT_SOURCES, MODALITIES
 from speechbrain_mtmm.inference.recognizer import MultimodalEmotionRecognizer
-from speechbrain_mtmm.model import ModelConfigError, check_config
+from speechbrain_mtmm.model import (
+    ModelConfigError,
+    MultimodalEmotionSystem,
+    check_config,
+)
 from speechbrain_mtmm.run_folder import HYPERPARAMS, SAVE_FOLDER
 
 TEMPLATE = resources.files("speechbrain_mtmm") / "presets" / "inference.yaml"
@@ -214,14 +222,13 @@ def inference_hparams(config, asr_source=None):
 
 
 def _write_export(run_folder, config, checkpoint, out, asr_source):
+    _write_weights(copy.deepcopy(config), checkpoint, out)
     for modality in MODALITIES:
         section = config[modality]
         section["source"] = _export_encoder(section["source"], modality, out)
     tree = inference_hparams(config, asr_source)
     with open(out / HYPERPARAMS, "w", encoding="utf-8") as fout:
         _yaml_writer().dump(tree, fout)
-    name = f"{CHECKPOINT}.ckpt"
-    shutil.copy2(checkpoint.path / name, out / name)
     write_text(out / LABELS_FILE, "\n".join(config["labels"]) + "\n")
     write_json(
         out / EXPORT_INFO,
@@ -232,6 +239,26 @@ def _write_export(run_folder, config, checkpoint, out, asr_source):
             "exported": datetime.datetime.now().isoformat(timespec="seconds"),
         },
     )
+
+
+def _write_weights(config, checkpoint, out):
+    """``system.ckpt`` with every weight. A checkpoint of a run with frozen
+    encoders holds only what training changed: the frozen encoders come
+    from their sources, checked against the fingerprints it recorded."""
+    name = f"{CHECKPOINT}.ckpt"
+    saved = checkpoint.path / name
+    if not (checkpoint.path / f"{CHECKPOINT}.frozen.json").is_file():
+        shutil.copy2(saved, out / name)
+        return
+    try:
+        system = MultimodalEmotionSystem(config, freeze="frozen")
+        system.load_trained(saved)
+    except (OSError, RuntimeError) as error:
+        raise ExportError(
+            f"{saved}: its frozen encoders cannot be restored from their "
+            f"sources ({error})"
+        ) from None
+    torch.save(system.state_dict(), out / name)
 
 
 def _export_encoder(source, modality, out):

@@ -14,6 +14,7 @@ Authors
 import logging
 import os
 import shutil
+import time
 
 from speechbrain.utils.checkpoints import (
     PARAMFILE_EXT,
@@ -96,6 +97,7 @@ class AtomicCheckpointer(Checkpointer):
         Checkpoint or None
             The saved checkpoint (None on non-main processes).
         """
+        start = time.time()
         staged = super().save_checkpoint(
             meta or {}, end_of_epoch, name, verbosity=logging.DEBUG
         )
@@ -114,7 +116,12 @@ class AtomicCheckpointer(Checkpointer):
         os.replace(staged.path, final)
         ddp_barrier()
         kind = "end-of-epoch" if end_of_epoch else "intra-epoch"
-        logger.log(verbosity, f"Saved an {kind} checkpoint in {final}")
+        size = sum(f.stat().st_size for f in final.iterdir() if f.is_file())
+        logger.log(
+            verbosity,
+            f"Saved an {kind} checkpoint in {final} ({size / 2**20:.1f} MB, "
+            f"{time.time() - start:.2f} s)",
+        )
         paramfiles = {k: final / p.name for k, p in staged.paramfiles.items()}
         return Checkpoint(final, staged.meta, paramfiles)
 
