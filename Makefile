@@ -4,7 +4,7 @@
 PYTHON ?= python
 PIP_INSTALL = $(PYTHON) -m pip install --quiet --disable-pip-version-check
 
-.PHONY: install demo test lint
+.PHONY: install demo test test-slow lint
 
 install:
 	$(PIP_INSTALL) -e ".[dev]" -c constraints.txt
@@ -14,6 +14,10 @@ demo: install
 
 test: install
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PYTHON) -m pytest -q
+
+# minutes-long checks left out of `make test` (e.g. benchmarks/gpu.sh --dry-run)
+test-slow: install
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PYTHON) -m pytest -q -m slow
 
 lint: install
 	$(PYTHON) -m ruff check .

@@ -11,7 +11,11 @@ is printed as a check.
 
 The runs go through the project's CV runner, ``mtmm cv``, one process per
 fold as users run it (interpreter start-up, model loading, checkpoints,
-validation, test and the final report included).
+validation, test and the final report included); ``--runner recipe`` runs
+the recipe's ``train.py`` fold by fold instead (no report: what
+benchmarks/gpu.sh uses, the GPU machine has no matplotlib). Also printed:
+the bytes of one checkpoint of each mode beside those of the whole model
+(what every checkpoint held before frozen encoders were left out).
 
     python benchmarks/cache_cv.py --quick          # 2 folds x 2 epochs
     python benchmarks/cache_cv.py                  # 10 folds x 10 epochs
@@ -43,6 +47,17 @@ from speechbrain_mtmm.run_folder import read_test_results, sweep_run_name
 from speechbrain_mtmm.testing.demo import recipe_command
 
 METRICS = ("WA", "UA", "CCC_valence", "CCC_arousal")
+# With paper-size encoders the model has the paper's width too (the recipe
+# YAML's values, instead of those of tiny_overrides.yaml)
+PAPER_WIDTH = {
+    "d_model": 1024,
+    "n_heads": 32,
+    "refinement_ffn": 2048,
+    "bridge_tokens": 30,
+    "batch_size": 16,
+    "lr": 0.00003,
+    "max_audio_seconds": 20.0,
+}
 
 
 def run_cv(folds, out, base_command, threads):
@@ -71,6 +86,32 @@ def run_cv(folds, out, base_command, threads):
         sys.exit(f"the CV runner failed:\n{result.stderr[-4000:]}")
 
 
+def run_recipe_folds(folds, out, base_command, threads):
+    """Folds through the recipe's ``train.py`` (a process each)."""
+    env = dict(os.environ, PYTHONPATH=str(common.REPO))
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    for fold in folds:
+        folder = out / sweep_run_name("speaker", fold, 1)
+        command = [
+            *base_command,
+            f"--fold={fold}",
+            f"--output_folder={folder}",
+            "--noprogressbar",
+        ]
+        result = subprocess.run(
+            command, cwd=common.RECIPE, env=env, capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            sys.exit(f"fold {fold} failed:\n{result.stderr[-4000:]}")
+
+
+def checkpoint_mb(out):
+    """Size of the newest checkpoint's model file(s) of a mode, in MB."""
+    saved = sorted(out.glob("speaker_fold1/seed1/save/CKPT+*/system.ckpt"))
+    return saved[-1].stat().st_size / 2**20 if saved else float("nan")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 x 2")
@@ -87,6 +128,16 @@ def main(argv=None):
     )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--work", default=None, help="work folder (kept)")
+    parser.add_argument(
+        "--runner",
+        default="cv",
+        choices=["cv", "recipe"],
+        help="mtmm cv (default) or train.py per fold",
+    )
+    parser.add_argument("--device", default="cpu", help="cpu, cuda:0")
+    parser.add_argument(
+        "--precision", default="fp32", help="fp32, bf16 (recipe option)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.folds, args.epochs = 2, 2
@@ -109,7 +160,8 @@ def main(argv=None):
     print(
         f"cache_cv: {args.folds} folds x {args.epochs} epochs, synthetic "
         f"corpus ({n_utts} utterances), {args.encoders} HuBERT + DeBERTa "
-        "(random weights, frozen), through mtmm cv"
+        "(random weights, frozen), through "
+        + ("train.py per fold" if args.runner == "recipe" else "mtmm cv")
     )
     print(f"machine: {common.machine()}")
     times, results = {}, {}
@@ -127,17 +179,21 @@ def main(argv=None):
                 "number_of_epochs": args.epochs,
                 "freeze_policy": "frozen",
                 "feature_cache": cache,
+                "device": args.device,
+                **(PAPER_WIDTH if args.encoders == "large" else {}),
             },
         )
         # each fold gets its own output folder (set by the runner)
         base = [a for a in base if not a.startswith("--output_folder=")]
+        base.append(f"--precision={args.precision}")
         times[mode] = []
         # fold 1 alone (it builds the cache in cached mode), then the rest
         for folds in ([1], list(range(2, args.folds + 1))):
             if not folds:
                 continue
             start = time.perf_counter()
-            run_cv(folds, out, base, args.threads)
+            runner = run_recipe_folds if args.runner == "recipe" else run_cv
+            runner(folds, out, base, args.threads)
             times[mode].append(time.perf_counter() - start)
             print(
                 f"  {mode:8s} folds {folds[0]}-{folds[-1]}: "
@@ -169,6 +225,33 @@ def main(argv=None):
         for m in METRICS
     )
     print(f"max |test metric difference| cached vs uncached: {diff:.4f}")
+    whole = (
+        sum(
+            v.numel() * v.element_size()
+            for v in common.load_hparams(
+                {
+                    "data_folder": str(corpus),
+                    "audio_source": models[0],
+                    "text_source": models[1],
+                    **(
+                        common.tiny_overrides()
+                        if args.encoders == "tiny"
+                        else {}
+                    ),
+                }
+            )["system"]
+            .state_dict()
+            .values()
+        )
+        / 2**20
+    )
+    print(
+        "checkpoint system.ckpt: uncached "
+        f"{checkpoint_mb(work / 'runs' / 'uncached'):.1f} MB, cached "
+        f"{checkpoint_mb(work / 'runs' / 'cached'):.1f} MB; the whole model "
+        f"(every checkpoint before frozen encoders were left out): "
+        f"{whole:.1f} MB"
+    )
     print(f"work folder: {work}")
 
 

@@ -310,8 +310,14 @@ def add_common_arguments(parser):
     parser.add_argument(
         "--paper-size",
         default="large",
-        choices=["large", "base"],
-        help="size of the GPU rows' encoders (base: to check the code path)",
+        choices=["large", "base", "tiny"],
+        help="size of the GPU rows' encoders (base, tiny: to check the code "
+        "path, e.g. benchmarks/gpu.sh --dry-run)",
+    )
+    parser.add_argument(
+        "--gpu-only",
+        action="store_true",
+        help="only the GPU (paper-size) rows",
     )
     parser.add_argument(
         "--force-cpu",

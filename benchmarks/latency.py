@@ -100,6 +100,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument(
+        "--durations",
+        type=float,
+        nargs="+",
+        default=None,
+        help="seconds of audio (default 2 5 10 20; --quick: 2 5)",
+    )
     common.add_common_arguments(parser)
     args = parser.parse_args(argv)
     if args.child:
@@ -108,15 +115,16 @@ def main(argv=None):
     durations = [2.0, 5.0, 10.0, 20.0]
     if args.quick:
         durations, args.repeats = [2.0, 5.0], 5
+    durations = args.durations or durations
     if args.threads:
         torch.set_num_threads(args.threads)
 
     work = Path(args.work or tempfile.mkdtemp(prefix="latency_"))
     texts = [utterance(20.0, seed)[1] for seed in range(8)]
-    configs = list(CPU_CONFIGS)
+    configs = [] if args.gpu_only else [(*c, False) for c in CPU_CONFIGS]
     gpu = common.gpu_name()
     if gpu or args.force_cpu:
-        configs += [(args.paper_size, *rest) for _, *rest in GPU_CONFIGS]
+        configs += [(args.paper_size, *c[1:], True) for c in GPU_CONFIGS]
     print(
         "latency: one utterance at a time, waveform + transcript in memory "
         f"-> classes + valence/arousal; {args.repeats} repeats after warm-up"
@@ -125,8 +133,8 @@ def main(argv=None):
     if not gpu:
         common.say_no_gpu("paper-size (HuBERT-large + DeBERTaV3-large) rows")
     rows = []
-    for size, precision in configs:
-        device = "cpu" if size == "tiny" or not gpu else "cuda:0"
+    for size, precision, gpu_row in configs:
+        device = "cuda:0" if gpu_row and gpu else "cpu"
         models = common.encoders(work / "models", texts, size)
         overrides = common.tiny_overrides() if size == "tiny" else {}
         overrides.update(

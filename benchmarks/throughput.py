@@ -175,10 +175,10 @@ def main(argv=None):
         max_seconds=args.max_seconds,
     )
     texts = common.texts_of(corpus)
-    configs = list(CPU_CONFIGS)
+    configs = [] if args.gpu_only else [(*c, False) for c in CPU_CONFIGS]
     gpu = common.gpu_name()
     if gpu or args.force_cpu:
-        configs += [(args.paper_size, *rest) for _, *rest in GPU_CONFIGS]
+        configs += [(args.paper_size, *c[1:], True) for c in GPU_CONFIGS]
     print(
         f"throughput: one training epoch of {args.utterances} utterances "
         "with IEMOCAP-like durations (mean 4.5 s), paper freeze policy"
@@ -187,8 +187,8 @@ def main(argv=None):
     if not gpu:
         common.say_no_gpu("paper-size (HuBERT-large + DeBERTaV3-large) rows")
     rows = []
-    for size, batching, precision in configs:
-        device = "cpu" if size == "tiny" or not gpu else "cuda:0"
+    for size, batching, precision, gpu_row in configs:
+        device = "cuda:0" if gpu_row and gpu else "cpu"
         models = common.encoders(work / "models", texts, size)
         name = f"{size} {batching} {precision}"
         config = {
@@ -201,7 +201,7 @@ def main(argv=None):
             ),
         }
         figures = common.run_child(__file__, config)
-        rows.append((name, device, figures))
+        rows.append((name, device, figures, gpu_row))
         if figures is not None:
             print(f"  {name:24s} {figures['utt_per_s']:8.2f} utt/s", flush=True)
 
@@ -209,7 +209,7 @@ def main(argv=None):
         f"\n{'configuration':24s}{'device':>8s}{'utt/s':>9s}{'audio s/s':>11s}"
         f"{'padding':>9s}{'batches':>9s}{'peak MB':>10s}"
     )
-    for name, device, f in rows:
+    for name, device, f, _ in rows:
         if f is None:
             print(f"{name:24s}{device.split(':')[0]:>8s}   failed (see above)")
             continue
@@ -218,8 +218,8 @@ def main(argv=None):
             f"{f['audio_s_per_s']:11.1f}{f['padding']:9.1%}{f['batches']:9d}"
             f"{f['peak_mb']:10.0f}"
         )
-    for name, device, f in rows:
-        if f is not None and not name.startswith("tiny"):
+    for name, device, f, gpu_row in rows:
+        if f is not None and gpu_row:
             fold, total = common.fold_estimate(f["utt_per_s"])
             print(
                 f"estimate, {name} ({device}): one 20-epoch IEMOCAP fold "

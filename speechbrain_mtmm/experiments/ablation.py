@@ -37,13 +37,13 @@ from speechbrain_mtmm.experiments.reports import (
 )
 from speechbrain_mtmm.experiments.sweep import (
     DEFAULT_SEEDS,
-    format_override,
     plan_runs,
     report_failures,
     run_sweep_or_print,
     summarize_sweep,
 )
 from speechbrain_mtmm.run_folder import TABLE_JSON, TABLE_MD
+from speechbrain_mtmm.training.recipe import format_override
 
 #: The presets, package data (also inside a wheel or a zip)
 ABLATION_DIR = resources.files("speechbrain_mtmm") / "presets" / "ablation"

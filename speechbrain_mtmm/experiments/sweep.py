@@ -42,7 +42,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import yaml
 from tqdm import tqdm
 
 from speechbrain_mtmm.data.folds import PROTOCOLS
@@ -199,30 +198,6 @@ def parse_overrides(args):
             )
         overrides[key] = value
     return overrides
-
-
-def format_override(value):
-    """A Python/YAML value as the text of a ``--key=value`` override.
-
-    Arguments
-    ---------
-    value : object
-        A value loaded from YAML (or already a string).
-
-    Returns
-    -------
-    str
-
-    Example
-    -------
-    >>> format_override(False), format_override(["UA"]), format_override(0)
-    ('False', '[UA]', '0')
-    """
-    if value is None:
-        return "null"
-    if isinstance(value, (list, dict)):
-        return yaml.safe_dump(value, default_flow_style=True).strip()
-    return str(value)
 
 
 def experiment_name(hparams_file, overrides):

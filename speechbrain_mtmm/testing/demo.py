@@ -35,12 +35,12 @@ from speechbrain_mtmm.data.synthetic import (
     generate_synthetic_iemocap,
     size_to_utterances,
 )
-from speechbrain_mtmm.experiments.sweep import format_override
 from speechbrain_mtmm.run_folder import read_test_results
 from speechbrain_mtmm.testing.tiny_models import (
     build_tiny_deberta_v2,
     build_tiny_hubert,
 )
+from speechbrain_mtmm.training.recipe import format_override
 
 RECIPE_YAML = Path("hparams") / "iemocap.yaml"
 TINY_OVERRIDES = Path("hparams") / "tiny_overrides.yaml"

@@ -33,6 +33,7 @@ import sys
 import ruamel.yaml
 import speechbrain as sb
 import torch
+import yaml
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.sampler import DynamicBatchSampler
 from speechbrain.utils.distributed import run_on_main
@@ -471,6 +472,30 @@ def plan_training(hparams, train_set, sampler=None):
         f"selection on validation {hparams['selection_metrics']}"
     )
     return steps
+
+
+def format_override(value):
+    """A Python/YAML value as the text of a ``--key=value`` override.
+
+    Arguments
+    ---------
+    value : object
+        A value loaded from YAML (or already a string).
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> format_override(False), format_override(["UA"]), format_override(0)
+    ('False', '[UA]', '0')
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, (list, dict)):
+        return yaml.safe_dump(value, default_flow_style=True).strip()
+    return str(value)
 
 
 def check_finite_loss(parts, ids):
