@@ -7,7 +7,8 @@
 #      10-fold times;
 #   2. inference latency of a 5 s utterance, fp32 and bf16;
 #   3. a cached vs uncached fold of the recipe (frozen paper-size encoders,
-#      bf16): wall time, test metrics, checkpoint bytes.
+#      bf16): wall time, test metrics, checkpoint bytes;
+#   4. our training step vs the bare encoders' forward + backward.
 #
 #   bash benchmarks/gpu.sh --prepare   # where the package registry is
 #       reachable: wheels of what the GPU machine lacks (SpeechBrain,
@@ -35,7 +36,7 @@ if [ "$mode" = "--prepare" ]; then
     python -m pip download --quiet --no-deps -d "$wheels" "${pins[@]}"
     for version in 3.10 3.11 3.12 3.13; do  # compiled: one per Python
         python -m pip download --quiet --no-deps -d "$wheels" \
-            --only-binary=:all: --platform manylinux2014_x86_64 \
+            --only-binary=:all: --platform manylinux_2_28_x86_64 \
             --python-version "$version" sentencepiece==0.2.3 \
             || echo "no sentencepiece wheel for Python $version"
     done
@@ -46,10 +47,10 @@ fi
 case "$mode" in
     run) size=large; device_args=(); work="${OUT:-/tmp}/gpu_bench"
          utterances=128; repeats=20; folds=2; epochs=3; corpus=small
-         precision=bf16; device=cuda:0 ;;
+         precision=bf16; device=cuda:0; step_size=large ;;
     --dry-run) size=tiny; device_args=(--force-cpu); work=/tmp/gpu_dry_run
          utterances=24; repeats=3; folds=2; epochs=1; corpus=tiny
-         precision=fp32; device=cpu ;;
+         precision=fp32; device=cpu; step_size=tiny ;;
     *) echo "usage: bash benchmarks/gpu.sh [--prepare|--dry-run]" >&2; exit 2 ;;
 esac
 
@@ -94,6 +95,8 @@ step 240 python benchmarks/throughput.py --gpu-only "${device_args[@]}" \
 step 90 python benchmarks/latency.py --gpu-only "${device_args[@]}" \
     --paper-size "$size" --durations 5 --repeats "$repeats" \
     --work "$work/latency"
+step 60 python benchmarks/step_overhead.py --size "$step_size" \
+    --device "$device" --repeats 3 --work "$work/step_overhead"
 step 170 python benchmarks/cache_cv.py --runner recipe --encoders "$size" \
     --folds "$folds" --epochs "$epochs" --size "$corpus" --device "$device" \
     --precision "$precision" --work "$work/cache_cv"

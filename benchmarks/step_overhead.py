@@ -44,7 +44,9 @@ def batch(seconds=(4.0, 3.2)):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--size", default="large", choices=["large", "base"])
+    parser.add_argument(
+        "--size", default="large", choices=["large", "base", "tiny"]
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="1 repeat")
     parser.add_argument("--threads", type=int, default=None)
@@ -56,7 +58,7 @@ def main(argv=None):
     repeats = 1 if args.quick else args.repeats
     work = Path(args.work or tempfile.mkdtemp(prefix="step_overhead_"))
     texts = ["I really did not expect that, thank you so much."] * 4
-    audio_source, text_source = common.sized_encoders(
+    audio_source, text_source = common.encoders(
         work / "models", texts, args.size
     )
     hparams = common.load_hparams(
@@ -68,8 +70,9 @@ def main(argv=None):
         }
     )
     system = hparams["system"].to(args.device).train()
-    optimizer = torch.optim.Adam(
-        [p for p in system.parameters() if p.requires_grad], lr=3e-5
+    # the recipe's optimizer (Adam, fused), over what the paper fine-tunes
+    optimizer = hparams["opt_class"](
+        [p for p in system.parameters() if p.requires_grad]
     )
     wavs, transcripts = batch()
     wav, wav_lens = batch_pad_right(wavs)
