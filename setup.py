@@ -28,8 +28,10 @@ setup(
     package_data={"speechbrain_mtmm": ["presets/*.yaml", "presets/**/*.yaml"]},
     install_requires=[
         "speechbrain>=1.1,<1.2",
-        "torch>=2.1",
-        "torchaudio>=2.1",
+        # 2.6: torch.load defaults to weights_only=True, also inside
+        # SpeechBrain's checkpoint recovery
+        "torch>=2.6",
+        "torchaudio>=2.6",
         "transformers>=4.40",
         "hyperpyyaml>=1.2",
         "sentencepiece>=0.1.99",

@@ -47,9 +47,10 @@ from speechbrain_mtmm.experiments.sweep import (
     parse_overrides,
     run_cv,
 )
-from speechbrain_mtmm.inference.export import EXPORT_INFO, ExportError
+from speechbrain_mtmm.inference.export import ExportError
 from speechbrain_mtmm.inference.export import export_model as export
 from speechbrain_mtmm.inference.predict import run_predict
+from speechbrain_mtmm.run_folder import EXPORT_INFO
 from speechbrain_mtmm.testing.demo import RecipeNotFoundError, run_demo
 
 # verbs whose unknown --key=value arguments are recipe overrides

@@ -31,6 +31,7 @@ Authors
  * speechbrain-mtmm contributors, 2026
 """
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -51,6 +52,8 @@ CV_RESULTS_CSV = "cv_results.csv"
 REPORT = "report.md"
 TABLE_MD = "table.md"
 TABLE_JSON = "table.json"
+# an exported model folder (mtmm export)
+EXPORT_INFO = "export_info.json"
 
 _EPOCH_RE = re.compile(r"^epoch: (\d+)\b")
 _STAT_RE = re.compile(
@@ -272,6 +275,33 @@ def read_train_log(folder):
                 entry[f"{stage}_{name}"] = float(value)
             epochs[entry["epoch"]] = entry
     return [epochs[k] for k in sorted(epochs)]
+
+
+def file_digest(path):
+    """SHA-256 of a file's bytes (read in 1 MiB blocks).
+
+    Arguments
+    ---------
+    path : str or path-like
+        The file.
+
+    Returns
+    -------
+    str
+        64 hex digits.
+
+    Example
+    -------
+    >>> path = getfixture("tmp_path") / "a.bin"
+    >>> _ = path.write_bytes(b"abc")
+    >>> file_digest(path)[:16]
+    'ba7816bf8f01cfea'
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as fin:
+        for block in iter(lambda: fin.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def sweep_run_name(protocol, fold, seed):

@@ -34,6 +34,7 @@ from speechbrain_mtmm.inference.export import (
     best_checkpoint as export_best_checkpoint,
 )
 from speechbrain_mtmm.inference.recognizer import MultimodalEmotionRecognizer
+from speechbrain_mtmm.run_folder import file_digest
 from speechbrain_mtmm.run_folder import read_predictions as read_rows
 from speechbrain_mtmm.testing.demo import OFFLINE_ENV, build_tiny_encoders
 
@@ -718,3 +719,46 @@ def test_every_verb_of_the_one_command_has_help(verb, capsys):
 def test_an_unknown_verb_is_a_usage_error(capsys):
     assert mtmm(["no-such-verb"]) == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+# ##### Reliability and trust #####
+
+
+def test_export_refuses_an_output_folder_that_is_or_holds_the_run(
+    light_run, tmp_path
+):
+    run = tmp_path / "runs" / "run"
+    shutil.copytree(light_run, run)
+    for out in (run, run.parent, tmp_path):
+        with pytest.raises(ExportError, match="would delete the run"):
+            export_model(run, out, overwrite=True)
+    assert (run / "test_results.json").is_file()
+    assert sorted((run / "save").iterdir())
+
+
+def test_a_weight_file_changed_after_the_export_is_refused(light_run, tmp_path):
+    model = export_model(light_run, tmp_path / "model")
+    weights = model / "system.ckpt"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one corrupted byte inside a tensor
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"system.ckpt: missing or changed"):
+        MultimodalEmotionRecognizer.from_hparams(model)
+
+
+def test_non_finite_predictions_are_an_error_naming_the_model(
+    light_run, tmp_path, capsys
+):
+    model = export_model(light_run, tmp_path / "model")
+    state = torch.load(model / "system.ckpt", weights_only=True)
+    key = next(k for k in state if k.startswith("model.heads."))
+    state[key] = torch.full_like(state[key], float("nan"))
+    torch.save(state, model / "system.ckpt")
+    info = json.loads((model / "export_info.json").read_text())
+    info["sha256"]["system.ckpt"] = file_digest(model / "system.ckpt")
+    (model / "export_info.json").write_text(json.dumps(info))
+    assert predict_main(["--model", str(model), "--text", "Yeah."]) == 1
+    out = capsys.readouterr().out
+    row = json.loads(out)  # valid JSON: no bare NaN
+    assert row["error"].startswith("FloatingPointError: ")
+    assert str(model.resolve()) in row["error"]

@@ -269,3 +269,22 @@ def test_an_unknown_override_is_one_line_naming_the_key(
     error = result.stderr.strip().splitlines()[-1]
     assert error.startswith("HparamsError: ") and message in error
     assert "Traceback" not in result.stderr
+
+
+def test_a_fold_out_of_range_is_one_line_and_leaves_no_run_folder(
+    tmp_path, synthetic_corpus, synthetic_prepared, train
+):
+    output = tmp_path / "run"
+    result = train(
+        synthetic_corpus,
+        synthetic_prepared,
+        output,
+        "fbank",
+        "hashing",
+        {"fold": 11},
+        check=False,
+    )
+    assert result.returncode != 0
+    error = result.stderr.strip().splitlines()[-1]
+    assert error == "FoldError: fold 11: the speaker protocol has folds 1-10"
+    assert not output.exists()

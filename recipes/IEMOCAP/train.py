@@ -51,6 +51,7 @@ from speechbrain.utils.distributed import (
     run_on_main,
 )
 
+from speechbrain_mtmm.data.folds import check_fold
 from speechbrain_mtmm.data.iemocap import prepare_iemocap
 from speechbrain_mtmm.run_folder import (
     DIMENSIONS,
@@ -238,6 +239,7 @@ def main(argv):
     # torchrun: one process per device, joined in one process group
     ddp_init_group(run_opts)
     hparams = load_recipe_hparams(hparams_file, overrides)
+    check_fold(hparams["protocol"], hparams["fold"])
     # the tested checkpoint is the best on these validation scores
     hparams["selection_metrics"] = selection_metrics(
         hparams["selection_metrics"],

@@ -40,6 +40,8 @@ logger = get_logger(__name__)
 
 SPLITS = ("train", "valid", "test")
 PROTOCOLS = ("speaker", "session")
+# IEMOCAP: 10 speakers in 5 sessions
+N_FOLDS = {"speaker": 10, "session": 5}
 SPEAKER_VALID_RULES = ("same_session", "next_session")
 FOLDS_DIRNAME = "folds"
 FOLDS_INDEX = "folds.json"
@@ -258,6 +260,36 @@ def make_folds(manifest, protocol="speaker", speaker_valid=None):
         )
     check_folds(folds, speakers)
     return folds
+
+
+def check_fold(protocol, fold):
+    """Stops on a protocol or fold number IEMOCAP does not have.
+
+    Arguments
+    ---------
+    protocol : str
+        ``"speaker"`` or ``"session"``.
+    fold : int
+        Fold number.
+
+    Example
+    -------
+    >>> check_fold("speaker", 10)
+    >>> check_fold("session", 6)
+    Traceback (most recent call last):
+    ...
+    speechbrain_mtmm.data.folds.FoldError: fold 6: the session protocol \
+has folds 1-5
+    """
+    if protocol not in PROTOCOLS:
+        raise FoldError(
+            f"unknown protocol {protocol!r}, expected one of {PROTOCOLS}"
+        )
+    if not isinstance(fold, int) or not 1 <= fold <= N_FOLDS[protocol]:
+        raise FoldError(
+            f"fold {fold}: the {protocol} protocol has folds "
+            f"1-{N_FOLDS[protocol]}"
+        )
 
 
 def fold_paths(save_folder, protocol, fold):

@@ -44,7 +44,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from speechbrain_mtmm.data.folds import PROTOCOLS
+from speechbrain_mtmm.data.folds import N_FOLDS, PROTOCOLS
 from speechbrain_mtmm.experiments.aggregate import aggregate
 from speechbrain_mtmm.experiments.reports import write_report
 from speechbrain_mtmm.run_folder import (
@@ -54,7 +54,6 @@ from speechbrain_mtmm.run_folder import (
     sweep_run_name,
 )
 
-N_FOLDS = {"speaker": 10, "session": 5}
 DEFAULT_SEEDS = (1, 2, 3)
 # Recipe keys the runner sets itself for every run
 RESERVED_KEYS = ("protocol", "fold", "seed", "output_folder")

@@ -56,12 +56,16 @@ from speechbrain_mtmm.model import (
     MultimodalEmotionSystem,
     check_config,
 )
-from speechbrain_mtmm.run_folder import HYPERPARAMS, SAVE_FOLDER
+from speechbrain_mtmm.run_folder import (
+    EXPORT_INFO,
+    HYPERPARAMS,
+    SAVE_FOLDER,
+    file_digest,
+)
 
 TEMPLATE = resources.files("speechbrain_mtmm") / "presets" / "inference.yaml"
 CHECKPOINT = "system"  # <name>.ckpt in the run's checkpoints and the export
 LABELS_FILE = "labels.txt"
-EXPORT_INFO = "export_info.json"
 # Files of a HF model folder that are not copied: the weights (the
 # exported checkpoint holds them), hidden files and folders
 WEIGHT_PATTERNS = (
@@ -117,6 +121,13 @@ def export_model(run_folder, out_folder, asr_source=None, overwrite=False):
     PosixPath('model')
     """
     run_folder, out = Path(run_folder), Path(out_folder)
+    if out.resolve() == run_folder.resolve() or out.resolve() in (
+        run_folder.resolve().parents
+    ):
+        raise ExportError(
+            f"{out}: is the run folder {run_folder} or holds it; exporting "
+            "there would delete the run; choose another --out"
+        )
     config = read_model_config(run_folder)
     checkpoint = best_checkpoint(run_folder)
     if out.exists() and any(out.iterdir()) and not overwrite:
@@ -237,6 +248,10 @@ def _write_export(run_folder, config, checkpoint, out, asr_source):
             "checkpoint": checkpoint.path.name,
             "validation": json.loads(json.dumps(checkpoint.meta, default=str)),
             "exported": datetime.datetime.now().isoformat(timespec="seconds"),
+            # checked when the model is loaded
+            "sha256": {
+                f"{CHECKPOINT}.ckpt": file_digest(out / f"{CHECKPOINT}.ckpt")
+            },
         },
     )
 

@@ -53,7 +53,14 @@ from speechbrain.utils.logger import get_logger
 
 from speechbrain_mtmm.data.audio import load_audio
 from speechbrain_mtmm.inference.asr import ASRTranscriber
-from speechbrain_mtmm.run_folder import DIMENSIONS, HYPERPARAMS, to_rating
+from speechbrain_mtmm.run_folder import (
+    DIMENSIONS,
+    EXPORT_INFO,
+    HYPERPARAMS,
+    file_digest,
+    read_json,
+    to_rating,
+)
 
 logger = get_logger(__name__)
 
@@ -97,6 +104,32 @@ def load_state_dict_strict(module, path):
             f"{path}: the weights do not fit the model built from "
             f"hyperparams.yaml: {error}"
         ) from None
+
+
+def verify_checksums(folder):
+    """Checks a model folder's weight files against the SHA-256 digests
+    its ``export_info.json`` recorded (folders without digests pass).
+
+    Arguments
+    ---------
+    folder : pathlib.Path
+        The model folder.
+
+    Raises
+    ------
+    ValueError
+        Naming the file whose bytes differ from the export's.
+    """
+    info = Path(folder) / EXPORT_INFO
+    if not info.is_file():
+        return
+    for name, expected in read_json(info).get("sha256", {}).items():
+        path = Path(folder) / name
+        if not path.is_file() or file_digest(path) != expected:
+            raise ValueError(
+                f"{path}: missing or changed since the export (SHA-256 "
+                f"differs from {EXPORT_INFO}); export the run again"
+            )
 
 
 def split_long_audio(wav, max_samples, mode="chunk"):
@@ -250,6 +283,7 @@ class MultimodalEmotionRecognizer(Pretrained):
                 f"{source}: no {hparams_file} here; give a model folder "
                 "written by mtmm export"
             )
+        verify_checksums(folder)
         # the folder's own location, for the encoder copies inside it
         overrides = {"model_folder": str(folder), **(overrides or {})}
         return super().from_hparams(
@@ -454,6 +488,13 @@ class MultimodalEmotionRecognizer(Pretrained):
             audio = self._encode("audio", wavs)
             text = self._encode("text", texts)
             out = self.system(*audio, *text)
+        for name in ("logits", "dims"):
+            if not torch.isfinite(out[name]).all():
+                where = getattr(self.hparams, "model_folder", "the model")
+                raise FloatingPointError(
+                    f"{where}: the model predicts non-finite values "
+                    f"({name}); its weights may be corrupt"
+                )
         return (
             torch.softmax(out["logits"].float(), dim=-1).cpu(),
             out["dims"].float().cpu(),

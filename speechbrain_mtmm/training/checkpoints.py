@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import time
+from pathlib import Path
 
 from speechbrain.utils.checkpoints import (
     PARAMFILE_EXT,
@@ -63,7 +64,15 @@ class AtomicCheckpointer(Checkpointer):
     """
 
     def __init__(self, checkpoints_dir, recoverables=None, **kwargs):
+        # SpeechBrain creates the folder (and its parents) right away, i.e.
+        # when a recipe YAML is loaded; a run stopped by bad options would
+        # leave an empty run folder. Folders are made at the first save.
+        first_new = _first_missing(Path(checkpoints_dir))
         super().__init__(checkpoints_dir, recoverables, **kwargs)
+        if first_new is not None and not any(
+            p.is_file() for p in first_new.rglob("*")
+        ):
+            shutil.rmtree(first_new, ignore_errors=True)
         if if_main_process() and self.checkpoints_dir.exists():
             for prefix in (STAGING_PREFIX, DELETING_PREFIX):
                 for stale in self.checkpoints_dir.glob(prefix + "*"):
@@ -126,6 +135,8 @@ class AtomicCheckpointer(Checkpointer):
         return Checkpoint(final, staged.meta, paramfiles)
 
     def _list_checkpoint_dirs(self):
+        if not self.checkpoints_dir.exists():
+            return []
         complete = []
         for folder in super()._list_checkpoint_dirs():
             missing = [
@@ -141,6 +152,16 @@ class AtomicCheckpointer(Checkpointer):
             else:
                 complete.append(folder)
         return complete
+
+
+def _first_missing(path):
+    """The outermost of ``path`` and its parents that does not exist."""
+    missing = None
+    for folder in [path.absolute(), *path.absolute().parents]:
+        if folder.exists():
+            break
+        missing = folder
+    return missing
 
 
 def _staging(path):

@@ -27,6 +27,7 @@ Authors
 
 import difflib
 import math
+import os
 import re
 import sys
 
@@ -221,6 +222,11 @@ def fold_datasets(hparams, cached=None, extra_keys=("speaker", "improvised")):
     )
     datasets = {}
     for split, path in paths.items():
+        if not os.path.isfile(path):
+            raise FoldError(
+                f"{path}: missing; was the data prepared into "
+                f"{hparams['prepare_folder']}?"
+            )
         dataset = sb.dataio.dataset.DynamicItemDataset.from_json(path)
         check_split(dataset, split, path, system.labels, hparams)
         for item in (*inputs.values(), pipelines["label"], pipelines["dims"]):
