@@ -8,6 +8,7 @@ dimensions. Layout of one run (``output_folder`` of ``train.py``)::
     <run>/
         hyperparams.yaml         the resolved hyperparameters (SpeechBrain)
         train_log.txt            one line per epoch, then the test line
+        run_config.json          the settings it was trained with
         save/CKPT+*/             checkpoints (system.ckpt, counter.ckpt, ...)
         test_results.json        whole-test-set metrics of the selected
                                  checkpoint (WA, UA, macro_F1, CCC_*, ...)
@@ -47,6 +48,8 @@ SAVE_FOLDER = "save"
 TEST_RESULTS = "test_results.json"
 TEST_PREDICTIONS = "test_predictions.jsonl"
 STDOUT_LOG = "stdout.log"
+RUN_CONFIG = "run_config.json"  # the settings the run was trained with
+SWEEP_PLAN = "sweep.json"  # protocol, folds and seeds a sweep was run with
 CV_RESULTS_JSON = "cv_results.json"
 CV_RESULTS_CSV = "cv_results.csv"
 REPORT = "report.md"
@@ -275,6 +278,100 @@ def read_train_log(folder):
                 entry[f"{stage}_{name}"] = float(value)
             epochs[entry["epoch"]] = entry
     return [epochs[k] for k in sorted(epochs)]
+
+
+def write_run_config(folder, settings):
+    """Records the settings a run is trained with (``run_config.json``).
+
+    Arguments
+    ---------
+    folder : str or path-like
+        The run folder.
+    settings : dict
+        Plain settings (the recipe's resolved hyperparameters).
+    """
+    write_json(Path(folder) / RUN_CONFIG, {"settings": settings})
+
+
+def read_run_config(folder):
+    """The settings recorded in a run folder (None when absent).
+
+    Arguments
+    ---------
+    folder : str or path-like
+        The run folder.
+
+    Returns
+    -------
+    dict or None
+    """
+    path = Path(folder) / RUN_CONFIG
+    return read_json(path)["settings"] if path.is_file() else None
+
+
+def settings_differences(saved, current):
+    """The settings whose values differ, nested ones as dotted keys.
+
+    A nested difference that repeats a top-level one (``model_config``
+    holds references to top-level keys) is not listed twice.
+
+    Arguments
+    ---------
+    saved, current : dict
+        Settings.
+
+    Returns
+    -------
+    list of str
+        ``key: saved -> current`` for each difference, sorted.
+
+    Example
+    -------
+    >>> settings_differences(
+    ...     {"lr": 0.1, "a": 1, "model": {"lr": 0.1, "d": 4}},
+    ...     {"lr": 0.2, "a": 1, "model": {"lr": 0.2, "d": 8}, "b": 2})
+    ['b: (none) -> 2', 'lr: 0.1 -> 0.2', 'model.d: 4 -> 8']
+    """
+    missing = "(none)"
+    old, new = _flatten(saved), _flatten(current)
+    changed = {
+        key: (old.get(key, missing), new.get(key, missing))
+        for key in set(old) | set(new)
+        if old.get(key, missing) != new.get(key, missing)
+    }
+    top = {(k, v) for k, v in changed.items() if "." not in k}
+    return [
+        f"{key}: {values[0]} -> {values[1]}"
+        for key, values in sorted(changed.items())
+        if "." not in key or (key.rsplit(".", 1)[1], values) not in top
+    ]
+
+
+def _flatten(settings, prefix=""):
+    flat = {}
+    for key, value in settings.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def run_has_outputs(folder):
+    """True when a run folder holds checkpoints or results.
+
+    Arguments
+    ---------
+    folder : str or path-like
+        The run folder.
+
+    Returns
+    -------
+    bool
+    """
+    folder = Path(folder)
+    saved = folder / SAVE_FOLDER
+    return is_complete(folder) or (saved.is_dir() and any(saved.glob("CKPT+*")))
 
 
 def file_digest(path):

@@ -282,3 +282,19 @@ def test_table_runs_two_rows_and_puts_the_paper_beside_ours(
         assert re.search(rf"^refinement: {refinement}\b", hparams, re.M | re.I)
         assert re.search(r"^text_source: hashing\b", hparams, re.M)
         assert (output / row / "multi" / "report.md").is_file()
+
+
+def test_a_sweep_rerun_with_other_settings_is_refused(
+    sweep, tmp_path, synthetic_corpus, synthetic_prepared, capsys, monkeypatch
+):
+    for key, value in OFFLINE.items():
+        monkeypatch.setenv(key, value)
+    output = tmp_path / "sweep"
+    shutil.copytree(sweep[0], output)
+    logs = {p: p.read_text() for p in output.glob("*/seed*/stdout.log")}
+    args = sweep_args(output, synthetic_corpus, synthetic_prepared)
+    assert mtmm(["cv", *args, "--number_of_epochs=2"]) == 1
+    err = capsys.readouterr().err
+    assert "4 run(s) of this sweep were made with other settings" in err
+    assert "number_of_epochs: 1 -> 2" in err
+    assert {p: p.read_text() for p in logs} == logs  # nothing ran

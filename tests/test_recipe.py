@@ -288,3 +288,38 @@ def test_a_fold_out_of_range_is_one_line_and_leaves_no_run_folder(
     error = result.stderr.strip().splitlines()[-1]
     assert error == "FoldError: fold 11: the speaker protocol has folds 1-10"
     assert not output.exists()
+
+
+def test_a_rerun_with_other_settings_is_refused_naming_them(
+    tmp_path, synthetic_corpus, synthetic_prepared, train
+):
+    output = tmp_path / "run"
+    args = (synthetic_corpus, synthetic_prepared, output, "fbank", "hashing")
+    train(*args, {"number_of_epochs": 1})
+    saved = (output / "hyperparams.yaml").read_text()
+    result = train(
+        *args,
+        {"number_of_epochs": 2, "fusion_type": "pooled_mean"},
+        check=False,
+    )
+    assert result.returncode != 0
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith(f"RunFolderError: {output}: made with other")
+    assert "fusion_type: bridge_crossed -> pooled_mean" in error
+    assert "number_of_epochs: 1 -> 2" in error
+    # the folder still describes how its model was trained
+    assert (output / "hyperparams.yaml").read_text() == saved
+    assert logged_epochs(output) == [1]
+
+
+def test_start_over_discards_the_old_run_and_trains_anew(
+    tmp_path, synthetic_corpus, synthetic_prepared, train
+):
+    output = tmp_path / "run"
+    args = (synthetic_corpus, synthetic_prepared, output, "fbank", "hashing")
+    train(*args, {"number_of_epochs": 1})
+    train(*args, {"number_of_epochs": 2, "start_over": True})
+    assert logged_epochs(output) == [1, 2]  # one fresh log
+    settings = read_json(output / "run_config.json")["settings"]
+    assert settings["number_of_epochs"] == 2
+    assert "start_over" not in settings

@@ -13,6 +13,7 @@ import pytest
 from speechbrain_mtmm.experiments.aggregate import aggregate
 from speechbrain_mtmm.experiments.reports import PLOTS, write_report
 from speechbrain_mtmm.run_folder import read_train_log as parse_train_log
+from speechbrain_mtmm.run_folder import write_run_config
 
 LABELS = ["neu", "hap", "sad", "ang"]
 # (fold, seed) -> (true, predicted) pairs of the improvised and the scripted
@@ -226,3 +227,26 @@ def test_training_curves_keep_the_last_line_of_a_resumed_epoch(tmp_path):
     assert [e["epoch"] for e in epochs] == [1, 2]
     assert epochs[1]["train_loss"] == 0.8
     assert epochs[1]["valid_CCC_arousal"] == 0.3
+
+
+def test_runs_trained_with_different_settings_are_not_aggregated(tmp_path):
+    for fold, seed in WA:
+        write_run(tmp_path, fold, seed)
+        write_run_config(
+            tmp_path / f"speaker_fold{fold}" / f"seed{seed}",
+            {"fold": fold, "seed": seed, "lr": 0.1 if fold == 1 else 0.2},
+        )
+    with pytest.raises(ValueError, match=r"lr: 0.1 -> 0.2"):
+        aggregate(tmp_path, "speaker")
+
+
+def test_planned_runs_without_results_are_named_in_the_report(tmp_path):
+    for fold, seed in [(1, 1), (2, 1), (1, 2)]:
+        write_run(tmp_path, fold, seed)
+    planned = [f"speaker_fold{f}/seed{s}" for f in (1, 2) for s in (1, 2)]
+    (tmp_path / "sweep.json").write_text(json.dumps({"runs": planned}))
+    results = aggregate(tmp_path, "speaker")
+    assert results["missing"] == ["speaker_fold2/seed2"]
+    report = write_report(tmp_path, results).read_text()
+    assert "grid is incomplete**: 1 planned run(s)" in report
+    assert "speaker_fold2/seed2" in report

@@ -3,14 +3,20 @@ selection rule and the encoder presets of the IEMOCAP recipe."""
 
 import json
 import logging
+import os
 import re
 import shutil
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
+from speechbrain_mtmm.data.synthetic import RELEASE_DIRNAME
+from speechbrain_mtmm.testing.demo import OFFLINE_ENV, recipe_command
 from speechbrain_mtmm.testing.tiny_models import (
     build_tiny_deberta_v2,
     build_tiny_roberta,
@@ -115,27 +121,54 @@ def test_the_schedule_state_survives_a_save_and_load(tmp_path):
 
 
 def test_a_resumed_run_continues_the_schedule(
-    tmp_path, synthetic_corpus, synthetic_prepared, train
+    tmp_path, synthetic_corpus, synthetic_prepared, recipe, train
 ):
     """NewBob with an always-failing improvement test halves the rates
-    after every epoch but the first; a run stopped after 2 epochs and
-    resumed to 4 must log the rates of an uninterrupted 4-epoch run (a
-    lost schedule state would skip the halving after epoch 3)."""
+    after every epoch but the first; a run killed after epoch 2 and
+    resumed with the same command must log the rates of an uninterrupted
+    run (a lost schedule state would skip a halving after the resume)."""
     extra = {
+        "number_of_epochs": 6,
         "lr_scheduler": "newbob",
         "newbob_annealing_factor": 0.5,
         "newbob_improvement_threshold": 10.0,
         "modality_masking": False,
         "lr": 1e-3,
     }
-    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
-    args = (synthetic_corpus, synthetic_prepared)
-    train(*args, whole, *LIGHT, {**extra, "number_of_epochs": 4})
-    train(*args, resumed, *LIGHT, {**extra, "number_of_epochs": 2})
-    train(*args, resumed, *LIGHT, {**extra, "number_of_epochs": 4})
-    expected = [1e-3, 1e-3, 5e-4, 2.5e-4]
-    assert [lr for lr, _ in logged_rates(whole)] == pytest.approx(expected)
-    assert [lr for lr, _ in logged_rates(resumed)] == pytest.approx(expected)
+    run = tmp_path / "run"
+    command = recipe_command(
+        recipe,
+        synthetic_corpus / RELEASE_DIRNAME,
+        synthetic_prepared,
+        run,
+        *LIGHT,
+        extra,
+    )
+    process = subprocess.Popen(
+        command,
+        cwd=recipe,
+        env=dict(os.environ, **OFFLINE_ENV),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    log = run / "train_log.txt"
+    deadline = time.time() + 120
+    while process.poll() is None and time.time() < deadline:
+        if log.exists() and "epoch: 2," in log.read_text():
+            break
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (run / "test_results.json").exists(), "killed too late"
+    train(synthetic_corpus, synthetic_prepared, run, *LIGHT, extra)
+    by_epoch = dict(
+        (int(epoch), float(lr))
+        for epoch, lr in re.findall(
+            r"^epoch: (\d+), .*?lr: ([-\d.e+]+),", log.read_text(), re.M
+        )
+    )
+    expected = [1e-3 * 0.5 ** max(0, epoch - 2) for epoch in range(1, 7)]
+    assert [by_epoch[e] for e in range(1, 7)] == pytest.approx(expected)
 
 
 # ----------------------------------------------------- gradient accumulation

@@ -68,6 +68,7 @@ from speechbrain_mtmm.training.metrics import (
 from speechbrain_mtmm.training.optim import parameter_groups
 from speechbrain_mtmm.training.recipe import (
     check_finite_loss,
+    check_run_folder,
     evaluation_batches,
     fold_datasets,
     load_recipe_hparams,
@@ -240,6 +241,9 @@ def main(argv):
     ddp_init_group(run_opts)
     hparams = load_recipe_hparams(hparams_file, overrides)
     check_fold(hparams["protocol"], hparams["fold"])
+    # one run folder, one set of settings: a rerun resumes, other settings
+    # are refused (or, with --start_over=True, replace the old run)
+    check_run_folder(hparams_file, overrides, hparams)
     # the tested checkpoint is the best on these validation scores
     hparams["selection_metrics"] = selection_metrics(
         hparams["selection_metrics"],

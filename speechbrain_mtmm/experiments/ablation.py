@@ -41,6 +41,7 @@ from speechbrain_mtmm.experiments.sweep import (
     report_failures,
     run_sweep_or_print,
     summarize_sweep,
+    write_plan,
 )
 from speechbrain_mtmm.run_folder import TABLE_JSON, TABLE_MD
 from speechbrain_mtmm.training.recipe import format_override
@@ -257,6 +258,17 @@ def write_table(output, rows, tasks, cells, protocol, folds, seeds, overrides):
         f"({STD_DEFINITION}). Command-line overrides on top of the presets: "
         f"`{given}`.",
     ]
+    partial = [
+        f"{row}/{task} ({len(results['missing'])} missing)"
+        for (row, task), results in cells.items()
+        if results is not None and results.get("missing")
+    ]
+    if partial:
+        lines += [
+            "",
+            "**Incomplete cells** (their means leave out the missing runs; "
+            "see each cell's report.md): " + ", ".join(partial),
+        ]
     for task in tasks:
         lines += ["", f"## {TASKS[task][0]}", "", task_table(task, rows, cells)]
     path = output / TABLE_MD
@@ -328,6 +340,8 @@ def run_table(
     failed = run_sweep_or_print(runs, jobs, print_commands)
     if failed is None:
         return 0
+    for (row, task), sweep in sweeps.items():
+        write_plan(output / row / task, sweep)
     cells = {
         (row, task): summarize_sweep(
             output / row / task, protocol, f"{row} ({task})"

@@ -41,14 +41,22 @@ from speechbrain_mtmm.run_folder import (
     CV_RESULTS_CSV,
     CV_RESULTS_JSON,
     DIMENSIONS,
+    SWEEP_PLAN,
     find_sweep_runs,
+    read_json,
     read_predictions,
+    read_run_config,
     read_test_results,
+    settings_differences,
+    sweep_run_name,
 )
 from speechbrain_mtmm.training.metrics import (
     CCCStats,
     EmotionClassificationStats,
 )
+
+# what legitimately differs between the runs of one sweep
+PER_RUN_SETTINGS = ("fold", "seed")
 
 METRICS = ("WA", "UA", "macro_F1", "CCC_valence", "CCC_arousal")
 SUBSETS = ("all", "improvised", "scripted")
@@ -268,6 +276,12 @@ def aggregate(folder, protocol):
     complete, incomplete = find_sweep_runs(folder, protocol)
     if not complete:
         return None
+    check_one_configuration(complete)
+    done = {sweep_run_name(protocol, r["fold"], r["seed"]) for r in complete}
+    planned = []
+    if (folder / SWEEP_PLAN).is_file():
+        planned = read_json(folder / SWEEP_PLAN)["runs"]
+    missing = [name for name in planned if name not in done]
     first = read_test_results(complete[0]["path"])
     metrics = [
         *METRICS,
@@ -287,11 +301,45 @@ def aggregate(folder, protocol):
         "summary": {s: summarize_subset(runs, s, metrics) for s in SUBSETS},
         "confusion": pooled_confusion(runs),
         "incomplete": incomplete,
+        "missing": missing,
         "runs": runs,
     }
     write_json(folder / CV_RESULTS_JSON, results)
     write_csv(results, folder / CV_RESULTS_CSV)
     return results
+
+
+def check_one_configuration(runs):
+    """Refuses to aggregate runs trained with different settings (beyond
+    their fold and seed); runs without recorded settings are not checked.
+
+    Arguments
+    ---------
+    runs : list of dict
+        ``{"fold", "seed", "path"}`` of complete runs.
+
+    Raises
+    ------
+    ValueError
+        Naming two runs and how they differ.
+    """
+    reference = None
+    for run in runs:
+        settings = read_run_config(run["path"])
+        if settings is None:
+            continue
+        for key in PER_RUN_SETTINGS:
+            settings.pop(key, None)
+        if reference is None:
+            reference = (run["path"], settings)
+            continue
+        differences = settings_differences(reference[1], settings)
+        if differences:
+            raise ValueError(
+                f"{run['path']} and {reference[0]} were trained with "
+                f"different settings ({'; '.join(differences[:6])}): one "
+                "sweep folder must hold one configuration"
+            )
 
 
 def csv_rows(results):

@@ -435,6 +435,16 @@ def write_report(folder, results=None, name=None):
         lines.append(
             "Incomplete runs (not counted): " + ", ".join(results["incomplete"])
         )
+    not_run = [
+        name
+        for name in results.get("missing", [])
+        if name not in results["incomplete"]
+    ]
+    if not_run:
+        lines.append(
+            f"**The fold x seed grid is incomplete**: {len(not_run)} planned "
+            "run(s) have no results and are not counted: " + ", ".join(not_run)
+        )
     lines += [
         "",
         "## Results",

@@ -44,15 +44,22 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from speechbrain_mtmm.atomic import write_json
 from speechbrain_mtmm.data.folds import N_FOLDS, PROTOCOLS
 from speechbrain_mtmm.experiments.aggregate import aggregate
 from speechbrain_mtmm.experiments.reports import write_report
 from speechbrain_mtmm.run_folder import (
     REPORT,
     STDOUT_LOG,
+    SWEEP_PLAN,
+    TEST_RESULTS,
     is_complete,
+    read_run_config,
+    run_has_outputs,
+    settings_differences,
     sweep_run_name,
 )
+from speechbrain_mtmm.training.recipe import run_settings
 
 DEFAULT_SEEDS = (1, 2, 3)
 # Recipe keys the runner sets itself for every run
@@ -81,6 +88,10 @@ class CVRun:
         The ``train.py`` command line.
     cwd : pathlib.Path
         The recipe folder the command runs in.
+    hparams_file : pathlib.Path, optional
+        The recipe YAML.
+    overrides : str
+        The run's overrides as YAML text (what its settings come from).
 
     Example
     -------
@@ -96,6 +107,8 @@ class CVRun:
     folder: Path
     command: tuple
     cwd: Path
+    hparams_file: Path = None
+    overrides: str = ""
 
     @property
     def name(self):
@@ -306,7 +319,26 @@ def plan_runs(hparams_file, protocol, folds, seeds, output, overrides):
                 f"--output_folder={folder}",
                 *extra,
             )
-            runs.append(CVRun(protocol, fold, seed, folder, command, cwd))
+            settings = {
+                "protocol": protocol,
+                "fold": fold,
+                "seed": seed,
+                "output_folder": str(folder),
+                **overrides,
+            }
+            text = "\n".join(f"{k}: {v}" for k, v in settings.items())
+            runs.append(
+                CVRun(
+                    protocol,
+                    fold,
+                    seed,
+                    folder,
+                    command,
+                    cwd,
+                    yaml_path,
+                    text,
+                )
+            )
     return runs
 
 
@@ -419,6 +451,24 @@ def run_all(runs, jobs=1, gpus=(), progress=True):
     return failed
 
 
+def write_plan(output, runs):
+    """Records which runs make the sweep (``sweep.json``), so that its
+    aggregate names the missing ones.
+
+    Arguments
+    ---------
+    output : str or os.PathLike
+        The sweep folder.
+    runs : list of CVRun
+        The sweep.
+    """
+    if runs:
+        write_json(
+            Path(output) / SWEEP_PLAN,
+            {"runs": [run.name for run in runs]},
+        )
+
+
 def summarize_sweep(output, protocol, name=None):
     """Writes cv_results.json/csv and report.md for a sweep folder.
 
@@ -462,6 +512,51 @@ def report_failures(failed):
     return 1
 
 
+def check_settings(runs):
+    """Refuses a sweep whose existing runs were made with other settings.
+
+    A run folder records its settings (``run_config.json``); a finished run
+    made with other settings must not be counted as done, nor aggregated
+    beside the new ones. With ``--start_over=True`` among the overrides,
+    such runs are reset instead (their own ``train.py`` discards the rest).
+
+    Arguments
+    ---------
+    runs : list of CVRun
+        The sweep.
+
+    Raises
+    ------
+    ValueError
+        Naming how many runs differ, one of them and its differences.
+    """
+    stale = []
+    for run in runs:
+        saved = read_run_config(run.folder)
+        if saved is None and not run_has_outputs(run.folder):
+            continue
+        current = run_settings(run.hparams_file, run.overrides)
+        differences = (
+            settings_differences(saved, current)
+            if saved is not None
+            else ["(no run_config.json: made by an older version)"]
+        )
+        if differences:
+            stale.append((run, differences))
+    if not stale:
+        return
+    if "start_over: True" in stale[0][0].overrides:
+        for run, _ in stale:
+            (run.folder / TEST_RESULTS).unlink(missing_ok=True)
+        return
+    run, differences = stale[0]
+    raise ValueError(
+        f"{len(stale)} run(s) of this sweep were made with other settings, "
+        f"e.g. {run.folder}: {'; '.join(differences[:6])}; use another "
+        "--output, or --start_over=True to train them anew"
+    )
+
+
 def run_sweep_or_print(runs, jobs=1, print_commands=False):
     """Prints the pending commands, or runs them; returns the failures.
 
@@ -479,6 +574,7 @@ def run_sweep_or_print(runs, jobs=1, print_commands=False):
     list of CVRun or None
         The failed runs, or None when only printing.
     """
+    check_settings(runs)
     pending = [run for run in runs if not run.complete]
     if print_commands:
         for run in pending:
@@ -536,6 +632,7 @@ def run_cv(
     failed = run_sweep_or_print(runs, jobs, print_commands)
     if failed is None:
         return 0
+    write_plan(output, runs)
     results = summarize_sweep(output, protocol)
     if results is not None:
         print(f"results: {Path(output).resolve() / REPORT}")

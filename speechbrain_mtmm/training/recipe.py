@@ -18,6 +18,9 @@ reuses it instead of copying it:
   batches of similar durations (less padding, same predictions);
 * :func:`load_recipe_hparams`: the YAML with overrides, an unknown key
   named in one line (with the keys renamed in 0.2);
+* :func:`check_run_folder`: a run folder knows the settings it was
+  trained with; a rerun with other settings is refused (or, with
+  ``start_over``, its old checkpoints and results are discarded);
 * :func:`run_recipe`: runs ``main`` and turns bad input into one line.
 
 Authors
@@ -26,18 +29,25 @@ Authors
 """
 
 import difflib
+import json
 import math
 import os
 import re
+import shutil
 import sys
+from pathlib import Path
 
 import ruamel.yaml
 import speechbrain as sb
 import torch
 import yaml
-from hyperpyyaml import load_hyperpyyaml
+from hyperpyyaml import load_hyperpyyaml, resolve_references
 from speechbrain.dataio.sampler import DynamicBatchSampler
-from speechbrain.utils.distributed import run_on_main
+from speechbrain.utils.distributed import (
+    ddp_barrier,
+    if_main_process,
+    run_on_main,
+)
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_mtmm.data.audio import AudioFileError, load_audio
@@ -45,7 +55,18 @@ from speechbrain_mtmm.data.folds import FoldError, fold_paths
 from speechbrain_mtmm.data.iemocap import IEMOCAPError
 from speechbrain_mtmm.encoders import MODALITIES, EncoderError
 from speechbrain_mtmm.model import ModelConfigError
-from speechbrain_mtmm.run_folder import DIMENSIONS, to_unit
+from speechbrain_mtmm.run_folder import (
+    DIMENSIONS,
+    SAVE_FOLDER,
+    TEST_PREDICTIONS,
+    TEST_RESULTS,
+    TRAIN_LOG,
+    read_run_config,
+    run_has_outputs,
+    settings_differences,
+    to_unit,
+    write_run_config,
+)
 from speechbrain_mtmm.training.cache import (
     FeatureCacheError,
     build_feature_caches,
@@ -79,6 +100,132 @@ class DataError(ValueError):
 
 class HparamsError(ValueError):
     """An override the recipe YAML does not have; the message names it."""
+
+
+class RunFolderError(ValueError):
+    """A run folder made with other settings; the message says which."""
+
+
+#: Keys that say where things go or how fast, not what is trained: a run
+#: folder's settings leave them out
+HARMLESS_KEYS = (
+    "data_folder",
+    "prepare_folder",
+    "output_folder",
+    "save_folder",
+    "train_log",
+    "experiment",
+    "hf_cache",
+    "feature_cache_folder",
+    "feature_cache_batch_size",
+    "num_workers",
+    "ckpt_interval_minutes",
+    "valid_dataloader_opts",
+    "eval_batching",
+    "start_over",
+)
+
+
+def run_settings(hparams_file, overrides=""):
+    """What a run is trained with: the recipe's plain top-level settings,
+    references and overrides resolved, nothing built.
+
+    Objects (``!new:``, ``!apply:``, ...) are left out: their arguments are
+    references to plain keys, which are in. So are :data:`HARMLESS_KEYS`.
+
+    Arguments
+    ---------
+    hparams_file : str or path-like
+        The recipe YAML.
+    overrides : str or dict
+        Its overrides.
+
+    Returns
+    -------
+    dict
+        Key -> plain value.
+
+    Example
+    -------
+    >>> path = getfixture("tmp_path") / "x.yaml"
+    >>> _ = path.write_text("lr: 0.1\\nout: !ref <lr>\\nnum_workers: 4")
+    >>> run_settings(path, {"lr": 0.2})
+    {'lr': 0.2, 'out': 0.2}
+    """
+    with open(hparams_file, encoding="utf-8") as fin:
+        text = resolve_references(fin, overrides).getvalue()
+    tree = ruamel.yaml.YAML().load(text)
+    settings = {}
+    for key, value in tree.items():
+        if key in HARMLESS_KEYS or key.startswith("__") or _tagged(value):
+            continue
+        settings[key] = json.loads(json.dumps(value))
+    return settings
+
+
+def _tagged(node):
+    if getattr(getattr(node, "tag", None), "value", None):
+        return True
+    if isinstance(node, dict):
+        return any(_tagged(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_tagged(v) for v in node)
+    return False
+
+
+def check_run_folder(hparams_file, overrides, hparams):
+    """Refuses to train into a run folder made with other settings.
+
+    A run folder records its settings (``run_config.json``) when training
+    starts. The same command again resumes; other settings would test the
+    old checkpoints or mix them with new ones, so they are refused with the
+    differences, unless ``start_over`` discards the old checkpoints,
+    results and log first. Call it on every process; only the main one
+    writes.
+
+    Arguments
+    ---------
+    hparams_file : str or path-like
+        The recipe YAML.
+    overrides : str or dict
+        Its overrides (the settings are :func:`run_settings` of both).
+    hparams : dict
+        The loaded hyperparameters: ``output_folder`` and ``start_over``
+        (discard a run made with other settings instead of refusing).
+
+    Raises
+    ------
+    RunFolderError
+        Naming the folder and the differing settings.
+    """
+    folder = Path(hparams["output_folder"])
+    start_over = hparams.get("start_over", False)
+    settings = run_settings(hparams_file, overrides)
+    saved = read_run_config(folder)
+    if saved is None and not run_has_outputs(folder):
+        differences = None
+    elif saved is None:
+        differences = ["(no run_config.json: made by an older version)"]
+    else:
+        differences = settings_differences(saved, settings) or None
+    if differences and not start_over:
+        shown = "; ".join(differences[:6])
+        more = (
+            f" and {len(differences) - 6} more" if len(differences) > 6 else ""
+        )
+        raise RunFolderError(
+            f"{folder}: made with other settings ({shown}{more}); give "
+            "another --output_folder, or --start_over=True to discard its "
+            "checkpoints and results"
+        )
+    if if_main_process():
+        if differences:
+            logger.warning(f"{folder}: start_over, discarding the old run")
+            shutil.rmtree(folder / SAVE_FOLDER, ignore_errors=True)
+            for name in (TEST_RESULTS, TEST_PREDICTIONS, TRAIN_LOG):
+                (folder / name).unlink(missing_ok=True)
+        write_run_config(folder, settings)
+    ddp_barrier()
 
 
 def load_recipe_hparams(hparams_file, overrides=""):
@@ -540,5 +687,5 @@ def run_recipe(main, argv=None):
     """
     try:
         main(sys.argv[1:] if argv is None else argv)
-    except (*RECIPE_ERRORS, DataError, HparamsError) as error:
+    except (*RECIPE_ERRORS, DataError, HparamsError, RunFolderError) as error:
         sys.exit(f"{type(error).__name__}: {error}")
