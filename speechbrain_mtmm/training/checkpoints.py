@@ -13,14 +13,20 @@ Authors
 
 import logging
 import os
+import random
 import shutil
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
 from speechbrain.utils.checkpoints import (
     PARAMFILE_EXT,
     Checkpoint,
     Checkpointer,
+    mark_as_loader,
+    mark_as_saver,
+    register_checkpoint_hooks,
 )
 from speechbrain.utils.distributed import ddp_barrier, if_main_process
 from speechbrain.utils.logger import get_logger
@@ -152,6 +158,62 @@ class AtomicCheckpointer(Checkpointer):
             else:
                 complete.append(folder)
         return complete
+
+
+@register_checkpoint_hooks
+class RandomState:
+    """The random generators' states, saved with every checkpoint.
+
+    SpeechBrain restores the model, the optimizer and the data order of a
+    resumed run, but not the generators behind dropout and anything else
+    drawn during training: a resumed run then ends with other results than
+    an uninterrupted one. As a recoverable, this object saves the states of
+    torch (CPU and CUDA), numpy and ``random`` and puts them back, so the
+    run continues exactly where it stopped.
+
+    Example
+    -------
+    >>> path = getfixture("tmp_path") / "random.ckpt"
+    >>> state = RandomState()
+    >>> state.save(path)
+    >>> first = torch.rand(2)
+    >>> state.load(path)
+    >>> torch.equal(torch.rand(2), first)
+    True
+    """
+
+    @mark_as_saver
+    def save(self, path):
+        """Saves the generators' states."""
+        name, keys, pos, has_gauss, gauss = np.random.get_state()
+        version, internal, py_gauss = random.getstate()
+        state = {
+            "torch": torch.get_rng_state(),
+            "numpy": [
+                name,
+                torch.from_numpy(keys.copy()),
+                pos,
+                has_gauss,
+                gauss,
+            ],
+            "random": [version, list(internal), py_gauss],
+        }
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        torch.save(state, path)
+
+    @mark_as_loader
+    def load(self, path, end_of_epoch=False):
+        """Restores the generators' states."""
+        del end_of_epoch
+        state = torch.load(path, weights_only=True)
+        torch.set_rng_state(state["torch"])
+        name, keys, pos, has_gauss, gauss = state["numpy"]
+        np.random.set_state((name, keys.numpy(), pos, has_gauss, gauss))
+        version, internal, py_gauss = state["random"]
+        random.setstate((version, tuple(internal), py_gauss))
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _first_missing(path):
