@@ -33,6 +33,7 @@ from speechbrain_mtmm.inference.export import (
 from speechbrain_mtmm.inference.export import (
     best_checkpoint as export_best_checkpoint,
 )
+from speechbrain_mtmm.inference.predict import UsageError, read_csv
 from speechbrain_mtmm.inference.recognizer import MultimodalEmotionRecognizer
 from speechbrain_mtmm.run_folder import file_digest
 from speechbrain_mtmm.run_folder import read_predictions as read_rows
@@ -762,3 +763,38 @@ def test_non_finite_predictions_are_an_error_naming_the_model(
     row = json.loads(out)  # valid JSON: no bare NaN
     assert row["error"].startswith("FloatingPointError: ")
     assert str(model.resolve()) in row["error"]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('path,text\na.wav,"Hello\nb.wav,Bye\n', "line 2: a quoted field runs"),
+        ("path,text\na.wav,Hello, you\n", "line 2: 3 fields, the header has 2"),
+        ("path,text\na.wav,Hi\n,Bye\n", "line 3: empty path"),
+    ],
+    ids=["unterminated-quote", "unquoted-comma", "empty-path"],
+)
+def test_malformed_manifest_rows_are_errors_naming_their_line(
+    text, message, tmp_path
+):
+    path = tmp_path / "m.csv"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(UsageError, match=message):
+        read_csv(path)
+
+
+def test_a_manifest_with_an_excel_byte_order_mark_reads(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text("path,text\na.wav,Hi\n", encoding="utf-8-sig")
+    assert read_csv(path) == [{"path": "a.wav", "text": "Hi"}]
+
+
+def test_short_or_silent_audio_gets_a_warning(recognizer, tmp_path):
+    clip, silence = tmp_path / "clip.wav", tmp_path / "silence.wav"
+    audio_io.save(str(clip), 0.1 * torch.randn(1, 800), 16000)  # 0.05 s
+    audio_io.save(str(silence), torch.zeros(1, 16000), 16000)
+    assert recognizer.predict_file(clip, "Yeah.")["warning"] == (
+        "very short audio (0.05 s)"
+    )
+    assert "silent audio" in recognizer.predict_file(silence)["warning"]
+    assert "warning" not in recognizer.predict_text("Yeah.")

@@ -49,7 +49,13 @@ class UsageError(ValueError):
 
 
 def read_csv(path, required=("path",)):
-    """Rows of a CSV file with a header.
+    """Rows of a CSV file with a header, every row checked.
+
+    A byte-order mark (Excel's "CSV UTF-8") is skipped. A row with more or
+    fewer fields than the header (an unquoted comma in a transcript), a
+    quoted field running over several lines (an unterminated quote would
+    swallow the rows after it) or an empty required value is an error
+    naming its line: no row is dropped or merged silently.
 
     Arguments
     ---------
@@ -68,17 +74,43 @@ def read_csv(path, required=("path",)):
     >>> _ = path.write_text("path,text\\na.wav,Hello\\n", "utf-8")
     >>> read_csv(path)
     [{'path': 'a.wav', 'text': 'Hello'}]
+    >>> _ = path.write_text("path,text\\na.wav,Hello, you\\n", "utf-8")
+    >>> read_csv(path)
+    Traceback (most recent call last):
+    ...
+    speechbrain_mtmm.inference.predict.UsageError: ...m.csv line 2: 3 \
+fields, the header has 2 (quote a text that holds commas)
     """
+    rows = []
     try:
-        with open(path, newline="", encoding="utf-8") as fin:
-            reader = csv.DictReader(fin)
-            rows = list(reader)
-            columns = reader.fieldnames or []
+        with open(path, newline="", encoding="utf-8-sig") as fin:
+            reader = csv.reader(fin)
+            columns = next(reader, [])
+            missing = [name for name in required if name not in columns]
+            if missing:
+                raise UsageError(f"{path}: no column {', '.join(missing)}")
+            line = reader.line_num
+            for fields in reader:
+                start, line = line + 1, reader.line_num
+                where = f"{path} line {start}"
+                if line > start:
+                    raise UsageError(
+                        f"{where}: a quoted field runs over lines "
+                        f"{start}-{line} (an unterminated quote?)"
+                    )
+                if not fields:
+                    continue  # a blank line
+                if len(fields) != len(columns):
+                    raise UsageError(
+                        f"{where}: {len(fields)} fields, the header has "
+                        f"{len(columns)} (quote a text that holds commas)"
+                    )
+                row = dict(zip(columns, fields))
+                if "path" in row and not row["path"].strip():
+                    raise UsageError(f"{where}: empty path")
+                rows.append(row)
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise UsageError(f"{path}: cannot read the CSV ({error})") from None
-    missing = [name for name in required if name not in columns]
-    if missing:
-        raise UsageError(f"{path}: no column {', '.join(missing)}")
     return rows
 
 
@@ -177,7 +209,7 @@ class _Writer:
             columns = ["file", "label", "path", *dims]
             columns += [f"{d}_1to5" for d in dims]
             columns += [f"p_{label}" for label in labels]
-            columns += ["windows", "text_used", "error"]
+            columns += ["windows", "text_used", "warning", "error"]
             self.csv = csv.DictWriter(stream, columns, extrasaction="ignore")
             self.csv.writeheader()
 

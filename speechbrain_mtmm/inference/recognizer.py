@@ -65,6 +65,9 @@ from speechbrain_mtmm.run_folder import (
 logger = get_logger(__name__)
 
 PATHS = ("audio+text", "audio+asr", "audio-only", "text-only")
+# Below these, a prediction is flagged: too little audio, or no signal
+SHORT_AUDIO_SECONDS = 0.5
+SILENCE_RMS = 1e-4
 LONG_AUDIO_MODES = ("chunk", "truncate")
 
 
@@ -524,4 +527,18 @@ class MultimodalEmotionRecognizer(Pretrained):
         result["path"] = utt.path
         result["text_used"] = utt.text
         result["windows"] = utt.windows
+        warning = self._audio_warning(utt)
+        if warning:
+            result["warning"] = warning
         return result
+
+    def _audio_warning(self, utt):
+        """Why the audio may not support the prediction (or None)."""
+        if utt.wav is None or utt.path == "text-only":
+            return None
+        seconds = len(utt.wav) / self.sample_rate
+        if seconds < SHORT_AUDIO_SECONDS:
+            return f"very short audio ({seconds:.2f} s)"
+        if float(utt.wav.float().pow(2).mean().sqrt()) < SILENCE_RMS:
+            return "silent audio (RMS below 1e-4)"
+        return None
