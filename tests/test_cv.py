@@ -18,7 +18,9 @@ import pytest
 
 from speechbrain_mtmm.cli import main as mtmm
 from speechbrain_mtmm.experiments.sweep import plan_runs
+from speechbrain_mtmm.run_folder import write_run_config
 from speechbrain_mtmm.testing.demo import OFFLINE_ENV, recipe_command
+from speechbrain_mtmm.training.recipe import run_settings
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "IEMOCAP"
 YAML = RECIPE / "hparams" / "iemocap.yaml"
@@ -210,13 +212,17 @@ def test_each_job_gets_one_gpu_round_robin(fake_recipe, tmp_path, monkeypatch):
 
 def test_print_commands_prints_one_line_per_incomplete_run(tmp_path, capsys):
     output = tmp_path / "out"
-    done = output / "session_fold1" / "seed1"
-    done.mkdir(parents=True)
-    (done / "test_results.json").write_text("{}")
+    overrides = {"data_folder": "/data", "lr": "0.5"}
+    done = plan_runs(YAML, "session", [1], [1], output, overrides)[0]
+    done.folder.mkdir(parents=True)
+    (done.folder / "test_results.json").write_text("{}")
+    write_run_config(
+        done.folder, run_settings(done.hparams_file, done.overrides)
+    )
     status = mtmm(
         ["cv", str(YAML), "--protocol", "session", "--folds", "1", "2", "3"]
         + ["--seeds", "1", "2", "--output", str(output), "--print-commands"]
-        + ["--lr=0.5"]
+        + ["--data_folder=/data", "--lr=0.5"]
     )
     assert status == 0
     lines = capsys.readouterr().out.splitlines()
@@ -229,6 +235,7 @@ def test_print_commands_prints_one_line_per_incomplete_run(tmp_path, capsys):
         "--fold=3",
         "--seed=2",
         f"--output_folder={output / 'session_fold3' / 'seed2'}",
+        "--data_folder=/data",
         "--lr=0.5",
     ]
     assert lines[-1] == f"cd {shlex.quote(str(RECIPE))} && " + shlex.join(

@@ -41,6 +41,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
+import speechbrain as sb
 import torch
 from tqdm import tqdm
 
@@ -319,14 +320,9 @@ def plan_runs(hparams_file, protocol, folds, seeds, output, overrides):
                 f"--output_folder={folder}",
                 *extra,
             )
-            settings = {
-                "protocol": protocol,
-                "fold": fold,
-                "seed": seed,
-                "output_folder": str(folder),
-                **overrides,
-            }
-            text = "\n".join(f"{k}: {v}" for k, v in settings.items())
+            # what train.py will take as overrides (not SpeechBrain's run
+            # options such as --device)
+            _, _, text = sb.parse_arguments([str(yaml_path), *command[3:]])
             runs.append(
                 CVRun(
                     protocol,
@@ -535,7 +531,13 @@ def check_settings(runs):
         saved = read_run_config(run.folder)
         if saved is None and not run_has_outputs(run.folder):
             continue
-        current = run_settings(run.hparams_file, run.overrides)
+        try:
+            current = run_settings(run.hparams_file, run.overrides)
+        except (ValueError, KeyError, OSError) as error:
+            raise ValueError(
+                f"{run.folder}: cannot compare its settings with this "
+                f"sweep's ({error})"
+            ) from None
         differences = (
             settings_differences(saved, current)
             if saved is not None
