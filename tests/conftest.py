@@ -5,6 +5,10 @@ shared by many tests: treat them as read-only (copy before modifying).
 """
 
 import json
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +20,7 @@ from speechbrain_mtmm.data.synthetic import (
     generate_synthetic_iemocap,
 )
 from speechbrain_mtmm.testing.demo import (
+    OFFLINE_ENV,
     build_tiny_encoders,
     find_recipe,
     recipe_command,
@@ -86,5 +91,41 @@ def train(recipe):
             extra,
         )
         return run_recipe(recipe, [*command, *args], check=check)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def train_and_kill(recipe):
+    """``train_and_kill(corpus, prepared, output, audio, text, extra,
+    epoch)`` starts the recipe like ``train`` and kills it (SIGKILL) as soon
+    as ``epoch`` is in its train_log.txt; fails if it finished first."""
+
+    def run(corpus, prepared, output, audio, text, extra, epoch):
+        command = recipe_command(
+            recipe,
+            corpus / RELEASE_DIRNAME,
+            prepared,
+            output,
+            audio,
+            text,
+            extra,
+        )
+        process = subprocess.Popen(
+            command,
+            cwd=recipe,
+            env=dict(os.environ, **OFFLINE_ENV),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        log = Path(output) / "train_log.txt"
+        deadline = time.time() + 120
+        while process.poll() is None and time.time() < deadline:
+            if log.exists() and f"epoch: {epoch}," in log.read_text():
+                break
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        assert not (Path(output) / "test_results.json").exists(), "too late"
 
     return run

@@ -1,7 +1,6 @@
 """The IEMOCAP recipe end to end on synthetic corpora with tiny models."""
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -10,7 +9,7 @@ import time
 import pytest
 
 from speechbrain_mtmm.data.synthetic import generate_synthetic_iemocap
-from speechbrain_mtmm.testing.demo import OFFLINE_ENV, recipe_command
+from speechbrain_mtmm.testing.demo import recipe_command
 from speechbrain_mtmm.testing.tiny_models import (
     build_tiny_roberta,
     build_tiny_wavlm,
@@ -328,7 +327,7 @@ def test_start_over_discards_the_old_run_and_trains_anew(
 
 
 def test_a_resumed_run_ends_with_the_results_of_an_uninterrupted_one(
-    tmp_path, synthetic_corpus, synthetic_prepared, recipe, train
+    tmp_path, synthetic_corpus, synthetic_prepared, train, train_and_kill
 ):
     """Killed (SIGKILL) after its second epoch and resumed with the same
     command, a run must give exactly the test results and predictions of
@@ -338,29 +337,9 @@ def test_a_resumed_run_ends_with_the_results_of_an_uninterrupted_one(
     whole = tmp_path / "whole"
     train(synthetic_corpus, synthetic_prepared, whole, *LIGHT, extra)
     killed = tmp_path / "killed"
-    command = recipe_command(
-        recipe,
-        synthetic_corpus / "IEMOCAP_full_release",
-        synthetic_prepared,
-        killed,
-        *LIGHT,
-        extra,
+    train_and_kill(
+        synthetic_corpus, synthetic_prepared, killed, *LIGHT, extra, epoch=2
     )
-    process = subprocess.Popen(
-        command,
-        cwd=recipe,
-        env=dict(os.environ, **OFFLINE_ENV),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 120
-    while process.poll() is None and time.time() < deadline:
-        if (killed / "train_log.txt").exists() and 2 in logged_epochs(killed):
-            break
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert not (killed / "test_results.json").exists(), "killed too late"
     train(synthetic_corpus, synthetic_prepared, killed, *LIGHT, extra)
     assert read_json(killed / "test_results.json") == read_json(
         whole / "test_results.json"

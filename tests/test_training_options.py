@@ -3,20 +3,14 @@ selection rule and the encoder presets of the IEMOCAP recipe."""
 
 import json
 import logging
-import os
 import re
 import shutil
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
-from speechbrain_mtmm.data.synthetic import RELEASE_DIRNAME
-from speechbrain_mtmm.testing.demo import OFFLINE_ENV, recipe_command
 from speechbrain_mtmm.testing.tiny_models import (
     build_tiny_deberta_v2,
     build_tiny_roberta,
@@ -121,7 +115,7 @@ def test_the_schedule_state_survives_a_save_and_load(tmp_path):
 
 
 def test_a_resumed_run_continues_the_schedule(
-    tmp_path, synthetic_corpus, synthetic_prepared, recipe, train
+    tmp_path, synthetic_corpus, synthetic_prepared, train, train_and_kill
 ):
     """NewBob with an always-failing improvement test halves the rates
     after every epoch but the first; a run killed after epoch 2 and
@@ -136,30 +130,10 @@ def test_a_resumed_run_continues_the_schedule(
         "lr": 1e-3,
     }
     run = tmp_path / "run"
-    command = recipe_command(
-        recipe,
-        synthetic_corpus / RELEASE_DIRNAME,
-        synthetic_prepared,
-        run,
-        *LIGHT,
-        extra,
-    )
-    process = subprocess.Popen(
-        command,
-        cwd=recipe,
-        env=dict(os.environ, **OFFLINE_ENV),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    train_and_kill(
+        synthetic_corpus, synthetic_prepared, run, *LIGHT, extra, epoch=2
     )
     log = run / "train_log.txt"
-    deadline = time.time() + 120
-    while process.poll() is None and time.time() < deadline:
-        if log.exists() and "epoch: 2," in log.read_text():
-            break
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert not (run / "test_results.json").exists(), "killed too late"
     train(synthetic_corpus, synthetic_prepared, run, *LIGHT, extra)
     by_epoch = dict(
         (int(epoch), float(lr))
