@@ -469,3 +469,31 @@ def test_rerun_regenerates_when_an_output_is_missing(
     fold_file.unlink()
     prepare_iemocap(release, tmp_path)
     assert fold_file.is_file()
+
+
+SUMMARY = "[6.2901 - 8.2357]\tSes01F_impro01_F000\tneu\t[{}, 3.0000, 2.0000]\n"
+
+
+def test_a_rating_outside_the_1_to_5_scale_names_its_line(tmp_path):
+    path = tmp_path / "Ses01F_impro01.txt"
+    path.write_text("% header\n\n" + SUMMARY.format("93.3000"))
+    with pytest.raises(IEMOCAPFormatError, match=r"line 3: ratings \[93.3"):
+        iemocap.parse_evaluation(path)
+
+
+def test_a_summary_line_without_its_bracket_is_not_dropped(tmp_path):
+    path = tmp_path / "Ses01F_impro01.txt"
+    path.write_text("% header\n\n" + SUMMARY.format("2.5000")[1:])
+    with pytest.raises(IEMOCAPFormatError, match="line 3: .* leading '\\['"):
+        iemocap.parse_evaluation(path)
+
+
+def test_a_transcript_file_with_a_byte_order_mark_reads(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_text(
+        "Ses01F_impro01_F000 [006.2901-008.2357]: Excuse me.\n",
+        encoding="utf-8-sig",
+    )
+    assert iemocap.parse_transcriptions(path) == {
+        "Ses01F_impro01_F000": "Excuse me."
+    }

@@ -100,6 +100,12 @@ _TRANSCRIPT_RE = re.compile(
     rf"^(?P<utt>\S+)\s+\[{_NUMBER}-{_NUMBER}\]:(?P<text>.*)$"
 )
 _UTT_RE = re.compile(r"^Ses0(?P<session>[1-5])[FM]_\S+_(?P<gender>[FM])\d{3}$")
+# a summary line that lost its "[start - end]" opening bracket
+_HEADLESS_SUMMARY_RE = re.compile(
+    r"^\s*[\d.]+\s*-\s*[\d.]+\]\s+Ses0\d[FM]_\S+\s+\w+\s+\["
+)
+# valence, activation and dominance are rated 1-5 in IEMOCAP
+RATING_RANGE = (1.0, 5.0)
 
 
 class IEMOCAPError(ValueError):
@@ -212,17 +218,20 @@ def speaker_of(utt_id):
 
 
 def _read_lines(path):
-    """Lines of a text file; undecodable bytes are replaced."""
-    with open(path, encoding="utf-8", errors="replace") as handle:
+    """Lines of a text file; a byte-order mark is skipped, undecodable
+    bytes are replaced."""
+    with open(path, encoding="utf-8-sig", errors="replace") as handle:
         return handle.read().splitlines()
 
 
 def parse_evaluation(path):
     """Reads the summary lines of one top-level EmoEvaluation file.
 
-    Lines starting with ``[`` are summaries and must be well formed; the
-    ``%`` header, per-rater lines (``C-E2:``, ``A-E3:``) and blank lines are
-    skipped.
+    Lines starting with ``[`` are summaries and must be well formed, with
+    ratings on IEMOCAP's 1-5 scale; a line that looks like a summary
+    without its leading ``[`` is an error too (it would otherwise drop its
+    utterance silently). The ``%`` header, per-rater lines (``C-E2:``,
+    ``A-E3:``) and blank lines are skipped.
 
     Arguments
     ---------
@@ -248,6 +257,11 @@ def parse_evaluation(path):
     evaluations = {}
     for number, line in enumerate(_read_lines(path), start=1):
         if not line.lstrip().startswith("["):
+            if _HEADLESS_SUMMARY_RE.search(line):
+                raise IEMOCAPFormatError(
+                    f"{path}, line {number}: an evaluation summary line "
+                    f"without its leading '[': {line.strip()!r}"
+                )
             continue
         match = _SUMMARY_RE.match(line.strip())
         if match is None:
@@ -261,11 +275,18 @@ def parse_evaluation(path):
             raise IEMOCAPFormatError(
                 f"{path}, line {number}: utterance {utt} evaluated twice"
             )
+        ratings = [float(match[k]) for k in ("val", "act", "dom")]
+        if not all(RATING_RANGE[0] <= r <= RATING_RANGE[1] for r in ratings):
+            raise IEMOCAPFormatError(
+                f"{path}, line {number}: ratings {ratings} of {utt} are "
+                f"outside IEMOCAP's {RATING_RANGE[0]:g}-{RATING_RANGE[1]:g} "
+                "scale"
+            )
         evaluations[utt] = {
             "emo_raw": match["emo"],
-            "valence": float(match["val"]),
-            "arousal": float(match["act"]),
-            "dominance": float(match["dom"]),
+            "valence": ratings[0],
+            "arousal": ratings[1],
+            "dominance": ratings[2],
             "line": number,
         }
     return evaluations
