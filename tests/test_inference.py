@@ -798,3 +798,13 @@ def test_short_or_silent_audio_gets_a_warning(recognizer, tmp_path):
     )
     assert "silent audio" in recognizer.predict_file(silence)["warning"]
     assert "warning" not in recognizer.predict_text("Yeah.")
+
+
+def test_text_used_is_the_text_the_model_saw(recognizer):
+    encoder = recognizer.system.text_encoder
+    long = " ".join(["really"] * 400)
+    seen = recognizer.predict_text(long)["text_used"]
+    assert seen.startswith("really really") and len(seen) < len(long)
+    assert len(encoder.tokenize(seen)) <= encoder.max_length
+    assert len(encoder.tokenizer(seen)["input_ids"]) <= encoder.max_length
+    assert recognizer.predict_text("Yeah.")["text_used"] == "Yeah."

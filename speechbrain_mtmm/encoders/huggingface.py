@@ -347,6 +347,25 @@ class HFTextEncoder(_HFEncoder):
         ]
         return torch.tensor(ids, dtype=torch.long)
 
+    def visible_text(self, text):
+        """The part of ``text`` the model sees (``max_length`` tokens).
+
+        Arguments
+        ---------
+        text : str
+            A transcript.
+
+        Returns
+        -------
+        str
+            ``text`` itself when it fits, else the decoded kept tokens.
+        """
+        full = self.tokenizer(text)["input_ids"]
+        if len(full) <= self.max_length:
+            return text
+        kept = self.tokenize(text).tolist()
+        return self.tokenizer.decode(kept, skip_special_tokens=True).strip()
+
     def _preprocessing(self):
         return {"pad_id": self.pad_id}
 

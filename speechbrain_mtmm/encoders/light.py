@@ -316,6 +316,32 @@ class TokenEmbeddingTextEncoder(Encoder):
         """
         return self.tokenizer(text)
 
+    def visible_text(self, text):
+        """The part of ``text`` the model sees (``max_length`` ids).
+
+        Arguments
+        ---------
+        text : str
+            A transcript.
+
+        Returns
+        -------
+        str
+            ``text`` up to the end of its last kept word.
+
+        Example
+        -------
+        >>> encoder = TokenEmbeddingTextEncoder(d_model=8, max_length=3)
+        >>> encoder.visible_text("Oh my God, really?")
+        'Oh my'
+        """
+        tokenizer = self.tokenizer
+        words = tokenizer.max_length - (1 if tokenizer.add_bos else 0)
+        spans = list(tokenizer._token_pattern.finditer(text))
+        if len(spans) <= words:
+            return text
+        return text[: spans[words - 1].end()] if words > 0 else ""
+
     def _encode(self, tokens, lens, layers):
         mask = lens_to_mask(lens, tokens.shape[1], tokens.device)
         mask = mask.expand(tokens.shape[0], -1)

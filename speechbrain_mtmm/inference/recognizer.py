@@ -525,7 +525,11 @@ class MultimodalEmotionRecognizer(Pretrained):
         for name, value in zip(names, dims):
             result[f"{name}_1to5"] = to_rating(float(value))
         result["path"] = utt.path
-        result["text_used"] = utt.text
+        result["text_used"] = (
+            None
+            if utt.text is None
+            else self.system.text_encoder.visible_text(utt.text)
+        )
         result["windows"] = utt.windows
         warning = self._audio_warning(utt)
         if warning:
