@@ -442,13 +442,29 @@ def test_rerun_with_same_options_reuses_outputs(
     assert prepare_iemocap(release, tmp_path) == str(tmp_path / "iemocap.json")
 
 
-def test_rerun_with_other_options_regenerates(synthetic_corpus, tmp_path):
+def test_a_shared_folder_is_not_prepared_again_with_another_label_map(
+    synthetic_corpus, tmp_path
+):
     release = synthetic_corpus / RELEASE_DIRNAME
     prepare_iemocap(release, tmp_path)
-    path = prepare_iemocap(release, tmp_path, label_map="4class_exc")
-    assert "exc" in {e["emo"] for e in _load(path).values()}
-    options = _load(tmp_path / "prepare_options.json")["options"]
-    assert options["label_map"]["exc"] == "exc"
+    before = _load(tmp_path / "iemocap.json")
+    with pytest.raises(
+        iemocap.IEMOCAPError, match="prepared with other label_map"
+    ):
+        prepare_iemocap(release, tmp_path, label_map="4class_exc")
+    assert _load(tmp_path / "iemocap.json") == before
+    other = prepare_iemocap(release, tmp_path / "exc", label_map="4class_exc")
+    assert "exc" in {e["emo"] for e in _load(other).values()}
+
+
+def test_a_truncated_prepared_file_is_written_again(synthetic_corpus, tmp_path):
+    release = synthetic_corpus / RELEASE_DIRNAME
+    prepare_iemocap(release, tmp_path)
+    fold_file = tmp_path / "folds" / "speaker" / "fold_2" / "test.json"
+    complete = fold_file.read_text()
+    fold_file.write_text(complete[: len(complete) // 2])
+    prepare_iemocap(release, tmp_path)
+    assert fold_file.read_text() == complete
 
 
 def test_rerun_after_release_changed_regenerates(release_copy, tmp_path):

@@ -642,18 +642,30 @@ def _release_fingerprint(data_folder):
 
 
 def _outputs_exist(save_folder):
-    """Whether the manifest, summary and every fold file exist."""
-    for name in (MANIFEST_NAME, SUMMARY_NAME):
-        if not os.path.isfile(os.path.join(save_folder, name)):
+    """Whether the manifest, summary and every fold file exist and read
+    (a truncated file does not, and is written again)."""
+    paths = [
+        os.path.join(save_folder, MANIFEST_NAME),
+        os.path.join(save_folder, SUMMARY_NAME),
+        folds_index_path(save_folder),
+    ]
+    try:
+        if not all(os.path.isfile(p) for p in paths):
             return False
-    if not os.path.isfile(folds_index_path(save_folder)):
+        for protocol, folds in read_folds(save_folder).items():
+            for fold in folds:
+                paths += fold_paths(save_folder, protocol, fold).values()
+        for path in paths:
+            with open(path, encoding="utf-8") as handle:
+                json.load(handle)
+    except (OSError, ValueError, KeyError, TypeError):
+        logger.warning("Prepared files in %s are incomplete", save_folder)
         return False
-    for protocol, folds in read_folds(save_folder).items():
-        for fold in folds:
-            paths = fold_paths(save_folder, protocol, fold).values()
-            if not all(os.path.isfile(p) for p in paths):
-                return False
     return True
+
+
+# options that decide which utterances and labels other runs read
+_DATA_OPTIONS = ("label_map", "skip_missing", "speaker_valid")
 
 
 def _load_options(save_folder):
@@ -732,9 +744,22 @@ def prepare_iemocap(
     fingerprint = _release_fingerprint(data_folder)
     stored = {"options": options, "fingerprint": fingerprint}
     manifest_path = os.path.join(save_folder, MANIFEST_NAME)
-    if _load_options(save_folder) == stored and _outputs_exist(save_folder):
+    previous = _load_options(save_folder)
+    if previous == stored and _outputs_exist(save_folder):
         logger.info("IEMOCAP already prepared in %s, reusing it", save_folder)
         return manifest_path
+    changed = [
+        key
+        for key in _DATA_OPTIONS
+        if previous is not None and previous["options"].get(key) != options[key]
+    ]
+    if changed and os.path.isfile(manifest_path):
+        was = ", ".join(f"{k}={previous['options'][k]}" for k in changed)
+        raise IEMOCAPError(
+            f"{save_folder}: prepared with other {', '.join(changed)} "
+            f"({was}); runs that use it would change under them: prepare "
+            "into another folder (--prepare_folder=...) or delete this one"
+        )
     manifest, summary = build_manifest(data_folder, label_map, skip_missing)
     if os.path.isfile(os.path.join(save_folder, OPTIONS_NAME)):
         os.remove(os.path.join(save_folder, OPTIONS_NAME))
