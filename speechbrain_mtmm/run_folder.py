@@ -374,6 +374,41 @@ def run_has_outputs(folder):
     return is_complete(folder) or (saved.is_dir() and any(saved.glob("CKPT+*")))
 
 
+def stale_settings(folder, current):
+    """How a run folder's recorded settings differ from the current ones.
+
+    Arguments
+    ---------
+    folder : str or path-like
+        The run folder.
+    current : callable
+        Returns the current settings; called only when the folder holds a
+        run to compare with.
+
+    Returns
+    -------
+    list of str
+        The differences (:func:`settings_differences`); empty for a folder
+        without a run or with the same settings. A run without recorded
+        settings (an older version) differs.
+
+    Example
+    -------
+    >>> folder = getfixture("tmp_path")
+    >>> stale_settings(folder, lambda: {"lr": 0.1})
+    []
+    >>> write_run_config(folder, {"lr": 0.1})
+    >>> stale_settings(folder, lambda: {"lr": 0.2})
+    ['lr: 0.1 -> 0.2']
+    """
+    saved = read_run_config(folder)
+    if saved is None:
+        if not run_has_outputs(folder):
+            return []
+        return ["(no run_config.json: made by an older version)"]
+    return settings_differences(saved, current())
+
+
 def file_digest(path):
     """SHA-256 of a file's bytes (read in 1 MiB blocks).
 

@@ -55,9 +55,7 @@ from speechbrain_mtmm.run_folder import (
     SWEEP_PLAN,
     TEST_RESULTS,
     is_complete,
-    read_run_config,
-    run_has_outputs,
-    settings_differences,
+    stale_settings,
     sweep_run_name,
 )
 from speechbrain_mtmm.training.recipe import run_settings
@@ -528,21 +526,16 @@ def check_settings(runs):
     """
     stale = []
     for run in runs:
-        saved = read_run_config(run.folder)
-        if saved is None and not run_has_outputs(run.folder):
-            continue
         try:
-            current = run_settings(run.hparams_file, run.overrides)
+            differences = stale_settings(
+                run.folder,
+                lambda run=run: run_settings(run.hparams_file, run.overrides),
+            )
         except (ValueError, KeyError, OSError) as error:
             raise ValueError(
                 f"{run.folder}: cannot compare its settings with this "
                 f"sweep's ({error})"
             ) from None
-        differences = (
-            settings_differences(saved, current)
-            if saved is not None
-            else ["(no run_config.json: made by an older version)"]
-        )
         if differences:
             stale.append((run, differences))
     if not stale:

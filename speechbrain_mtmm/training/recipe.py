@@ -61,9 +61,7 @@ from speechbrain_mtmm.run_folder import (
     TEST_PREDICTIONS,
     TEST_RESULTS,
     TRAIN_LOG,
-    read_run_config,
-    run_has_outputs,
-    settings_differences,
+    stale_settings,
     to_unit,
     write_run_config,
 )
@@ -201,13 +199,7 @@ def check_run_folder(hparams_file, overrides, hparams):
     folder = Path(hparams["output_folder"])
     start_over = hparams.get("start_over", False)
     settings = run_settings(hparams_file, overrides)
-    saved = read_run_config(folder)
-    if saved is None and not run_has_outputs(folder):
-        differences = None
-    elif saved is None:
-        differences = ["(no run_config.json: made by an older version)"]
-    else:
-        differences = settings_differences(saved, settings) or None
+    differences = stale_settings(folder, lambda: settings)
     if differences and not start_over:
         shown = "; ".join(differences[:6])
         more = (
