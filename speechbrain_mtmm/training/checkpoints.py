@@ -73,10 +73,18 @@ class AtomicCheckpointer(Checkpointer):
         # SpeechBrain creates the folder (and its parents) right away, i.e.
         # when a recipe YAML is loaded; a run stopped by bad options would
         # leave an empty run folder. Folders are made at the first save.
+        # Not under DDP: another process may be creating the same folder
+        # at that moment (removing it under it made its makedirs fail).
         first_new = _first_missing(Path(checkpoints_dir))
         super().__init__(checkpoints_dir, recoverables, **kwargs)
-        if first_new is not None and not any(
-            p.is_file() for p in first_new.rglob("*")
+        distributed = (
+            torch.distributed.is_available()
+            and torch.distributed.is_initialized()
+        )
+        if (
+            first_new is not None
+            and not distributed
+            and not any(p.is_file() for p in first_new.rglob("*"))
         ):
             shutil.rmtree(first_new, ignore_errors=True)
         if if_main_process() and self.checkpoints_dir.exists():
