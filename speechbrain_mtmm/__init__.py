@@ -12,7 +12,7 @@ checks this)::
     model                       the whole model, described once
     encoders | data             audio/text encoders | corpora, folds, audio
     nnet                        blocks that know nothing of files
-    run_folder, atomic          file names and atomic writes (leaves)
+    run_folder, atomic, locks   file names, atomic writes, locks (leaves)
 
 ``testing`` (tiny models, the demo) stands apart, on top.
 """

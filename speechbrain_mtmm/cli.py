@@ -50,6 +50,7 @@ from speechbrain_mtmm.experiments.sweep import (
 from speechbrain_mtmm.inference.export import ExportError
 from speechbrain_mtmm.inference.export import export_model as export
 from speechbrain_mtmm.inference.predict import run_predict
+from speechbrain_mtmm.locks import FolderBusyError
 from speechbrain_mtmm.run_folder import EXPORT_INFO
 from speechbrain_mtmm.testing.demo import RecipeNotFoundError, run_demo
 
@@ -359,6 +360,7 @@ def main(argv=None):
         IEMOCAPError,
         ExportError,
         RecipeNotFoundError,
+        FolderBusyError,
         ValueError,
         OSError,
     ) as error:

@@ -14,12 +14,14 @@ dimensions. Layout of one run (``output_folder`` of ``train.py``)::
                                  checkpoint (WA, UA, macro_F1, CCC_*, ...)
         test_predictions.jsonl   one JSON object per test utterance
         stdout.log               what the run printed (CV runner only)
+        run.lock                 held by the process that trains into it
 
 and of a sweep (``mtmm cv``)::
 
     <sweep>/<protocol>_fold<k>/seed<s>/   one run folder each
     <sweep>/cv_results.json, cv_results.csv, report.md, *.png
     <sweep>/table.md, table.json          (``mtmm table``)
+    <sweep>/sweep.lock                    held by the CV runner
 
 Dimensions are rated 1-5 in IEMOCAP and MSP-Podcast; the model predicts
 them on 0-1 (:func:`to_unit`, :func:`to_rating`). Prediction files and
@@ -49,6 +51,8 @@ TEST_RESULTS = "test_results.json"
 TEST_PREDICTIONS = "test_predictions.jsonl"
 STDOUT_LOG = "stdout.log"
 RUN_CONFIG = "run_config.json"  # the settings the run was trained with
+RUN_LOCK = "run.lock"  # see speechbrain_mtmm.locks
+SWEEP_LOCK = "sweep.lock"
 SWEEP_PLAN = "sweep.json"  # protocol, folds and seeds a sweep was run with
 CV_RESULTS_JSON = "cv_results.json"
 CV_RESULTS_CSV = "cv_results.csv"

@@ -15,6 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "speechbrain_mtmm"
 # layer of each top-level module or subpackage, bottom first
 LAYERS = {
     "atomic": 0,
+    "locks": 0,
     "run_folder": 1,
     "nnet": 2,
     "data": 2,

@@ -41,6 +41,7 @@ from speechbrain_mtmm.experiments.sweep import (
     report_failures,
     run_sweep_or_print,
     summarize_sweep,
+    sweep_lock,
     write_plan,
 )
 from speechbrain_mtmm.run_folder import TABLE_JSON, TABLE_MD
@@ -337,19 +338,20 @@ def run_table(
         for task in tasks
     }
     runs = [run for sweep in sweeps.values() for run in sweep]
-    failed = run_sweep_or_print(runs, jobs, print_commands)
-    if failed is None:
-        return 0
-    for (row, task), sweep in sweeps.items():
-        write_plan(output / row / task, sweep)
-    cells = {
-        (row, task): summarize_sweep(
-            output / row / task, protocol, f"{row} ({task})"
+    with sweep_lock(output, print_commands):
+        failed = run_sweep_or_print(runs, jobs, print_commands)
+        if failed is None:
+            return 0
+        for (row, task), sweep in sweeps.items():
+            write_plan(output / row / task, sweep)
+        cells = {
+            (row, task): summarize_sweep(
+                output / row / task, protocol, f"{row} ({task})"
+            )
+            for row, task in sweeps
+        }
+        table = write_table(
+            output, rows, tasks, cells, protocol, folds, seeds, overrides
         )
-        for row, task in sweeps
-    }
-    table = write_table(
-        output, rows, tasks, cells, protocol, folds, seeds, overrides
-    )
     print(f"table: {table}")
     return report_failures(failed)

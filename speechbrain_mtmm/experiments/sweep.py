@@ -16,6 +16,12 @@ path of its log and the others go on; the exit code is then 1. At the end
 the complete runs are summarised (:mod:`.aggregate`) and reported
 (:mod:`.reports`).
 
+One runner per sweep folder (``sweep.lock``) and one trainer per run
+folder (``run.lock``, taken by ``train.py``): a second runner on the same
+sweep is refused. A runner that is stopped (Ctrl-C, SIGTERM, or on Linux
+even SIGKILL) ends the runs it started, so that a restart does not train
+beside them.
+
 Usage (from anywhere; recipe overrides are passed on as ``--key=value``)::
 
     mtmm cv recipes/IEMOCAP/hparams/iemocap.yaml \\
@@ -30,13 +36,17 @@ Authors
  * speechbrain-mtmm contributors, 2026
 """
 
+import contextlib
+import ctypes
 import datetime
 import os
 import queue
 import re
 import shlex
+import signal
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,9 +59,11 @@ from speechbrain_mtmm.atomic import write_json
 from speechbrain_mtmm.data.folds import N_FOLDS, PROTOCOLS
 from speechbrain_mtmm.experiments.aggregate import aggregate
 from speechbrain_mtmm.experiments.reports import write_report
+from speechbrain_mtmm.locks import FolderLock
 from speechbrain_mtmm.run_folder import (
     REPORT,
     STDOUT_LOG,
+    SWEEP_LOCK,
     SWEEP_PLAN,
     TEST_RESULTS,
     is_complete,
@@ -61,6 +73,8 @@ from speechbrain_mtmm.run_folder import (
 from speechbrain_mtmm.training.recipe import run_settings
 
 DEFAULT_SEEDS = (1, 2, 3)
+# Seconds a run is given to end after SIGTERM before it is killed
+END_GRACE_SECONDS = 10
 # Recipe keys the runner sets itself for every run
 RESERVED_KEYS = ("protocol", "fold", "seed", "output_folder")
 OVERRIDES_HELP = (
@@ -354,6 +368,63 @@ def visible_gpus():
     return [str(i) for i in range(torch.cuda.device_count())]
 
 
+class Children:
+    """The runs this runner has started, ended when it ends.
+
+    On Linux each child also asks the kernel for SIGTERM when the runner's
+    thread that started it dies (``PR_SET_PDEATHSIG``), which covers a
+    runner killed with SIGKILL; elsewhere only an orderly end (an
+    exception, SIGINT, SIGTERM) ends them.
+    """
+
+    def __init__(self):
+        self.live = set()
+        self.lock = threading.Lock()
+
+    def start(self, command, **kwargs):
+        """``subprocess.Popen(command, **kwargs)``, registered."""
+        if sys.platform == "linux":
+            kwargs["preexec_fn"] = _die_with_parent
+        process = subprocess.Popen(command, **kwargs)
+        with self.lock:
+            self.live.add(process)
+        return process
+
+    def wait(self, process):
+        """Waits for a child; returns its exit code."""
+        code = process.wait()
+        with self.lock:
+            self.live.discard(process)
+        return code
+
+    def end_all(self):
+        """SIGTERM to every live child, SIGKILL to those still alive after
+        ``END_GRACE_SECONDS``."""
+        with self.lock:
+            live = list(self.live)
+        for process in live:
+            process.terminate()
+        for process in live:
+            try:
+                process.wait(END_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+if sys.platform == "linux":
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+    PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+    """In a child, before ``exec``: SIGTERM when the parent dies."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+CHILDREN = Children()
+
+
 def execute(run, gpu=None):
     """Runs one recipe run, appending its output to ``<run>/stdout.log``.
 
@@ -378,14 +449,15 @@ def execute(run, gpu=None):
         gpu_note = "" if gpu is None else f" CUDA_VISIBLE_DEVICES={gpu}"
         log.write(f"# {stamp}{gpu_note}: {run.shell_command()}\n")
         log.flush()
-        result = subprocess.run(
+        process = CHILDREN.start(
             run.command,
             cwd=run.cwd,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    return result.returncode == 0 and run.complete
+        code = CHILDREN.wait(process)
+    return code == 0 and run.complete
 
 
 def run_all(runs, jobs=1, gpus=(), progress=True):
@@ -434,15 +506,60 @@ def run_all(runs, jobs=1, gpus=(), progress=True):
             failed.append(run)
             tqdm.write(f"FAILED {run.name}: see {run.log}", file=sys.stderr)
 
-    with bar:
-        first, rest = (pending[:1], pending[1:]) if jobs > 1 else ([], pending)
-        for run in first:
-            finish(run, work(run))
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    first, rest = (pending[:1], pending[1:]) if jobs > 1 else ([], pending)
+    with bar, ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        try:
+            for run in first:
+                finish(run, work(run))
             futures = {pool.submit(work, run): run for run in rest}
             for future in as_completed(futures):
                 finish(futures[future], future.result())
+        except BaseException:
+            # interrupted (SIGINT, SIGTERM) or broken: no run trains on
+            # without the runner, to be started again beside a new one
+            pool.shutdown(wait=False, cancel_futures=True)
+            CHILDREN.end_all()
+            raise
     return failed
+
+
+@contextlib.contextmanager
+def sweep_lock(output, print_commands=False):
+    """Holds a sweep folder for one runner; SIGTERM ends it in order.
+
+    While held, a second runner on the same folder is refused (naming
+    this one), and SIGTERM raises ``SystemExit`` in the runner so that
+    its runs are ended with it (:meth:`Children.end_all`). Only printing
+    the commands takes no lock.
+
+    Arguments
+    ---------
+    output : str or os.PathLike
+        The sweep folder.
+    print_commands : bool
+        Only printing: nothing is locked.
+
+    Yields
+    ------
+    None
+    """
+    if print_commands:
+        yield
+        return
+    previous = None
+    main_thread = threading.current_thread() is threading.main_thread()
+    with FolderLock(output, SWEEP_LOCK, "sweep"):
+        if main_thread:
+            previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        try:
+            yield
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
 
 
 def write_plan(output, runs):
@@ -624,11 +741,12 @@ def run_cv(
         "results", "cv", experiment_name(hparams_file, overrides)
     )
     runs = plan_runs(hparams_file, protocol, folds, seeds, output, overrides)
-    failed = run_sweep_or_print(runs, jobs, print_commands)
-    if failed is None:
-        return 0
-    write_plan(output, runs)
-    results = summarize_sweep(output, protocol)
+    with sweep_lock(output, print_commands):
+        failed = run_sweep_or_print(runs, jobs, print_commands)
+        if failed is None:
+            return 0
+        write_plan(output, runs)
+        results = summarize_sweep(output, protocol)
     if results is not None:
         print(f"results: {Path(output).resolve() / REPORT}")
     return report_failures(failed)

@@ -28,6 +28,7 @@ Authors
  * speechbrain-mtmm contributors, 2026
 """
 
+import atexit
 import difflib
 import json
 import math
@@ -54,9 +55,11 @@ from speechbrain_mtmm.data.audio import AudioFileError, load_audio
 from speechbrain_mtmm.data.folds import FoldError, fold_paths
 from speechbrain_mtmm.data.iemocap import IEMOCAPError
 from speechbrain_mtmm.encoders import MODALITIES, EncoderError
+from speechbrain_mtmm.locks import FolderBusyError, FolderLock
 from speechbrain_mtmm.model import ModelConfigError
 from speechbrain_mtmm.run_folder import (
     DIMENSIONS,
+    RUN_LOCK,
     SAVE_FOLDER,
     TEST_PREDICTIONS,
     TEST_RESULTS,
@@ -73,6 +76,9 @@ from speechbrain_mtmm.training.cache import (
 )
 
 logger = get_logger(__name__)
+
+# the run folder lock of this process, held until it exits
+_HELD_LOCKS = []
 
 #: Errors that mean bad input or options: reported as one line, no trace
 RECIPE_ERRORS = (
@@ -171,15 +177,41 @@ def _tagged(node):
     return False
 
 
+def hold_run_lock(folder):
+    """Takes the run folder's lock for the rest of this process.
+
+    One process trains into a run folder: a second one (a repeated
+    command, a restarted sweep) is refused while the first lives. The lock
+    is released at exit, and by the system when the process is killed.
+
+    Arguments
+    ---------
+    folder : str or path-like
+        The run folder (created here).
+
+    Raises
+    ------
+    RunFolderError
+        Naming the process that holds it.
+    """
+    lock = FolderLock(folder, RUN_LOCK, "run folder")
+    try:
+        lock.acquire()
+    except FolderBusyError as error:
+        raise RunFolderError(str(error)) from None
+    _HELD_LOCKS.append(lock)
+    atexit.register(lock.release)
+
+
 def check_run_folder(hparams_file, overrides, hparams):
-    """Refuses to train into a run folder made with other settings.
+    """Locks the run folder; refuses one made with other settings.
 
     A run folder records its settings (``run_config.json``) when training
     starts. The same command again resumes; other settings would test the
     old checkpoints or mix them with new ones, so they are refused with the
     differences, unless ``start_over`` discards the old checkpoints,
     results and log first. Call it on every process; only the main one
-    writes.
+    takes the lock (:func:`hold_run_lock`) and writes.
 
     Arguments
     ---------
@@ -194,9 +226,12 @@ def check_run_folder(hparams_file, overrides, hparams):
     Raises
     ------
     RunFolderError
-        Naming the folder and the differing settings.
+        Naming the folder and the differing settings, or the process
+        that trains into it now.
     """
     folder = Path(hparams["output_folder"])
+    if if_main_process():
+        hold_run_lock(folder)
     start_over = hparams.get("start_over", False)
     settings = run_settings(hparams_file, overrides)
     differences = stale_settings(folder, lambda: settings)

@@ -1,0 +1,141 @@
+"""One writer per folder: an exclusive lock held while a process writes.
+
+A training run folder and a sweep folder each have one writer. A second
+process started on the same folder (a second ``train.py``, a restarted
+CV runner whose old child still trains) is refused with a one-line error
+naming the process that holds the folder, instead of both writing the
+same checkpoints and logs.
+
+The lock is an advisory ``flock`` on a small file in the folder, written
+here because neither SpeechBrain nor the standard library offers one
+(``filelock`` would be a new dependency for 40 lines). The kernel
+releases it when its process ends, however it ends (SIGKILL, OOM, power
+cut of a node), so a lock is never left stale by a dead process; the file
+keeps the holder's pid, host and start time, which the next holder reports
+when it takes over a folder whose last writer ended without releasing it.
+On systems without ``fcntl`` (Windows) folders are not locked, and this is
+logged once.
+
+Authors
+-------
+ * speechbrain-mtmm contributors, 2026
+"""
+
+import datetime
+import logging
+import os
+import socket
+from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
+logger = logging.getLogger(__name__)
+
+
+class FolderBusyError(RuntimeError):
+    """Another live process holds the folder's lock; the message names it."""
+
+
+class FolderLock:
+    """An exclusive, non-blocking lock on a folder.
+
+    Arguments
+    ---------
+    folder : str or os.PathLike
+        The folder (created if needed).
+    name : str
+        The lock file's name in it.
+    what : str
+        What the folder is, for the messages ("run folder", "sweep").
+
+    Example
+    -------
+    >>> folder = getfixture("tmp_path") / "run"
+    >>> with FolderLock(folder, "run.lock") as lock:
+    ...     FolderLock(folder, "run.lock").acquire()
+    Traceback (most recent call last):
+    ...
+    speechbrain_mtmm.locks.FolderBusyError: ...run: this run folder is in \
+use by process ... since ...; wait for it to end or end it
+    >>> with FolderLock(folder, "run.lock"):  # released: free again
+    ...     pass
+    """
+
+    def __init__(self, folder, name, what="run folder"):
+        self.folder = Path(folder)
+        self.path = self.folder / name
+        self.what = what
+        self.fd = None
+
+    def acquire(self):
+        """Takes the lock, or raises naming the process that holds it.
+
+        Returns
+        -------
+        FolderLock
+            Itself.
+
+        Raises
+        ------
+        FolderBusyError
+            When another process (or another lock object) holds it.
+        """
+        if fcntl is None:  # pragma: no cover - Windows
+            logger.warning(f"{self.folder}: folders cannot be locked here")
+            return self
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read(fd) or "another process"
+            os.close(fd)
+            raise FolderBusyError(
+                f"{self.folder}: this {self.what} is in use by {holder}; "
+                "wait for it to end or end it"
+            ) from None
+        previous = _read(fd)
+        if previous:
+            logger.warning(
+                f"{self.folder}: taking over from {previous}, which ended "
+                "without releasing it"
+            )
+        stamp = datetime.datetime.now().isoformat(timespec="seconds")
+        os.ftruncate(fd, 0)
+        os.pwrite(
+            fd,
+            f"process {os.getpid()} on {socket.gethostname()} "
+            f"since {stamp}\n".encode(),
+            0,
+        )
+        os.fsync(fd)
+        self.fd = fd
+        return self
+
+    def release(self):
+        """Releases the lock (emptying the file: a clean end)."""
+        if self.fd is None:
+            return
+        os.ftruncate(self.fd, 0)
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+        self.fd = None
+
+    @property
+    def held(self):
+        """Whether this object holds the lock."""
+        return self.fd is not None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def _read(fd):
+    """The holder line written in a lock file ("" when empty)."""
+    return os.pread(fd, 200, 0).decode(errors="replace").strip()
