@@ -272,6 +272,55 @@ def test_an_unknown_override_is_one_line_naming_the_key(
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"lr": "abc"}, "lr must be a number (like 3e-05), not 'abc'"),
+        ({"batch_size": 0}, "batch_size must be positive, not 0"),
+        ({"fusion_type": "x"}, "fusion_type 'x' is not one of bridge_"),
+    ],
+    ids=["kind", "range", "refused"],
+)
+def test_an_invalid_value_is_one_line_naming_the_key_and_leaves_no_folder(
+    override, message, tmp_path, synthetic_corpus, synthetic_prepared, train
+):
+    output = tmp_path / "run"
+    result = train(
+        synthetic_corpus,
+        synthetic_prepared,
+        output,
+        "fbank",
+        "hashing",
+        override,
+        check=False,
+    )
+    assert result.returncode != 0
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("HparamsError: ") and message in error, error
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not output.exists()
+
+
+def test_a_class_with_no_training_example_is_refused_naming_it(
+    tmp_path, synthetic_corpus, synthetic_prepared, train
+):
+    result = train(
+        synthetic_corpus,
+        synthetic_prepared,
+        tmp_path / "run",
+        "fbank",
+        "hashing",
+        {"labels": ["neu", "hap", "sad", "ang", "fru"]},
+        check=False,
+    )
+    assert result.returncode != 0
+    train_split = synthetic_prepared / "folds" / "speaker" / "fold_1"
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"DataError: {train_split / 'train.json'}: labels ['fru'] have no "
+        "training example; remove them from labels or fix label_map"
+    )
+
+
 def test_a_fold_out_of_range_is_one_line_and_leaves_no_run_folder(
     tmp_path, synthetic_corpus, synthetic_prepared, train
 ):

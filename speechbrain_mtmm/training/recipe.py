@@ -110,6 +110,27 @@ class RunFolderError(ValueError):
     """A run folder made with other settings; the message says which."""
 
 
+#: Counts and sizes of a recipe that must be positive
+POSITIVE_KEYS = (
+    "number_of_epochs",
+    "batch_size",
+    "grad_accumulation_factor",
+    "max_audio_seconds",
+    "max_batch_length",
+    "num_buckets",
+    "sample_rate",
+    "text_max_length",
+    "encoder_light_size",
+    "feature_cache_batch_size",
+    "d_model",
+    "n_heads",
+    "refinement_layers",
+    "refinement_ffn",
+    "bridge_tokens",
+    "fusion_layers",
+    "lr",
+)
+
 #: Keys that say where things go or how fast, not what is trained: a run
 #: folder's settings leave them out
 HARMLESS_KEYS = (
@@ -255,6 +276,72 @@ def check_run_folder(hparams_file, overrides, hparams):
     ddp_barrier()
 
 
+def check_values(hparams_file, defaults, overrides):
+    """Refuses a value of the wrong kind, or a count or size below 1.
+
+    A key whose recipe value is a plain boolean, integer or number keeps
+    that kind (an integer where a number is expected is fine); the keys of
+    :data:`POSITIVE_KEYS` must be positive. Checked before anything is
+    built, so that ``--lr=abc`` or ``--batch_size=0`` is one line naming
+    the key rather than a traceback from where the value is first used.
+
+    Arguments
+    ---------
+    hparams_file : str or path-like
+        The recipe YAML (for the message).
+    defaults : dict
+        Its top-level keys, as ruamel reads them (tags unresolved).
+    overrides : str or dict
+        As SpeechBrain's ``parse_arguments`` returns them.
+
+    Raises
+    ------
+    HparamsError
+        Naming the key, the value and what was expected.
+
+    Example
+    -------
+    >>> defaults = {"lr": 0.1, "batch_size": 8, "refinement": True}
+    >>> check_values("x.yaml", defaults, "lr: 1\\nrefinement: False")
+    >>> check_values("x.yaml", defaults, "lr: abc")
+    Traceback (most recent call last):
+    ...
+    speechbrain_mtmm.training.recipe.HparamsError: x.yaml: lr must be a \
+number (like 0.1), not 'abc'
+    >>> check_values("x.yaml", defaults, {"batch_size": 0})
+    Traceback (most recent call last):
+    ...
+    speechbrain_mtmm.training.recipe.HparamsError: x.yaml: batch_size must \
+be positive, not 0
+    """
+    if isinstance(overrides, str):
+        overrides = ruamel.yaml.YAML().load(overrides) or {}
+    values = {**defaults, **(overrides or {})}
+    for key, value in (overrides or {}).items():
+        default = defaults.get(key)
+        if isinstance(default, bool):
+            kind, ok = "True or False", isinstance(value, bool)
+        elif isinstance(default, int):
+            kind = "an integer"
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            kind = "a number"
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        else:
+            continue
+        if not ok:
+            raise HparamsError(
+                f"{hparams_file}: {key} must be {kind} (like {default}), "
+                f"not {value!r}"
+            )
+    for key in POSITIVE_KEYS:
+        value = values.get(key)
+        if isinstance(value, (int, float)) and not value > 0:
+            raise HparamsError(
+                f"{hparams_file}: {key} must be positive, not {value}"
+            )
+
+
 def load_recipe_hparams(hparams_file, overrides=""):
     """Loads a recipe YAML with command-line overrides.
 
@@ -274,7 +361,9 @@ def load_recipe_hparams(hparams_file, overrides=""):
     ------
     HparamsError
         For an override of a key the YAML does not have, with the new name
-        of a renamed key or the closest existing keys.
+        of a renamed key or the closest existing keys; for a value of the
+        wrong kind (:func:`check_values`) or one an object of the YAML
+        refuses.
 
     Example
     -------
@@ -289,6 +378,9 @@ def load_recipe_hparams(hparams_file, overrides=""):
 fusion_typ to override (did you mean fusion_type?)
     """
     with open(hparams_file, encoding="utf-8") as fin:
+        defaults = ruamel.yaml.YAML().load(fin)
+    check_values(hparams_file, defaults, overrides)
+    with open(hparams_file, encoding="utf-8") as fin:
         try:
             return load_hyperpyyaml(fin, overrides)
         except KeyError as error:
@@ -298,8 +390,12 @@ fusion_typ to override (did you mean fusion_type?)
             if not found:
                 raise
             key = found[1]
-    with open(hparams_file, encoding="utf-8") as fin:
-        keys = list(ruamel.yaml.YAML().load(fin))
+        except RECIPE_ERRORS:
+            raise
+        except (ValueError, TypeError) as error:
+            # an object of the YAML refused its arguments (they name the key)
+            raise HparamsError(f"{hparams_file}: {error}") from None
+    keys = list(defaults)
     if key in RENAMED_KEYS:
         hint = f" (renamed {RENAMED_KEYS[key]} in speechbrain-mtmm 0.2)"
     else:
@@ -413,7 +509,8 @@ def fold_datasets(hparams, cached=None, extra_keys=("speaker", "improvised")):
 
 
 def check_split(dataset, split, path, labels, hparams):
-    """Stops on labels outside the label set; reports cropped audio.
+    """Stops on labels outside the label set, and on classes with no
+    training example; reports cropped audio.
 
     Arguments
     ---------
@@ -429,11 +526,18 @@ def check_split(dataset, split, path, labels, hparams):
         ``max_audio_seconds``.
     """
     data = dataset.data
-    unknown = {e["emo"] for e in data.values()} - set(labels)
+    seen = {e["emo"] for e in data.values()}
+    unknown = seen - set(labels)
     if unknown:
         raise IEMOCAPError(
             f"{path}: labels {sorted(unknown)} are not in labels "
             f"{list(labels)}; set labels to match label_map"
+        )
+    unseen = [label for label in labels if label not in seen]
+    if split == "train" and unseen:
+        raise DataError(
+            f"{path}: labels {unseen} have no training example; remove "
+            "them from labels or fix label_map"
         )
     limit = hparams["max_audio_seconds"]
     if limit is not None:
