@@ -9,9 +9,12 @@ import os
 import shutil
 
 import pytest
+import torch
+from speechbrain.dataio import audio_io
 
 from speechbrain_mtmm.cli import main as mtmm
 from speechbrain_mtmm.data import iemocap
+from speechbrain_mtmm.data.audio import AudioFileError
 from speechbrain_mtmm.data.iemocap import (
     IEMOCAPFormatError,
     IEMOCAPMissingFilesError,
@@ -409,6 +412,31 @@ def test_skip_missing_drops_empty_transcripts_and_reports_them(
     summary = _load(tmp_path / "summary.json")
     assert utt not in _load(path)
     assert summary["skipped_counts"]["missing_text"] == 1
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("zero_bytes", "cannot read audio"),
+        ("no_samples", "the file holds no audio samples"),
+        ("nan", "the audio contains NaN or inf samples"),
+        ("inf", "the audio contains NaN or inf samples"),
+    ],
+)
+def test_a_damaged_wav_fails_preparation_naming_the_file(
+    release_copy, tmp_path, generated, damage, message
+):
+    wav = _utterance_paths(release_copy, _kept_utterance(generated, "sad"))[0]
+    samples = torch.zeros(1, 1600)
+    if damage == "zero_bytes":
+        wav.write_bytes(b"")
+    elif damage == "no_samples":
+        audio_io.save(str(wav), samples[:, :0], 16000)
+    else:
+        samples[0, 800] = float(damage)
+        audio_io.save(str(wav), samples, 16000, subtype="FLOAT")
+    with pytest.raises(AudioFileError, match=f"^{wav}: {message}"):
+        prepare_iemocap(release_copy, tmp_path / "out")
 
 
 def test_cli_turns_an_error_into_one_line_and_nonzero_exit(tmp_path, capsys):

@@ -29,6 +29,65 @@ def _resampler(orig_freq, new_freq):
     return torchaudio.transforms.Resample(orig_freq, new_freq)
 
 
+#: Sample formats (soundfile subtypes) that can hold NaN or inf
+FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
+
+
+def audio_duration(path):
+    """The duration of an audio file, checked before any training.
+
+    Read from the header, as SpeechBrain's ``read_audio_info`` does; an
+    unreadable header or a file without samples is an error naming it.
+    Only files of floating-point samples can hold NaN or inf, so only they
+    are decoded, to check every sample (integer PCM, IEMOCAP's format,
+    is never decoded here).
+
+    Arguments
+    ---------
+    path : str or os.PathLike
+        Audio file.
+
+    Returns
+    -------
+    float
+        Seconds.
+
+    Raises
+    ------
+    AudioFileError
+        Unreadable, empty, or holding NaN/inf samples.
+
+    Example
+    -------
+    >>> path = str(getfixture("tmpdir") / "nan.wav")
+    >>> wav = torch.zeros(1, 1600)
+    >>> audio_io.save(path, wav, 16000, subtype="FLOAT")
+    >>> audio_duration(path)
+    0.1
+    >>> wav[0, 5] = float("nan")
+    >>> audio_io.save(path, wav, 16000, subtype="FLOAT")
+    >>> audio_duration(path)
+    Traceback (most recent call last):
+    ...
+    speechbrain_mtmm.data.audio.AudioFileError: ...nan.wav: the audio \
+contains NaN or inf samples
+    """
+    try:
+        info = audio_io.info(str(path))
+    except Exception as error:  # soundfile raises several types
+        cause = error.__cause__ or error
+        raise AudioFileError(f"{path}: cannot read audio ({cause})") from None
+    if info.frames == 0:
+        raise AudioFileError(f"{path}: the file holds no audio samples")
+    if info.subtype in FLOAT_SUBTYPES:
+        wav, _ = audio_io.load(str(path))
+        if not torch.isfinite(wav).all():
+            raise AudioFileError(
+                f"{path}: the audio contains NaN or inf samples"
+            )
+    return info.frames / info.sample_rate
+
+
 def load_audio(path, sample_rate=16000, max_seconds=None):
     """Loads one file as a mono waveform at ``sample_rate``.
 

@@ -42,10 +42,10 @@ import os
 import re
 from collections import Counter
 
-from speechbrain.dataio.dataio import read_audio_info
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_mtmm.atomic import write_json
+from speechbrain_mtmm.data.audio import audio_duration
 from speechbrain_mtmm.data.folds import (
     PROTOCOLS,
     fold_paths,
@@ -489,7 +489,7 @@ def _manifest_entry(record, label):
     """The manifest fields of one kept utterance."""
     entry = {k: v for k, v in record.items() if k != "utt"}
     entry["emo"] = label
-    entry["duration"] = read_audio_info(record["wav"]).duration
+    entry["duration"] = audio_duration(record["wav"])
     return entry
 
 
