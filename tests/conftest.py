@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
+from speechbrain.core import INTRA_EPOCH_CKPT_FLAG
 
 from speechbrain_mtmm.data.iemocap import prepare_iemocap
 from speechbrain_mtmm.data.synthetic import (
@@ -95,13 +97,31 @@ def train(recipe):
     return run
 
 
+def intra_epoch_step(output):
+    """The batch of the epoch after which a run's newest checkpoint was
+    saved, when it was saved mid-epoch; else 0."""
+    save = Path(output) / "save"
+    metas = sorted(save.glob("CKPT+*/CKPT.yaml")) if save.is_dir() else []
+    try:
+        if not metas or INTRA_EPOCH_CKPT_FLAG not in metas[-1].read_text():
+            return 0
+        brain = yaml.safe_load((metas[-1].parent / "brain.ckpt").read_text())
+    except FileNotFoundError:  # replaced while reading
+        return 0
+    return brain["step"]
+
+
 @pytest.fixture(scope="session")
 def train_and_kill(recipe):
     """``train_and_kill(corpus, prepared, output, audio, text, extra,
-    epoch)`` starts the recipe like ``train`` and kills it (SIGKILL) as soon
-    as ``epoch`` is in its train_log.txt; fails if it finished first."""
+    epoch, mid_epoch=0)`` starts the recipe like ``train`` and kills it
+    (SIGKILL) as soon as ``epoch`` is in its train_log.txt; with
+    ``mid_epoch=k``, once its newest checkpoint is also an intra-epoch one
+    saved after batch k or fewer (of the next epoch). Fails if it finished
+    first, or with ``mid_epoch`` if the kill came at an epoch end."""
 
-    def run(corpus, prepared, output, audio, text, extra, epoch):
+    def run(corpus, prepared, output, audio, text, extra, epoch, **kw):
+        mid_epoch = kw.pop("mid_epoch", 0)
         command = recipe_command(
             recipe,
             corpus / RELEASE_DIRNAME,
@@ -122,10 +142,13 @@ def train_and_kill(recipe):
         deadline = time.time() + 120
         while process.poll() is None and time.time() < deadline:
             if log.exists() and f"epoch: {epoch}," in log.read_text():
-                break
-            time.sleep(0.01)
+                if not mid_epoch or 0 < intra_epoch_step(output) <= mid_epoch:
+                    break
+            time.sleep(0.005)
         process.send_signal(signal.SIGKILL)
         process.wait()
         assert not (Path(output) / "test_results.json").exists(), "too late"
+        if mid_epoch:
+            assert 0 < intra_epoch_step(output) <= 2 * mid_epoch, "too late"
 
     return run

@@ -154,6 +154,45 @@ def test_killed_run_resumes_from_its_last_checkpoint(
     assert (output / "test_results.json").exists()
 
 
+def test_a_run_resumed_mid_epoch_ends_with_the_results_of_an_uninterrupted_one(
+    tmp_path, synthetic_corpus, synthetic_prepared, train, train_and_kill
+):
+    """Killed (SIGKILL) early in its second epoch, right after an
+    intra-epoch checkpoint, and resumed: the rest of that epoch sees the
+    batches it would have seen, with the same random draws, so the test
+    results, the predictions and every epoch's training loss equal those
+    of the run left alone; the resumed epoch's line says after which batch
+    it resumed (its speed figures cover only what followed)."""
+    extra = {"number_of_epochs": 3, "batch_size": 2, "ckpt_interval_steps": 1}
+    whole = tmp_path / "whole"
+    train(synthetic_corpus, synthetic_prepared, whole, *LIGHT, extra)
+    killed = tmp_path / "killed"
+    train_and_kill(
+        synthetic_corpus,
+        synthetic_prepared,
+        killed,
+        *LIGHT,
+        extra,
+        epoch=1,
+        mid_epoch=8,  # of 26 batches
+    )
+    train(synthetic_corpus, synthetic_prepared, killed, *LIGHT, extra)
+    assert read_json(killed / "test_results.json") == read_json(
+        whole / "test_results.json"
+    )
+    assert (killed / "test_predictions.jsonl").read_text() == (
+        whole / "test_predictions.jsonl"
+    ).read_text()
+    log = (killed / "train_log.txt").read_text()
+    losses = re.findall(r"train loss: ([-\d.e+]+)", log)
+    expected = re.findall(
+        r"train loss: ([-\d.e+]+)", (whole / "train_log.txt").read_text()
+    )
+    assert losses == expected
+    resumed = re.findall(r"train resumed_after_batch: (\d+)", log)
+    assert len(resumed) == 1 and 0 < int(resumed[0]) <= 16
+
+
 def test_encoders_swap_by_source_key(
     tmp_path, synthetic_corpus, synthetic_prepared, train
 ):

@@ -97,7 +97,8 @@ class MultimodalEmotionBrain(sb.Brain):
                     modality != self.masked_modality
                 )
             self.epoch_masking = self.masked_modality or "none"
-            self.speed = EpochSpeed(cached=self.hparams.feature_cache)
+            # after a mid-epoch resume, self.step batches are done
+            self.speed = EpochSpeed(self.hparams.feature_cache, self.step)
         else:
             self.class_stats = EmotionClassificationStats(self.hparams.labels)
             self.ccc_stats = CCCStats(DIMENSIONS[: self.hparams.n_dims])

@@ -611,13 +611,21 @@ def train_loader_options(hparams, train_set):
     Returns
     -------
     options : dict
-        Keyword arguments of the training loader.
+        Keyword arguments of the training loader, with a generator of its
+        own (seeded by ``seed``) for its workers' seeds.
     sampler : DynamicBatchSampler or None
         The sampler, whose epoch SpeechBrain sets when it is the Brain's
         ``train_sampler``.
     """
+    # Each new DataLoader iterator draws its workers' base seed; from the
+    # global generator that draw would shift dropout after a mid-epoch
+    # resume (the resumed epoch's iterator is made once more)
+    generator = torch.Generator().manual_seed(hparams["seed"])
     if not hparams["dynamic_batching"]:
-        return hparams["train_dataloader_opts"], None
+        return {
+            **hparams["train_dataloader_opts"],
+            "generator": generator,
+        }, None
     limit = hparams["max_audio_seconds"] or float("inf")
     sampler = DynamicBatchSampler(
         train_set,
@@ -628,6 +636,7 @@ def train_loader_options(hparams, train_set):
     return {
         "batch_sampler": sampler,
         "num_workers": hparams["num_workers"],
+        "generator": generator,
     }, sampler
 
 

@@ -24,11 +24,19 @@ MODALITIES = ("audio", "text")
 class EpochSpeed:
     """Counts the padded and total input positions of an epoch's batches.
 
+    An epoch resumed from an intra-epoch checkpoint counts only the
+    batches after it: its summary then says after which batch it resumed
+    (``resumed_after_batch``). The loss still covers the whole epoch, as
+    SpeechBrain checkpoints its running mean with the step.
+
     Arguments
     ---------
     cached : bool
         The batches hold cached features (``audio_feats``, ``text_feats``)
         instead of waveforms and tokens (``sig``, ``tokens``).
+    resumed_after : int
+        Batches of the epoch done before this process (``Brain.step`` at
+        the start of the stage; 0 for a fresh epoch).
 
     Example
     -------
@@ -44,8 +52,9 @@ class EpochSpeed:
     (0.5, 0.25, 0.0)
     """
 
-    def __init__(self, cached=False):
+    def __init__(self, cached=False, resumed_after=0):
         self.keys = INPUT_KEYS[bool(cached)]
+        self.resumed_after = int(resumed_after)
         # [padded, total] per modality, then [utterances, unused]
         self.counts = torch.zeros(3, 2)
         self.start = time.time()
@@ -80,9 +89,10 @@ class EpochSpeed:
         Returns
         -------
         dict
-            ``loss`` (mean over processes), ``audio_padding`` and
-            ``text_padding`` (fraction of padded input positions, for the
-            modalities seen) and ``utt_per_s``.
+            ``loss`` (mean over processes), ``resumed_after_batch`` (only
+            for a resumed epoch), ``audio_padding`` and ``text_padding``
+            (fraction of padded input positions, for the modalities seen)
+            and ``utt_per_s``.
         """
         world = ddp_all_reduce(
             torch.ones(1, device=device), torch.distributed.ReduceOp.SUM
@@ -95,6 +105,8 @@ class EpochSpeed:
         ).cpu()
         counts, loss = totals[:-1].view(3, 2), totals[-1] / world.item()
         stats = {"loss": float(loss)}
+        if self.resumed_after:
+            stats["resumed_after_batch"] = self.resumed_after
         for row, modality in enumerate(MODALITIES):
             if counts[row, 1] > 0:
                 stats[f"{modality}_padding"] = float(
