@@ -75,11 +75,17 @@ def test_dynamic_batches_hold_every_utterance_once_within_the_limit(
 
 
 def test_fixed_batches_are_the_default(synthetic_prepared):
-    hparams = {"dynamic_batching": False, "train_dataloader_opts": {"a": 1}}
-    assert train_loader_options(hparams, train_set(synthetic_prepared)) == (
-        {"a": 1},
-        None,
+    hparams = {
+        "dynamic_batching": False,
+        "train_dataloader_opts": {"a": 1},
+        "seed": 3,
+    }
+    options, sampler = train_loader_options(
+        hparams, train_set(synthetic_prepared)
     )
+    assert sampler is None and options.pop("a") == 1
+    # the workers' seeds come from a generator of the loader's own
+    assert options.pop("generator").initial_seed() == 3 and not options
 
 
 def test_dynamic_batching_pads_less_and_the_padding_is_logged(
