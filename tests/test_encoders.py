@@ -24,6 +24,7 @@ from speechbrain_mtmm.encoders import (
     TokenEmbeddingTextEncoder,
     build_encoder,
 )
+from speechbrain_mtmm.encoders.huggingface import narrow_relative_positions
 from speechbrain_mtmm.testing import tiny_models
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -572,3 +573,49 @@ def test_hf_encoders_use_fused_attention_where_transformers_has_it(folders):
                 modality, folders[name], freeze="frozen", pretrained=pretrained
             )
             assert encoder.model.config._attn_implementation == implementation
+
+
+@pytest.fixture(scope="module")
+def bucketed_deberta(tmp_path_factory):
+    """A tiny DeBERTa-v2 with 8 position buckets: log buckets from a
+    distance of 4 on, as DeBERTaV3's 256 buckets from 128."""
+    folder = tmp_path_factory.mktemp("deberta_buckets")
+    tiny_models.build_tiny_deberta_v2(folder, TEXTS, position_buckets=8)
+    return HFTextEncoder(str(folder), freeze="trainable", max_length=64)
+
+
+@pytest.mark.parametrize("length", [3, 6, 12, 40])
+def test_narrowed_relative_positions_give_the_same_outputs(
+    bucketed_deberta, length
+):
+    """Cut to the positions a batch can reach, the table gives the outputs
+    of the whole table, whether or not log buckets are reached."""
+    encoder = bucketed_deberta.eval()
+    torch.manual_seed(length)
+    tokens = torch.randint(5, encoder.model.config.vocab_size, (2, length))
+    lens = torch.tensor([1.0, 0.5])
+    encoder.narrow_positions = False
+    with torch.no_grad():
+        whole = encoder(tokens, lens)
+    encoder.narrow_positions = True
+    with narrow_relative_positions(encoder.model, length) as span:
+        pass
+    with torch.no_grad():
+        narrowed = encoder(tokens, lens)
+    assert span is None or span < 8  # narrowed below the 8 buckets
+    torch.testing.assert_close(narrowed, whole, atol=1e-5, rtol=1e-5)
+
+
+def test_narrowing_spans_the_farthest_reachable_bucket(bucketed_deberta):
+    model = bucketed_deberta.model
+    # 3 tokens reach distance 2 (span 3); 40 tokens distance 39, log bucket
+    # ceil(log(39 / 4) / log(127 / 4) * 3) + 4 = 6 (span 7); 128 tokens
+    # reach the farthest bucket, 7: the whole table
+    with narrow_relative_positions(model, 3) as span:
+        assert span == 3
+        assert model.encoder.get_rel_embedding().shape[0] == 2 * 3
+    assert model.encoder.get_rel_embedding().shape[0] == 2 * 8  # restored
+    with narrow_relative_positions(model, 40) as span:
+        assert span == 7
+    with narrow_relative_positions(model, 128) as span:
+        assert span is None
