@@ -22,3 +22,5 @@ test-slow: install
 lint: install
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
+	git ls-files '*.yaml' '*.yml' | xargs $(PYTHON) -m yamllint --no-warnings
+	git ls-files | grep -v -E '\.(csv|ipynb)$$' | xargs $(PYTHON) -m codespell_lib
