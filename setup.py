@@ -42,7 +42,17 @@ setup(
         "pyyaml>=5.1",
     ],
     extras_require={
-        "dev": ["pytest>=7", "ruff>=0.5"],
+        # mtmm export --onnx, mtmm predict --backend onnx
+        "onnx": ["onnx>=1.16", "onnxscript>=0.3", "onnxruntime>=1.18"],
+        "dev": [
+            "pytest>=7",
+            "ruff>=0.5",
+            "yamllint>=1.35",
+            "codespell>=2.3",
+            "onnx>=1.16",
+            "onnxscript>=0.3",
+            "onnxruntime>=1.18",
+        ],
     },
     entry_points={
         "console_scripts": ["mtmm = speechbrain_mtmm.cli:main"],

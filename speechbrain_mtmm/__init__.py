@@ -7,7 +7,8 @@ Layers, each importing only those below it (``tests/test_layout.py``
 checks this)::
 
     cli                         the ``mtmm`` command
-    experiments | inference     sweeps, reports | recognizer, export
+    sharing                     export folders, model cards, ONNX graphs
+    experiments | inference     sweeps, reports | recognizer, ONNX runtime
     training                    losses, metrics, checkpoints, cache, speed
     model                       the whole model, described once
     encoders | data             audio/text encoders | corpora, folds, audio

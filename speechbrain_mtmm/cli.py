@@ -47,11 +47,16 @@ from speechbrain_mtmm.experiments.sweep import (
     parse_overrides,
     run_cv,
 )
-from speechbrain_mtmm.inference.export import ExportError
-from speechbrain_mtmm.inference.export import export_model as export
-from speechbrain_mtmm.inference.predict import run_predict
+from speechbrain_mtmm.inference.onnx_runtime import (
+    ONNX_FOLDER,
+    ONNX_INFO,
+    OnnxBackendError,
+)
+from speechbrain_mtmm.inference.predict import BACKENDS, run_predict
 from speechbrain_mtmm.locks import FolderBusyError
-from speechbrain_mtmm.run_folder import EXPORT_INFO
+from speechbrain_mtmm.run_folder import EXPORT_INFO, read_json
+from speechbrain_mtmm.sharing.export import ExportError, export_sweep
+from speechbrain_mtmm.sharing.export import export_model as export
 from speechbrain_mtmm.testing.demo import RecipeNotFoundError, run_demo
 
 # verbs whose unknown --key=value arguments are recipe overrides
@@ -124,7 +129,13 @@ def _table(args):
 
 
 def _export(args):
-    out = export(args.run, args.out, args.asr_source, args.overwrite)
+    options = (args.asr_source, args.overwrite, args.onnx, args.int8)
+    if args.sweep:
+        out = export_sweep(args.sweep, args.out, args.protocol, *options)
+        members = sorted(out.glob(f"{args.protocol}_fold*/seed*"))
+        print(f"exported {len(members)} runs of {args.sweep} to {out}")
+        return 0
+    out = export(args.run, args.out, *options)
     with open(out / EXPORT_INFO, encoding="utf-8") as fin:
         info = json.load(fin)
     score = info["validation"].get("score")
@@ -132,6 +143,11 @@ def _export(args):
         f"exported {info['checkpoint']} (validation score {score}) of "
         f"{info['run_folder']} to {out.resolve()}"
     )
+    if args.onnx or args.int8:
+        onnx = read_json(out / ONNX_FOLDER / ONNX_INFO)
+        worst = max(onnx["max_abs_difference"].values())
+        where = out / ONNX_FOLDER
+        print(f"ONNX graphs in {where}, max |ONNX - torch| {worst:.1e}")
     return 0
 
 
@@ -145,6 +161,7 @@ def _predict(args):
         device=args.device,
         fmt=args.format,
         output=args.output,
+        backend=args.backend,
     )
 
 
@@ -296,9 +313,28 @@ def build_parser():
         "--output", help="table folder (default: results/cv/ablation)"
     )
 
-    sub = verb("export", _export, "a trained run as a model folder")
-    sub.add_argument("--run", required=True, help="recipe output folder")
+    sub = verb(
+        "export", _export, "a trained run (or a sweep) as a model folder"
+    )
+    what = sub.add_mutually_exclusive_group(required=True)
+    what.add_argument("--run", help="recipe output folder")
+    what.add_argument(
+        "--sweep", help="mtmm cv output folder: every complete run"
+    )
+    sub.add_argument(
+        "--protocol", default="speaker", choices=PROTOCOLS, help="of --sweep"
+    )
     sub.add_argument("--out", required=True, help="model folder to write")
+    sub.add_argument(
+        "--onnx",
+        action="store_true",
+        help="also write ONNX graphs (pip install speechbrain-mtmm[onnx])",
+    )
+    sub.add_argument(
+        "--int8",
+        action="store_true",
+        help="also write int8-quantized ONNX graphs (implies --onnx)",
+    )
     sub.add_argument(
         "--asr_source",
         help="ASR model for missing transcripts (e.g. openai/whisper-small)",
@@ -324,6 +360,12 @@ def build_parser():
     sub.add_argument("--asr_source", help="ASR model for missing text")
     sub.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1")
     sub.add_argument("--format", choices=("json", "csv"), default="json")
+    sub.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="torch",
+        help="run the PyTorch model or its ONNX graphs (export --onnx)",
+    )
     sub.add_argument("--output", help="output file (default: stdout)")
     return parser
 
@@ -361,6 +403,7 @@ def main(argv=None):
         ExportError,
         RecipeNotFoundError,
         FolderBusyError,
+        OnnxBackendError,
         ValueError,
         OSError,
     ) as error:

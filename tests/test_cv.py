@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from speechbrain_mtmm.cli import main as mtmm
+from speechbrain_mtmm.experiments.reports import results_table
 from speechbrain_mtmm.experiments.sweep import plan_runs
 from speechbrain_mtmm.run_folder import write_run_config
 from speechbrain_mtmm.testing.demo import OFFLINE_ENV, recipe_command
@@ -105,6 +106,28 @@ def sweep(tmp_path_factory, synthetic_corpus, synthetic_prepared):
         env=dict(os.environ, **OFFLINE),
     )
     return output, result
+
+
+def test_a_sweep_exports_every_run_with_its_cross_validation_card(
+    sweep, tmp_path
+):
+    output, result = sweep
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = tmp_path / "models"
+    assert mtmm(["export", "--sweep", str(output), "--out", str(out)]) == 0
+    members = sorted(
+        p.relative_to(out).as_posix() for p in out.glob("speaker_fold*/seed*")
+    )
+    assert members == [
+        f"speaker_fold{f}/seed{s}" for f in (1, 2) for s in (1, 2)
+    ]
+    for member in members:
+        assert (out / member / "system.ckpt").is_file()
+        assert "## Evaluation" in (out / member / "README.md").read_text()
+    card = (out / "README.md").read_text()
+    results = read_json(output / "cv_results.json")
+    assert results_table("this configuration", results) in card
+    assert "| `speaker_fold2/seed1` | 2 | 1 |" in card
 
 
 @pytest.fixture

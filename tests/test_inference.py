@@ -26,17 +26,17 @@ from speechbrain.utils.data_utils import batch_pad_right
 from speechbrain_mtmm.cli import main as mtmm
 from speechbrain_mtmm.data.audio import load_audio
 from speechbrain_mtmm.inference.asr import ASRTranscriber
-from speechbrain_mtmm.inference.export import (
-    ExportError,
-    export_model,
-)
-from speechbrain_mtmm.inference.export import (
-    best_checkpoint as export_best_checkpoint,
-)
 from speechbrain_mtmm.inference.predict import UsageError, read_csv
 from speechbrain_mtmm.inference.recognizer import MultimodalEmotionRecognizer
 from speechbrain_mtmm.run_folder import file_digest
 from speechbrain_mtmm.run_folder import read_predictions as read_rows
+from speechbrain_mtmm.sharing.export import (
+    ExportError,
+    export_model,
+)
+from speechbrain_mtmm.sharing.export import (
+    best_checkpoint as export_best_checkpoint,
+)
 from speechbrain_mtmm.testing.demo import OFFLINE_ENV, build_tiny_encoders
 
 OFFLINE = dict(os.environ, **OFFLINE_ENV)

@@ -24,9 +24,10 @@ LAYERS = {
     "training": 5,
     "experiments": 6,
     "inference": 6,
-    "testing": 7,
-    "cli": 8,
-    "__main__": 9,
+    "sharing": 7,
+    "testing": 8,
+    "cli": 9,
+    "__main__": 10,
 }
 
 

@@ -233,7 +233,11 @@ def _rounded(value):
     return value
 
 
-def load_recognizer(model, asr_source=None, device="cpu"):
+#: How a model folder is run: PyTorch, or its ONNX graphs (fp32, int8)
+BACKENDS = ("torch", "onnx", "onnx-int8")
+
+
+def load_recognizer(model, asr_source=None, device="cpu", backend="torch"):
     """The recognizer of a model folder, or a :class:`UsageError`.
 
     Arguments
@@ -243,16 +247,26 @@ def load_recognizer(model, asr_source=None, device="cpu"):
     asr_source : str, optional
         ASR model for missing transcripts (replaces the folder's).
     device : str
-        Where the model runs.
+        Where the model runs (the ONNX backends run on the CPU).
+    backend : str
+        One of :data:`BACKENDS`.
 
     Returns
     -------
     MultimodalEmotionRecognizer
     """
     overrides = {"asr_source": asr_source} if asr_source else {}
+    if backend not in BACKENDS:
+        raise UsageError(f"backend {backend!r}: use one of {BACKENDS}")
+    if backend != "torch" and device != "cpu":
+        raise UsageError(f"the {backend} backend runs on the CPU only")
     try:
-        return MultimodalEmotionRecognizer.from_hparams(
-            model, overrides=overrides, run_opts={"device": device}
+        if backend == "torch":
+            return MultimodalEmotionRecognizer.from_hparams(
+                model, overrides=overrides, run_opts={"device": device}
+            )
+        return MultimodalEmotionRecognizer.from_onnx(
+            model, int8=backend == "onnx-int8", overrides=overrides
         )
     except Exception as error:
         raise UsageError(f"cannot load the model {model}: {error}") from None
@@ -276,6 +290,7 @@ def run_predict(
     device="cpu",
     fmt="json",
     output=None,
+    backend="torch",
 ):
     """Predicts every input and writes one row each (see the module doc).
 
@@ -297,6 +312,9 @@ def run_predict(
         ``"json"`` (one object per line) or ``"csv"``.
     output : str, optional
         Output file (default: stdout).
+    backend : str
+        ``"torch"``, ``"onnx"`` or ``"onnx-int8"`` (``mtmm export
+        --onnx [--int8]``).
 
     Returns
     -------
@@ -305,11 +323,11 @@ def run_predict(
     """
     try:
         jobs = collect_inputs(list(inputs), text, transcripts)
-        recognizer = load_recognizer(model, asr_source, device)
+        recognizer = load_recognizer(model, asr_source, device, backend)
     except UsageError as error:
         print(f"mtmm predict: error: {error}", file=sys.stderr)
         return 2
-    print(f"model: {Path(model).resolve()}", file=sys.stderr)
+    print(f"model: {Path(model).resolve()} ({backend})", file=sys.stderr)
     stream = sys.stdout
     if output:
         stream = open(output, "w", newline="", encoding="utf-8")

@@ -1,8 +1,9 @@
 """Inference with an exported model: classes + valence/arousal per file.
 
-``mtmm export`` (:mod:`.export`) turns a trained run into a self-contained
-folder; :class:`MultimodalEmotionRecognizer`, a SpeechBrain
-``Pretrained`` interface, loads it with ``from_hparams`` and predicts::
+``mtmm export`` (:mod:`speechbrain_mtmm.sharing.export`) turns a trained
+run into a self-contained folder; :class:`MultimodalEmotionRecognizer`, a
+SpeechBrain ``Pretrained`` interface, loads it with ``from_hparams`` (or
+its ONNX graphs with ``from_onnx``) and predicts::
 
     recognizer = MultimodalEmotionRecognizer.from_hparams("model_folder")
     recognizer.predict_file("utt.wav", text="I got the job!")
@@ -46,13 +47,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+import ruamel.yaml
+import ruamel.yaml.constructor
 import torch
+from hyperpyyaml import resolve_references
 from speechbrain.inference.interfaces import Pretrained
 from speechbrain.utils.data_utils import batch_pad_right
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_mtmm.data.audio import load_audio
 from speechbrain_mtmm.inference.asr import ASRTranscriber
+from speechbrain_mtmm.inference.onnx_runtime import OnnxSystem
 from speechbrain_mtmm.run_folder import (
     DIMENSIONS,
     EXPORT_INFO,
@@ -133,6 +138,56 @@ def verify_checksums(folder):
                 f"{path}: missing or changed since the export (SHA-256 "
                 f"differs from {EXPORT_INFO}); export the run again"
             )
+
+
+_TAGGED = object()  # what a !new:, !name:, ... entry reads as
+
+
+class _PlainConstructor(ruamel.yaml.constructor.SafeConstructor):
+    """Reads YAML building nothing: a tagged node becomes ``_TAGGED``."""
+
+
+_PlainConstructor.add_multi_constructor("!", lambda *_: _TAGGED)
+
+
+def plain_hparams(folder, overrides=None):
+    """A model folder's hyperparameters, references resolved, nothing
+    built: tagged entries (``!new:``, ...) are left out, so the file cannot
+    run code.
+
+    Arguments
+    ---------
+    folder : pathlib.Path
+        The model folder.
+    overrides : dict, optional
+        Changes to the plain entries.
+
+    Returns
+    -------
+    dict
+        Plain values, ``model_folder`` set to ``folder``.
+    """
+    path = Path(folder) / HYPERPARAMS
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{folder}: no {HYPERPARAMS} here; give a model folder written "
+            "by mtmm export"
+        )
+    overrides = {"model_folder": str(folder), **(overrides or {})}
+    with open(path, encoding="utf-8") as fin:
+        text = resolve_references(fin, overrides).getvalue()
+    reader = ruamel.yaml.YAML(typ="safe", pure=True)
+    reader.Constructor = _PlainConstructor
+    values = reader.load(text)
+
+    def plain(value):
+        if isinstance(value, dict):
+            return all(plain(v) for v in value.values())
+        if isinstance(value, list):
+            return all(plain(v) for v in value)
+        return value is not _TAGGED
+
+    return {key: value for key, value in values.items() if plain(value)}
 
 
 def split_long_audio(wav, max_samples, mode="chunk"):
@@ -293,6 +348,44 @@ class MultimodalEmotionRecognizer(Pretrained):
             source=str(folder),
             hparams_file=hparams_file,
             overrides=overrides,
+            **kwargs,
+        )
+
+    @classmethod
+    def from_onnx(
+        cls, source, int8=False, threads=None, overrides=None, **kwargs
+    ):
+        """Loads a model folder's ONNX graphs (``mtmm export --onnx``).
+
+        The same paths, windows, warnings and results as
+        :meth:`from_hparams`, computed by onnxruntime on the CPU. The
+        ``hyperparams.yaml`` is read as plain YAML: nothing in it is built
+        or run.
+
+        Arguments
+        ---------
+        source : str or path-like
+            The exported folder.
+        int8 : bool
+            Run the int8 graphs (``--onnx --int8``).
+        threads : int, optional
+            onnxruntime threads (None: its default).
+        overrides : dict, optional
+            As for :meth:`from_hparams`.
+        **kwargs
+            ``transcriber``.
+
+        Returns
+        -------
+        MultimodalEmotionRecognizer
+        """
+        folder = Path(source).expanduser().resolve()
+        hparams = plain_hparams(folder, overrides)
+        system = OnnxSystem(folder, hparams["model_config"], int8, threads)
+        return cls(
+            modules={"system": system},
+            hparams=hparams,
+            run_opts={"device": "cpu"},
             **kwargs,
         )
 

@@ -1,17 +1,20 @@
-"""Packages a trained run into a self-contained inference folder.
+"""Packages a trained run (or a whole sweep) into an inference folder.
 
 ``mtmm export --run <run> --out <model>`` reads a run folder written by a
 recipe and writes::
 
     <model>/
+        README.md             the model card (:mod:`.model_card`)
         hyperparams.yaml      presets/inference.yaml with the run's
                               model_config (the one description of the model)
         system.ckpt           every trained weight: encoders, layer sums,
                               refinement, fusion, heads
         labels.txt            the class order, one label per line
-        export_info.json      run, checkpoint and its validation scores
+        export_info.json      run, checkpoint, validation scores, SHA-256
         encoders/audio/       config + feature extractor of a local HF
         encoders/text/        config + tokenizer of a local HF text encoder
+        onnx/                 with --onnx: the ONNX graphs (--int8: also
+                              quantized), see :mod:`.onnx_export`
 
 The checkpoint is the run's best on validation (largest ``score`` in
 ``save/CKPT+*/CKPT.yaml``, the one the recipe tested). The model is
@@ -28,6 +31,10 @@ checks against the fingerprints the run recorded), so the export works
 after the training folders are deleted; hub ids stay hub ids (their config and
 tokenizer are fetched when loading). The export is written to a hidden
 sibling folder, loaded once as a check, then renamed into place.
+
+``mtmm export --sweep <sweep> --out <models>`` exports every complete run
+of a cross-validation sweep into ``<models>/<protocol>_fold<k>/seed<s>/``
+and writes a card with the cross-validation table at the top.
 
 Authors
 -------
@@ -57,15 +64,22 @@ from speechbrain_mtmm.model import (
     check_config,
 )
 from speechbrain_mtmm.run_folder import (
+    CV_RESULTS_JSON,
     EXPORT_INFO,
     HYPERPARAMS,
     SAVE_FOLDER,
     file_digest,
+    find_sweep_runs,
+    read_json,
+    sweep_run_name,
 )
+from speechbrain_mtmm.sharing.model_card import run_card, sweep_card
+from speechbrain_mtmm.sharing.onnx_export import export_onnx
 
 TEMPLATE = resources.files("speechbrain_mtmm") / "presets" / "inference.yaml"
 CHECKPOINT = "system"  # <name>.ckpt in the run's checkpoints and the export
 LABELS_FILE = "labels.txt"
+CARD = "README.md"
 # Files of a HF model folder that are not copied: the weights (the
 # exported checkpoint holds them), hidden files and folders
 WEIGHT_PATTERNS = (
@@ -87,7 +101,14 @@ class ExportError(ValueError):
     """A run folder that cannot be exported; the message names the file."""
 
 
-def export_model(run_folder, out_folder, asr_source=None, overwrite=False):
+def export_model(
+    run_folder,
+    out_folder,
+    asr_source=None,
+    overwrite=False,
+    onnx=False,
+    int8=False,
+):
     """Exports the best checkpoint of a run as an inference folder.
 
     Arguments
@@ -102,6 +123,10 @@ def export_model(run_folder, out_folder, asr_source=None, overwrite=False):
         files run audio-only.
     overwrite : bool
         Replace ``out_folder`` if it exists and is not empty.
+    onnx : bool
+        Also write the ONNX graphs, checked against PyTorch.
+    int8 : bool
+        Also write int8 ONNX graphs (implies ``onnx``).
 
     Returns
     -------
@@ -121,23 +146,102 @@ def export_model(run_folder, out_folder, asr_source=None, overwrite=False):
     PosixPath('model')
     """
     run_folder, out = Path(run_folder), Path(out_folder)
-    if out.resolve() == run_folder.resolve() or out.resolve() in (
-        run_folder.resolve().parents
-    ):
-        raise ExportError(
-            f"{out}: is the run folder {run_folder} or holds it; exporting "
-            "there would delete the run; choose another --out"
-        )
+    _check_target(out, run_folder, overwrite)
     config = read_model_config(run_folder)
     checkpoint = best_checkpoint(run_folder)
+
+    def write(staging):
+        trained = copy.deepcopy(config)  # the sources as trained
+        _write_export(run_folder, config, checkpoint, staging, asr_source)
+        recognizer = _check_loads(staging)
+        if onnx or int8:
+            export_onnx(staging, recognizer.system, int8)
+        info = read_json(staging / EXPORT_INFO)
+        card = run_card(run_folder, trained, info, onnx=onnx or int8)
+        write_text(staging / CARD, card)
+
+    return _write_atomically(out, write)
+
+
+def export_sweep(
+    sweep_folder,
+    out_folder,
+    protocol="speaker",
+    asr_source=None,
+    overwrite=False,
+    onnx=False,
+    int8=False,
+):
+    """Exports every complete run of a sweep, with a cross-validation card.
+
+    Arguments
+    ---------
+    sweep_folder : str or path-like
+        The ``--output`` of ``mtmm cv`` (with ``cv_results.json``).
+    out_folder : str or path-like
+        Where the models go: one subfolder per run, named as in the sweep.
+    protocol : str
+        The sweep's protocol.
+    asr_source, overwrite, onnx, int8
+        As for :func:`export_model`.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder.
+
+    Raises
+    ------
+    ExportError
+        No results, or a run that cannot be exported.
+    """
+    sweep, out = Path(sweep_folder), Path(out_folder)
+    _check_target(out, sweep, overwrite)
+    results_path = sweep / CV_RESULTS_JSON
+    if not results_path.is_file():
+        raise ExportError(
+            f"{results_path}: missing; run mtmm cv on {sweep} first"
+        )
+    results = read_json(results_path)
+    runs, _ = find_sweep_runs(sweep, protocol)
+    if not runs:
+        raise ExportError(f"{sweep}: no complete {protocol} run to export")
+
+    def write(staging):
+        names = []
+        for run in runs:
+            name = sweep_run_name(protocol, run["fold"], run["seed"])
+            export_model(
+                run["path"], staging / name, asr_source, False, onnx, int8
+            )
+            names.append(name)
+        config = read_model_config(runs[0]["path"])
+        write_text(staging / CARD, sweep_card(results, names, config))
+
+    return _write_atomically(out, write)
+
+
+def _check_target(out, source, overwrite):
+    """Refuses an output folder that would destroy the source or others'
+    files."""
+    if out.resolve() == source.resolve() or out.resolve() in (
+        source.resolve().parents
+    ):
+        raise ExportError(
+            f"{out}: is the run folder {source} or holds it; exporting "
+            "there would delete the run; choose another --out"
+        )
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise ExportError(f"{out}: exists and is not empty (use --overwrite)")
+
+
+def _write_atomically(out, write):
+    """``write(staging)`` into a hidden sibling, renamed into place."""
     staging = out.parent / f".{out.name}.exporting"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        _write_export(run_folder, config, checkpoint, staging, asr_source)
-        _check_loads(staging)
+        write(staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -301,7 +405,7 @@ def _export_encoder(source, modality, out):
 def _check_loads(folder):
     """Builds the exported model: the weights must fit exactly."""
     try:
-        MultimodalEmotionRecognizer.from_hparams(
+        return MultimodalEmotionRecognizer.from_hparams(
             folder, run_opts={"device": "cpu"}
         )
     except RuntimeError as error:

@@ -1,0 +1,251 @@
+"""An exported model run by onnxruntime instead of PyTorch modules.
+
+``mtmm export --onnx`` (:mod:`speechbrain_mtmm.sharing.onnx_export`) adds
+to a model folder::
+
+    <model>/onnx/
+        audio_encoder.onnx   waveform, relative length -> features, lengths
+        text_encoder.onnx    token ids, relative length -> features, lengths
+        head.onnx            both features -> class logits, dimensions (0-1)
+        int8/*.onnx          the same, weights quantized to int8 (optional)
+        tokenizer/           the text encoder's tokenizer files
+        onnx_info.json       feature sizes, opset, SHA-256 of every graph
+
+The model is three graphs rather than one so that a missing modality is
+fed exactly as in PyTorch and in training (one zero frame of the
+encoder's width, ``masked_modality_features``) without a second copy of
+the weights. :class:`OnnxSystem` offers the part
+of :class:`~speechbrain_mtmm.model.MultimodalEmotionSystem` that
+:class:`~speechbrain_mtmm.inference.recognizer.MultimodalEmotionRecognizer`
+uses (tokenize, encode, masked, forward), so that paths, long-audio
+windows, warnings and results are the same code for both backends.
+
+Loading the ONNX backend parses ``hyperparams.yaml`` as plain YAML (no
+HyperPyYAML object is built, so the file cannot run code) and checks the
+graphs against the SHA-256 digests of ``onnx_info.json``. The audio is
+still read and resampled with torchaudio, and the tokenizer is a
+transformers one: the package is needed, a PyTorch model is not built.
+
+Authors
+-------
+ * speechbrain-mtmm contributors, 2026
+"""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+try:
+    import onnxruntime
+except ImportError:  # the optional extra: pip install speechbrain-mtmm[onnx]
+    onnxruntime = None
+from transformers import AutoTokenizer
+
+from speechbrain_mtmm.encoders import LIGHT_SOURCES, build_encoder
+from speechbrain_mtmm.encoders.huggingface import HFTokenizer
+from speechbrain_mtmm.nnet.masking import masked_modality_features
+from speechbrain_mtmm.run_folder import file_digest, read_json
+
+ONNX_FOLDER = "onnx"
+ONNX_INFO = "onnx_info.json"
+INT8_FOLDER = "int8"
+TOKENIZER_FOLDER = "tokenizer"
+#: graph name -> (input names, output names)
+GRAPHS = {
+    "audio_encoder": (("wav", "wav_lens"), ("feats", "lens")),
+    "text_encoder": (("tokens", "token_lens"), ("feats", "lens")),
+    "head": (
+        ("audio_feats", "audio_lens", "text_feats", "text_lens"),
+        ("logits", "dims"),
+    ),
+}
+
+
+class OnnxBackendError(ValueError):
+    """An ONNX model folder that cannot be used; the message names it."""
+
+
+def graph_files(folder, config, int8=False):
+    """The graph files a model needs, by graph name.
+
+    Arguments
+    ---------
+    folder : str or path-like
+        The model folder.
+    config : dict
+        Its ``model_config`` (which modalities it reads).
+    int8 : bool
+        The quantized graphs.
+
+    Returns
+    -------
+    dict
+        Graph name -> path.
+
+    Example
+    -------
+    >>> files = graph_files("m", {"modalities": ["audio"]})
+    >>> {k: str(v) for k, v in files.items()}
+    {'audio_encoder': 'm/onnx/audio_encoder.onnx', 'head': 'm/onnx/head.onnx'}
+    """
+    base = Path(folder) / ONNX_FOLDER
+    if int8:
+        base = base / INT8_FOLDER
+    names = [f"{m}_encoder" for m in ("audio", "text")]
+    names = [n for n in names if n[: -len("_encoder")] in config["modalities"]]
+    return {name: base / f"{name}.onnx" for name in [*names, "head"]}
+
+
+class OnnxSystem(torch.nn.Module):
+    """The three graphs of an exported model behind the system interface.
+
+    Arguments
+    ---------
+    folder : str or path-like
+        The model folder (with ``onnx/``).
+    config : dict
+        Its ``model_config``.
+    int8 : bool
+        Run the int8 graphs.
+    threads : int, optional
+        onnxruntime intra-op threads (None: its default).
+
+    Raises
+    ------
+    OnnxBackendError
+        onnxruntime missing, no ONNX export, or a graph that changed.
+    """
+
+    def __init__(self, folder, config, int8=False, threads=None):
+        super().__init__()
+        if onnxruntime is None:
+            raise OnnxBackendError(
+                "the ONNX backend needs onnxruntime: pip install "
+                "speechbrain-mtmm[onnx]"
+            )
+        folder = Path(folder)
+        info_path = folder / ONNX_FOLDER / ONNX_INFO
+        if not info_path.is_file():
+            raise OnnxBackendError(
+                f"{info_path}: missing; export the model with --onnx"
+                + (" --int8" if int8 else "")
+            )
+        info = read_json(info_path)
+        self.config = config
+        self.labels = list(config["labels"])
+        self.n_dims = int(config["n_dims"])
+        self.sizes = info["feature_sizes"]
+        options = onnxruntime.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = int(threads)
+        self.sessions = {}
+        for name, path in graph_files(folder, config, int8).items():
+            key = str(path.relative_to(folder / ONNX_FOLDER))
+            expected = info["sha256"].get(key)
+            if expected is None or not path.is_file():
+                raise OnnxBackendError(
+                    f"{path}: missing; export the model with --onnx"
+                    + (" --int8" if int8 else "")
+                )
+            if file_digest(path) != expected:
+                raise OnnxBackendError(
+                    f"{path}: changed since the export (SHA-256 differs "
+                    f"from {info_path}); export the model again"
+                )
+            self.sessions[name] = onnxruntime.InferenceSession(
+                str(path), options, providers=["CPUExecutionProvider"]
+            )
+        if "text" in config["modalities"]:
+            self.text_encoder = _tokenizer(folder, config["text"])
+
+    def masked(self, modality, batch_size, device=None, dtype=None):
+        """One zero frame per utterance, as the PyTorch system's.
+
+        Arguments
+        ---------
+        modality : str
+            ``"audio"`` or ``"text"``.
+        batch_size : int
+            Utterances.
+        device, dtype : optional
+            Of the features.
+
+        Returns
+        -------
+        feats, lens : torch.Tensor
+        """
+        size = self.sizes[modality]
+        return masked_modality_features(batch_size, size, device, dtype)
+
+    def encode(self, modality, inputs, lens):
+        """Runs one encoder graph.
+
+        Arguments
+        ---------
+        modality : str
+            ``"audio"`` or ``"text"``.
+        inputs : torch.Tensor
+            Padded waveforms or token ids.
+        lens : torch.Tensor
+            Relative lengths.
+
+        Returns
+        -------
+        feats, lens : torch.Tensor
+        """
+        name = f"{modality}_encoder"
+        inputs_np = inputs.cpu().numpy()
+        if modality == "audio":
+            inputs_np = inputs_np.astype(np.float32)
+        feeds = dict(
+            zip(
+                GRAPHS[name][0],
+                (inputs_np, lens.cpu().numpy().astype(np.float32)),
+            )
+        )
+        feats, out_lens = self.sessions[name].run(None, feeds)
+        return torch.from_numpy(feats), torch.from_numpy(out_lens)
+
+    def forward(self, audio_feats, audio_lens, text_feats, text_lens):
+        """Runs the head graph: refinement, fusion, heads.
+
+        Arguments
+        ---------
+        audio_feats, audio_lens, text_feats, text_lens : torch.Tensor
+            As :meth:`encode` or :meth:`masked` return them.
+
+        Returns
+        -------
+        dict
+            ``logits`` and ``dims`` (0-1).
+        """
+        values = (audio_feats, audio_lens, text_feats, text_lens)
+        feeds = {
+            name: value.detach().cpu().float().numpy()
+            for name, value in zip(GRAPHS["head"][0], values)
+        }
+        logits, dims = self.sessions["head"].run(None, feeds)
+        return {
+            "logits": torch.from_numpy(logits),
+            "dims": torch.from_numpy(dims),
+        }
+
+
+def _tokenizer(folder, section):
+    """The text side's tokenizer: saved HF files, or a light encoder."""
+    source = str(section["source"])
+    if source == LIGHT_SOURCES["text"]:
+        return build_encoder(
+            "text",
+            source,
+            light_size=section.get("light_size", 128),
+            max_length=section.get("max_length", 128),
+        )
+    path = Path(folder) / ONNX_FOLDER / TOKENIZER_FOLDER
+    if not path.is_dir():
+        raise OnnxBackendError(f"{path}: missing; export with --onnx again")
+    return HFTokenizer(
+        AutoTokenizer.from_pretrained(str(path)),
+        section.get("max_length", 128),
+    )

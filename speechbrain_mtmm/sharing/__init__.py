@@ -1,0 +1,10 @@
+"""Sharing trained models: export folders, model cards, ONNX graphs.
+
+On top of ``experiments`` (a sweep's cross-validation table goes into its
+card) and ``inference`` (an export is loaded once as a check, and the ONNX
+graphs are compared with the PyTorch model).
+
+Authors
+-------
+ * speechbrain-mtmm contributors, 2026
+"""

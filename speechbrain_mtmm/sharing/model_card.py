@@ -1,0 +1,464 @@
+"""The model card (``README.md``) of an exported model folder.
+
+Written by ``mtmm export`` from what the run folder records: the corpus,
+protocol, fold and seed, the encoders and the architecture, the test
+metrics with their number of utterances and speakers, the labels and
+rating scales, how to use the model, its intended use and limitations,
+and the licence fields the publisher has to fill. It starts with the YAML
+front matter the Hugging Face hub reads (library, tags, data set, metrics),
+so the folder can be uploaded as it is. A sweep export (all folds of a
+cross-validation) gets a card with the cross-validation table instead.
+
+Written here: neither SpeechBrain nor transformers writes model cards for
+a model they did not train through their own trainers.
+
+Authors
+-------
+ * speechbrain-mtmm contributors, 2026
+"""
+
+from pathlib import Path
+
+from speechbrain_mtmm.experiments.reports import (
+    STD_TEXT,
+    fold_table,
+    format_score,
+    markdown_table,
+    results_table,
+)
+from speechbrain_mtmm.run_folder import (
+    DIMENSIONS,
+    RATING_MAX,
+    RATING_MIN,
+    TEST_RESULTS,
+    read_predictions,
+    read_run_config,
+    read_test_results,
+)
+
+#: Metric columns of a card: key, title
+METRICS = (
+    ("WA", "WA (accuracy)"),
+    ("UA", "UA (mean recall)"),
+    ("macro_F1", "macro-F1"),
+    ("CCC_valence", "CCC valence"),
+    ("CCC_arousal", "CCC arousal"),
+    ("CCC_dominance", "CCC dominance"),
+)
+LABEL_NAMES = {
+    "neu": "neutral",
+    "hap": "happy (IEMOCAP's excited merged in)",
+    "sad": "sad",
+    "ang": "angry",
+    "fru": "frustrated",
+    "exc": "excited",
+    "sur": "surprised",
+    "fea": "fearful",
+    "dis": "disgusted",
+}
+FILL = "**to be filled by the publisher**"
+CITATION = """```bibtex
+@inproceedings{ispas2023multimodal,
+  title     = {A Multi-Task, Multi-Modal Approach for Predicting Categorical
+               and Dimensional Emotions},
+  author    = {Ispas, Alex-R\\u{a}zvan and Deschamps-Berger, Th\\'{e}o and
+               Devillers, Laurence},
+  booktitle = {ICMI '23 Companion},
+  year      = {2023}
+}
+@misc{speechbrain,
+  title  = {{SpeechBrain}: A General-Purpose Speech Toolkit},
+  author = {Ravanelli, Mirco and others},
+  year   = {2021},
+  eprint = {2106.04624},
+  archivePrefix = {arXiv}
+}
+```"""
+
+
+def front_matter(tags, metrics):
+    """The YAML header the Hugging Face hub reads.
+
+    Arguments
+    ---------
+    tags : list of str
+        Hub tags.
+    metrics : list of str
+        Hub metric names.
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> print(front_matter(["emotion"], ["f1"]).splitlines()[1])
+    library_name: speechbrain
+    """
+    lines = [
+        "---",
+        "library_name: speechbrain",
+        "license: other  # to be filled by the publisher",
+        "language:",
+        "  - en",
+        "datasets:",
+        "  - iemocap",
+        "pipeline_tag: audio-classification",
+        "tags:",
+        *(f"  - {tag}" for tag in tags),
+        "metrics:",
+        *(f"  - {metric}" for metric in metrics),
+        "---",
+    ]
+    return "\n".join(lines)
+
+
+def _labels_line(labels):
+    return ", ".join(
+        f"`{label}` ({LABEL_NAMES[label]})" if label in LABEL_NAMES else label
+        for label in labels
+    )
+
+
+def _dimensions(config):
+    return list(DIMENSIONS[: config["n_dims"]])
+
+
+def _encoder_line(config, modality):
+    section = config[modality]
+    layers = section.get("layers", [-1])
+    which = "last layer" if list(layers) == [-1] else f"layers {layers}"
+    freeze = section.get("freeze", "paper")
+    source = f"`{section['source']}`"
+    if Path(section["source"]).is_absolute():  # a folder of the trainer's
+        source = f"the local model `{Path(section['source']).name}`"
+    return f"- {modality}: {source} ({which}, freeze policy `{freeze}`)"
+
+
+def usage(model_ref, dims, onnx=False):
+    """The Python and command-line use of a model folder.
+
+    Arguments
+    ---------
+    model_ref : str
+        The folder or hub id to load.
+    dims : list of str
+        The dimensions predicted.
+    onnx : bool
+        The folder holds ONNX graphs.
+
+    Returns
+    -------
+    str
+        Markdown.
+    """
+    fields = ", ".join(
+        f"`{name}`"
+        for name in ["label", "probs", *dims, *(f"{d}_1to5" for d in dims)]
+    )
+    onnx_text = (
+        f"""
+
+The `onnx/` folder holds the same model as ONNX graphs, run by
+onnxruntime (`pip install speechbrain-mtmm[onnx]`; `int8/`: weights
+quantized to int8), with the same results to 1e-4:
+`MultimodalEmotionRecognizer.from_onnx("{model_ref}")`, or
+`mtmm predict --backend onnx` (`onnx-int8`). Loading them reads
+`hyperparams.yaml` as plain YAML and runs none of it."""
+        if onnx
+        else ""
+    )
+    return f"""## How to use
+
+```bash
+pip install speechbrain-mtmm
+```
+
+```python
+from speechbrain_mtmm.inference.recognizer import MultimodalEmotionRecognizer
+model = MultimodalEmotionRecognizer.from_hparams(source="{model_ref}")
+print(model.predict_file("speech.wav", text="I can't believe you did that."))
+```
+
+The result holds {fields} (dimensions on 0-1 and on the
+corpus' 1-5 scale), `path` (audio+text, audio-only, ...) and `text_used`.
+Without `text`, the model runs audio-only, with the text masked as in
+training (or transcribes the audio when the export names an ASR model).
+
+```bash
+mtmm predict --model {model_ref} speech.wav --text "I can't believe it."
+mtmm predict --model {model_ref} recordings/ --format csv --output out.csv
+```
+
+Loading a model folder runs its `hyperparams.yaml` (HyperPyYAML can run
+code): load only folders you trust. The weights are read with
+`torch.load(weights_only=True)` and checked against the SHA-256 recorded
+in `export_info.json`.{onnx_text}"""
+
+
+def limitations(settings):
+    """Intended use and limitations, with the corpus facts.
+
+    Arguments
+    ---------
+    settings : dict
+        The run's recorded settings.
+
+    Returns
+    -------
+    str
+        Markdown.
+    """
+    corpus = settings.get("label_map", "4class")
+    return f"""## Intended use and limitations
+
+- **For research** on speech emotion recognition: comparing systems,
+  studying the use of audio and text, a baseline to fine-tune from.
+- **Trained on IEMOCAP** ({corpus} label map): ten North-American English
+  actors in five dyadic sessions, scripted and improvised, recorded with
+  close-talk microphones in a studio. Acted emotion is more prototypical
+  than everyday speech; expect lower accuracy on spontaneous, noisy,
+  telephone, far-field, non-English, child or elderly speech, and on
+  accents absent from the ten speakers. Check it on your own data first.
+- **Transcripts**: training used IEMOCAP's manual transcripts. ASR
+  transcripts (with errors) lower the scores; audio-only use lowers them
+  more.
+- **Labels are perceived emotion**: the majority of a few annotators'
+  judgements, not what the speaker felt. The dimensions are annotator
+  means on a {RATING_MIN:g}-{RATING_MAX:g} scale.
+- **Not for decisions about people** (hiring, health, policing, access to
+  services, surveillance) or for inferring emotion without consent.
+- **One fold**: the test set is one held-out speaker group; its scores vary
+  from fold to fold (see the cross-validation results of the training
+  recipe)."""
+
+
+def run_card(run_folder, config, info, model_ref="<model folder>", onnx=False):
+    """The card of one exported run.
+
+    Arguments
+    ---------
+    run_folder : str or path-like
+        The run folder (``run_config.json``, ``test_results.json``,
+        ``test_predictions.jsonl``).
+    config : dict
+        The exported ``model_config``.
+    info : dict
+        The export's ``export_info.json`` content.
+    model_ref : str
+        How users load the folder (a hub id once uploaded).
+    onnx : bool
+        The folder holds ONNX graphs.
+
+    Returns
+    -------
+    str
+        Markdown with hub front matter.
+    """
+    run_folder = Path(run_folder)
+    settings = read_run_config(run_folder) or {}
+    dims = _dimensions(config)
+    title_dims = " + ".join(["emotion class", *dims])
+    sections = [
+        front_matter(
+            [
+                "speech-emotion-recognition",
+                "multimodal",
+                "audio",
+                "text",
+                "speechbrain",
+                "speechbrain-mtmm",
+            ],
+            ["accuracy", "f1", "ccc"],
+        ),
+        f"# Speech emotion recognition from audio and text: {title_dims}",
+        "One model reads the audio and the transcript of an utterance and "
+        f"predicts its emotion class ({_labels_line(config['labels'])}) and "
+        f"its {' and '.join(dims)} on IEMOCAP's {RATING_MIN:g}-"
+        f"{RATING_MAX:g} scale ({RATING_MIN:g} = negative/calm/weak, "
+        f"{RATING_MAX:g} = positive/excited/strong; also given on 0-1). "
+        "It was trained with the IEMOCAP recipe of speechbrain-mtmm, after "
+        "Ispas et al. (ICMI 2023).",
+        usage(model_ref, dims, onnx),
+        training_section(settings, config, info),
+        evaluation_section(run_folder, settings),
+        limitations(settings),
+        f"## Licence\n\n- Weights: {FILL} (IEMOCAP's licence governs what "
+        "may be shared of models trained on it; check it before "
+        "publishing).\n- Encoders: their own licences (see the sources "
+        f"above).\n- Contact: {FILL}.",
+        f"## Citation\n\n{CITATION}",
+    ]
+    return "\n\n".join(sections) + "\n"
+
+
+def training_section(settings, config, info):
+    """Corpus, protocol, fold, seed, encoders, architecture, checkpoint.
+
+    Arguments
+    ---------
+    settings : dict
+        The run's recorded settings (may be empty).
+    config : dict
+        The exported ``model_config``.
+    info : dict
+        ``export_info.json``.
+
+    Returns
+    -------
+    str
+        Markdown.
+    """
+    unknown = "not recorded"
+    weights = {
+        key: settings[f"w_{key}"]
+        for key in ("ce", *DIMENSIONS)
+        if f"w_{key}" in settings
+    }
+    loss = " + ".join(
+        f"{w:g} x {'CE' if key == 'ce' else f'(1 - CCC {key})'}"
+        for key, w in weights.items()
+        if w
+    )
+    validation = info.get("validation", {})
+    lines = [
+        "## Training",
+        "",
+        f"- Corpus: IEMOCAP, label map `{settings.get('label_map', unknown)}`"
+        f", classes {config['labels']}",
+        f"- Protocol: `{settings.get('protocol', unknown)}`, fold "
+        f"{settings.get('fold', unknown)}, seed {settings.get('seed', unknown)}"
+        " (speaker-independent: the test speakers were never seen in "
+        "training or checkpoint selection)",
+        "- Encoders:",
+        "  " + _encoder_line(config, "audio"),
+        "  " + _encoder_line(config, "text"),
+        f"- Fusion: `{config['fusion_type']}`, refinement "
+        f"{'on' if config.get('refinement') else 'off'}, d_model "
+        f"{config['d_model']}, {config['n_heads']} heads"
+        + (
+            f", {config['bridge_tokens']} bridge tokens per modality"
+            if config["fusion_type"].startswith("bridge")
+            else ""
+        ),
+        f"- Loss: {loss or unknown}; Random Modality Masking "
+        f"{'on' if settings.get('modality_masking') else 'off'}",
+        f"- Epochs: {settings.get('number_of_epochs', unknown)}, batch "
+        f"{settings.get('batch_size', unknown)}, learning rate "
+        f"{settings.get('lr', unknown)}",
+        f"- Checkpoint: `{info.get('checkpoint', unknown)}`, the best on "
+        f"the validation speakers (score {_number(validation.get('score'))}"
+        f", from `{settings.get('selection_metrics', unknown)}`)",
+    ]
+    return "\n".join(lines)
+
+
+def _number(value):
+    return "not recorded" if value is None else f"{float(value):.3f}"
+
+
+def evaluation_section(run_folder, settings):
+    """The test metrics with n, or a note that the run was not tested.
+
+    Arguments
+    ---------
+    run_folder : pathlib.Path
+        The run folder.
+    settings : dict
+        Its recorded settings.
+
+    Returns
+    -------
+    str
+        Markdown.
+    """
+    if not (run_folder / TEST_RESULTS).is_file():
+        return "## Evaluation\n\nThe run was not tested."
+    results = read_test_results(run_folder)
+    speakers = sorted(
+        {row.get("speaker") for row in read_predictions(run_folder)} - {None}
+    )
+    shown = [(key, title) for key, title in METRICS if key in results]
+    table = markdown_table(
+        ["n", *(title for _, title in shown)],
+        [
+            [results.get("n", "?")]
+            + [format_score(key, results[key]) for key, _ in shown]
+        ],
+    )
+    who = f" (speakers {', '.join(speakers)})" if speakers else ""
+    return (
+        "## Evaluation\n\n"
+        f"On the test split of {settings.get('protocol', '?')} fold "
+        f"{settings.get('fold', '?')}{who}, with the checkpoint chosen on "
+        "validation. WA, UA and macro-F1 in %, CCC on -1..1:\n\n"
+        f"{table}\n\nPer-class recall: "
+        + ", ".join(
+            f"{label} {format_score('UA', recall)}"
+            for label, recall in results.get("recall", {}).items()
+        )
+        + "."
+    )
+
+
+def sweep_card(results, members, config, model_ref="<model folder>"):
+    """The card of a sweep export: one model per fold x seed.
+
+    Arguments
+    ---------
+    results : dict
+        The sweep's ``cv_results.json``.
+    members : list of str
+        The exported runs' subfolders.
+    config : dict
+        The ``model_config`` the runs share.
+    model_ref : str
+        How users load the folder.
+
+    Returns
+    -------
+    str
+        Markdown with hub front matter.
+    """
+    dims = _dimensions(config)
+    one = f"{model_ref}/{members[0]}" if members else model_ref
+    intro = (
+        f"One model per fold and seed of a {results['protocol']} "
+        "cross-validation on IEMOCAP; each subfolder is a complete model "
+        f"folder predicting {_labels_line(config['labels'])} and "
+        f"{' and '.join(dims)}, tested on its fold's held-out speakers only."
+    )
+    cv = "\n\n".join(
+        [
+            "## Cross-validation results",
+            results_table("this configuration", results),
+            fold_table(results),
+            STD_TEXT,
+        ]
+    )
+    members_table = markdown_table(
+        ["folder", "fold", "seed"],
+        [[f"`{name}`", *_fold_seed(name)] for name in members],
+    )
+    sections = [
+        front_matter(
+            ["speech-emotion-recognition", "multimodal", "speechbrain"],
+            ["accuracy", "f1", "ccc"],
+        ),
+        "# Speech emotion recognition from audio and text: "
+        f"cross-validation models ({len(members)} runs)",
+        intro,
+        cv,
+        f"## Models\n\n{members_table}",
+        usage(one, dims),
+        limitations({}),
+        f"## Licence\n\n- Weights: {FILL}.\n- Contact: {FILL}.",
+        f"## Citation\n\n{CITATION}",
+    ]
+    return "\n\n".join(sections) + "\n"
+
+
+def _fold_seed(name):
+    """``speaker_fold3/seed1`` -> ``(3, 1)``."""
+    fold, seed = name.split("/")
+    return fold.rsplit("fold", 1)[1], seed[len("seed") :]
