@@ -88,7 +88,15 @@ def measure(config):
     optimizer = hparams["opt_class"](
         [p for p in system.parameters() if p.requires_grad]
     )
-    options, _ = train_loader_options(hparams, datasets["train"])
+    options, _ = train_loader_options(
+        datasets["train"],
+        hparams["train_dataloader_opts"],
+        hparams["dynamic_batch_sampler"]
+        if hparams["dynamic_batching"]
+        else None,
+        seed=hparams["seed"],
+        max_audio_seconds=hparams["max_audio_seconds"],
+    )
     if device.startswith("cuda"):
         options = {**options, "num_workers": 4, "pin_memory": True}
     loader = make_dataloader(datasets["train"], **options)

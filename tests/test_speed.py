@@ -42,18 +42,18 @@ def train_set(synthetic_prepared):
     return DynamicItemDataset.from_json(path)
 
 
-def dynamic_hparams(max_batch_length=10.0):
+def dynamic_options(max_batch_length=10.0):
+    """``train_loader_options`` arguments of dynamic batching."""
     return {
-        "dynamic_batching": True,
-        "max_audio_seconds": 10.0,
-        "seed": 1,
-        "num_workers": 0,
-        "dynamic_batch_sampler": {
+        "loader_options": {"num_workers": 0},
+        "sampler_options": {
             "max_batch_length": max_batch_length,
             "num_buckets": 20,
             "shuffle": True,
             "batch_ordering": "random",
         },
+        "seed": 1,
+        "max_audio_seconds": 10.0,
     }
 
 
@@ -61,7 +61,7 @@ def test_dynamic_batches_hold_every_utterance_once_within_the_limit(
     synthetic_prepared,
 ):
     dataset = train_set(synthetic_prepared)
-    options, sampler = train_loader_options(dynamic_hparams(), dataset)
+    options, sampler = train_loader_options(dataset, **dynamic_options())
     assert options["batch_sampler"] is sampler
     durations = [dataset.data[i]["duration"] for i in dataset.data_ids]
     batches = list(sampler)
@@ -75,13 +75,8 @@ def test_dynamic_batches_hold_every_utterance_once_within_the_limit(
 
 
 def test_fixed_batches_are_the_default(synthetic_prepared):
-    hparams = {
-        "dynamic_batching": False,
-        "train_dataloader_opts": {"a": 1},
-        "seed": 3,
-    }
     options, sampler = train_loader_options(
-        hparams, train_set(synthetic_prepared)
+        train_set(synthetic_prepared), {"a": 1}, seed=3
     )
     assert sampler is None and options.pop("a") == 1
     # the workers' seeds come from a generator of the loader's own
@@ -194,15 +189,14 @@ def test_evaluation_batches_by_duration_pad_less_and_predict_the_same(
     test_set = DynamicItemDataset.from_json(
         fold_paths(synthetic_prepared, "speaker", 1)["test"]
     )
-    hparams = {
-        "eval_batching": "dynamic",
-        "valid_dataloader_opts": {"batch_size": 8},
-        "max_audio_seconds": 10.0,
-        "max_batch_length": 6.0,
-        "num_buckets": 20,
-        "num_workers": 0,
-    }
-    _, options = evaluation_batches(hparams, test_set)
+    _, options = evaluation_batches(
+        test_set,
+        "dynamic",
+        {"batch_size": 8, "num_workers": 0},
+        max_batch_length=6.0,
+        num_buckets=20,
+        max_audio_seconds=10.0,
+    )
     fixed = [
         list(range(i, min(i + 8, len(test_set))))
         for i in range(0, len(test_set), 8)

@@ -41,6 +41,7 @@ Authors
  * speechbrain-mtmm contributors, 2026
 """
 
+import functools
 import sys
 
 import speechbrain as sb
@@ -244,7 +245,9 @@ def main(argv):
     check_fold(hparams["protocol"], hparams["fold"])
     # one run folder, one set of settings: a rerun resumes, other settings
     # are refused (or, with --start_over=True, replace the old run)
-    check_run_folder(hparams_file, overrides, hparams)
+    check_run_folder(
+        hparams_file, overrides, hparams["output_folder"], hparams["start_over"]
+    )
     # the tested checkpoint is the best on these validation scores
     hparams["selection_metrics"] = selection_metrics(
         hparams["selection_metrics"],
@@ -270,7 +273,12 @@ def main(argv):
         },
     )
     # Frozen encoders: their features are computed once and read back
-    cached = prepare_feature_cache(hparams, run_opts)
+    cached = prepare_feature_cache(
+        hparams,
+        run_opts,
+        hparams["feature_cache_folder"],
+        hparams["feature_cache_batch_size"],
+    )
     datasets = fold_datasets(hparams, cached)
 
     brain = MultimodalEmotionBrain(
@@ -281,11 +289,28 @@ def main(argv):
         run_opts=run_opts,
         checkpointer=hparams["checkpointer"],
     )
-    train_opts, sampler = train_loader_options(hparams, datasets["train"])
+    # fixed batches, or batches of similar durations (dynamic_batching)
+    train_opts, sampler = train_loader_options(
+        datasets["train"],
+        hparams["train_dataloader_opts"],
+        hparams["dynamic_batch_sampler"]
+        if hparams["dynamic_batching"]
+        else None,
+        seed=hparams["seed"],
+        max_audio_seconds=hparams["max_audio_seconds"],
+    )
     # SpeechBrain calls set_epoch (a new shuffle per epoch) only on this
     brain.train_sampler = sampler
     brain.total_steps = plan_training(hparams, datasets["train"], sampler)
-    valid_set, valid_opts = evaluation_batches(hparams, datasets["valid"])
+    eval_batches = functools.partial(
+        evaluation_batches,
+        mode=hparams["eval_batching"],
+        loader_options=hparams["valid_dataloader_opts"],
+        max_batch_length=hparams["max_batch_length"],
+        num_buckets=hparams["num_buckets"],
+        max_audio_seconds=hparams["max_audio_seconds"],
+    )
+    valid_set, valid_opts = eval_batches(datasets["valid"])
     brain.fit(
         epoch_counter=hparams["epoch_counter"],
         train_set=datasets["train"],
@@ -295,7 +320,7 @@ def main(argv):
     )
     # The checkpoint with the best validation score; the test speaker is
     # seen here for the first time
-    test_set, test_opts = evaluation_batches(hparams, datasets["test"])
+    test_set, test_opts = eval_batches(datasets["test"])
     brain.evaluate(test_set, max_key="score", test_loader_kwargs=test_opts)
     # torchrun: leave the process group cleanly, together (a gloo group
     # still alive at interpreter exit aborts the process after the results

@@ -224,7 +224,7 @@ def hold_run_lock(folder):
     atexit.register(lock.release)
 
 
-def check_run_folder(hparams_file, overrides, hparams):
+def check_run_folder(hparams_file, overrides, output_folder, start_over=False):
     """Locks the run folder; refuses one made with other settings.
 
     A run folder records its settings (``run_config.json``) when training
@@ -240,9 +240,10 @@ def check_run_folder(hparams_file, overrides, hparams):
         The recipe YAML.
     overrides : str or dict
         Its overrides (the settings are :func:`run_settings` of both).
-    hparams : dict
-        The loaded hyperparameters: ``output_folder`` and ``start_over``
-        (discard a run made with other settings instead of refusing).
+    output_folder : str or path-like
+        The run folder.
+    start_over : bool
+        Discard a run made with other settings instead of refusing.
 
     Raises
     ------
@@ -250,10 +251,9 @@ def check_run_folder(hparams_file, overrides, hparams):
         Naming the folder and the differing settings, or the process
         that trains into it now.
     """
-    folder = Path(hparams["output_folder"])
+    folder = Path(output_folder)
     if if_main_process():
         hold_run_lock(folder)
-    start_over = hparams.get("start_over", False)
     settings = run_settings(hparams_file, overrides)
     differences = stale_settings(folder, lambda: settings)
     if differences and not start_over:
@@ -549,7 +549,7 @@ def check_split(dataset, split, path, labels, hparams):
             )
 
 
-def prepare_feature_cache(hparams, run_opts):
+def prepare_feature_cache(hparams, run_opts, folder, batch_size=8):
     """With ``feature_cache``: the frozen encoders' features of the corpus.
 
     Computes what is not cached yet (main process only; all folds and
@@ -559,11 +559,14 @@ def prepare_feature_cache(hparams, run_opts):
     Arguments
     ---------
     hparams : dict
-        ``feature_cache``, ``system``, ``modalities``,
-        ``feature_cache_folder``, ``feature_cache_batch_size`` and the
-        fold (``prepare_folder``, ``protocol``, ``fold``).
+        ``feature_cache``, ``system``, ``modalities`` and the fold
+        (``prepare_folder``, ``protocol``, ``fold``).
     run_opts : dict
         SpeechBrain run options (``device``).
+    folder : str or path-like
+        Where the cache goes (``feature_cache_folder``).
+    batch_size : int
+        Utterances per encoder call while caching.
 
     Returns
     -------
@@ -585,28 +588,41 @@ def prepare_feature_cache(hparams, run_opts):
     return run_on_main(
         build_feature_caches,
         kwargs={
-            "folder": hparams["feature_cache_folder"],
+            "folder": folder,
             "system": system,
             "modalities": modalities,
             "manifests": list(paths.values()),
-            "batch_size": hparams["feature_cache_batch_size"],
+            "batch_size": batch_size,
             "device": device,
         },
     )
 
 
-def train_loader_options(hparams, train_set):
-    """Fixed batches of ``batch_size`` or, with ``dynamic_batching``,
+def train_loader_options(
+    train_set,
+    loader_options,
+    sampler_options=None,
+    seed=1,
+    max_audio_seconds=None,
+):
+    """Fixed batches of ``batch_size`` or, with ``sampler_options``,
     batches of similar durations holding ``max_batch_length`` seconds.
 
     Arguments
     ---------
-    hparams : dict
-        ``dynamic_batching``, ``train_dataloader_opts``,
-        ``max_audio_seconds``, ``seed``, ``dynamic_batch_sampler``,
-        ``num_workers``.
     train_set : speechbrain.dataio.dataset.DynamicItemDataset
         The training split (its ``duration`` fields).
+    loader_options : dict
+        The loader's options (``train_dataloader_opts``: ``batch_size``,
+        ``shuffle``, ``num_workers``).
+    sampler_options : dict, optional
+        SpeechBrain ``DynamicBatchSampler`` options (the recipe's
+        ``dynamic_batch_sampler`` with ``dynamic_batching``); None: fixed
+        batches.
+    seed : int
+        The run's seed (sampler order, workers' seeds).
+    max_audio_seconds : float, optional
+        Crop length: longer utterances count as this long.
 
     Returns
     -------
@@ -620,22 +636,19 @@ def train_loader_options(hparams, train_set):
     # Each new DataLoader iterator draws its workers' base seed; from the
     # global generator that draw would shift dropout after a mid-epoch
     # resume (the resumed epoch's iterator is made once more)
-    generator = torch.Generator().manual_seed(hparams["seed"])
-    if not hparams["dynamic_batching"]:
-        return {
-            **hparams["train_dataloader_opts"],
-            "generator": generator,
-        }, None
-    limit = hparams["max_audio_seconds"] or float("inf")
+    generator = torch.Generator().manual_seed(seed)
+    if sampler_options is None:
+        return {**loader_options, "generator": generator}, None
+    limit = max_audio_seconds or float("inf")
     sampler = DynamicBatchSampler(
         train_set,
         length_func=lambda entry: min(entry["duration"], limit),
-        seed=hparams["seed"],
-        **hparams["dynamic_batch_sampler"],
+        seed=seed,
+        **sampler_options,
     )
     return {
         "batch_sampler": sampler,
-        "num_workers": hparams["num_workers"],
+        "num_workers": loader_options.get("num_workers", 0),
         "generator": generator,
     }, sampler
 
@@ -643,7 +656,14 @@ def train_loader_options(hparams, train_set):
 EVAL_BATCHING = ("fixed", "sorted", "dynamic")
 
 
-def evaluation_batches(hparams, dataset):
+def evaluation_batches(
+    dataset,
+    mode,
+    loader_options,
+    max_batch_length=None,
+    num_buckets=20,
+    max_audio_seconds=None,
+):
     """How a validation or test set is batched (``eval_batching``).
 
     ``fixed``: ``batch_size`` utterances in manifest order; ``sorted``:
@@ -654,11 +674,18 @@ def evaluation_batches(hparams, dataset):
 
     Arguments
     ---------
-    hparams : dict
-        ``eval_batching``, ``valid_dataloader_opts``, ``max_audio_seconds``,
-        ``max_batch_length``, ``num_buckets``, ``num_workers``.
     dataset : speechbrain.dataio.dataset.DynamicItemDataset
         The validation or test split.
+    mode : str
+        One of :data:`EVAL_BATCHING`.
+    loader_options : dict
+        The loader's options (``valid_dataloader_opts``).
+    max_batch_length : float, optional
+        Seconds of padded audio per batch (``dynamic``).
+    num_buckets : int
+        Duration buckets of the sampler (``dynamic``).
+    max_audio_seconds : float, optional
+        Crop length: longer utterances count as this long.
 
     Returns
     -------
@@ -667,30 +694,26 @@ def evaluation_batches(hparams, dataset):
     options : dict
         Keyword arguments of its loader.
     """
-    mode = hparams["eval_batching"]
     if mode not in EVAL_BATCHING:
         raise DataError(
             f"eval_batching must be one of {EVAL_BATCHING}, got {mode!r}"
         )
     if mode == "fixed":
-        return dataset, hparams["valid_dataloader_opts"]
+        return dataset, loader_options
     if mode == "sorted":
-        return (
-            dataset.filtered_sorted(sort_key="duration"),
-            hparams["valid_dataloader_opts"],
-        )
-    limit = hparams["max_audio_seconds"] or float("inf")
+        return dataset.filtered_sorted(sort_key="duration"), loader_options
+    limit = max_audio_seconds or float("inf")
     sampler = DynamicBatchSampler(
         dataset,
-        max_batch_length=hparams["max_batch_length"],
-        num_buckets=hparams["num_buckets"],
+        max_batch_length=max_batch_length,
+        num_buckets=num_buckets,
         length_func=lambda entry: min(entry["duration"], limit),
         shuffle=False,
         batch_ordering="ascending",
     )
     return dataset, {
         "batch_sampler": sampler,
-        "num_workers": hparams["num_workers"],
+        "num_workers": loader_options.get("num_workers", 0),
     }
 
 
