@@ -6,6 +6,8 @@ to a model folder::
     <model>/onnx/
         audio_encoder.onnx   waveform, relative length -> features, lengths
         text_encoder.onnx    token ids, relative length -> features, lengths
+                             (+ .onnx.data: weights of a graph too large
+                             for one file, DeBERTaV3-large's)
         head.onnx            both features -> class logits, dimensions (0-1)
         int8/*.onnx          the same, weights quantized to int8 (optional)
         tokenizer/           the text encoder's tokenizer files
@@ -142,17 +144,23 @@ class OnnxSystem(torch.nn.Module):
         self.sessions = {}
         for name, path in graph_files(folder, config, int8).items():
             key = str(path.relative_to(folder / ONNX_FOLDER))
-            expected = info["sha256"].get(key)
-            if expected is None or not path.is_file():
+            if key not in info["sha256"] or not path.is_file():
                 raise OnnxBackendError(
                     f"{path}: missing; export the model with --onnx"
                     + (" --int8" if int8 else "")
                 )
-            if file_digest(path) != expected:
-                raise OnnxBackendError(
-                    f"{path}: changed since the export (SHA-256 differs "
-                    f"from {info_path}); export the model again"
-                )
+            for file_key in (key, f"{key}.data"):  # external weights
+                if file_key not in info["sha256"]:
+                    continue
+                file = folder / ONNX_FOLDER / file_key
+                if not file.is_file() or (
+                    file_digest(file) != info["sha256"][file_key]
+                ):
+                    raise OnnxBackendError(
+                        f"{file}: missing or changed since the export "
+                        f"(SHA-256 differs from {info_path}); export the "
+                        "model again"
+                    )
             self.sessions[name] = onnxruntime.InferenceSession(
                 str(path), options, providers=["CPUExecutionProvider"]
             )
