@@ -13,6 +13,7 @@ each ONNX backend with PyTorch fp32 and the largest probability
 difference. Also: DeBERTaV3-large alone on 20 tokens with and without the
 narrowed relative-position table (``narrow_relative_positions``).
 
+    python benchmarks/onnx_latency.py --quick --threads 2  # base size
     python benchmarks/onnx_latency.py --threads 2          # ~15 min
     python benchmarks/onnx_latency.py --threads 2 --work /tmp/onnx_bench
 """
@@ -86,7 +87,14 @@ def main(argv=None):
     parser.add_argument("--agreement", type=int, default=100)
     parser.add_argument("--size", default="large", help="large or base")
     parser.add_argument("--work", default=None, help="work folder (kept)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="base-size models, 2 repeats, 10 utterances (a few minutes)",
+    )
     args = parser.parse_args(argv)
+    if args.quick:
+        args.size, args.repeats, args.agreement = "base", 2, 10
     torch.set_num_threads(args.threads)
     work = Path(args.work or tempfile.mkdtemp(prefix="onnx_bench_"))
     texts = [utterance(5.0, 40, seed)[1] for seed in range(8)]
