@@ -23,6 +23,7 @@ from speechbrain_mtmm.nnet import (
     BridgeTokenFusion,
     CrossAttentionFusion,
     EmotionHeads,
+    MMERFusion,
     MultimodalEmotionModel,
     PooledFusion,
     RandomModalityMasking,
@@ -30,6 +31,7 @@ from speechbrain_mtmm.nnet import (
     WeightedLayerSum,
     masked_modality_features,
 )
+from speechbrain_mtmm.training.auxiliary import AuxiliaryObjectives
 from speechbrain_mtmm.training.losses import MultiTaskLoss, ccc
 from speechbrain_mtmm.training.metrics import (
     CCCStats,
@@ -39,11 +41,13 @@ from speechbrain_mtmm.training.metrics import (
 __version__ = "0.2.0"
 
 __all__ = [
+    "AuxiliaryObjectives",
     "BridgeTokenFusion",
     "CCCStats",
     "CrossAttentionFusion",
     "EmotionClassificationStats",
     "EmotionHeads",
+    "MMERFusion",
     "MultiTaskLoss",
     "MultimodalEmotionModel",
     "MultimodalEmotionSystem",

@@ -71,8 +71,12 @@ PAPER_CONFIG = {
     "fusion_type": "bridge_crossed",
     "bridge_tokens": 30,
     "fusion_layers": 1,
+    "fusion_ffn": 0,
     "dropout": 0.1,
 }
+
+# Model settings a configuration may leave out (older exports), defaults
+MODEL_DEFAULTS = {"fusion_ffn": 0}
 
 
 # Encoder settings a section may leave out, and their defaults
@@ -111,6 +115,8 @@ def check_config(config):
 fusion_typ
     """
     config = _plain(config)
+    for key, value in MODEL_DEFAULTS.items():
+        config.setdefault(key, value)
     for where, given, expected in _sections(config):
         if where != "model config":
             for key, value in ENCODER_DEFAULTS.items():
@@ -246,6 +252,7 @@ class MultimodalEmotionSystem(torch.nn.Module):
             nhead=config["n_heads"],
             num_tokens=config["bridge_tokens"],
             num_layers=config["fusion_layers"],
+            d_ffn=config["fusion_ffn"],
             dropout=config["dropout"],
         )
         self.model = MultimodalEmotionModel(

@@ -9,6 +9,12 @@ modalities by cross-attention, and the pooled vector feeds a classifier
 is ``w_ce*CE + w_v*(1-CCC_v) + w_a*(1-CCC_a)``; Random Modality Masking
 hides one modality for some epochs and freezes its encoder meanwhile.
 
+hparams/mmer.yaml is MMER (Ghosh et al., Interspeech 2023) with the same
+script: its gated fusion (fusion_type: mmer) and its auxiliary objectives,
+w_ctc * CTC (characters from the audio frames) + w_supcon * supervised
+contrastive + w_aug * contrastive between an utterance and an augmented
+copy of its audio, which any fusion can use.
+
 One fold of a speaker-independent protocol is trained and tested per run:
 the checkpoint kept for testing is chosen on the validation speaker only.
 
@@ -59,6 +65,10 @@ from speechbrain_mtmm.run_folder import (
     prediction_row,
     write_test_outputs,
 )
+from speechbrain_mtmm.training.auxiliary import (
+    auxiliary_modules,
+    check_auxiliary_options,
+)
 from speechbrain_mtmm.training.metrics import (
     CCCStats,
     EmotionClassificationStats,
@@ -100,6 +110,7 @@ class MultimodalEmotionBrain(sb.Brain):
             self.epoch_masking = self.masked_modality or "none"
             # after a mid-epoch resume, self.step batches are done
             self.speed = EpochSpeed(self.hparams.feature_cache, self.step)
+            self.hparams.auxiliary_objectives.start_epoch()
         else:
             self.class_stats = EmotionClassificationStats(self.hparams.labels)
             self.ccc_stats = CCCStats(DIMENSIONS[: self.hparams.n_dims])
@@ -113,9 +124,27 @@ class MultimodalEmotionBrain(sb.Brain):
             self.speed.count(batch)
         audio = self.features("audio", batch)
         text = self.features("text", batch)
-        return self.modules.model(*audio, *text)
+        predictions = self.modules.model(*audio, *text)
+        auxiliary = self.hparams.auxiliary_objectives
+        if stage == sb.Stage.TRAIN and auxiliary.active():
+            # MMER's objectives: CTC reads the audio frames, AugCon the
+            # utterance vector of an augmented copy of the audio
+            predictions["audio"] = audio if self.audio_seen() else None
+            if auxiliary.active("augcon") and self.audio_seen():
+                augmented = self.features("audio", batch, augment=True)
+                predictions["embedding_aug"] = self.modules.model(
+                    *augmented, *text
+                )["embedding"]
+        return predictions
 
-    def features(self, modality, batch):
+    def audio_seen(self):
+        """Whether the model reads the audio in this epoch."""
+        return (
+            self.masked_modality != "audio"
+            and "audio" in self.hparams.modalities
+        )
+
+    def features(self, modality, batch, augment=False):
         """One modality's features and their relative lengths.
 
         A masked modality (or one left out of ``modalities``) is one zero
@@ -139,6 +168,8 @@ class MultimodalEmotionBrain(sb.Brain):
             )
             return feats, lens
         inputs, lens = batch.sig if modality == "audio" else batch.tokens
+        if augment:
+            inputs, lens = self.hparams.augmentation(inputs, lens)
         return system.encode(modality, inputs, lens, self.modules)
 
     def init_optimizers(self):
@@ -159,15 +190,31 @@ class MultimodalEmotionBrain(sb.Brain):
             self.hparams.lr_schedule.step_end(self.optimizer)
 
     def compute_objectives(self, predictions, batch, stage):
-        """Multi-task loss: CE on classes, 1 - CCC on valence and arousal."""
+        """Multi-task loss: CE on classes, 1 - CCC on valence and arousal;
+        in training, plus MMER's weighted auxiliary terms (if any)."""
+        audio = predictions.pop("audio", None)
+        embedding_aug = predictions.pop("embedding_aug", None)
         # losses and metrics in float32, also under mixed precision
         predictions = {k: v.float() for k, v in predictions.items()}
+        labels = batch.label.data.squeeze(-1)
         parts = self.hparams.compute_loss(
             predictions["logits"],
-            batch.label.data.squeeze(-1),
+            labels,
             predictions["dims"],
             batch.dims.data,
         )
+        auxiliary = self.hparams.auxiliary_objectives
+        if stage == sb.Stage.TRAIN and auxiliary.active():
+            terms = auxiliary(
+                self.modules.auxiliary,
+                predictions["embedding"],
+                labels,
+                audio=audio,
+                characters=getattr(batch, "chars", None),
+                embedding_aug=embedding_aug,
+            )
+            parts["loss"] = parts["loss"] + terms.pop("loss")
+            parts.update(terms)
         check_finite_loss(parts, batch.id)
         if stage != sb.Stage.TRAIN:
             self.track(batch, predictions, stage)
@@ -199,7 +246,10 @@ class MultimodalEmotionBrain(sb.Brain):
         """Logs the epoch; keeps the best validation checkpoint; writes the
         test results."""
         if stage == sb.Stage.TRAIN:
-            self.train_stats = self.speed.summary(stage_loss, self.device)
+            self.train_stats = {
+                **self.speed.summary(stage_loss, self.device),
+                **self.hparams.auxiliary_objectives.epoch_summary(),
+            }
             return
         stats = {
             "loss": stage_loss,
@@ -272,6 +322,12 @@ def main(argv):
             "skip_missing": hparams["skip_missing"],
         },
     )
+    check_auxiliary_options(
+        hparams["w_ctc"],
+        hparams["w_aug"],
+        hparams["feature_cache"],
+        hparams["modalities"],
+    )
     # Frozen encoders: their features are computed once and read back
     cached = prepare_feature_cache(
         hparams,
@@ -279,11 +335,15 @@ def main(argv):
         hparams["feature_cache_folder"],
         hparams["feature_cache_batch_size"],
     )
-    datasets = fold_datasets(hparams, cached)
+    # with CTC, the transcripts' characters are targets too
+    datasets = fold_datasets(hparams, cached, characters=hparams["w_ctc"] > 0)
 
     brain = MultimodalEmotionBrain(
         # with the cache the encoders are not run (and stay on the CPU)
-        modules=hparams["system"].parts(encoders=cached is None),
+        modules={
+            **hparams["system"].parts(encoders=cached is None),
+            **auxiliary_modules(hparams["auxiliary_heads"]),
+        },
         opt_class=hparams["opt_class"],
         hparams=hparams,
         run_opts=run_opts,

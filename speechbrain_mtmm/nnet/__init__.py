@@ -11,6 +11,7 @@ from speechbrain_mtmm.nnet.masking import (
     RandomModalityMasking,
     masked_modality_features,
 )
+from speechbrain_mtmm.nnet.mmer import MMERFusion
 from speechbrain_mtmm.nnet.model import MultimodalEmotionModel
 from speechbrain_mtmm.nnet.refinement import SelfAttentionRefinement
 
@@ -18,6 +19,7 @@ __all__ = [
     "BridgeTokenFusion",
     "CrossAttentionFusion",
     "EmotionHeads",
+    "MMERFusion",
     "MultimodalEmotionModel",
     "PooledFusion",
     "RandomModalityMasking",

@@ -13,6 +13,7 @@ from speechbrain_mtmm.nnet.fusion import (
     CrossAttentionFusion,
     PooledFusion,
 )
+from speechbrain_mtmm.nnet.mmer import MMERFusion
 from speechbrain_mtmm.nnet.refinement import SelfAttentionRefinement
 
 FUSION_TYPES = (
@@ -21,6 +22,7 @@ FUSION_TYPES = (
     "cross_attention",
     "pooled_mean",
     "pooled_concat",
+    "mmer",
 )
 
 
@@ -40,7 +42,8 @@ def build_fusion(
     fusion_type : str
         ``bridge_crossed`` (the paper), ``bridge_paired``,
         ``cross_attention`` (ablation without bridge tokens),
-        ``pooled_mean`` or ``pooled_concat`` (no fusion).
+        ``pooled_mean`` or ``pooled_concat`` (no fusion), ``mmer``
+        (MMER's gated fusion, :class:`~speechbrain_mtmm.nnet.mmer.MMERFusion`).
     d_model : int
         Feature size of both modalities.
     nhead : int
@@ -80,6 +83,8 @@ def build_fusion(
         return CrossAttentionFusion(d_model, nhead, num_layers, d_ffn, dropout)
     if fusion_type.startswith("pooled_"):
         return PooledFusion(d_model, mode=fusion_type[len("pooled_") :])
+    if fusion_type == "mmer":
+        return MMERFusion(d_model, nhead, d_ffn, dropout)
     raise ValueError(
         f"fusion_type '{fusion_type}' is not one of {', '.join(FUSION_TYPES)}"
     )

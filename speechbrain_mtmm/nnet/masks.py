@@ -91,3 +91,29 @@ def zero_padding(x, mask):
              [1.]]])
     """
     return x.masked_fill(~mask.unsqueeze(-1), 0.0)
+
+
+def masked_max(x, mask):
+    """Maximum over time of the valid positions only.
+
+    Arguments
+    ---------
+    x : torch.Tensor
+        Features, shape ``(batch, time, dim)``.
+    mask : torch.Tensor
+        Boolean mask ``(batch, time)``, True on valid positions (at least
+        one per row, as :func:`lengths_to_mask` gives).
+
+    Returns
+    -------
+    torch.Tensor
+        Pooled features, shape ``(batch, dim)``.
+
+    Example
+    -------
+    >>> x = torch.tensor([[[1.0], [3.0], [100.0]]])
+    >>> masked_max(x, torch.tensor([[True, True, False]]))
+    tensor([[3.]])
+    """
+    lowest = torch.finfo(x.dtype).min
+    return x.masked_fill(~mask.unsqueeze(-1), lowest).amax(dim=1)

@@ -68,6 +68,11 @@ from speechbrain_mtmm.run_folder import (
     to_unit,
     write_run_config,
 )
+from speechbrain_mtmm.training.auxiliary import (
+    AuxiliaryOptionsError,
+    character_encoder,
+    character_targets,
+)
 from speechbrain_mtmm.training.cache import (
     FeatureCacheError,
     build_feature_caches,
@@ -88,6 +93,7 @@ RECIPE_ERRORS = (
     FeatureCacheError,
     ModelConfigError,
     EncoderError,
+    AuxiliaryOptionsError,
 )
 
 
@@ -419,6 +425,8 @@ def emotion_pipelines(system, max_audio_seconds=None):
     -------
     dict
         Output key -> dynamic item: ``sig`` (waveform), ``tokens``,
+        ``chars`` (CTC character ids of the transcript,
+        :func:`~speechbrain_mtmm.training.auxiliary.character_targets`),
         ``label`` (index into ``system.labels``), ``dims`` (0-1).
     """
     config = system.config
@@ -439,6 +447,13 @@ def emotion_pipelines(system, max_audio_seconds=None):
             raise DataError(f"{utt_id}: empty transcript")
         return system.text_encoder.tokenize(text)
 
+    characters = character_encoder()
+
+    @sb.utils.data_pipeline.takes("text")
+    @sb.utils.data_pipeline.provides("chars")
+    def chars_pipeline(text):
+        return character_targets(text or "", characters)
+
     @sb.utils.data_pipeline.takes("emo")
     @sb.utils.data_pipeline.provides("label")
     def label_pipeline(emo):
@@ -452,12 +467,18 @@ def emotion_pipelines(system, max_audio_seconds=None):
     return {
         "sig": audio_pipeline,
         "tokens": text_pipeline,
+        "chars": chars_pipeline,
         "label": label_pipeline,
         "dims": dims_pipeline,
     }
 
 
-def fold_datasets(hparams, cached=None, extra_keys=("speaker", "improvised")):
+def fold_datasets(
+    hparams,
+    cached=None,
+    extra_keys=("speaker", "improvised"),
+    characters=False,
+):
     """The train/valid/test datasets of the fold named in ``hparams``.
 
     Arguments
@@ -470,6 +491,8 @@ def fold_datasets(hparams, cached=None, extra_keys=("speaker", "improvised")):
         :func:`prepare_feature_cache`): these replace audio and tokens.
     extra_keys : sequence of str
         Manifest fields passed through to the batches.
+    characters : bool
+        Add ``chars``, the CTC targets of the transcripts (``w_ctc``).
 
     Returns
     -------
@@ -487,6 +510,8 @@ def fold_datasets(hparams, cached=None, extra_keys=("speaker", "improvised")):
             f"{modality}_feats": feature_pipeline(modality, files)
             for modality, files in cached.items()
         }
+    if characters:
+        inputs["chars"] = pipelines["chars"]
     paths = fold_paths(
         hparams["prepare_folder"], hparams["protocol"], hparams["fold"]
     )
