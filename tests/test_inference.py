@@ -25,7 +25,7 @@ from speechbrain.utils.data_utils import batch_pad_right
 
 from speechbrain_mtmm.cli import main as mtmm
 from speechbrain_mtmm.data.audio import load_audio
-from speechbrain_mtmm.inference.asr import ASRTranscriber
+from speechbrain_mtmm.encoders.asr import ASRTranscriber
 from speechbrain_mtmm.inference.predict import UsageError, read_csv
 from speechbrain_mtmm.inference.recognizer import MultimodalEmotionRecognizer
 from speechbrain_mtmm.run_folder import file_digest
@@ -38,6 +38,7 @@ from speechbrain_mtmm.sharing.export import (
     best_checkpoint as export_best_checkpoint,
 )
 from speechbrain_mtmm.testing.demo import OFFLINE_ENV, build_tiny_encoders
+from speechbrain_mtmm.testing.tiny_models import build_tiny_whisper
 
 OFFLINE = dict(os.environ, **OFFLINE_ENV)
 PROBS_TOL = 1e-4  # test_predictions.jsonl rounds probs to 5 decimals
@@ -508,69 +509,6 @@ def test_long_audio_truncate_mode_keeps_the_first_window(
 
 
 # ##### ASR for missing transcripts #####
-
-
-def build_tiny_whisper(folder):
-    """A tiny random Whisper with a byte-level BPE tokenizer and processor
-    (English-only layout: no language tokens), loadable by the pipeline."""
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import (
-        WhisperConfig,
-        WhisperFeatureExtractor,
-        WhisperForConditionalGeneration,
-        WhisperProcessor,
-        WhisperTokenizer,
-    )
-
-    from speechbrain_mtmm.testing.tiny_models import DEFAULT_TEXTS
-
-    folder.mkdir(parents=True)
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(DEFAULT_TEXTS, vocab_size=300, show_progress=False)
-    trained = json.loads(bpe.to_str())["model"]
-    (folder / "vocab.json").write_text(json.dumps(trained["vocab"]))
-    merges = [
-        m if isinstance(m, str) else " ".join(m) for m in trained["merges"]
-    ]
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges))
-    end = "<|endoftext|>"
-    tokenizer = WhisperTokenizer(
-        str(folder / "vocab.json"),
-        str(folder / "merges.txt"),
-        unk_token=end,
-        bos_token=end,
-        eos_token=end,
-        pad_token=end,
-    )
-    specials = ["<|startoftranscript|>", "<|notimestamps|>"]
-    tokenizer.add_special_tokens({"additional_special_tokens": specials})
-    WhisperProcessor(WhisperFeatureExtractor(), tokenizer).save_pretrained(
-        folder
-    )
-    end_id, start_id, no_ts_id = tokenizer.convert_tokens_to_ids(
-        [end, *specials]
-    )
-    config = WhisperConfig(
-        vocab_size=len(tokenizer),
-        d_model=16,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=32,
-        decoder_ffn_dim=32,
-        max_target_positions=32,
-        pad_token_id=end_id,
-        bos_token_id=end_id,
-        eos_token_id=end_id,
-        decoder_start_token_id=start_id,
-    )
-    torch.manual_seed(0)
-    model = WhisperForConditionalGeneration(config)
-    model.generation_config.max_new_tokens = 6
-    model.generation_config.no_timestamps_token_id = no_ts_id
-    model.save_pretrained(folder)
-    return folder
 
 
 def test_missing_transcript_is_transcribed_by_the_named_asr_model(

@@ -59,7 +59,7 @@ from speechbrain.utils.distributed import (
 )
 
 from speechbrain_mtmm.data.folds import check_fold
-from speechbrain_mtmm.data.iemocap import prepare_iemocap
+from speechbrain_mtmm.data.iemocap import prepare_iemocap, prepared_manifest
 from speechbrain_mtmm.run_folder import (
     DIMENSIONS,
     prediction_row,
@@ -84,15 +84,25 @@ from speechbrain_mtmm.training.recipe import (
     fold_datasets,
     load_recipe_hparams,
     plan_training,
+    prepare_asr_transcripts,
     prepare_feature_cache,
     run_recipe,
     train_loader_options,
 )
 from speechbrain_mtmm.training.speed import EpochSpeed
+from speechbrain_mtmm.training.transcripts import (
+    asr_word_error_rates,
+    check_transcript_settings,
+    with_conditions,
+)
 
 
 class MultimodalEmotionBrain(sb.Brain):
     """Encoders -> refinement -> bridge-token fusion -> classes + V/A."""
+
+    # tested without transcripts (test condition "none"): the text is
+    # masked as Random Modality Masking masks it
+    text_masked = False
 
     def on_stage_start(self, stage, epoch=None):
         """Random Modality Masking: one decision per training epoch; the
@@ -157,6 +167,7 @@ class MultimodalEmotionBrain(sb.Brain):
         if (
             modality == self.masked_modality
             or modality not in self.hparams.modalities
+            or (modality == "text" and self.text_masked)
         ):
             return system.masked(modality, len(batch.id), self.device)
         if self.hparams.feature_cache:
@@ -275,15 +286,16 @@ class MultimodalEmotionBrain(sb.Brain):
             self.checkpointer.save_and_keep_only(meta=stats, max_keys=["score"])
         else:
             self.hparams.train_logger.log_stats(
-                {"Epoch loaded": self.hparams.epoch_counter.current},
+                {
+                    "Epoch loaded": self.hparams.epoch_counter.current,
+                    "transcripts": self.test_condition,
+                },
                 test_stats=stats,
             )
-            if if_main_process():
-                write_test_outputs(
-                    self.hparams.output_folder,
-                    summarize_test(self.class_stats, stats),
-                    self.test_rows,
-                )
+            self.tested = (
+                summarize_test(self.class_stats, stats),
+                self.test_rows,
+            )
 
 
 def main(argv):
@@ -335,8 +347,38 @@ def main(argv):
         hparams["feature_cache_folder"],
         hparams["feature_cache_batch_size"],
     )
+    # Gold or ASR transcripts (ASR: one cached pass of asr_source over the
+    # corpus); tested with each of test_transcripts, the first the headline
+    conditions = check_transcript_settings(
+        hparams["transcripts"],
+        hparams["test_transcripts"],
+        hparams["modalities"],
+        hparams["feature_cache"],
+    )
+    asr = None
+    if "asr" in (hparams["transcripts"], *conditions):
+        asr = prepare_asr_transcripts(
+            prepared_manifest(hparams["prepare_folder"]),
+            run_opts,
+            hparams["asr_source"],
+            hparams["asr_cache_folder"],
+            hparams["asr_language"],
+            hparams["asr_batch_size"],
+        )
+    heard = asr if hparams["transcripts"] == "asr" else None
     # with CTC, the transcripts' characters are targets too
-    datasets = fold_datasets(hparams, cached, characters=hparams["w_ctc"] > 0)
+    datasets = fold_datasets(
+        hparams,
+        cached,
+        characters=hparams["w_ctc"] > 0,
+        transcripts={"train": heard, "valid": heard},
+    )
+    test_sets = {
+        condition: datasets["test"]
+        if condition != "asr"
+        else fold_datasets(hparams, cached, transcripts={"test": asr})["test"]
+        for condition in conditions
+    }
 
     brain = MultimodalEmotionBrain(
         # with the cache the encoders are not run (and stay on the CPU)
@@ -379,9 +421,19 @@ def main(argv):
         valid_loader_kwargs=valid_opts,
     )
     # The checkpoint with the best validation score; the test speaker is
-    # seen here for the first time
-    test_set, test_opts = eval_batches(datasets["test"])
-    brain.evaluate(test_set, max_key="score", test_loader_kwargs=test_opts)
+    # seen here for the first time, in each test condition
+    tested = {}
+    for condition, dataset in test_sets.items():
+        brain.test_condition = condition
+        brain.text_masked = condition == "none"
+        test_set, test_opts = eval_batches(dataset)
+        brain.evaluate(test_set, max_key="score", test_loader_kwargs=test_opts)
+        tested[condition] = brain.tested
+    if if_main_process():
+        wer = asr_word_error_rates(datasets["test"].data, asr) if asr else None
+        results = with_conditions({c: r for c, (r, _) in tested.items()}, wer)
+        rows = tested[conditions[0]][1]
+        write_test_outputs(hparams["output_folder"], results, rows)
     # torchrun: leave the process group cleanly, together (a gloo group
     # still alive at interpreter exit aborts the process after the results
     # are written)

@@ -771,3 +771,23 @@ def prepare_iemocap(
     logger.info(text)
     print(text)
     return manifest_path
+
+
+def prepared_manifest(save_folder):
+    """The manifest a preparation wrote into ``save_folder``.
+
+    Arguments
+    ---------
+    save_folder : str or os.PathLike
+        The ``save_folder`` (``prepare_folder``) of :func:`prepare_iemocap`.
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> prepared_manifest("results/prepared")
+    'results/prepared/iemocap.json'
+    """
+    return os.path.join(str(save_folder), MANIFEST_NAME)

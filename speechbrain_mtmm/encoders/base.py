@@ -328,8 +328,32 @@ class Encoder(nn.Module):
         add(f"{type(self).__module__}.{type(self).__qualname__}")
         add(json.dumps(self._config(), sort_keys=True, default=str))
         add(json.dumps(self._preprocessing(), sort_keys=True, default=str))
-        for name, tensor in self.state_dict().items():
-            tensor = tensor.detach().cpu().contiguous()
-            add(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}")
-            digest.update(tensor.reshape(-1).view(torch.uint8).numpy())
+        add_state_dict(digest, self.state_dict())
         return digest.hexdigest()
+
+
+def add_state_dict(digest, state_dict):
+    """Adds the names, dtypes, shapes and bytes of every tensor of a
+    ``state_dict`` to a hash.
+
+    Arguments
+    ---------
+    digest : hashlib._Hash
+        E.g. ``hashlib.sha256()``.
+    state_dict : dict
+        Name -> tensor.
+
+    Example
+    -------
+    >>> import hashlib
+    >>> a, b = hashlib.sha256(), hashlib.sha256()
+    >>> add_state_dict(a, {"w": torch.zeros(2)})
+    >>> add_state_dict(b, {"w": torch.zeros(2, 1)})
+    >>> a.hexdigest() == b.hexdigest()
+    False
+    """
+    for name, tensor in state_dict.items():
+        tensor = tensor.detach().cpu().contiguous()
+        header = f"{name}:{tensor.dtype}:{tuple(tensor.shape)}"
+        digest.update(header.encode("utf-8") + b"\0")
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())

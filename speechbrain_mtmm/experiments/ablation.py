@@ -16,6 +16,10 @@ beside ours::
         --seeds 1 2 3 [--protocol speaker] [--folds ...] [--jobs N] \\
         [--output results/cv/ablation] --data_folder=/data/IEMOCAP ...
 
+With ``--test_transcripts=[gold,asr,none]`` among the overrides every run is
+also tested on ASR transcripts, and the table gains an "ours, ASR" column
+per metric and the word error rate.
+
 Authors
 -------
  * speechbrain-mtmm contributors, 2026
@@ -191,22 +195,44 @@ def task_table(task, rows, cells):
     """
     titles = dict(PAPER_COLUMNS)
     metrics = TASKS[task][1]
+    # runs also tested on ASR transcripts (--test_transcripts=[gold,asr])
+    asr = any(
+        (cells[row, task] or {}).get("transcripts", {}).get("asr")
+        for row in rows
+    )
     header = ["configuration"]
     for metric in metrics:
         header += [f"{titles[metric]} paper", f"{titles[metric]} ours"]
+        if asr:
+            header.append(f"{titles[metric]} ours, ASR")
+    if asr:
+        header.append("WER %")
     lines = []
     for row in rows:
         label = dict(ROWS)[row]
+        results = cells[row, task]
         cell = [f"[{label}]({row}/{task}/report.md)"]
         for metric in metrics:
             paper = format_score(metric, PAPER[row][task].get(metric))
             published = PUBLISHED.get((row, task, metric))
             cell += [
                 published[0] if published else paper,
-                _ours(cells[row, task], metric),
+                _ours(results, metric),
             ]
+            if asr:
+                cell.append(_ours_asr(results, metric))
+        if asr:
+            wer = (results or {}).get("WER", {}).get("all")
+            cell.append("–" if not wer else f"{wer['mean']:.1f}")
         lines.append(cell)
     return markdown_table(header, lines)
+
+
+def _ours_asr(results, metric):
+    summary = (results or {}).get("transcripts", {}).get("asr")
+    if not summary:
+        return "–"
+    return format_mean_std(metric, summary[metric])
 
 
 def table_json(cells):

@@ -154,7 +154,50 @@ def run_metrics(run, metrics):
         if scores is not None:
             scores = {key: scores[key] for key in (*metrics, "n")}
         entry[subset] = scores
+    # the test conditions (gold, asr, none) and the ASR word error rate
+    entry["conditions"] = {
+        condition: {key: scores[key] for key in (*metrics, "n")}
+        for condition, scores in results.get("conditions", {}).items()
+    }
+    entry["WER"] = {
+        subset: wer["WER"] for subset, wer in results.get("WER", {}).items()
+    }
     return entry
+
+
+def summarize_conditions(runs, metrics):
+    """Mean/std per test condition, and of the ASR word error rate.
+
+    Arguments
+    ---------
+    runs : list of dict
+        Entries from :func:`run_metrics`.
+    metrics : sequence of str
+        Metric names.
+
+    Returns
+    -------
+    conditions : dict
+        Condition -> ``{metric: summary, "n", "runs"}``, in the runs'
+        order (gold, asr, none as they were tested).
+    wer : dict
+        Subset (all, improvised, scripted) -> summary of the WER (%).
+    """
+    names = list(dict.fromkeys(c for run in runs for c in run["conditions"]))
+    conditions = {}
+    for name in names:
+        present = [{**run, name: run["conditions"].get(name)} for run in runs]
+        conditions[name] = summarize_subset(present, name, metrics)
+    wer = {}
+    for subset in SUBSETS:
+        values = {
+            (run["fold"], run["seed"]): run["WER"][subset]
+            for run in runs
+            if subset in run["WER"]
+        }
+        if values:
+            wer[subset] = summarize_metric(values)
+    return conditions, wer
 
 
 def _sample_std(values):
@@ -288,6 +331,7 @@ def aggregate(folder, protocol):
         *(["CCC_dominance"] if "CCC_dominance" in first else []),
     ]
     runs = [run_metrics(run, metrics) for run in complete]
+    conditions, wer = summarize_conditions(runs, metrics)
     labels = runs[0]["labels"]
     if any(run["labels"] != labels for run in runs):
         raise ValueError(f"{folder}: the runs do not share one label set")
@@ -299,6 +343,8 @@ def aggregate(folder, protocol):
         "labels": labels,
         "std": STD_DEFINITION,
         "summary": {s: summarize_subset(runs, s, metrics) for s in SUBSETS},
+        "transcripts": conditions,
+        "WER": wer,
         "confusion": pooled_confusion(runs),
         "incomplete": incomplete,
         "missing": missing,

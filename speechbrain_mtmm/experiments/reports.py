@@ -377,6 +377,61 @@ def subset_table(results):
     return markdown_table(header + [t for _, t in DETAIL_COLUMNS], rows)
 
 
+#: How the report names the test conditions
+CONDITION_NAMES = {
+    "gold": "gold transcripts",
+    "asr": "ASR transcripts",
+    "none": "audio only (text masked)",
+}
+
+
+def transcripts_table(results):
+    """One model tested with gold, ASR and no transcripts, side by side,
+    with the ASR transcripts' word error rate.
+
+    Arguments
+    ---------
+    results : dict
+        Content of ``cv_results.json``.
+
+    Returns
+    -------
+    str or None
+        None when the runs were tested in one condition only.
+
+    Example
+    -------
+    >>> m = {"mean": 0.5, "std_seeds": None}
+    >>> res = {"transcripts": {c: {k: m for k, _ in DETAIL_COLUMNS}
+    ...                        | {"n": 7} for c in ("gold", "none")},
+    ...        "WER": {}}
+    >>> print(transcripts_table(res).splitlines()[2])
+    | gold transcripts | 7 | 50.00 ± n/a | 50.00 ± n/a | 50.00 ± n/a | \
+.500 ± n/a | .500 ± n/a | – |
+    """
+    conditions = results.get("transcripts") or {}
+    if len(conditions) < 2:
+        return None
+    wer = results.get("WER", {}).get("all")
+    rows = []
+    for condition, summary in conditions.items():
+        if summary is None:
+            continue
+        wer_cell = "–"
+        if condition == "asr" and wer is not None:
+            wer_cell = f"{wer['mean']:.1f}" + (
+                "" if wer["std_seeds"] is None else f" ± {wer['std_seeds']:.1f}"
+            )
+        rows.append(
+            [CONDITION_NAMES.get(condition, condition), summary["n"]]
+            + [format_mean_std(m, summary[m]) for m, _ in DETAIL_COLUMNS]
+            + [wer_cell]
+        )
+    header = ["tested with", "utterances (x seeds)"]
+    header += [t for _, t in DETAIL_COLUMNS] + ["WER %"]
+    return markdown_table(header, rows)
+
+
 def write_plots(folder, results):
     """Writes the four PNGs of :data:`PLOTS` into the sweep folder.
 
@@ -455,6 +510,19 @@ def write_report(folder, results=None, name=None):
     ]
     if len(results["seeds"]) == 1:
         lines.append("A single seed was run: the seed std is undefined (n/a).")
+    table = transcripts_table(results)
+    if table is not None:
+        lines += [
+            "",
+            "## Gold vs ASR vs no transcripts (mean ± std over seeds)",
+            "",
+            "The same models, tested with each; the word error rate of the "
+            "ASR transcripts against the gold ones is on normalised words "
+            "(lower case, bracketed annotations removed, only letters, "
+            "digits and apostrophes).",
+            "",
+            table,
+        ]
     lines += [
         "",
         "## Per fold (mean over seeds)",

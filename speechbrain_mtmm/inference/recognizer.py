@@ -56,7 +56,7 @@ from speechbrain.utils.data_utils import batch_pad_right
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_mtmm.data.audio import load_audio
-from speechbrain_mtmm.inference.asr import ASRTranscriber
+from speechbrain_mtmm.encoders.asr import ASRTranscriber
 from speechbrain_mtmm.inference.onnx_runtime import OnnxSystem
 from speechbrain_mtmm.run_folder import (
     DIMENSIONS,

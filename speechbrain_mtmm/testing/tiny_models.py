@@ -22,6 +22,7 @@ Authors
 import io
 import json
 import os
+from pathlib import Path
 
 import torch
 
@@ -440,3 +441,79 @@ def build_tiny_roberta(
     torch.manual_seed(seed)
     RobertaModel(config).save_pretrained(folder)
     return str(folder)
+
+
+def build_tiny_whisper(folder, seed=0):
+    """A tiny random Whisper with a byte-level BPE tokenizer and processor
+    (English-only layout: no language tokens), loadable by the
+    ``automatic-speech-recognition`` pipeline; it writes at most 6 tokens.
+
+    Arguments
+    ---------
+    folder : pathlib.Path
+        Where it goes (created).
+    seed : int
+        Of the random weights.
+
+    Returns
+    -------
+    pathlib.Path
+        ``folder``.
+    """
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import (
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+        WhisperTokenizer,
+    )
+
+    folder = Path(folder)
+    folder.mkdir(parents=True)
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(DEFAULT_TEXTS, vocab_size=300, show_progress=False)
+    trained = json.loads(bpe.to_str())["model"]
+    (folder / "vocab.json").write_text(json.dumps(trained["vocab"]))
+    merges = [
+        m if isinstance(m, str) else " ".join(m) for m in trained["merges"]
+    ]
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges))
+    end = "<|endoftext|>"
+    tokenizer = WhisperTokenizer(
+        str(folder / "vocab.json"),
+        str(folder / "merges.txt"),
+        unk_token=end,
+        bos_token=end,
+        eos_token=end,
+        pad_token=end,
+    )
+    specials = ["<|startoftranscript|>", "<|notimestamps|>"]
+    tokenizer.add_special_tokens({"additional_special_tokens": specials})
+    WhisperProcessor(WhisperFeatureExtractor(), tokenizer).save_pretrained(
+        folder
+    )
+    end_id, start_id, no_ts_id = tokenizer.convert_tokens_to_ids(
+        [end, *specials]
+    )
+    config = WhisperConfig(
+        vocab_size=len(tokenizer),
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        max_target_positions=32,
+        pad_token_id=end_id,
+        bos_token_id=end_id,
+        eos_token_id=end_id,
+        decoder_start_token_id=start_id,
+    )
+    torch.manual_seed(seed)
+    model = WhisperForConditionalGeneration(config)
+    model.generation_config.max_new_tokens = 6
+    model.generation_config.no_timestamps_token_id = no_ts_id
+    model.save_pretrained(folder)
+    return folder

@@ -55,6 +55,7 @@ from speechbrain_mtmm.data.audio import AudioFileError, load_audio
 from speechbrain_mtmm.data.folds import FoldError, fold_paths
 from speechbrain_mtmm.data.iemocap import IEMOCAPError
 from speechbrain_mtmm.encoders import MODALITIES, EncoderError
+from speechbrain_mtmm.encoders.asr import ASRTranscriber
 from speechbrain_mtmm.locks import FolderBusyError, FolderLock
 from speechbrain_mtmm.model import ModelConfigError
 from speechbrain_mtmm.run_folder import (
@@ -79,6 +80,10 @@ from speechbrain_mtmm.training.cache import (
     check_cache_options,
     feature_pipeline,
 )
+from speechbrain_mtmm.training.transcripts import (
+    TranscriptSettingError,
+    cached_transcripts,
+)
 
 logger = get_logger(__name__)
 
@@ -94,6 +99,7 @@ RECIPE_ERRORS = (
     ModelConfigError,
     EncoderError,
     AuxiliaryOptionsError,
+    TranscriptSettingError,
 )
 
 
@@ -154,6 +160,8 @@ HARMLESS_KEYS = (
     "valid_dataloader_opts",
     "eval_batching",
     "start_over",
+    "asr_cache_folder",
+    "asr_batch_size",
 )
 
 
@@ -440,18 +448,21 @@ def emotion_pipelines(system, max_audio_seconds=None):
     def audio_pipeline(wav):
         return load_audio(wav, config["sample_rate"], max_audio_seconds)
 
-    @sb.utils.data_pipeline.takes("id", "text")
+    @sb.utils.data_pipeline.takes("id", "text", "text_source")
     @sb.utils.data_pipeline.provides("tokens")
-    def text_pipeline(utt_id, text):
-        if not text or not text.strip():
+    def text_pipeline(utt_id, text, text_source):
+        # an ASR model may hear no words: the model then sees what its
+        # tokenizer makes of "" (a gold transcript must not be empty)
+        if text_source != "asr" and (not text or not text.strip()):
             raise DataError(f"{utt_id}: empty transcript")
-        return system.text_encoder.tokenize(text)
+        return system.text_encoder.tokenize(text or "")
 
     characters = character_encoder()
 
-    @sb.utils.data_pipeline.takes("text")
+    @sb.utils.data_pipeline.takes("gold_text")
     @sb.utils.data_pipeline.provides("chars")
     def chars_pipeline(text):
+        # what is said, also when the model reads an ASR transcript
         return character_targets(text or "", characters)
 
     @sb.utils.data_pipeline.takes("emo")
@@ -478,6 +489,7 @@ def fold_datasets(
     cached=None,
     extra_keys=("speaker", "improvised"),
     characters=False,
+    transcripts=None,
 ):
     """The train/valid/test datasets of the fold named in ``hparams``.
 
@@ -493,6 +505,10 @@ def fold_datasets(
         Manifest fields passed through to the batches.
     characters : bool
         Add ``chars``, the CTC targets of the transcripts (``w_ctc``).
+    transcripts : dict, optional
+        Split -> {utterance id: ASR transcript}: these splits read the
+        ASR text (``text_source: asr``; the gold one stays as
+        ``gold_text``); the others the gold transcripts.
 
     Returns
     -------
@@ -522,7 +538,17 @@ def fold_datasets(
                 f"{path}: missing; was the data prepared into "
                 f"{hparams['prepare_folder']}?"
             )
-        dataset = sb.dataio.dataset.DynamicItemDataset.from_json(path)
+        with open(path, encoding="utf-8") as fin:
+            data = json.load(fin)
+        asr = (transcripts or {}).get(split)
+        for utt_id, entry in data.items():
+            entry["gold_text"] = entry["text"]
+            entry["text_source"] = "gold" if asr is None else "asr"
+            if asr is not None:
+                if utt_id not in asr:
+                    raise DataError(f"{path}: {utt_id} has no ASR transcript")
+                entry["text"] = asr[utt_id]
+        dataset = sb.dataio.dataset.DynamicItemDataset(data)
         check_split(dataset, split, path, system.labels, hparams)
         for item in (*inputs.values(), pipelines["label"], pipelines["dims"]):
             dataset.add_dynamic_item(item)
@@ -621,6 +647,46 @@ def prepare_feature_cache(hparams, run_opts, folder, batch_size=8):
             "device": device,
         },
     )
+
+
+def prepare_asr_transcripts(
+    manifest, run_opts, source, cache_folder, language=None, batch_size=8
+):
+    """The ASR transcripts of a prepared corpus (computed once, cached).
+
+    Computed on the main process (all folds and seeds share the cache),
+    then read by every process.
+
+    Arguments
+    ---------
+    manifest : str or path-like
+        The prepared manifest (``<prepare_folder>/iemocap.json``).
+    run_opts : dict
+        SpeechBrain run options (``device``).
+    source : str
+        The ASR model (``asr_source``).
+    cache_folder : str or path-like
+        The cache root (``asr_cache_folder``).
+    language : str, optional
+        Whisper's language (None: detected).
+    batch_size : int
+        Utterances per ASR forward pass.
+
+    Returns
+    -------
+    dict
+        Utterance id -> transcript.
+    """
+    device = run_opts.get("device") or sb.utils.distributed.infer_device()
+
+    def transcribe(progress=True):
+        transcriber = ASRTranscriber(
+            source, device=device, language=language, batch_size=batch_size
+        )
+        return cached_transcripts(cache_folder, transcriber, manifest, progress)
+
+    run_on_main(transcribe)
+    return transcribe(progress=False)  # read back: nothing left to compute
 
 
 def train_loader_options(
