@@ -14,7 +14,9 @@ cut of a node), so a lock is never left stale by a dead process; the file
 keeps the holder's pid, host and start time, which the next holder reports
 when it takes over a folder whose last writer ended without releasing it.
 On systems without ``fcntl`` (Windows) folders are not locked, and this is
-logged once.
+logged. Processes forked by the holder (DataLoader workers) share the
+lock: after a SIGKILL of the holder it is free once they have noticed
+and ended too (PyTorch's workers check every few seconds).
 
 Authors
 -------
@@ -97,21 +99,28 @@ use by process ... since ...; wait for it to end or end it
                 f"{self.folder}: this {self.what} is in use by {holder}; "
                 "wait for it to end or end it"
             ) from None
-        previous = _read(fd)
-        if previous:
-            logger.warning(
-                f"{self.folder}: taking over from {previous}, which ended "
-                "without releasing it"
+        except BaseException:  # e.g. no locks on this file system
+            os.close(fd)
+            raise
+        try:
+            previous = _read(fd)
+            if previous:
+                logger.warning(
+                    f"{self.folder}: taking over from {previous}, which "
+                    "ended without releasing it"
+                )
+            stamp = datetime.datetime.now().isoformat(timespec="seconds")
+            os.ftruncate(fd, 0)
+            os.pwrite(
+                fd,
+                f"process {os.getpid()} on {socket.gethostname()} "
+                f"since {stamp}\n".encode(),
+                0,
             )
-        stamp = datetime.datetime.now().isoformat(timespec="seconds")
-        os.ftruncate(fd, 0)
-        os.pwrite(
-            fd,
-            f"process {os.getpid()} on {socket.gethostname()} "
-            f"since {stamp}\n".encode(),
-            0,
-        )
-        os.fsync(fd)
+            os.fsync(fd)
+        except BaseException:  # e.g. a full disk: release, then report
+            os.close(fd)
+            raise
         self.fd = fd
         return self
 

@@ -141,3 +141,33 @@ def test_two_processes_train_from_the_feature_cache(
         "audio",
         "text",
     ]
+
+
+def test_two_processes_train_with_the_auxiliary_objectives(
+    tmp_path, synthetic_corpus, synthetic_prepared, recipe
+):
+    """MMER's fusion and all three auxiliary heads under DDP, with Random
+    Modality Masking on (epochs whose audio is masked leave the CTC and
+    AugCon heads without input: they must not count as unused)."""
+    output = tmp_path / "run"
+    log = torchrun(
+        recipe,
+        synthetic_corpus,
+        synthetic_prepared,
+        output,
+        "fbank",
+        "hashing",
+        {
+            "number_of_epochs": 3,
+            "fusion_type": "mmer",
+            "fusion_ffn": 32,
+            "w_ctc": 0.1,
+            "w_supcon": 0.1,
+            "w_aug": 0.1,
+            "masking_p_start": 1.0,
+            "masking_text_prob": 0.0,
+        },
+    )
+    check_one_complete_run(output, log, synthetic_prepared, 3)
+    logged = (output / "train_log.txt").read_text()
+    assert "masked: audio" in logged and "train augcon: " in logged

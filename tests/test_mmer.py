@@ -149,21 +149,31 @@ def test_ctc_skips_transcripts_without_characters_and_too_long_targets():
     assert loss.item() == pytest.approx(alone.item())
 
 
+def test_masked_audio_leaves_no_head_parameter_unused():
+    """An epoch whose audio is masked has no frames and no augmented copy:
+    the CTC and AugCon heads still get a (zero) gradient."""
+    heads = AuxiliaryHeads(8, 6, ctc=True, supcon=True, augcon=True)
+    objectives = AuxiliaryObjectives(0.1, 0.1, 0.1)
+    out = objectives(heads(torch.randn(4, 6)), torch.tensor([0, 0, 1, 1]))
+    out["loss"].backward()
+    assert all(p.grad is not None for p in heads.parameters())
+    assert objectives.epoch_summary()["ctc_skipped"] == 4
+
+
 def test_a_batch_where_no_term_is_defined_gives_zero_not_nan():
     heads = AuxiliaryHeads(8, 6, ctc=True, supcon=True, augcon=True)
     objectives = AuxiliaryObjectives(0.1, 0.1, 0.1)
     encoder = character_encoder()
     chars = character_targets("[NOISE]", encoder)[None]
     padded = (chars, torch.tensor([1.0]))
-    out = objectives(
-        heads,
-        torch.randn(1, 6, requires_grad=True),
-        torch.tensor([0]),
-        audio=(torch.randn(1, 4, 8), torch.ones(1)),
-        characters=padded,
-        embedding_aug=torch.randn(1, 6),
+    projections = heads(
+        torch.randn(1, 6), torch.randn(1, 4, 8), torch.randn(1, 6)
     )
+    out = objectives(projections, torch.tensor([0]), torch.ones(1), padded)
     assert out["loss"].item() == 0.0 and set(out) == {"loss"}
+    # every head still takes part (DDP refuses unused parameters)
+    out["loss"].backward()
+    assert all(p.grad is not None for p in heads.parameters())
     assert objectives.epoch_summary() == {
         "ctc_skipped": 1,
         "supcon_skipped": 1,
@@ -174,7 +184,7 @@ def test_a_batch_where_no_term_is_defined_gives_zero_not_nan():
 def test_zero_auxiliary_weights_add_exactly_nothing():
     heads = AuxiliaryHeads(8, 6)
     objectives = AuxiliaryObjectives(0.0, 0.0, 0.0)
-    out = objectives(heads, torch.randn(4, 6), torch.tensor([0, 0, 1, 1]))
+    out = objectives(heads(torch.randn(4, 6)), torch.tensor([0, 0, 1, 1]))
     assert not objectives.active() and out["loss"].item() == 0.0
     assert list(heads.parameters()) == []  # nothing trained, nothing saved
 

@@ -216,13 +216,15 @@ class MultimodalEmotionBrain(sb.Brain):
         )
         auxiliary = self.hparams.auxiliary_objectives
         if stage == sb.Stage.TRAIN and auxiliary.active():
+            frames, frame_lens = audio if audio is not None else (None, None)
+            projections = self.modules.auxiliary(
+                predictions["embedding"], frames, embedding_aug
+            )
             terms = auxiliary(
-                self.modules.auxiliary,
-                predictions["embedding"],
+                projections,
                 labels,
-                audio=audio,
+                frame_lens,
                 characters=getattr(batch, "chars", None),
-                embedding_aug=embedding_aug,
             )
             parts["loss"] = parts["loss"] + terms.pop("loss")
             parts.update(terms)

@@ -22,6 +22,8 @@ Authors
 """
 
 import contextlib
+import threading
+import weakref
 
 import torch
 import torch.nn.functional as F
@@ -438,6 +440,10 @@ class HFTokenizer:
         return self.tokenizer.decode(kept, skip_special_tokens=True).strip()
 
 
+_NARROWING_LOCK = threading.Lock()
+_MODEL_LOCKS = weakref.WeakKeyDictionary()
+
+
 @contextlib.contextmanager
 def narrow_relative_positions(model, length):
     """DeBERTa-v2/v3 attends over the relative positions a batch of
@@ -452,8 +458,11 @@ def narrow_relative_positions(model, length):
     (after DeBERTa's log bucketing) are never looked up, so the table is
     cut to the rows centred on position 0 that can be, and the layers'
     span set to match: the same lookups, hence the same outputs (to float
-    rounding) and the same gradients. Other models are left untouched, as
-    is everything when ``length`` is None. This reaches into transformers'
+    rounding) and, in eval mode, the same gradients (in training the
+    dropout on the table draws over the rows used). Other models are left
+    untouched, as is everything when ``length`` is None. The model is
+    changed while a batch runs, so batches of one model from several
+    threads take turns. This reaches into transformers'
     DeBERTa-v2 internals (``encoder.get_rel_embedding``, the attentions'
     ``pos_ebd_size``); a model that lacks them runs unchanged.
 
@@ -484,7 +493,9 @@ def narrow_relative_positions(model, length):
     ):
         yield None
         return
-    full = attentions[0].pos_ebd_size
+    # the table's own size: the attentions' span may be narrowed by another
+    # thread right now
+    full = encoder.rel_embeddings.num_embeddings // 2
     buckets = getattr(encoder, "position_buckets", -1)
     farthest = torch.tensor(max(int(length) - 1, 0))
     if buckets > 0:
@@ -495,13 +506,17 @@ def narrow_relative_positions(model, length):
     if span >= full:
         yield None
         return
-    table = encoder.get_rel_embedding
-    encoder.get_rel_embedding = lambda: table()[full - span : full + span]
-    for attention in attentions:
-        attention.pos_ebd_size = span
-    try:
-        yield span
-    finally:
-        del encoder.get_rel_embedding
+    # the narrowing changes the shared model: one batch at a time per model
+    with _NARROWING_LOCK:
+        lock = _MODEL_LOCKS.setdefault(model, threading.Lock())
+    with lock:
+        table = encoder.get_rel_embedding
+        encoder.get_rel_embedding = lambda: table()[full - span : full + span]
         for attention in attentions:
-            attention.pos_ebd_size = full
+            attention.pos_ebd_size = span
+        try:
+            yield span
+        finally:
+            del encoder.get_rel_embedding
+            for attention in attentions:
+                attention.pos_ebd_size = full

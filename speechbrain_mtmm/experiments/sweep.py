@@ -39,6 +39,7 @@ Authors
 import contextlib
 import ctypes
 import datetime
+import functools
 import os
 import queue
 import re
@@ -380,13 +381,26 @@ class Children:
     def __init__(self):
         self.live = set()
         self.lock = threading.Lock()
+        self.closed = False
 
     def start(self, command, **kwargs):
-        """``subprocess.Popen(command, **kwargs)``, registered."""
+        """``subprocess.Popen(command, **kwargs)``, registered; refused
+        once :meth:`end_all` has begun (a run a worker thread was about to
+        start when the runner was stopped).
+
+        Raises
+        ------
+        RuntimeError
+            When the runner is ending.
+        """
         if sys.platform == "linux":
-            kwargs["preexec_fn"] = _die_with_parent
-        process = subprocess.Popen(command, **kwargs)
-        with self.lock:
+            kwargs["preexec_fn"] = functools.partial(
+                _die_with_parent, os.getpid()
+            )
+        with self.lock:  # end_all either sees this child or stops it here
+            if self.closed:
+                raise RuntimeError("the CV runner is ending")
+            process = subprocess.Popen(command, **kwargs)
             self.live.add(process)
         return process
 
@@ -399,17 +413,28 @@ class Children:
 
     def end_all(self):
         """SIGTERM to every live child, SIGKILL to those still alive after
-        ``END_GRACE_SECONDS``."""
-        with self.lock:
-            live = list(self.live)
-        for process in live:
-            process.terminate()
-        for process in live:
-            try:
-                process.wait(END_GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        ``END_GRACE_SECONDS``; no child starts afterwards. A second Ctrl-C
+        or SIGTERM meanwhile does not cut this short."""
+        main = threading.current_thread() is threading.main_thread()
+        ignored = {}
+        if main:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                ignored[signum] = signal.signal(signum, signal.SIG_IGN)
+        try:
+            with self.lock:
+                self.closed = True
+                live = list(self.live)
+            for process in live:
+                process.terminate()
+            for process in live:
+                try:
+                    process.wait(END_GRACE_SECONDS)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        finally:
+            for signum, handler in ignored.items():
+                signal.signal(signum, handler)
 
 
 if sys.platform == "linux":
@@ -417,9 +442,12 @@ if sys.platform == "linux":
     PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent():
-    """In a child, before ``exec``: SIGTERM when the parent dies."""
+def _die_with_parent(parent):
+    """In a child, before ``exec``: SIGTERM when the parent dies (and
+    exit now if it died before this ran)."""
     _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 CHILDREN = Children()

@@ -84,6 +84,47 @@ class AuxiliaryHeads(torch.nn.Module):
         self.supcon = projection() if supcon else None
         self.augcon = projection() if augcon else None
 
+    def forward(self, embedding, frames=None, embedding_aug=None):
+        """Every head's output, in one call (as DDP needs: it averages
+        gradients only through ``forward``).
+
+        Arguments
+        ---------
+        embedding : torch.Tensor
+            Utterance vectors ``(batch, embedding_size)``.
+        frames : torch.Tensor, optional
+            Audio encoder frames ``(batch, time, audio_size)`` (None: the
+            audio is masked; no CTC).
+        embedding_aug : torch.Tensor, optional
+            Utterance vectors of the augmented copies (None: no AugCon).
+
+        Returns
+        -------
+        dict
+            ``ctc`` (character logits), ``supcon``, ``augcon`` and
+            ``augcon_aug`` (projections), each for a head that was built
+            and had its input; ``unused``: a zero that depends on the
+            parameters of the heads without input, so that every parameter
+            takes part in the loss (DDP refuses unused ones).
+        """
+        out = {}
+        unused = embedding.new_zeros(())
+        if self.ctc is not None:
+            if frames is not None:
+                out["ctc"] = self.ctc(frames)
+            else:
+                unused = unused + _zero(self.ctc)
+        if self.supcon is not None:
+            out["supcon"] = self.supcon(embedding)
+        if self.augcon is not None:
+            if embedding_aug is not None:
+                out["augcon"] = self.augcon(embedding)
+                out["augcon_aug"] = self.augcon(embedding_aug)
+            else:
+                unused = unused + _zero(self.augcon)
+        out["unused"] = unused
+        return out
+
     @classmethod
     def for_system(cls, system, w_ctc=0.0, w_supcon=0.0, w_aug=0.0, **kwargs):
         """The heads a system needs for the given objective weights.
@@ -109,3 +150,8 @@ class AuxiliaryHeads(torch.nn.Module):
             augcon=w_aug > 0,
             **kwargs,
         )
+
+
+def _zero(module):
+    """0, computed from every parameter of ``module``."""
+    return sum(p.sum() for p in module.parameters()) * 0.0

@@ -216,7 +216,8 @@ def export_sweep(
             )
             names.append(name)
         config = read_model_config(runs[0]["path"])
-        write_text(staging / CARD, sweep_card(results, names, config))
+        card = sweep_card(results, names, config, onnx=onnx or int8)
+        write_text(staging / CARD, card)
 
     return _write_atomically(out, write)
 

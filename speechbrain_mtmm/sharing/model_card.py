@@ -57,6 +57,11 @@ LABEL_NAMES = {
     "dis": "disgusted",
 }
 FILL = "**to be filled by the publisher**"
+CONDITIONS = {
+    "gold": "gold transcripts",
+    "asr": "ASR transcripts",
+    "none": "no transcript (audio only)",
+}
 CITATION = """```bibtex
 @inproceedings{ispas2023multimodal,
   title     = {A Multi-Task, Multi-Modal Approach for Predicting Categorical
@@ -210,6 +215,12 @@ def limitations(settings):
         Markdown.
     """
     corpus = settings.get("label_map", "4class")
+    heard = "IEMOCAP's manual transcripts"
+    if settings.get("transcripts") == "asr":
+        heard = (
+            "the transcripts of the ASR model "
+            f"`{settings.get('asr_source', 'asr_source')}`"
+        )
     return f"""## Intended use and limitations
 
 - **For research** on speech emotion recognition: comparing systems,
@@ -220,9 +231,9 @@ def limitations(settings):
   than everyday speech; expect lower accuracy on spontaneous, noisy,
   telephone, far-field, non-English, child or elderly speech, and on
   accents absent from the ten speakers. Check it on your own data first.
-- **Transcripts**: training used IEMOCAP's manual transcripts. ASR
-  transcripts (with errors) lower the scores; audio-only use lowers them
-  more.
+- **Transcripts**: training used {heard}. Transcripts with more
+  errors lower the scores; audio-only use lowers them more (see the
+  evaluation above when the run was tested both ways).
 - **Labels are perceived emotion**: the majority of a few annotators'
   judgements, not what the speaker felt. The dimensions are annotator
   means on a {RATING_MIN:g}-{RATING_MAX:g} scale.
@@ -278,7 +289,11 @@ def run_card(run_folder, config, info, model_ref="<model folder>", onnx=False):
         f"{RATING_MAX:g} scale ({RATING_MIN:g} = negative/calm/weak, "
         f"{RATING_MAX:g} = positive/excited/strong; also given on 0-1). "
         "It was trained with the IEMOCAP recipe of speechbrain-mtmm, after "
-        "Ispas et al. (ICMI 2023).",
+        + (
+            "MMER (Ghosh et al., Interspeech 2023)."
+            if config["fusion_type"] == "mmer"
+            else "Ispas et al. (ICMI 2023)."
+        ),
         usage(model_ref, dims, onnx),
         training_section(settings, config, info),
         evaluation_section(run_folder, settings),
@@ -310,15 +325,17 @@ def training_section(settings, config, info):
         Markdown.
     """
     unknown = "not recorded"
-    weights = {
-        key: settings[f"w_{key}"]
-        for key in ("ce", *DIMENSIONS)
-        if f"w_{key}" in settings
+    terms = {
+        "ce": "CE",
+        **{d: f"(1 - CCC {d})" for d in DIMENSIONS},
+        "ctc": "CTC",
+        "supcon": "SupCon",
+        "aug": "AugCon",
     }
     loss = " + ".join(
-        f"{w:g} x {'CE' if key == 'ce' else f'(1 - CCC {key})'}"
-        for key, w in weights.items()
-        if w
+        f"{settings[f'w_{key}']:g} x {name}"
+        for key, name in terms.items()
+        if settings.get(f"w_{key}")
     )
     validation = info.get("validation", {})
     lines = [
@@ -387,12 +404,27 @@ def evaluation_section(run_folder, settings):
         ],
     )
     who = f" (speakers {', '.join(speakers)})" if speakers else ""
+    conditions = results.get("conditions", {})
+    headline = results.get("test_transcripts", "gold")
+    if len(conditions) > 1:
+        wer = results.get("WER", {}).get("all", {}).get("WER")
+        table = markdown_table(
+            ["tested with", "n", *(title for _, title in shown), "WER %"],
+            [
+                [CONDITIONS.get(name, name), scores.get("n", "?")]
+                + [format_score(key, scores.get(key)) for key, _ in shown]
+                + [f"{wer:.1f}" if name == "asr" and wer is not None else "–"]
+                for name, scores in conditions.items()
+            ],
+        )
     return (
         "## Evaluation\n\n"
         f"On the test split of {settings.get('protocol', '?')} fold "
         f"{settings.get('fold', '?')}{who}, with the checkpoint chosen on "
-        "validation. WA, UA and macro-F1 in %, CCC on -1..1:\n\n"
-        f"{table}\n\nPer-class recall: "
+        f"validation; headline: tested with "
+        f"{CONDITIONS.get(headline, headline)}. WA, UA and macro-F1 in %, "
+        "CCC on -1..1:\n\n"
+        f"{table}\n\nPer-class recall (headline): "
         + ", ".join(
             f"{label} {format_score('UA', recall)}"
             for label, recall in results.get("recall", {}).items()
@@ -401,7 +433,9 @@ def evaluation_section(run_folder, settings):
     )
 
 
-def sweep_card(results, members, config, model_ref="<model folder>"):
+def sweep_card(
+    results, members, config, model_ref="<model folder>", onnx=False
+):
     """The card of a sweep export: one model per fold x seed.
 
     Arguments
@@ -414,6 +448,8 @@ def sweep_card(results, members, config, model_ref="<model folder>"):
         The ``model_config`` the runs share.
     model_ref : str
         How users load the folder.
+    onnx : bool
+        The members hold ONNX graphs.
 
     Returns
     -------
@@ -450,7 +486,7 @@ def sweep_card(results, members, config, model_ref="<model folder>"):
         intro,
         cv,
         f"## Models\n\n{members_table}",
-        usage(one, dims),
+        usage(one, dims, onnx),
         limitations({}),
         f"## Licence\n\n- Weights: {FILL}.\n- Contact: {FILL}.",
         f"## Citation\n\n{CITATION}",

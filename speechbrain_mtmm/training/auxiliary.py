@@ -346,7 +346,7 @@ class AuxiliaryObjectives:
     >>> objectives = AuxiliaryObjectives(w_supcon=0.1)
     >>> objectives.start_epoch()
     >>> labels = torch.tensor([0, 0, 1, 2])
-    >>> terms = objectives(heads, torch.randn(4, 6), labels)
+    >>> terms = objectives(heads(torch.randn(4, 6)), labels)
     >>> sorted(terms), objectives.epoch_summary()["supcon_skipped"]
     (['loss', 'supcon'], 2)
     """
@@ -391,47 +391,39 @@ class AuxiliaryObjectives:
                 summary[f"{term}_skipped"] = self.skipped[term]
         return summary
 
-    def __call__(
-        self,
-        heads,
-        embedding,
-        labels,
-        audio=None,
-        characters=None,
-        embedding_aug=None,
-    ):
+    def __call__(self, projections, labels, frame_lens=None, characters=None):
         """The active terms of one batch.
 
         Arguments
         ---------
-        heads : speechbrain_mtmm.nnet.auxiliary.AuxiliaryHeads
-            The projection and CTC heads.
-        embedding : torch.Tensor
-            The fused utterance vectors ``(batch, dim)``.
+        projections : dict
+            What :meth:`~speechbrain_mtmm.nnet.auxiliary.AuxiliaryHeads.forward`
+            returned for the batch (``ctc`` missing when the audio was
+            masked, ``augcon`` when there was no augmented copy).
         labels : torch.Tensor
             Class indices ``(batch,)``.
-        audio : tuple of torch.Tensor, optional
-            The audio encoder's frames ``(batch, frames, dim)`` and their
-            relative lengths (CTC; None when the audio is masked).
+        frame_lens : torch.Tensor, optional
+            Relative lengths of the audio frames (CTC).
         characters : speechbrain.dataio.batch.PaddedData, optional
             The batch's ``chars`` (CTC targets).
-        embedding_aug : torch.Tensor, optional
-            Utterance vectors of the augmented copies (AugCon; None when
-            there are none).
 
         Returns
         -------
         dict
-            ``loss`` (the weighted sum; a zero that keeps the graph when
-            no term is defined) and each term that was computed.
+            ``loss`` (the weighted sum, plus an exact 0 that depends on
+            every head's parameters, so that a skipped term leaves no
+            parameter unused) and each term that was computed.
         """
-        out = {"loss": embedding.sum() * 0.0}
+        out = {"loss": projections["unused"]}
+        for key, value in projections.items():
+            if key != "unused":  # skipped terms still use their heads
+                out["loss"] = out["loss"] + 0.0 * value.sum()
         if self.active("ctc"):
             loss, skipped = None, len(labels)
-            if audio is not None and characters is not None:
-                feats, lens = audio
-                log_probs = heads.ctc(feats).float().log_softmax(-1)
-                frames = torch.round(lens * feats.shape[1]).long()
+            if "ctc" in projections and characters is not None:
+                logits = projections["ctc"]
+                log_probs = logits.float().log_softmax(-1)
+                frames = torch.round(frame_lens * logits.shape[1]).long()
                 loss, skips = ctc_term(
                     log_probs, frames.cpu(), batch_targets(characters)
                 )
@@ -439,20 +431,19 @@ class AuxiliaryObjectives:
             self._add("ctc", loss, skipped, out)
         if self.active("supcon"):
             loss, skipped = supervised_contrastive_loss(
-                heads.supcon(embedding), labels, self.temperature
+                projections["supcon"], labels, self.temperature
             )
             self._add("supcon", loss, skipped, out)
         if self.active("augcon"):
             loss = None
-            if embedding_aug is not None:
+            if "augcon" in projections:
                 loss = augmentation_contrastive_loss(
-                    heads.augcon(embedding),
-                    heads.augcon(embedding_aug),
+                    projections["augcon"],
+                    projections["augcon_aug"],
                     self.temperature,
                 )
-            self._add(
-                "augcon", loss, 0 if loss is not None else len(labels), out
-            )
+            skipped = 0 if loss is not None else len(labels)
+            self._add("augcon", loss, skipped, out)
         return out
 
     def _add(self, term, loss, skipped, out):

@@ -459,10 +459,13 @@ def emotion_pipelines(system, max_audio_seconds=None):
 
     characters = character_encoder()
 
-    @sb.utils.data_pipeline.takes("gold_text")
+    @sb.utils.data_pipeline.takes("gold_text", "duration")
     @sb.utils.data_pipeline.provides("chars")
-    def chars_pipeline(text):
-        # what is said, also when the model reads an ASR transcript
+    def chars_pipeline(text, duration):
+        # what is said, also when the model reads an ASR transcript; none
+        # for cropped audio, which no longer holds all of it (CTC skips)
+        if max_audio_seconds is not None and duration > max_audio_seconds:
+            return character_targets("", characters)
         return character_targets(text or "", characters)
 
     @sb.utils.data_pipeline.takes("emo")
@@ -655,7 +658,7 @@ def prepare_asr_transcripts(
     """The ASR transcripts of a prepared corpus (computed once, cached).
 
     Computed on the main process (all folds and seeds share the cache),
-    then read by every process.
+    then read by the others.
 
     Arguments
     ---------
@@ -685,8 +688,10 @@ def prepare_asr_transcripts(
         )
         return cached_transcripts(cache_folder, transcriber, manifest, progress)
 
-    run_on_main(transcribe)
-    return transcribe(progress=False)  # read back: nothing left to compute
+    texts = transcribe() if if_main_process() else None
+    ddp_barrier()
+    # other processes read the finished cache (nothing left to compute)
+    return texts if texts is not None else transcribe(progress=False)
 
 
 def train_loader_options(

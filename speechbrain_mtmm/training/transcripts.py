@@ -158,7 +158,12 @@ def check_transcript_settings(
             "features of the gold transcripts; set feature_cache: False"
         )
     if not {"audio", "text"} <= set(modalities):
-        conditions = [c for c in conditions if c != "none"] or conditions[:1]
+        conditions = [c for c in conditions if c != "none"]
+        if not conditions:
+            raise TranscriptSettingError(
+                "test_transcripts: none (audio only) means nothing for a "
+                f"model of {list(modalities)}; list gold or asr"
+            )
     return conditions
 
 
