@@ -3,9 +3,10 @@ speechbrain_mtmm``).
 
 Verbs, each with ``--help``::
 
-    mtmm prepare   IEMOCAP manifest + speaker-independent folds
+    mtmm prepare   IEMOCAP manifest + speaker-independent folds, or
+                   (mtmm prepare msp-podcast) MSP-Podcast's official split
     mtmm folds     the folds of a prepared manifest again
-    mtmm synth     a synthetic corpus in the IEMOCAP_full_release layout
+    mtmm synth     a synthetic corpus in the IEMOCAP (or MSP-Podcast) layout
     mtmm demo      synthetic corpus + tiny models + one fold of the recipe
     mtmm cv        every fold x seed of a recipe, then a report
     mtmm table     the paper's ablation table as cross-validation sweeps
@@ -35,11 +36,16 @@ from speechbrain_mtmm.data.iemocap import (
     IEMOCAPError,
     prepare_iemocap,
 )
+from speechbrain_mtmm.data.msp_podcast import (
+    MSPPodcastError,
+    prepare_msp_podcast,
+)
 from speechbrain_mtmm.data.synthetic import (
     RELEASE_DIRNAME,
     generate_synthetic_iemocap,
     size_to_utterances,
 )
+from speechbrain_mtmm.data.synthetic_msp import generate_synthetic_msp_podcast
 from speechbrain_mtmm.experiments.ablation import ROWS, TASKS, run_table
 from speechbrain_mtmm.experiments.sweep import (
     DEFAULT_SEEDS,
@@ -64,6 +70,12 @@ TAKES_OVERRIDES = ("cv", "table")
 
 
 def _prepare(args):
+    if args.corpus == "msp-podcast":
+        summary = prepare_msp_podcast(
+            args.data_folder, args.save_folder, args.skip_missing
+        )
+        print(json.dumps(summary, indent=2))
+        return 0
     path = prepare_iemocap(
         args.data_folder,
         args.save_folder,
@@ -84,6 +96,12 @@ def _folds(args):
 
 
 def _synth(args):
+    if args.corpus == "msp-podcast":
+        written = generate_synthetic_msp_podcast(
+            args.out, int(args.size) if args.size.isdigit() else 120, args.seed
+        )
+        print(f"wrote {len(written)} utterances to {args.out}")
+        return 0
     summary = generate_synthetic_iemocap(
         args.out, args.seed, size_to_utterances(args.size)
     )
@@ -233,7 +251,14 @@ def build_parser():
         sub.set_defaults(handler=handler)
         return sub
 
-    sub = verb("prepare", _prepare, "IEMOCAP manifest and folds")
+    sub = verb("prepare", _prepare, "a corpus' manifest and folds")
+    sub.add_argument(
+        "corpus",
+        nargs="?",
+        default="iemocap",
+        choices=("iemocap", "msp-podcast"),
+        help="the release's layout (default: iemocap)",
+    )
     sub.add_argument("--data_folder", required=True, help="the release")
     sub.add_argument("--save_folder", required=True, help="output folder")
     sub.add_argument("--label_map", default="4class", choices=LABEL_MAPS)
@@ -245,8 +270,11 @@ def build_parser():
     sub.add_argument("--save_folder", required=True)
     sub.add_argument("--speaker_valid", choices=SPEAKER_VALID_RULES)
 
-    sub = verb("synth", _synth, "a synthetic IEMOCAP-layout corpus")
+    sub = verb("synth", _synth, "a synthetic corpus in a release layout")
     sub.add_argument("--out", required=True, help="output folder")
+    sub.add_argument(
+        "--corpus", default="iemocap", choices=("iemocap", "msp-podcast")
+    )
     sub.add_argument("--seed", type=int, default=0)
     sub.add_argument(
         "--size",
@@ -404,6 +432,7 @@ def main(argv=None):
     except (
         IEMOCAPError,
         ExportError,
+        MSPPodcastError,
         RecipeNotFoundError,
         FolderBusyError,
         OnnxBackendError,

@@ -1,5 +1,5 @@
-"""Data: audio loading, IEMOCAP preparation, speaker-independent folds,
-the synthetic corpus. The data code never imports the model code
+"""Data: audio loading, IEMOCAP and MSP-Podcast preparation,
+speaker-independent folds, the synthetic corpora. The data code never imports the model code
 (``speechbrain_mtmm.nnet``, ``encoders``, ``model``)."""
 
 from speechbrain_mtmm.data.audio import AudioFileError, load_audio
