@@ -1,6 +1,7 @@
 """Data: audio loading, IEMOCAP and MSP-Podcast preparation,
-speaker-independent folds, the synthetic corpora. The data code never imports the model code
-(``speechbrain_mtmm.nnet``, ``encoders``, ``model``)."""
+speaker-independent folds, the synthetic corpora. The data code never
+imports the model code (``speechbrain_mtmm.nnet``, ``encoders``,
+``model``)."""
 
 from speechbrain_mtmm.data.audio import AudioFileError, load_audio
 from speechbrain_mtmm.data.folds import (

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from speechbrain.dataio import audio_io
 
+from speechbrain_mtmm.data.msp_podcast import COLUMNS
 from speechbrain_mtmm.data.synthetic import (
     SAMPLE_RATE,
     make_sentence,
@@ -57,16 +58,6 @@ SPLIT_SHARES = (
     ("Test2", 0.05),
     ("Test3", 0.05),
 )
-HEADER = [
-    "FileName",
-    "EmoClass",
-    "EmoAct",
-    "EmoVal",
-    "EmoDom",
-    "SpkrID",
-    "Gender",
-    "Split_Set",
-]
 
 
 def generate_synthetic_msp_podcast(
@@ -173,6 +164,6 @@ def generate_synthetic_msp_podcast(
             }
     with open(root / "Labels" / "labels_consensus.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(HEADER)
+        writer.writerow(COLUMNS)
         writer.writerows(rows)
     return written
