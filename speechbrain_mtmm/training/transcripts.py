@@ -180,7 +180,9 @@ class TranscriptCache:
 
     def __init__(self, folder, transcriber):
         self.transcriber = transcriber
-        self.key = transcriber.fingerprint()[:16]
+        # hashing the weights takes seconds for a real model: once
+        self.fingerprint = transcriber.fingerprint()
+        self.key = self.fingerprint[:16]
         self.folder = Path(folder) / self.key
         self.path = self.folder / CACHE_FILE
 
@@ -215,7 +217,7 @@ class TranscriptCache:
                 self.folder / INFO_FILE,
                 {
                     "source": self.transcriber.source,
-                    "fingerprint": self.transcriber.fingerprint(),
+                    "fingerprint": self.fingerprint,
                     "decoding": self.transcriber.decoding,
                 },
             )
