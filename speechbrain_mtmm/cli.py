@@ -4,9 +4,10 @@ speechbrain_mtmm``).
 Verbs, each with ``--help``::
 
     mtmm prepare   IEMOCAP manifest + speaker-independent folds, or
-                   (mtmm prepare msp-podcast) MSP-Podcast's official split
+                   (mtmm prepare msp-podcast) MSP-Podcast's official split,
+                   or (mtmm prepare csv) any corpus from a CSV manifest
     mtmm folds     the folds of a prepared manifest again
-    mtmm synth     a synthetic corpus in the IEMOCAP (or MSP-Podcast) layout
+    mtmm synth     a synthetic corpus: IEMOCAP, MSP-Podcast or CSV layout
     mtmm demo      synthetic corpus + tiny models + one fold of the recipe
     mtmm cv        every fold x seed of a recipe, then a report
     mtmm table     the paper's ablation table as cross-validation sweeps
@@ -26,11 +27,12 @@ import json
 import os
 import sys
 
-from speechbrain_mtmm.data.folds import (
-    PROTOCOLS,
-    SPEAKER_VALID_RULES,
-    write_folds,
+from speechbrain_mtmm.data.csv_corpus import (
+    CorpusCSVError,
+    format_summary,
+    prepare_csv,
 )
+from speechbrain_mtmm.data.folds import SPEAKER_VALID_RULES, write_folds
 from speechbrain_mtmm.data.iemocap import (
     LABEL_MAPS,
     IEMOCAPError,
@@ -45,6 +47,7 @@ from speechbrain_mtmm.data.synthetic import (
     generate_synthetic_iemocap,
     size_to_utterances,
 )
+from speechbrain_mtmm.data.synthetic_csv import generate_synthetic_csv_corpus
 from speechbrain_mtmm.data.synthetic_msp import generate_synthetic_msp_podcast
 from speechbrain_mtmm.experiments.ablation import ROWS, TASKS, run_table
 from speechbrain_mtmm.experiments.sweep import (
@@ -70,6 +73,26 @@ TAKES_OVERRIDES = ("cv", "table")
 
 
 def _prepare(args):
+    needed = "--manifest" if args.corpus == "csv" else "--data_folder"
+    if not (args.manifest if args.corpus == "csv" else args.data_folder):
+        print(
+            f"mtmm prepare {args.corpus}: error: {needed} is required",
+            file=sys.stderr,
+        )
+        return 2
+    if args.corpus == "csv":
+        labels = args.labels.split(",") if args.labels else None
+        summary = prepare_csv(
+            args.manifest,
+            args.save_folder,
+            folds=args.folds,
+            scale=args.scale,
+            labels=labels,
+            utterance_folds=args.utterance_folds,
+            allow_missing_text=args.allow_missing_text,
+        )
+        print(format_summary(summary, args.save_folder))
+        return 0
     if args.corpus == "msp-podcast":
         summary = prepare_msp_podcast(
             args.data_folder, args.save_folder, args.skip_missing
@@ -96,6 +119,13 @@ def _folds(args):
 
 
 def _synth(args):
+    if args.corpus == "csv":
+        size = int(args.size) if args.size.isdigit() else 8
+        written = generate_synthetic_csv_corpus(
+            args.out, per_speaker=size, seed=args.seed
+        )
+        print(f"wrote {len(written)} utterances to {args.out}/csv_corpus")
+        return 0
     if args.corpus == "msp-podcast":
         written = generate_synthetic_msp_podcast(
             args.out, int(args.size) if args.size.isdigit() else 120, args.seed
@@ -191,9 +221,10 @@ def _sweep_arguments(parser):
     parser.add_argument("hparams_file", help="the recipe YAML")
     parser.add_argument(
         "--protocol",
-        choices=PROTOCOLS,
         default="speaker",
-        help="speaker: 10 folds, session: 5 folds (default: speaker)",
+        help="IEMOCAP: speaker (10 folds) or session (5 folds); a corpus "
+        "prepared by mtmm prepare (--data_folder=<it>): its own, e.g. "
+        "speaker (default: speaker)",
     )
     parser.add_argument(
         "--seeds",
@@ -256,14 +287,47 @@ def build_parser():
         "corpus",
         nargs="?",
         default="iemocap",
-        choices=("iemocap", "msp-podcast"),
-        help="the release's layout (default: iemocap)",
+        choices=("iemocap", "msp-podcast", "csv"),
+        help="the release's layout, or csv: any corpus from a CSV manifest "
+        "(default: iemocap)",
     )
-    sub.add_argument("--data_folder", required=True, help="the release")
+    sub.add_argument("--data_folder", help="the release (iemocap, msp)")
     sub.add_argument("--save_folder", required=True, help="output folder")
     sub.add_argument("--label_map", default="4class", choices=LABEL_MAPS)
     sub.add_argument("--skip_missing", action="store_true")
     sub.add_argument("--speaker_valid", choices=SPEAKER_VALID_RULES)
+    sub.add_argument(
+        "--manifest",
+        help="csv: columns path,text,label[,valence,arousal,dominance]"
+        "[,speaker][,split][,id]",
+    )
+    sub.add_argument(
+        "--folds",
+        type=int,
+        default=5,
+        help="csv without a split column: speaker-independent folds",
+    )
+    sub.add_argument(
+        "--scale",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        help="csv: the rating scale of valence, arousal, dominance",
+    )
+    sub.add_argument(
+        "--labels", help="csv: the labels in the model's order, a,b,c"
+    )
+    sub.add_argument(
+        "--utterance_folds",
+        action="store_true",
+        help="csv without speakers: utterance-level folds (not "
+        "speaker-independent: scores are optimistic)",
+    )
+    sub.add_argument(
+        "--allow_missing_text",
+        action="store_true",
+        help="csv: keep rows with an empty transcript",
+    )
 
     sub = verb("folds", _folds, "the folds of a prepared manifest")
     sub.add_argument("--manifest", required=True)
@@ -273,7 +337,9 @@ def build_parser():
     sub = verb("synth", _synth, "a synthetic corpus in a release layout")
     sub.add_argument("--out", required=True, help="output folder")
     sub.add_argument(
-        "--corpus", default="iemocap", choices=("iemocap", "msp-podcast")
+        "--corpus",
+        default="iemocap",
+        choices=("iemocap", "msp-podcast", "csv"),
     )
     sub.add_argument("--seed", type=int, default=0)
     sub.add_argument(
@@ -352,9 +418,7 @@ def build_parser():
     what.add_argument(
         "--sweep", help="mtmm cv output folder: every complete run"
     )
-    sub.add_argument(
-        "--protocol", default="speaker", choices=PROTOCOLS, help="of --sweep"
-    )
+    sub.add_argument("--protocol", default="speaker", help="of --sweep")
     sub.add_argument("--out", required=True, help="model folder to write")
     sub.add_argument(
         "--onnx",
@@ -390,7 +454,13 @@ def build_parser():
     sub.add_argument("--transcripts", help="CSV with path,text columns")
     sub.add_argument("--asr_source", help="ASR model for missing text")
     sub.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1")
-    sub.add_argument("--format", choices=("json", "csv"), default="json")
+    sub.add_argument(
+        "--format",
+        choices=("json", "csv", "msp-podcast"),
+        default="json",
+        help="msp-podcast: the challenge's categorical.csv and attributes.csv "
+        "in the --output folder (Test3 submissions)",
+    )
     sub.add_argument(
         "--backend",
         choices=BACKENDS,
@@ -433,6 +503,7 @@ def main(argv=None):
         IEMOCAPError,
         ExportError,
         MSPPodcastError,
+        CorpusCSVError,
         RecipeNotFoundError,
         FolderBusyError,
         OnnxBackendError,

@@ -1,4 +1,5 @@
-"""Speaker-independent folds over an IEMOCAP manifest.
+"""Speaker-independent folds: IEMOCAP's protocols, and k folds over the
+speakers of any corpus (:func:`group_folds`).
 
 Two protocols are supported (PAPER.md, section 3); both keep every speaker
 in exactly one split of a fold, so no model is ever tested or selected on a
@@ -47,6 +48,7 @@ FOLDS_DIRNAME = "folds"
 FOLDS_INDEX = "folds.json"
 
 _SPEAKER_RE = re.compile(r"^Ses(\d{2})([FM])$")
+_PROTOCOL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 class FoldError(ValueError):
@@ -262,15 +264,19 @@ def make_folds(manifest, protocol="speaker", speaker_valid=None):
     return folds
 
 
-def check_fold(protocol, fold):
-    """Stops on a protocol or fold number IEMOCAP does not have.
+def check_fold(protocol, fold, protocols=None):
+    """Stops on a protocol or fold number the prepared data does not have.
 
     Arguments
     ---------
     protocol : str
-        ``"speaker"`` or ``"session"``.
+        A protocol name (IEMOCAP: ``"speaker"`` or ``"session"``).
     fold : int
         Fold number.
+    protocols : dict, optional
+        Protocol -> number of folds of a prepared corpus
+        (:func:`speechbrain_mtmm.data.corpus.read_corpus_info`); IEMOCAP's
+        by default.
 
     Example
     -------
@@ -280,16 +286,123 @@ def check_fold(protocol, fold):
     ...
     speechbrain_mtmm.data.folds.FoldError: fold 6: the session protocol \
 has folds 1-5
+    >>> check_fold("official", 1, {"official": 1})
     """
-    if protocol not in PROTOCOLS:
+    protocols = N_FOLDS if protocols is None else protocols
+    if protocol not in protocols:
         raise FoldError(
-            f"unknown protocol {protocol!r}, expected one of {PROTOCOLS}"
+            f"unknown protocol {protocol!r}, expected one of {tuple(protocols)}"
         )
-    if not isinstance(fold, int) or not 1 <= fold <= N_FOLDS[protocol]:
+    count = protocols[protocol]
+    if not isinstance(fold, int) or not 1 <= fold <= count:
         raise FoldError(
             f"fold {fold}: the {protocol} protocol has folds "
-            f"1-{N_FOLDS[protocol]}"
+            + (f"1-{count}" if count > 1 else "1 only")
         )
+
+
+def group_folds(sizes, k):
+    """Speaker-independent k-fold cross-validation over speaker groups.
+
+    Speakers are dealt, largest first, to the group holding the fewest
+    utterances so far, which gives k groups of similar size. Fold ``i``
+    tests on group ``i``, validates on group ``i + 1`` (cyclically) and
+    trains on the others: every speaker is tested once, and no fold ever
+    has a speaker in two of its splits.
+
+    Arguments
+    ---------
+    sizes : dict
+        Speaker -> number of utterances.
+    k : int
+        Number of folds, at least 3 (test, validation and training each
+        need a group) and at most the number of speakers.
+
+    Returns
+    -------
+    dict
+        ``{fold: {"train": [...], "valid": [...], "test": [...]}}``, sorted
+        speaker lists, folds from 1.
+
+    Example
+    -------
+    >>> folds = group_folds({"a": 5, "b": 4, "c": 3, "d": 2, "e": 1}, 3)
+    >>> folds[1]
+    {'train': ['c', 'd'], 'valid': ['b', 'e'], 'test': ['a']}
+    >>> folds[2]["test"], folds[3]["test"]
+    (['b', 'e'], ['c', 'd'])
+    """
+    if not isinstance(k, int) or k < 3:
+        raise FoldError(
+            f"{k} folds: at least 3 are needed (a test, a validation and a "
+            "training group in each fold)"
+        )
+    if len(sizes) < k:
+        raise FoldError(
+            f"{k} folds need at least {k} speakers, the corpus has "
+            f"{len(sizes)}; ask for fewer folds"
+        )
+    groups = [[] for _ in range(k)]
+    totals = [0] * k
+    for speaker in sorted(sizes, key=lambda s: (-sizes[s], s)):
+        smallest = min(range(k), key=lambda g: (totals[g], g))
+        groups[smallest].append(speaker)
+        totals[smallest] += sizes[speaker]
+    folds = {}
+    for i in range(k):
+        test, valid = groups[i], groups[(i + 1) % k]
+        train = [
+            s
+            for j, g in enumerate(groups)
+            if j not in (i, (i + 1) % k)
+            for s in g
+        ]
+        folds[i + 1] = {
+            "train": sorted(train),
+            "valid": sorted(valid),
+            "test": sorted(test),
+        }
+    check_folds(folds, sizes)
+    return folds
+
+
+def write_protocol(manifest, save_folder, protocol, folds, group=None):
+    """Writes the split files of every fold of one protocol.
+
+    Arguments
+    ---------
+    manifest : dict
+        ``{utt_id: entry}``.
+    save_folder : str or os.PathLike
+        Files go to ``<save_folder>/folds/<protocol>/fold_<k>/``.
+    protocol : str
+        Its name.
+    folds : dict
+        ``{fold: {split: [group names]}}``.
+    group : callable, optional
+        ``(utt_id, entry) -> group name``; the entry's speaker by default.
+
+    Example
+    -------
+    >>> tmp = getfixture("tmpdir")
+    >>> manifest = {"u1": {"speaker": "a"}, "u2": {"speaker": "b"},
+    ...             "u3": {"speaker": "c"}}
+    >>> folds = {1: {"train": ["a"], "valid": ["b"], "test": ["c"]}}
+    >>> write_protocol(manifest, tmp, "mine", folds)
+    >>> load_manifest(fold_paths(tmp, "mine", 1)["valid"])
+    {'u2': {'speaker': 'b'}}
+    """
+    group = group or (lambda utt, entry: entry["speaker"])
+    for fold, splits in folds.items():
+        paths = fold_paths(save_folder, protocol, fold)
+        for split in SPLITS:
+            members = set(splits[split])
+            subset = {
+                utt: entry
+                for utt, entry in manifest.items()
+                if group(utt, entry) in members
+            }
+            write_json(paths[split], subset, sort_keys=True)
 
 
 def fold_paths(save_folder, protocol, fold):
@@ -300,7 +413,7 @@ def fold_paths(save_folder, protocol, fold):
     save_folder : str or os.PathLike
         The folder given to ``prepare_iemocap`` / :func:`write_folds`.
     protocol : str
-        ``"speaker"`` or ``"session"``.
+        A protocol name (IEMOCAP: ``"speaker"`` or ``"session"``).
     fold : int
         Fold number, starting at 1.
 
@@ -315,10 +428,8 @@ def fold_paths(save_folder, protocol, fold):
     >>> paths["test"].replace(os.sep, "/")
     'out/folds/speaker/fold_3/test.json'
     """
-    if protocol not in PROTOCOLS:
-        raise FoldError(
-            f"unknown protocol {protocol!r}, expected one of {PROTOCOLS}"
-        )
+    if not _PROTOCOL_RE.match(str(protocol)):
+        raise FoldError(f"{protocol!r} is not a protocol name")
     folder = os.path.join(
         str(save_folder), FOLDS_DIRNAME, protocol, f"fold_{int(fold)}"
     )
@@ -410,16 +521,7 @@ def write_folds(manifest, save_folder, protocols=PROTOCOLS, speaker_valid=None):
     for protocol in protocols:
         folds = make_folds(manifest, protocol, speaker_valid)
         index[protocol] = {str(k): splits for k, splits in folds.items()}
-        for fold, splits in folds.items():
-            paths = fold_paths(save_folder, protocol, fold)
-            for split in SPLITS:
-                speakers = set(splits[split])
-                subset = {
-                    utt: entry
-                    for utt, entry in manifest.items()
-                    if entry["speaker"] in speakers
-                }
-                write_json(paths[split], subset, sort_keys=True)
+        write_protocol(manifest, save_folder, protocol, folds)
         logger.info("Wrote %d %s folds", len(folds), protocol)
     path = folds_index_path(save_folder)
     write_json(path, index, sort_keys=True)

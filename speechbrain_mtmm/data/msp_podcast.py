@@ -15,6 +15,11 @@ and writes into ``save_folder``::
     folds/official/fold_1/test2.json                 Test2
     test3.json          the unlabelled Test3 files, for prediction only
     summary.json        counts of everything kept, set aside and missing
+    corpus.json         what the folder holds, for the recipes
+                        (:mod:`speechbrain_mtmm.data.corpus`)
+
+A second call with the same release (same labels file) and options reuses
+the folder.
 
 * Classes: the 8 of the challenge (A S H U F D C N as ang, sad, hap, sur,
   fea, dis, con, neu). ``O`` (other) and ``X`` (no agreement) have no
@@ -43,10 +48,14 @@ import os
 from collections import Counter
 from pathlib import Path
 
+from speechbrain.utils.logger import get_logger
 from tqdm import tqdm
 
 from speechbrain_mtmm.atomic import write_json
 from speechbrain_mtmm.data.audio import audio_duration
+from speechbrain_mtmm.data.corpus import read_corpus_info, write_corpus_info
+
+logger = get_logger(__name__)
 
 MANIFEST_NAME = "msp_podcast.json"
 SUMMARY_NAME = "summary.json"
@@ -309,8 +318,17 @@ def prepare_msp_podcast(data_folder, save_folder, skip_missing=False):
     dict
         The summary.
     """
-    manifest, summary = build_manifest(data_folder, skip_missing)
     save = Path(save_folder)
+    stamp = _labels_stamp(data_folder, skip_missing)
+    info = read_corpus_info(save)
+    if info is not None and (save / SUMMARY_NAME).is_file():
+        with open(save / SUMMARY_NAME, encoding="utf-8") as fin:
+            summary = json.load(fin)
+        if summary.get("prepared_from") == stamp:
+            logger.info("%s: already prepared from %s", save, data_folder)
+            return summary
+    manifest, summary = build_manifest(data_folder, skip_missing)
+    summary["prepared_from"] = stamp
     fold = save / "folds" / PROTOCOL / "fold_1"
     for split, name in SPLITS.items():
         entries = {u: e for u, e in manifest.items() if e["split"] == split}
@@ -320,7 +338,32 @@ def prepare_msp_podcast(data_folder, save_folder, skip_missing=False):
         write_json(target, entries)
     write_json(save / MANIFEST_NAME, manifest)
     write_json(save / SUMMARY_NAME, summary)
+    write_corpus_info(
+        save,
+        corpus="msp-podcast",
+        manifest=MANIFEST_NAME,
+        labels=list(CLASSES.values()),
+        dimensions=["valence", "arousal", "dominance"],
+        rating_scale=list(RATING_RANGE),
+        protocols={PROTOCOL: 1},
+        source=stamp["data_folder"],
+    )
     return summary
+
+
+def _labels_stamp(data_folder, skip_missing):
+    """What a preparation depends on: the release, its labels file (size
+    and modification time) and the options; the same stamp reuses it."""
+    labels = Path(data_folder) / "Labels"
+    stamp = {
+        "data_folder": str(Path(data_folder).resolve()),
+        "skip_missing": bool(skip_missing),
+    }
+    for name in ("labels_consensus.csv", "labels_consensus.json"):
+        if (labels / name).is_file():
+            stat = (labels / name).stat()
+            stamp[name] = [stat.st_size, stat.st_mtime_ns]
+    return stamp
 
 
 def fold_files(save_folder):

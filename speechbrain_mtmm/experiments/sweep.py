@@ -57,7 +57,8 @@ import torch
 from tqdm import tqdm
 
 from speechbrain_mtmm.atomic import write_json
-from speechbrain_mtmm.data.folds import N_FOLDS, PROTOCOLS
+from speechbrain_mtmm.data.corpus import read_corpus_info
+from speechbrain_mtmm.data.folds import N_FOLDS
 from speechbrain_mtmm.experiments.aggregate import aggregate
 from speechbrain_mtmm.experiments.reports import write_report
 from speechbrain_mtmm.locks import FolderLock
@@ -304,14 +305,18 @@ def plan_runs(hparams_file, protocol, folds, seeds, output, overrides):
     --output_folder=/tmp/cv/session_fold1/seed2
     --lr=0.1
     """
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {PROTOCOLS}: {protocol!r}")
-    folds = list(folds or range(1, N_FOLDS[protocol] + 1))
-    bad = [k for k in folds if not 1 <= k <= N_FOLDS[protocol]]
-    if bad:
+    # IEMOCAP's protocols, or those of a prepared corpus (mtmm prepare)
+    info = read_corpus_info(overrides.get("data_folder", ""))
+    protocols = N_FOLDS if info is None else info["protocols"]
+    if protocol not in protocols:
         raise ValueError(
-            f"the {protocol} protocol has folds 1-{N_FOLDS[protocol]}: {bad}"
+            f"protocol must be one of {tuple(protocols)}: {protocol!r}"
         )
+    count = protocols[protocol]
+    folds = list(folds or range(1, count + 1))
+    bad = [k for k in folds if not 1 <= k <= count]
+    if bad:
+        raise ValueError(f"the {protocol} protocol has folds 1-{count}: {bad}")
     cwd = recipe_folder(hparams_file)
     yaml_path = Path(hparams_file).resolve()
     yaml_arg = str(

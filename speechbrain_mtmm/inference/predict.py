@@ -37,8 +37,16 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from speechbrain_mtmm.data import tables
+from speechbrain_mtmm.data.msp_podcast import CLASSES
+from speechbrain_mtmm.data.tables import CSVError
 from speechbrain_mtmm.inference.recognizer import MultimodalEmotionRecognizer
-from speechbrain_mtmm.run_folder import DIMENSIONS
+from speechbrain_mtmm.run_folder import (
+    DIMENSIONS,
+    RATING_SCALE,
+    rating_key,
+    to_rating,
+)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 DECIMALS = 5
@@ -49,13 +57,8 @@ class UsageError(ValueError):
 
 
 def read_csv(path, required=("path",)):
-    """Rows of a CSV file with a header, every row checked.
-
-    A byte-order mark (Excel's "CSV UTF-8") is skipped. A row with more or
-    fewer fields than the header (an unquoted comma in a transcript), a
-    quoted field running over several lines (an unterminated quote would
-    swallow the rows after it) or an empty required value is an error
-    naming its line: no row is dropped or merged silently.
+    """Rows of a CSV file with a header, every row checked
+    (:func:`speechbrain_mtmm.data.tables.read_csv`).
 
     Arguments
     ---------
@@ -68,50 +71,15 @@ def read_csv(path, required=("path",)):
     -------
     list of dict
 
-    Example
-    -------
-    >>> path = getfixture("tmpdir") / "m.csv"
-    >>> _ = path.write_text("path,text\\na.wav,Hello\\n", "utf-8")
-    >>> read_csv(path)
-    [{'path': 'a.wav', 'text': 'Hello'}]
-    >>> _ = path.write_text("path,text\\na.wav,Hello, you\\n", "utf-8")
-    >>> read_csv(path)
-    Traceback (most recent call last):
-    ...
-    speechbrain_mtmm.inference.predict.UsageError: ...m.csv line 2: 3 \
-fields, the header has 2 (quote a text that holds commas)
+    Raises
+    ------
+    UsageError
+        Naming the file and line of a bad row.
     """
-    rows = []
     try:
-        with open(path, newline="", encoding="utf-8-sig") as fin:
-            reader = csv.reader(fin)
-            columns = next(reader, [])
-            missing = [name for name in required if name not in columns]
-            if missing:
-                raise UsageError(f"{path}: no column {', '.join(missing)}")
-            line = reader.line_num
-            for fields in reader:
-                start, line = line + 1, reader.line_num
-                where = f"{path} line {start}"
-                if line > start:
-                    raise UsageError(
-                        f"{where}: a quoted field runs over lines "
-                        f"{start}-{line} (an unterminated quote?)"
-                    )
-                if not fields:
-                    continue  # a blank line
-                if len(fields) != len(columns):
-                    raise UsageError(
-                        f"{where}: {len(fields)} fields, the header has "
-                        f"{len(columns)} (quote a text that holds commas)"
-                    )
-                row = dict(zip(columns, fields))
-                if "path" in row and not row["path"].strip():
-                    raise UsageError(f"{where}: empty path")
-                rows.append(row)
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
-        raise UsageError(f"{path}: cannot read the CSV ({error})") from None
-    return rows
+        return tables.read_csv(path, required)
+    except CSVError as error:
+        raise UsageError(str(error)) from None
 
 
 def collect_inputs(inputs, text=None, transcripts=None):
@@ -203,11 +171,11 @@ def _transcript_lookup(csv_path):
 class _Writer:
     """Writes one JSON line or CSV row per input, flushed as it goes."""
 
-    def __init__(self, stream, fmt, labels, dims):
+    def __init__(self, stream, fmt, labels, dims, scale=RATING_SCALE):
         self.stream, self.fmt = stream, fmt
         if fmt == "csv":
             columns = ["file", "label", "path", *dims]
-            columns += [f"{d}_1to5" for d in dims]
+            columns += [rating_key(d, scale) for d in dims]
             columns += [f"p_{label}" for label in labels]
             columns += ["windows", "text_used", "warning", "error"]
             self.csv = csv.DictWriter(stream, columns, extrasaction="ignore")
@@ -223,6 +191,88 @@ class _Writer:
         else:
             self.stream.write(json.dumps(row) + "\n")
         self.stream.flush()
+
+
+#: The challenge's attribute columns, in its order
+SUBMISSION_DIMENSIONS = (
+    ("EmoAct", "arousal"),
+    ("EmoVal", "valence"),
+    ("EmoDom", "dominance"),
+)
+
+
+def write_submission(rows, folder, scale=(1.0, 7.0)):
+    """The MSP-Podcast challenge's files for predictions of Test3.
+
+    Writes ``categorical.csv`` (``FileName,EmoClass``: the class code,
+    A S H U F D C N) and, when the model predicts arousal, valence and
+    dominance, ``attributes.csv`` (``FileName,EmoAct,EmoVal,EmoDom`` on the
+    1-7 scale, clipped to it), one row per file in file-name order. The
+    baselines write these columns (MSP_PODCAST.md, section 1.6); check the
+    challenge's current instructions before submitting.
+
+    Arguments
+    ---------
+    rows : list of dict
+        Prediction results (``file``, ``label``, the dimensions on 0-1).
+    folder : str or os.PathLike
+        Where the two files go.
+    scale : tuple of float
+        The rating scale the model was trained on (MSP-Podcast: 1-7).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+
+    Raises
+    ------
+    UsageError
+        When the model's classes are not the challenge's.
+
+    Example
+    -------
+    >>> rows = [{"file": "a/MSP-PODCAST_test3_0002.wav", "label": "sad",
+    ...          "valence": 0.0, "arousal": 1.0, "dominance": 0.5},
+    ...         {"file": "MSP-PODCAST_test3_0001.wav", "label": "ang",
+    ...          "valence": 0.5, "arousal": 0.5, "dominance": 0.5}]
+    >>> folder = getfixture("tmp_path")
+    >>> [p.name for p in write_submission(rows, folder)]
+    ['categorical.csv', 'attributes.csv']
+    >>> print((folder / "attributes.csv").read_text().strip())
+    FileName,EmoAct,EmoVal,EmoDom
+    MSP-PODCAST_test3_0001.wav,4.0,4.0,4.0
+    MSP-PODCAST_test3_0002.wav,7.0,1.0,4.0
+    """
+    codes = {label: code for code, label in CLASSES.items()}
+    unknown = sorted({r["label"] for r in rows} - set(codes))
+    if unknown:
+        raise UsageError(
+            f"the model predicts {unknown}, not MSP-Podcast's classes "
+            f"{sorted(codes)}: was it trained with the MSP-Podcast recipe?"
+        )
+    rows = sorted(rows, key=lambda r: Path(r["file"]).name)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = [folder / "categorical.csv"]
+    with open(written[0], "w", newline="", encoding="utf-8") as fout:
+        out = csv.writer(fout)
+        out.writerow(["FileName", "EmoClass"])
+        for row in rows:
+            out.writerow([Path(row["file"]).name, codes[row["label"]]])
+    if all(name in rows[0] for _, name in SUBMISSION_DIMENSIONS):
+        written.append(folder / "attributes.csv")
+        low, high = scale
+        with open(written[1], "w", newline="", encoding="utf-8") as fout:
+            out = csv.writer(fout)
+            out.writerow(["FileName", *(c for c, _ in SUBMISSION_DIMENSIONS)])
+            for row in rows:
+                ratings = [
+                    round(min(max(to_rating(row[n], scale), low), high), 4)
+                    for _, n in SUBMISSION_DIMENSIONS
+                ]
+                out.writerow([Path(row["file"]).name, *ratings])
+    return written
 
 
 def _rounded(value):
@@ -309,9 +359,11 @@ def run_predict(
     device : str
         Where the model runs.
     fmt : str
-        ``"json"`` (one object per line) or ``"csv"``.
+        ``"json"`` (one object per line), ``"csv"`` or ``"msp-podcast"``
+        (the challenge's submission files, :func:`write_submission`).
     output : str, optional
-        Output file (default: stdout).
+        Output file (default: stdout); the folder of the submission files
+        with ``msp-podcast``.
     backend : str
         ``"torch"``, ``"onnx"`` or ``"onnx-int8"`` (``mtmm export
         --onnx [--int8]``).
@@ -321,6 +373,13 @@ def run_predict(
     int
         0: all inputs predicted; 1: some failed; 2: usage error.
     """
+    if fmt == "msp-podcast" and not output:
+        print(
+            "mtmm predict: error: --format msp-podcast writes two files: "
+            "give their folder with --output",
+            file=sys.stderr,
+        )
+        return 2
     try:
         jobs = collect_inputs(list(inputs), text, transcripts)
         recognizer = load_recognizer(model, asr_source, device, backend)
@@ -328,6 +387,9 @@ def run_predict(
         print(f"mtmm predict: error: {error}", file=sys.stderr)
         return 2
     print(f"model: {Path(model).resolve()} ({backend})", file=sys.stderr)
+    scale = recognizer.system.config["rating_scale"]
+    if fmt == "msp-podcast":
+        return _predict_submission(recognizer, jobs, output, scale)
     stream = sys.stdout
     if output:
         stream = open(output, "w", newline="", encoding="utf-8")
@@ -338,6 +400,7 @@ def run_predict(
             fmt,
             recognizer.labels,
             DIMENSIONS[: recognizer.system.n_dims],
+            scale,
         )
         bar = tqdm(jobs, unit="file", disable=len(jobs) < 2, file=sys.stderr)
         for file, transcript in bar:
@@ -355,4 +418,24 @@ def run_predict(
             file=sys.stderr,
         )
         return 1
+    return 0
+
+
+def _predict_submission(recognizer, jobs, folder, scale):
+    """Predicts every job and writes the challenge's files; any failed
+    input fails the submission (it must hold every file)."""
+    rows = []
+    for file, transcript in tqdm(jobs, unit="file", file=sys.stderr):
+        row = _predict_one(recognizer, file, transcript)
+        if "error" in row:
+            print(f"mtmm predict: error: {row['error']}", file=sys.stderr)
+            return 1
+        rows.append(row)
+    try:
+        written = write_submission(rows, folder, scale)
+    except UsageError as error:
+        print(f"mtmm predict: error: {error}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {path} ({len(rows)} files)", file=sys.stderr)
     return 0
