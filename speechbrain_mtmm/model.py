@@ -47,6 +47,7 @@ from speechbrain_mtmm.nnet.model import MultimodalEmotionModel
 PAPER_CONFIG = {
     "labels": ["neu", "hap", "sad", "ang"],
     "n_dims": 2,
+    "rating_scale": [1.0, 5.0],
     "modalities": ["audio", "text"],
     "sample_rate": 16000,
     "max_audio_seconds": 20.0,
@@ -76,7 +77,7 @@ PAPER_CONFIG = {
 }
 
 # Model settings a configuration may leave out (older exports), defaults
-MODEL_DEFAULTS = {"fusion_ffn": 0}
+MODEL_DEFAULTS = {"fusion_ffn": 0, "rating_scale": [1.0, 5.0]}
 
 
 # Encoder settings a section may leave out, and their defaults

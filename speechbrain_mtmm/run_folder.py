@@ -13,6 +13,7 @@ dimensions. Layout of one run (``output_folder`` of ``train.py``)::
         test_results.json        whole-test-set metrics of the selected
                                  checkpoint (WA, UA, macro_F1, CCC_*, ...)
         test_predictions.jsonl   one JSON object per test utterance
+        test2_predictions.jsonl  the same for another test set (MSP-Podcast)
         stdout.log               what the run printed (CV runner only)
         run.lock                 held by the process that trains into it
 
@@ -23,9 +24,10 @@ and of a sweep (``mtmm cv``)::
     <sweep>/table.md, table.json          (``mtmm table``)
     <sweep>/sweep.lock                    held by the CV runner
 
-Dimensions are rated 1-5 in IEMOCAP and MSP-Podcast; the model predicts
-them on 0-1 (:func:`to_unit`, :func:`to_rating`). Prediction files and
-reports use the 1-5 ratings, inference results give both.
+Dimensions are rated 1-5 in IEMOCAP, 1-7 in MSP-Podcast and on a scale of
+its own in a CSV corpus (``rating_scale`` of the model configuration); the
+model predicts them on 0-1 (:func:`to_unit`, :func:`to_rating`). Prediction
+files and reports use the corpus' ratings, inference results give both.
 
 This module imports nothing of the package: every layer may use it.
 
@@ -42,7 +44,8 @@ from pathlib import Path
 from speechbrain_mtmm.atomic import write_json, write_text
 
 DIMENSIONS = ("valence", "arousal", "dominance")
-RATING_MIN, RATING_MAX = 1.0, 5.0
+RATING_MIN, RATING_MAX = 1.0, 5.0  # IEMOCAP's, the default scale
+RATING_SCALE = (RATING_MIN, RATING_MAX)
 
 HYPERPARAMS = "hyperparams.yaml"
 TRAIN_LOG = "train_log.txt"
@@ -68,13 +71,15 @@ _STAT_RE = re.compile(
 )
 
 
-def to_unit(rating):
-    """A 1-5 rating on the model's 0-1 scale.
+def to_unit(rating, scale=RATING_SCALE):
+    """A rating on the model's 0-1 scale.
 
     Arguments
     ---------
     rating : float or torch.Tensor
-        On the 1-5 scale.
+        On ``scale``.
+    scale : tuple of float
+        Lowest and highest rating (IEMOCAP: 1-5, MSP-Podcast: 1-7).
 
     Returns
     -------
@@ -84,17 +89,22 @@ def to_unit(rating):
     -------
     >>> to_unit(1.0), to_unit(3.0), to_unit(5.0)
     (0.0, 0.5, 1.0)
+    >>> to_unit(4.0, scale=(1, 7))
+    0.5
     """
-    return (rating - RATING_MIN) / (RATING_MAX - RATING_MIN)
+    low, high = scale
+    return (rating - low) / (high - low)
 
 
-def to_rating(unit):
-    """A 0-1 model output on the 1-5 rating scale.
+def to_rating(unit, scale=RATING_SCALE):
+    """A 0-1 model output on a rating scale.
 
     Arguments
     ---------
     unit : float or torch.Tensor
         On the 0-1 scale.
+    scale : tuple of float
+        Lowest and highest rating.
 
     Returns
     -------
@@ -104,11 +114,39 @@ def to_rating(unit):
     -------
     >>> to_rating(0.0), to_rating(0.25), to_rating(1.0)
     (1.0, 2.0, 5.0)
+    >>> to_rating(0.5, scale=(1, 7))
+    4.0
     """
-    return RATING_MIN + (RATING_MAX - RATING_MIN) * unit
+    low, high = scale
+    return low + (high - low) * unit
 
 
-def prediction_row(utt_id, emo, pred_emo, probs, dims, pred_dims, **extra):
+def rating_key(name, scale=RATING_SCALE):
+    """The key of a dimension on its rating scale in inference results.
+
+    Arguments
+    ---------
+    name : str
+        A dimension.
+    scale : tuple of float
+        Its rating scale.
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> rating_key("valence"), rating_key("arousal", (1, 7))
+    ('valence_1to5', 'arousal_1to7')
+    """
+    low, high = scale
+    return f"{name}_{low:g}to{high:g}"
+
+
+def prediction_row(
+    utt_id, emo, pred_emo, probs, dims, pred_dims, scale=RATING_SCALE, **extra
+):
     """One line of ``test_predictions.jsonl``.
 
     Arguments
@@ -121,14 +159,17 @@ def prediction_row(utt_id, emo, pred_emo, probs, dims, pred_dims, **extra):
         Label -> probability.
     dims, pred_dims : sequence of float
         True and predicted dimensions on the 0-1 scale, in
-        :data:`DIMENSIONS` order (as many as the model predicts).
+        :data:`DIMENSIONS` order (as many as the model predicts); a true
+        value that is not a number (not rated) is written as None.
+    scale : tuple of float
+        The rating scale the rows are written on.
     **extra
         More fields (``speaker``, ``improvised``, ...).
 
     Returns
     -------
     dict
-        Probabilities rounded to 5 decimals, dimensions on the 1-5 scale
+        Probabilities rounded to 5 decimals, dimensions on ``scale``
         rounded to 4.
 
     Example
@@ -148,8 +189,9 @@ def prediction_row(utt_id, emo, pred_emo, probs, dims, pred_dims, **extra):
         "probs": {label: round(float(p), 5) for label, p in probs.items()},
     }
     for name, true, pred in zip(DIMENSIONS, dims, pred_dims):
-        row[name] = round(to_rating(float(true)), 4)
-        row[f"pred_{name}"] = round(to_rating(float(pred)), 4)
+        true = float(true)
+        row[name] = None if true != true else round(to_rating(true, scale), 4)
+        row[f"pred_{name}"] = round(to_rating(float(pred), scale), 4)
     row.update(extra)
     return row
 
@@ -174,6 +216,44 @@ def write_test_outputs(folder, results, rows):
         folder / TEST_PREDICTIONS, "".join(json.dumps(r) + "\n" for r in rows)
     )
     write_json(folder / TEST_RESULTS, results)
+
+
+def test_set_predictions(name):
+    """The predictions file of another test set than ``test``.
+
+    Arguments
+    ---------
+    name : str
+        The test set (MSP-Podcast: ``test2``).
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> test_set_predictions("test2")
+    'test2_predictions.jsonl'
+    """
+    return f"{name}_predictions.jsonl"
+
+
+def write_test_set(folder, name, rows):
+    """Writes the predictions of another test set than ``test``.
+
+    Arguments
+    ---------
+    folder : str or path-like
+        The run folder.
+    name : str
+        The test set.
+    rows : list of dict
+        :func:`prediction_row` rows.
+    """
+    write_text(
+        Path(folder) / test_set_predictions(name),
+        "".join(json.dumps(r) + "\n" for r in rows),
+    )
 
 
 def is_complete(folder):

@@ -17,6 +17,12 @@ copy of its audio, which any fusion can use.
 
 One fold of a speaker-independent protocol is trained and tested per run:
 the checkpoint kept for testing is chosen on the validation speaker only.
+The Brain (forward pass, objectives, Random Modality Masking, stage ends)
+is speechbrain_mtmm.training.brain, shared with the MSP-Podcast recipe.
+
+Any corpus prepared by `mtmm prepare csv` trains with this recipe too:
+    python train.py hparams/iemocap.yaml --data_folder=<prepared folder>
+(labels, rating scale and protocol are the corpus' own; see README.md).
 
 To run:
     python train.py hparams/iemocap.yaml \
@@ -47,49 +53,30 @@ Authors
  * speechbrain-mtmm contributors, 2026
 """
 
-import functools
 import sys
 
 import speechbrain as sb
 import torch
-from speechbrain.utils.distributed import (
-    ddp_init_group,
-    if_main_process,
-    run_on_main,
-)
+from speechbrain.utils.distributed import ddp_init_group, if_main_process
 
-from speechbrain_mtmm.data.folds import check_fold
+from speechbrain_mtmm.data.corpus import corpus_manifest
 from speechbrain_mtmm.data.iemocap import prepare_iemocap, prepared_manifest
-from speechbrain_mtmm.run_folder import (
-    DIMENSIONS,
-    prediction_row,
-    write_test_outputs,
-)
-from speechbrain_mtmm.training.auxiliary import (
-    auxiliary_modules,
-    check_auxiliary_options,
-)
-from speechbrain_mtmm.training.metrics import (
-    CCCStats,
-    EmotionClassificationStats,
-    epoch_scores,
-    selection_metrics,
-    summarize_test,
-)
-from speechbrain_mtmm.training.optim import parameter_groups
+from speechbrain_mtmm.run_folder import write_test_outputs
+from speechbrain_mtmm.training.auxiliary import check_auxiliary_options
+from speechbrain_mtmm.training.brain import build_brain, fit_and_test
+from speechbrain_mtmm.training.metrics import selection_metrics
 from speechbrain_mtmm.training.recipe import (
-    check_finite_loss,
+    check_protocol,
     check_run_folder,
-    evaluation_batches,
+    corpus_overrides,
     fold_datasets,
     load_recipe_hparams,
-    plan_training,
     prepare_asr_transcripts,
+    prepare_corpus,
     prepare_feature_cache,
     run_recipe,
-    train_loader_options,
+    set_class_weights,
 )
-from speechbrain_mtmm.training.speed import EpochSpeed
 from speechbrain_mtmm.training.transcripts import (
     asr_word_error_rates,
     check_transcript_settings,
@@ -97,216 +84,15 @@ from speechbrain_mtmm.training.transcripts import (
 )
 
 
-class MultimodalEmotionBrain(sb.Brain):
-    """Encoders -> refinement -> bridge-token fusion -> classes + V/A."""
-
-    # tested without transcripts (test condition "none"): the text is
-    # masked as Random Modality Masking masks it
-    text_masked = False
-
-    def on_stage_start(self, stage, epoch=None):
-        """Random Modality Masking: one decision per training epoch; the
-        masked modality's encoder is frozen for that epoch."""
-        self.masked_modality = None
-        if stage == sb.Stage.TRAIN:
-            if self.hparams.modality_masking:
-                self.masked_modality = self.hparams.masking.masked_modality(
-                    epoch
-                )
-            for modality in ("audio", "text"):
-                self.hparams.system.encoder(modality).set_trainable(
-                    modality != self.masked_modality
-                )
-            self.epoch_masking = self.masked_modality or "none"
-            # after a mid-epoch resume, self.step batches are done
-            self.speed = EpochSpeed(self.hparams.feature_cache, self.step)
-            self.hparams.auxiliary_objectives.start_epoch()
-        else:
-            self.class_stats = EmotionClassificationStats(self.hparams.labels)
-            self.ccc_stats = CCCStats(DIMENSIONS[: self.hparams.n_dims])
-            self.test_rows = []
-
-    def compute_forward(self, batch, stage):
-        """Encode audio and text (or read their cached features), refine,
-        fuse, classify and regress."""
-        batch = batch.to(self.device)
-        if stage == sb.Stage.TRAIN:
-            self.speed.count(batch)
-        audio = self.features("audio", batch)
-        text = self.features("text", batch)
-        predictions = self.modules.model(*audio, *text)
-        auxiliary = self.hparams.auxiliary_objectives
-        if stage == sb.Stage.TRAIN and auxiliary.active():
-            # MMER's objectives: CTC reads the audio frames, AugCon the
-            # utterance vector of an augmented copy of the audio
-            predictions["audio"] = audio if self.audio_seen() else None
-            if auxiliary.active("augcon") and self.audio_seen():
-                augmented = self.features("audio", batch, augment=True)
-                predictions["embedding_aug"] = self.modules.model(
-                    *augmented, *text
-                )["embedding"]
-        return predictions
-
-    def audio_seen(self):
-        """Whether the model reads the audio in this epoch."""
-        return (
-            self.masked_modality != "audio"
-            and "audio" in self.hparams.modalities
-        )
-
-    def features(self, modality, batch, augment=False):
-        """One modality's features and their relative lengths.
-
-        A masked modality (or one left out of ``modalities``) is one zero
-        frame and its encoder is not run. With ``feature_cache`` the
-        frozen encoder's hidden states are read from the cache; otherwise
-        the encoder runs. The chosen layers are summed with learned
-        weights.
-        """
-        system = self.hparams.system
-        if (
-            modality == self.masked_modality
-            or modality not in self.hparams.modalities
-            or (modality == "text" and self.text_masked)
-        ):
-            return system.masked(modality, len(batch.id), self.device)
-        if self.hparams.feature_cache:
-            stacked, lens = getattr(batch, f"{modality}_feats")
-            # float16 on disk; the model's dtype here (autocast does the rest)
-            dtype = next(self.modules.model.parameters()).dtype
-            feats = system.combine_layers(
-                modality, stacked.to(dtype), self.modules
-            )
-            return feats, lens
-        inputs, lens = batch.sig if modality == "audio" else batch.tokens
-        if augment:
-            inputs, lens = self.hparams.augmentation(inputs, lens)
-        return system.encode(modality, inputs, lens, self.modules)
-
-    def init_optimizers(self):
-        """One optimizer, two parameter groups: the encoders at
-        ``lr_encoders``, the rest at ``lr``; the schedule drives both."""
-        self.optimizer = self.opt_class(
-            parameter_groups(
-                self.modules, self.hparams.lr, self.hparams.lr_encoders
-            )
-        )
-        self.optimizers_dict = {"opt_class": self.optimizer}
-        self.checkpointer.add_recoverable("optimizer", self.optimizer)
-        self.hparams.lr_schedule.attach(self.optimizer, self.total_steps)
-
-    def on_fit_batch_end(self, batch, outputs, loss, should_step):
-        """Step-wise schedules move the rates after each optimizer step."""
-        if should_step:
-            self.hparams.lr_schedule.step_end(self.optimizer)
-
-    def compute_objectives(self, predictions, batch, stage):
-        """Multi-task loss: CE on classes, 1 - CCC on valence and arousal;
-        in training, plus MMER's weighted auxiliary terms (if any)."""
-        audio = predictions.pop("audio", None)
-        embedding_aug = predictions.pop("embedding_aug", None)
-        # losses and metrics in float32, also under mixed precision
-        predictions = {k: v.float() for k, v in predictions.items()}
-        labels = batch.label.data.squeeze(-1)
-        parts = self.hparams.compute_loss(
-            predictions["logits"],
-            labels,
-            predictions["dims"],
-            batch.dims.data,
-        )
-        auxiliary = self.hparams.auxiliary_objectives
-        if stage == sb.Stage.TRAIN and auxiliary.active():
-            frames, frame_lens = audio if audio is not None else (None, None)
-            projections = self.modules.auxiliary(
-                predictions["embedding"], frames, embedding_aug
-            )
-            terms = auxiliary(
-                projections,
-                labels,
-                frame_lens,
-                characters=getattr(batch, "chars", None),
-            )
-            parts["loss"] = parts["loss"] + terms.pop("loss")
-            parts.update(terms)
-        check_finite_loss(parts, batch.id)
-        if stage != sb.Stage.TRAIN:
-            self.track(batch, predictions, stage)
-        return parts["loss"]
-
-    def track(self, batch, predictions, stage):
-        """Adds a batch to the stage's metrics (and test predictions)."""
-        labels = self.hparams.labels
-        probs = torch.softmax(predictions["logits"], dim=-1)
-        predicted = [labels[i] for i in probs.argmax(-1)]
-        self.class_stats.append(batch.id, predicted, batch.emo)
-        self.ccc_stats.append(batch.id, predictions["dims"], batch.dims.data)
-        if stage == sb.Stage.TEST:
-            for i, utt_id in enumerate(batch.id):
-                self.test_rows.append(
-                    prediction_row(
-                        utt_id,
-                        batch.emo[i],
-                        predicted[i],
-                        dict(zip(labels, probs[i].tolist())),
-                        batch.dims.data[i].tolist(),
-                        predictions["dims"][i].tolist(),
-                        speaker=batch.speaker[i],
-                        improvised=bool(batch.improvised[i]),
-                    )
-                )
-
-    def on_stage_end(self, stage, stage_loss, epoch=None):
-        """Logs the epoch; keeps the best validation checkpoint; writes the
-        test results."""
-        if stage == sb.Stage.TRAIN:
-            self.train_stats = {
-                **self.speed.summary(stage_loss, self.device),
-                **self.hparams.auxiliary_objectives.epoch_summary(),
-            }
-            return
-        stats = {
-            "loss": stage_loss,
-            **epoch_scores(
-                self.class_stats,
-                self.ccc_stats,
-                self.hparams.selection_metrics,
-            ),
-        }
-        if stage == sb.Stage.VALID:
-            schedule = self.hparams.lr_schedule
-            rates = schedule.rates(self.optimizer)  # the epoch's rates
-            schedule.validation_end(self.optimizer, stats["score"])
-            self.hparams.train_logger.log_stats(
-                stats_meta={
-                    "epoch": epoch,
-                    "masked": self.epoch_masking,
-                    **rates,
-                },
-                train_stats=self.train_stats,
-                valid_stats=stats,
-            )
-            self.checkpointer.save_and_keep_only(meta=stats, max_keys=["score"])
-        else:
-            self.hparams.train_logger.log_stats(
-                {
-                    "Epoch loaded": self.hparams.epoch_counter.current,
-                    "transcripts": self.test_condition,
-                },
-                test_stats=stats,
-            )
-            self.tested = (
-                summarize_test(self.class_stats, stats),
-                self.test_rows,
-            )
-
-
 def main(argv):
     """Prepares the data, trains one fold, tests the selected checkpoint."""
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     # torchrun: one process per device, joined in one process group
     ddp_init_group(run_opts)
+    # a folder prepared by `mtmm prepare csv` brings its labels and folds
+    overrides = corpus_overrides(hparams_file, overrides)
     hparams = load_recipe_hparams(hparams_file, overrides)
-    check_fold(hparams["protocol"], hparams["fold"])
+    check_protocol(hparams)
     # one run folder, one set of settings: a rerun resumes, other settings
     # are refused (or, with --start_over=True, replace the old run)
     check_run_folder(
@@ -327,14 +113,11 @@ def main(argv):
     )
 
     # Manifest and speaker-independent folds, shared by all runs
-    run_on_main(
+    corpus = prepare_corpus(
+        hparams,
         prepare_iemocap,
-        kwargs={
-            "data_folder": hparams["data_folder"],
-            "save_folder": hparams["prepare_folder"],
-            "label_map": hparams["label_map"],
-            "skip_missing": hparams["skip_missing"],
-        },
+        label_map=hparams["label_map"],
+        skip_missing=hparams["skip_missing"],
     )
     check_auxiliary_options(
         hparams["w_ctc"],
@@ -360,7 +143,9 @@ def main(argv):
     asr = None
     if "asr" in (hparams["transcripts"], *conditions):
         asr = prepare_asr_transcripts(
-            prepared_manifest(hparams["prepare_folder"]),
+            prepared_manifest(hparams["prepare_folder"])
+            if corpus is None
+            else corpus_manifest(hparams["prepare_folder"], corpus),
             run_opts,
             hparams["asr_source"],
             hparams["asr_cache_folder"],
@@ -375,66 +160,33 @@ def main(argv):
         characters=hparams["w_ctc"] > 0,
         transcripts={"train": heard, "valid": heard},
     )
-    test_sets = {
-        condition: datasets["test"]
-        if condition != "asr"
-        else fold_datasets(hparams, cached, transcripts={"test": asr})["test"]
+    tests = [
+        (
+            "test",
+            condition,
+            datasets["test"]
+            if condition != "asr"
+            else fold_datasets(hparams, cached, transcripts={"test": asr})[
+                "test"
+            ],
+        )
         for condition in conditions
-    }
+    ]
+    # cross-entropy weighted by the training counts (class_weights)
+    set_class_weights(hparams, datasets["train"])
 
-    brain = MultimodalEmotionBrain(
-        # with the cache the encoders are not run (and stay on the CPU)
-        modules={
-            **hparams["system"].parts(encoders=cached is None),
-            **auxiliary_modules(hparams["auxiliary_heads"]),
-        },
-        opt_class=hparams["opt_class"],
-        hparams=hparams,
-        run_opts=run_opts,
-        checkpointer=hparams["checkpointer"],
+    brain = build_brain(hparams, run_opts, cached)
+    tested = fit_and_test(
+        brain, hparams, datasets["train"], datasets["valid"], tests
     )
-    # fixed batches, or batches of similar durations (dynamic_batching)
-    train_opts, sampler = train_loader_options(
-        datasets["train"],
-        hparams["train_dataloader_opts"],
-        hparams["dynamic_batch_sampler"]
-        if hparams["dynamic_batching"]
-        else None,
-        seed=hparams["seed"],
-        max_audio_seconds=hparams["max_audio_seconds"],
-    )
-    # SpeechBrain calls set_epoch (a new shuffle per epoch) only on this
-    brain.train_sampler = sampler
-    brain.total_steps = plan_training(hparams, datasets["train"], sampler)
-    eval_batches = functools.partial(
-        evaluation_batches,
-        mode=hparams["eval_batching"],
-        loader_options=hparams["valid_dataloader_opts"],
-        max_batch_length=hparams["max_batch_length"],
-        num_buckets=hparams["num_buckets"],
-        max_audio_seconds=hparams["max_audio_seconds"],
-    )
-    valid_set, valid_opts = eval_batches(datasets["valid"])
-    brain.fit(
-        epoch_counter=hparams["epoch_counter"],
-        train_set=datasets["train"],
-        valid_set=valid_set,
-        train_loader_kwargs=train_opts,
-        valid_loader_kwargs=valid_opts,
-    )
-    # The checkpoint with the best validation score; the test speaker is
-    # seen here for the first time, in each test condition
-    tested = {}
-    for condition, dataset in test_sets.items():
-        brain.test_condition = condition
-        brain.text_masked = condition == "none"
-        test_set, test_opts = eval_batches(dataset)
-        brain.evaluate(test_set, max_key="score", test_loader_kwargs=test_opts)
-        tested[condition] = brain.tested
     if if_main_process():
         wer = asr_word_error_rates(datasets["test"].data, asr) if asr else None
-        results = with_conditions({c: r for c, (r, _) in tested.items()}, wer)
-        rows = tested[conditions[0]][1]
+        results = with_conditions(
+            {c: r for (_, c), (r, _) in tested.items()}, wer
+        )
+        # what the model card says of the data depends on the corpus
+        results["corpus"] = "iemocap" if corpus is None else corpus["corpus"]
+        rows = tested["test", conditions[0]][1]
         write_test_outputs(hparams["output_folder"], results, rows)
     # torchrun: leave the process group cleanly, together (a gloo group
     # still alive at interpreter exit aborts the process after the results

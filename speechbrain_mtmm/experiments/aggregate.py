@@ -148,8 +148,14 @@ def run_metrics(run, metrics):
         "confusion": results["confusion"],
         "all": {key: results[key] for key in metrics} | {"n": results["n"]},
     }
+    # IEMOCAP's improvised and scripted parts (other corpora have none)
+    has_parts = all("improvised" in row for row in rows)
     for subset, improvised in (("improvised", True), ("scripted", False)):
-        part = [row for row in rows if bool(row["improvised"]) == improvised]
+        part = [
+            row
+            for row in rows
+            if has_parts and bool(row["improvised"]) == improvised
+        ]
         scores = prediction_metrics(part, labels)
         if scores is not None:
             scores = {key: scores[key] for key in (*metrics, "n")}

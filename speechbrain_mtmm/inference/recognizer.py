@@ -63,6 +63,7 @@ from speechbrain_mtmm.run_folder import (
     EXPORT_INFO,
     HYPERPARAMS,
     file_digest,
+    rating_key,
     read_json,
     to_rating,
 )
@@ -613,10 +614,11 @@ class MultimodalEmotionRecognizer(Pretrained):
             "probs": {label: float(p) for label, p in zip(labels, probs)},
         }
         names = DIMENSIONS[: self.system.n_dims]
+        scale = self.system.config["rating_scale"]
         for name, value in zip(names, dims):
             result[name] = float(value)
         for name, value in zip(names, dims):
-            result[f"{name}_1to5"] = to_rating(float(value))
+            result[rating_key(name, scale)] = to_rating(float(value), scale)
         result["path"] = utt.path
         result["text_used"] = (
             None

@@ -28,13 +28,81 @@ from speechbrain_mtmm.experiments.reports import (
 )
 from speechbrain_mtmm.run_folder import (
     DIMENSIONS,
-    RATING_MAX,
-    RATING_MIN,
+    RATING_SCALE,
     TEST_RESULTS,
+    rating_key,
     read_predictions,
     read_run_config,
     read_test_results,
 )
+
+FILL = "**to be filled by the publisher**"
+
+#: What a card says of each corpus a recipe trains on (test_results.json
+#: records which: ``corpus``)
+CORPORA = {
+    "iemocap": {
+        "name": "IEMOCAP",
+        "recipe": "IEMOCAP",
+        "about": "ten North-American English actors in five dyadic "
+        "sessions, scripted and improvised, recorded with close-talk "
+        "microphones in a studio. Acted emotion is more prototypical than "
+        "everyday speech; expect lower accuracy on spontaneous, noisy, "
+        "telephone, far-field, non-English, child or elderly speech, and "
+        "on accents absent from the ten speakers.",
+        "transcripts": "IEMOCAP's manual transcripts",
+        "licence": "IEMOCAP's licence governs what may be shared of models "
+        "trained on it; check it before publishing",
+    },
+    "msp-podcast": {
+        "name": "MSP-Podcast",
+        "recipe": "MSP-Podcast",
+        "about": "natural English speech from podcasts, thousands of "
+        "speakers, labelled by crowd-sourced raters; classes are heavily "
+        "imbalanced (neutral and happy dominate). Expect lower accuracy "
+        "on acted, telephone, far-field, non-English, child or elderly "
+        "speech.",
+        "transcripts": "the release's transcripts (utterances without one "
+        "read an empty text)",
+        "licence": "the MSP-Podcast licence (academic, no redistribution) "
+        "governs what may be shared of models trained on it; check it "
+        "before publishing",
+    },
+    "csv": {
+        "name": "a corpus prepared from a CSV manifest",
+        "recipe": "IEMOCAP",
+        "about": f"{FILL} (who speaks, in which language and "
+        "setting, how the labels were given).",
+        "transcripts": "the transcripts of the corpus' manifest",
+        "licence": "the corpus' licence governs what may be shared of "
+        "models trained on it; check it before publishing",
+    },
+}
+
+
+def corpus_facts(results):
+    """What the card says of the corpus a run was trained on.
+
+    Arguments
+    ---------
+    results : dict
+        The run's ``test_results.json`` (``corpus``; runs from before it
+        was recorded trained on IEMOCAP).
+
+    Returns
+    -------
+    dict
+        ``name``, ``recipe``, ``about``, ``transcripts``, ``licence``.
+
+    Example
+    -------
+    >>> corpus_facts({"corpus": "msp-podcast"})["name"]
+    'MSP-Podcast'
+    >>> corpus_facts({})["name"]
+    'IEMOCAP'
+    """
+    return CORPORA.get(results.get("corpus", "iemocap"), CORPORA["csv"])
+
 
 #: Metric columns of a card: key, title
 METRICS = (
@@ -56,7 +124,6 @@ LABEL_NAMES = {
     "fea": "fearful",
     "dis": "disgusted",
 }
-FILL = "**to be filled by the publisher**"
 CONDITIONS = {
     "gold": "gold transcripts",
     "asr": "ASR transcripts",
@@ -140,7 +207,7 @@ def _encoder_line(config, modality):
     return f"- {modality}: {source} ({which}, freeze policy `{freeze}`)"
 
 
-def usage(model_ref, dims, onnx=False):
+def usage(model_ref, dims, onnx=False, scale=RATING_SCALE):
     """The Python and command-line use of a model folder.
 
     Arguments
@@ -159,7 +226,8 @@ def usage(model_ref, dims, onnx=False):
     """
     fields = ", ".join(
         f"`{name}`"
-        for name in ["label", "probs", *dims, *(f"{d}_1to5" for d in dims)]
+        for name in ["label", "probs", *dims]
+        + [rating_key(d, scale) for d in dims]
     )
     onnx_text = (
         f"""
@@ -186,7 +254,8 @@ print(model.predict_file("speech.wav", text="I can't believe you did that."))
 ```
 
 The result holds {fields} (dimensions on 0-1 and on the
-corpus' 1-5 scale), `path` (audio+text, audio-only, ...) and `text_used`.
+corpus' {scale[0]:g}-{scale[1]:g} scale), `path` (audio+text, audio-only,
+...) and `text_used`.
 Without `text`, the model runs audio-only, with the text masked as in
 training (or transcribes the audio when the export names an ASR model).
 
@@ -201,21 +270,28 @@ code): load only folders you trust. The weights are read with
 in `export_info.json`.{onnx_text}"""
 
 
-def limitations(settings):
+def limitations(settings, scale=RATING_SCALE, facts=None):
     """Intended use and limitations, with the corpus facts.
 
     Arguments
     ---------
     settings : dict
         The run's recorded settings.
+    scale : tuple of float
+        The rating scale.
+    facts : dict, optional
+        :func:`corpus_facts` (default: IEMOCAP's).
 
     Returns
     -------
     str
         Markdown.
     """
-    corpus = settings.get("label_map", "4class")
-    heard = "IEMOCAP's manual transcripts"
+    facts = facts or CORPORA["iemocap"]
+    corpus = facts["name"]
+    if "label_map" in settings and facts is CORPORA["iemocap"]:
+        corpus += f" ({settings['label_map']} label map)"
+    heard = facts["transcripts"]
     if settings.get("transcripts") == "asr":
         heard = (
             "the transcripts of the ASR model "
@@ -225,23 +301,19 @@ def limitations(settings):
 
 - **For research** on speech emotion recognition: comparing systems,
   studying the use of audio and text, a baseline to fine-tune from.
-- **Trained on IEMOCAP** ({corpus} label map): ten North-American English
-  actors in five dyadic sessions, scripted and improvised, recorded with
-  close-talk microphones in a studio. Acted emotion is more prototypical
-  than everyday speech; expect lower accuracy on spontaneous, noisy,
-  telephone, far-field, non-English, child or elderly speech, and on
-  accents absent from the ten speakers. Check it on your own data first.
+- **Trained on {corpus}**: {facts["about"]} Check it on your own data
+  first.
 - **Transcripts**: training used {heard}. Transcripts with more
   errors lower the scores; audio-only use lowers them more (see the
   evaluation above when the run was tested both ways).
 - **Labels are perceived emotion**: the majority of a few annotators'
   judgements, not what the speaker felt. The dimensions are annotator
-  means on a {RATING_MIN:g}-{RATING_MAX:g} scale.
+  means on a {scale[0]:g}-{scale[1]:g} scale.
 - **Not for decisions about people** (hiring, health, policing, access to
   services, surveillance) or for inferring emotion without consent.
 - **One fold**: the test set is one held-out speaker group; its scores vary
   from fold to fold (see the cross-validation results of the training
-  recipe)."""
+  recipe), and from corpus to corpus."""
 
 
 def run_card(run_folder, config, info, model_ref="<model folder>", onnx=False):
@@ -268,7 +340,14 @@ def run_card(run_folder, config, info, model_ref="<model folder>", onnx=False):
     """
     run_folder = Path(run_folder)
     settings = read_run_config(run_folder) or {}
+    tested = (
+        read_test_results(run_folder)
+        if (run_folder / TEST_RESULTS).is_file()
+        else {}
+    )
+    facts = corpus_facts(tested)
     dims = _dimensions(config)
+    low, high = config.get("rating_scale", RATING_SCALE)
     title_dims = " + ".join(["emotion class", *dims])
     sections = [
         front_matter(
@@ -285,29 +364,29 @@ def run_card(run_folder, config, info, model_ref="<model folder>", onnx=False):
         f"# Speech emotion recognition from audio and text: {title_dims}",
         "One model reads the audio and the transcript of an utterance and "
         f"predicts its emotion class ({_labels_line(config['labels'])}) and "
-        f"its {' and '.join(dims)} on IEMOCAP's {RATING_MIN:g}-"
-        f"{RATING_MAX:g} scale ({RATING_MIN:g} = negative/calm/weak, "
-        f"{RATING_MAX:g} = positive/excited/strong; also given on 0-1). "
-        "It was trained with the IEMOCAP recipe of speechbrain-mtmm, after "
+        f"its {' and '.join(dims)} on the corpus' {low:g}-{high:g} scale "
+        f"({low:g} = negative/calm/weak, {high:g} = positive/excited/strong; "
+        "also given on 0-1). "
+        f"It was trained on {facts['name']} with the {facts['recipe']} "
+        "recipe of speechbrain-mtmm, after "
         + (
             "MMER (Ghosh et al., Interspeech 2023)."
             if config["fusion_type"] == "mmer"
             else "Ispas et al. (ICMI 2023)."
         ),
-        usage(model_ref, dims, onnx),
-        training_section(settings, config, info),
+        usage(model_ref, dims, onnx, (low, high)),
+        training_section(settings, config, info, facts),
         evaluation_section(run_folder, settings),
-        limitations(settings),
-        f"## Licence\n\n- Weights: {FILL} (IEMOCAP's licence governs what "
-        "may be shared of models trained on it; check it before "
-        "publishing).\n- Encoders: their own licences (see the sources "
-        f"above).\n- Contact: {FILL}.",
+        limitations(settings, (low, high), facts),
+        f"## Licence\n\n- Weights: {FILL} ({facts['licence']}).\n"
+        "- Encoders: their own licences (see the sources above).\n"
+        f"- Contact: {FILL}.",
         f"## Citation\n\n{CITATION}",
     ]
     return "\n\n".join(sections) + "\n"
 
 
-def training_section(settings, config, info):
+def training_section(settings, config, info, facts=None):
     """Corpus, protocol, fold, seed, encoders, architecture, checkpoint.
 
     Arguments
@@ -318,6 +397,8 @@ def training_section(settings, config, info):
         The exported ``model_config``.
     info : dict
         ``export_info.json``.
+    facts : dict, optional
+        :func:`corpus_facts` (default: IEMOCAP's).
 
     Returns
     -------
@@ -325,6 +406,10 @@ def training_section(settings, config, info):
         Markdown.
     """
     unknown = "not recorded"
+    facts = facts or CORPORA["iemocap"]
+    corpus = facts["name"]
+    if facts is CORPORA["iemocap"]:
+        corpus += f", label map `{settings.get('label_map', unknown)}`"
     terms = {
         "ce": "CE",
         **{d: f"(1 - CCC {d})" for d in DIMENSIONS},
@@ -341,8 +426,7 @@ def training_section(settings, config, info):
     lines = [
         "## Training",
         "",
-        f"- Corpus: IEMOCAP, label map `{settings.get('label_map', unknown)}`"
-        f", classes {config['labels']}",
+        f"- Corpus: {corpus}, classes {config['labels']}",
         f"- Protocol: `{settings.get('protocol', unknown)}`, fold "
         f"{settings.get('fold', unknown)}, seed {settings.get('seed', unknown)}"
         " (speaker-independent: the test speakers were never seen in "
@@ -457,6 +541,7 @@ def sweep_card(
         Markdown with hub front matter.
     """
     dims = _dimensions(config)
+    scale = config.get("rating_scale", RATING_SCALE)
     one = f"{model_ref}/{members[0]}" if members else model_ref
     intro = (
         f"One model per fold and seed of a {results['protocol']} "
@@ -486,8 +571,8 @@ def sweep_card(
         intro,
         cv,
         f"## Models\n\n{members_table}",
-        usage(one, dims, onnx),
-        limitations({}),
+        usage(one, dims, onnx, scale),
+        limitations({}, scale),
         f"## Licence\n\n- Weights: {FILL}.\n- Contact: {FILL}.",
         f"## Citation\n\n{CITATION}",
     ]

@@ -160,10 +160,12 @@ class FeatureCache:
         layers=(-1,),
         sample_rate=16000,
         max_audio_seconds=None,
+        empty_text=False,
     ):
         if encoder.modality not in MODALITIES:
             raise FeatureCacheError(f"unknown modality {encoder.modality!r}")
         self.encoder = encoder
+        self.empty_text = bool(empty_text)
         self.modality = encoder.modality
         self.layers = encoder.normalize_layers(list(layers))
         self.sample_rate = int(sample_rate)
@@ -211,7 +213,7 @@ class FeatureCache:
             what = f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}"
         else:
             ids = self._tokens(utt_id, entry).tolist()
-            what = f"{entry['text']}\0{ids}"
+            what = f"{entry['text'] or ''}\0{ids}"
         return hashlib.sha256(what.encode("utf-8")).hexdigest()[:24]
 
     def files(self, entries):
@@ -274,9 +276,9 @@ class FeatureCache:
 
     def _tokens(self, utt_id, entry):
         text = entry.get("text")
-        if not text or not text.strip():
+        if (not text or not text.strip()) and not self.empty_text:
             raise FeatureCacheError(f"{utt_id}: empty transcript")
-        return self.encoder.tokenize(text)
+        return self.encoder.tokenize(text or "")
 
     def _input(self, utt_id, entry):
         if self.modality == "text":
@@ -289,7 +291,7 @@ class FeatureCache:
         _, utt_id, entry = item
         if self.modality == "audio":
             return float(entry.get("duration", 0.0))
-        return len(entry.get("text", ""))
+        return len(entry.get("text") or "")
 
     def _compute(self, items, device, batch_size):
         encoder = self.encoder
@@ -403,6 +405,7 @@ def build_feature_caches(
     manifests,
     batch_size=8,
     device="cpu",
+    empty_text=False,
 ):
     """Fills the caches of a model's encoders; returns where the files are.
 
@@ -425,6 +428,9 @@ def build_feature_caches(
         Utterances per encoder call.
     device : str
         Where the encoders run while caching.
+    empty_text : bool
+        An utterance without a transcript is cached as the empty text
+        (``missing_transcripts: empty``) instead of stopping.
 
     Returns
     -------
@@ -440,6 +446,7 @@ def build_feature_caches(
             system.layers(modality),
             sample_rate=system.config["sample_rate"],
             max_audio_seconds=system.config["max_audio_seconds"],
+            empty_text=empty_text,
         )
         files[modality] = cache.build(entries, device, batch_size)
     return files

@@ -66,6 +66,70 @@ def ccc(predictions, targets, eps=1e-8):
     return torch.where(denominator > 0, value, torch.zeros_like(value))
 
 
+def masked_ccc(predictions, targets):
+    """CCC per column over the rows whose target is a number.
+
+    A target that is NaN is not rated (an MSP-Podcast utterance without a
+    dimension, a CSV row left empty) and is left out of its column; a
+    column with no rated row gives 0.
+
+    Arguments
+    ---------
+    predictions : torch.Tensor
+        ``(N, D)``.
+    targets : torch.Tensor
+        ``(N, D)``, NaN where not rated.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(D,)``.
+
+    Example
+    -------
+    >>> y = torch.tensor([[0.1, 0.2], [0.4, float("nan")], [0.9, 0.7]])
+    >>> masked_ccc(y.nan_to_num(0.5), y).round(decimals=4).tolist()
+    [1.0, 1.0]
+    """
+    rated = ~torch.isnan(targets)
+    if bool(rated.all()):
+        return ccc(predictions, targets)
+    return torch.stack(
+        [
+            ccc(predictions[rated[:, i], i], targets[rated[:, i], i])
+            if bool(rated[:, i].any())
+            else predictions.new_zeros(())
+            for i in range(targets.shape[1])
+        ]
+    )
+
+
+def balanced_class_weights(counts):
+    """Class weights ``N / (C * n_c)`` from the training counts.
+
+    As the MSP-Podcast challenge baseline weights its cross-entropy: a
+    class with half the average count weighs 2.
+
+    Arguments
+    ---------
+    counts : sequence of int
+        Training utterances per class, in the model's class order.
+
+    Returns
+    -------
+    torch.Tensor
+
+    Example
+    -------
+    >>> balanced_class_weights([30, 10, 20])
+    tensor([0.6667, 2.0000, 1.0000])
+    """
+    counts = torch.tensor(counts, dtype=torch.float)
+    if bool((counts <= 0).any()):
+        raise ValueError("balanced_class_weights: a class has no example")
+    return counts.sum() / (len(counts) * counts)
+
+
 class MultiTaskLoss(torch.nn.Module):
     """The paper's loss: ``w_ce*CE + w_v*(1-CCC_v) + w_a*(1-CCC_a)``.
 
@@ -73,6 +137,12 @@ class MultiTaskLoss(torch.nn.Module):
     (classes only: ``w_valence = w_arousal = 0``; dimensions only:
     ``w_ce = 0``). The CCC terms are computed over the batch (the paper uses
     batches of 16). Dominance is optional (``w_dominance``).
+
+    Utterances rated for the dimensions only (label index -100) are left
+    out of the cross-entropy, those without a rating (NaN targets) out of
+    the CCC of that dimension. ``class_weights`` (set after construction,
+    from the training split: :func:`balanced_class_weights`) weights the
+    cross-entropy per class.
 
     Arguments
     ---------
@@ -110,6 +180,7 @@ class MultiTaskLoss(torch.nn.Module):
             raise ValueError("MultiTaskLoss: weights must be >= 0")
         if self.w_ce + sum(self.weights.values()) == 0:
             raise ValueError("MultiTaskLoss: at least one weight must be > 0")
+        self.class_weights = None
 
     def forward(self, logits, labels, pred_dims, target_dims):
         """Computes the weighted loss and its parts.
@@ -119,12 +190,12 @@ class MultiTaskLoss(torch.nn.Module):
         logits : torch.Tensor
             Class scores ``(batch, n_classes)``.
         labels : torch.Tensor
-            Class indices ``(batch,)``.
+            Class indices ``(batch,)``; -100 for no class.
         pred_dims : torch.Tensor
             Predicted dimensions ``(batch, D)`` in the order valence,
             arousal[, dominance].
         target_dims : torch.Tensor
-            Targets, same shape as ``pred_dims``.
+            Targets, same shape as ``pred_dims``; NaN where not rated.
 
         Returns
         -------
@@ -132,14 +203,21 @@ class MultiTaskLoss(torch.nn.Module):
             ``loss`` (the weighted sum), ``ce`` and ``ccc_<dimension>`` for
             each predicted dimension.
         """
-        parts = {"ce": F.cross_entropy(logits, labels)}
+        weight = self.class_weights
+        if weight is not None:
+            weight = weight.to(logits.device, logits.dtype)
+        if bool((labels >= 0).any()):
+            ce = F.cross_entropy(logits, labels, weight=weight)
+        else:  # a batch rated for the dimensions only
+            ce = logits.sum() * 0.0
+        parts = {"ce": ce}
         loss = self.w_ce * parts["ce"]
         n_dims = pred_dims.shape[-1]
         if self.weights["dominance"] > 0 and n_dims < 3:
             raise ValueError(
                 "MultiTaskLoss: w_dominance > 0 needs 3 regression outputs"
             )
-        per_dim = ccc(pred_dims.float(), target_dims.float())
+        per_dim = masked_ccc(pred_dims.float(), target_dims.float())
         for index, name in enumerate(DIMENSIONS[:n_dims]):
             parts[f"ccc_{name}"] = per_dim[index]
             loss = loss + self.weights[name] * (1.0 - per_dim[index])

@@ -17,7 +17,7 @@ from speechbrain.utils.logger import get_logger
 from speechbrain.utils.metric_stats import ClassificationStats, MetricStats
 
 from speechbrain_mtmm.run_folder import DIMENSIONS
-from speechbrain_mtmm.training.losses import ccc
+from speechbrain_mtmm.training.losses import masked_ccc
 
 logger = get_logger(__name__)
 
@@ -100,7 +100,7 @@ class CCCStats(MetricStats):
             raise ValueError("CCCStats.summarize: nothing was appended")
         predictions = torch.cat(self.predictions).double()
         targets = torch.cat(self.targets).double()
-        values = ccc(predictions, targets)
+        values = masked_ccc(predictions, targets)
         self.summary = {
             f"CCC_{name}": float(values[i])
             for i, name in enumerate(self.dim_names)
@@ -161,10 +161,18 @@ class EmotionClassificationStats(ClassificationStats):
         predictions : list of str
             Predicted labels.
         targets : list of str
-            True labels.
+            True labels; None for an utterance without a class (rated for
+            the dimensions only), which is left out.
         categories : list of str, optional
             Kept for compatibility with ``ClassificationStats``.
         """
+        kept = [i for i, target in enumerate(targets) if target is not None]
+        if len(kept) < len(targets):
+            ids = [ids[i] for i in kept]
+            predictions = [predictions[i] for i in kept]
+            targets = [targets[i] for i in kept]
+            if categories is not None:
+                categories = [categories[i] for i in kept]
         unknown = (set(predictions) | set(targets)) - set(self.labels)
         if unknown:
             raise ValueError(
@@ -255,7 +263,9 @@ def epoch_scores(class_stats, ccc_stats, selection_metrics):
     Returns
     -------
     dict
-        ``WA``, ``UA``, ``macro_F1``, ``CCC_<dimension>`` and ``score``.
+        ``WA``, ``UA``, ``macro_F1``, ``micro_F1`` (equal to WA for one
+        label per utterance; the MSP-Podcast challenge reports it under
+        this name), ``CCC_<dimension>``, ``CCC_mean`` and ``score``.
 
     Example
     -------
@@ -270,6 +280,7 @@ def epoch_scores(class_stats, ccc_stats, selection_metrics):
     """
     summary = class_stats.summarize()
     scores = {key: summary[key] for key in ("WA", "UA", "macro_F1")}
+    scores["micro_F1"] = summary["WA"]
     scores.update(ccc_stats.summarize())
     scores["score"] = sum(scores[name] for name in selection_metrics) / len(
         selection_metrics
@@ -338,10 +349,11 @@ def selection_metrics(chosen, w_ce, w_valence, w_arousal, w_dominance=0.0):
             raise ValueError("every loss weight is 0: nothing is trained")
         return trained
     chosen = list(chosen)
+    weights["mean"] = max(weights.values())  # CCC_mean: any dimension
     untrained = [
         name
         for name in chosen
-        if (name in CLASS_METRICS and w_ce <= 0)
+        if (name in (*CLASS_METRICS, "micro_F1") and w_ce <= 0)
         or (name.startswith("CCC_") and weights.get(name[4:], 0) <= 0)
     ]
     if untrained:

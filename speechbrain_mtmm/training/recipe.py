@@ -36,6 +36,7 @@ import os
 import re
 import shutil
 import sys
+from collections import Counter
 from pathlib import Path
 
 import ruamel.yaml
@@ -52,8 +53,10 @@ from speechbrain.utils.distributed import (
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_mtmm.data.audio import AudioFileError, load_audio
-from speechbrain_mtmm.data.folds import FoldError, fold_paths
+from speechbrain_mtmm.data.corpus import CorpusError, read_corpus_info
+from speechbrain_mtmm.data.folds import FoldError, check_fold, fold_paths
 from speechbrain_mtmm.data.iemocap import IEMOCAPError
+from speechbrain_mtmm.data.msp_podcast import MSPPodcastError
 from speechbrain_mtmm.encoders import MODALITIES, EncoderError
 from speechbrain_mtmm.encoders.asr import ASRTranscriber
 from speechbrain_mtmm.locks import FolderBusyError, FolderLock
@@ -80,6 +83,7 @@ from speechbrain_mtmm.training.cache import (
     check_cache_options,
     feature_pipeline,
 )
+from speechbrain_mtmm.training.losses import balanced_class_weights
 from speechbrain_mtmm.training.transcripts import (
     TranscriptSettingError,
     cached_transcripts,
@@ -93,6 +97,8 @@ _HELD_LOCKS = []
 #: Errors that mean bad input or options: reported as one line, no trace
 RECIPE_ERRORS = (
     IEMOCAPError,
+    CorpusError,
+    MSPPodcastError,
     FoldError,
     AudioFileError,
     FeatureCacheError,
@@ -356,6 +362,80 @@ be positive, not 0
             )
 
 
+#: What a prepared folder (corpus.json) gives a recipe, unless overridden
+CORPUS_KEYS = ("prepare_folder", "labels", "rating_scale", "protocol")
+
+
+def corpus_overrides(hparams_file, overrides=""):
+    """The overrides, with what a prepared ``data_folder`` implies.
+
+    When ``data_folder`` is a folder written by ``mtmm prepare csv`` or
+    ``mtmm prepare msp-podcast`` (it holds ``corpus.json``), the recipe
+    trains on it as it is: ``prepare_folder`` is that folder, and
+    ``labels``, ``rating_scale`` and the default ``protocol`` are the
+    corpus' own. Keys given on the command line win; keys the YAML does
+    not have are left alone.
+
+    Arguments
+    ---------
+    hparams_file : str or path-like
+        The recipe YAML.
+    overrides : str or dict
+        As SpeechBrain's ``parse_arguments`` returns them.
+
+    Returns
+    -------
+    str or dict
+        The overrides, of the same kind, with the implied keys added.
+
+    Example
+    -------
+    >>> from speechbrain_mtmm.data.corpus import write_corpus_info
+    >>> tmp = getfixture("tmp_path")
+    >>> _ = write_corpus_info(tmp, corpus="csv", manifest="m.json",
+    ...     labels=["a", "b"], dimensions=[], rating_scale=[1.0, 7.0],
+    ...     protocols={"split": 1}, source="c.csv")
+    >>> path = tmp / "x.yaml"
+    >>> _ = path.write_text("data_folder: !PLACEHOLDER\\nlabels: [x]\\n"
+    ...                     "protocol: speaker\\nprepare_folder: p\\n")
+    >>> extra = corpus_overrides(path, {"data_folder": str(tmp)})
+    >>> extra["labels"], extra["protocol"], extra["prepare_folder"] == str(tmp)
+    (['a', 'b'], 'split', True)
+    """
+    with open(hparams_file, encoding="utf-8") as fin:
+        defaults = ruamel.yaml.YAML().load(fin) or {}
+    given = overrides
+    if isinstance(overrides, str):
+        given = ruamel.yaml.YAML().load(overrides) or {}
+    data_folder = given.get("data_folder", defaults.get("data_folder"))
+    if not isinstance(data_folder, str):
+        return overrides
+    info = read_corpus_info(data_folder)
+    if info is None:
+        return overrides
+    implied = {
+        "prepare_folder": str(data_folder),
+        "labels": list(info["labels"]),
+        "rating_scale": info["rating_scale"],
+        "protocol": next(iter(info["protocols"])),
+    }
+    added = {
+        key: value
+        for key, value in implied.items()
+        if key in defaults and key not in given and value is not None
+    }
+    logger.info(
+        "%s is a prepared %s corpus: %s",
+        data_folder,
+        info["corpus"],
+        ", ".join(f"{k}={v}" for k, v in added.items()),
+    )
+    if isinstance(overrides, str):
+        lines = [f"{key}: {json.dumps(value)}" for key, value in added.items()]
+        return "\n".join([overrides.rstrip(), *lines]).lstrip()
+    return {**overrides, **added}
+
+
 def load_recipe_hparams(hparams_file, overrides=""):
     """Loads a recipe YAML with command-line overrides.
 
@@ -418,16 +498,28 @@ fusion_typ to override (did you mean fusion_type?)
     raise HparamsError(f"{hparams_file}: no key {key} to override{hint}")
 
 
-def emotion_pipelines(system, max_audio_seconds=None):
+#: What a recipe does with an utterance that has no transcript
+MISSING_TRANSCRIPTS = ("error", "empty")
+#: Label index of an utterance rated for the dimensions only (ignored by
+#: the cross-entropy, as torch's ``ignore_index`` default)
+NO_CLASS = -100
+
+
+def emotion_pipelines(system, max_audio_seconds=None, missing_text="error"):
     """The dynamic items of an utterance for a given model.
 
     Arguments
     ---------
     system : speechbrain_mtmm.model.MultimodalEmotionSystem
-        The model: its text encoder's tokenizer, labels, dimensions and
-        sample rate.
+        The model: its text encoder's tokenizer, labels, dimensions, rating
+        scale and sample rate.
     max_audio_seconds : float, optional
         Crop length of the audio (None: the model's).
+    missing_text : str
+        An utterance without a transcript (``text: null`` or empty):
+        ``"error"`` stops naming it; ``"empty"`` gives the model the empty
+        text, as when an ASR model hears no words (MSP-Podcast: some
+        utterances have no transcript).
 
     Returns
     -------
@@ -435,11 +527,18 @@ def emotion_pipelines(system, max_audio_seconds=None):
         Output key -> dynamic item: ``sig`` (waveform), ``tokens``,
         ``chars`` (CTC character ids of the transcript,
         :func:`~speechbrain_mtmm.training.auxiliary.character_targets`),
-        ``label`` (index into ``system.labels``), ``dims`` (0-1).
+        ``label`` (index into ``system.labels``; :data:`NO_CLASS` for an
+        utterance without a class), ``dims`` (0-1; NaN where not rated).
     """
+    if missing_text not in MISSING_TRANSCRIPTS:
+        raise HparamsError(
+            f"missing_transcripts must be one of {MISSING_TRANSCRIPTS}, not "
+            f"{missing_text!r}"
+        )
     config = system.config
     labels = system.labels
     n_dims = system.n_dims
+    scale = config["rating_scale"]
     if max_audio_seconds is None:
         max_audio_seconds = config["max_audio_seconds"]
 
@@ -452,9 +551,14 @@ def emotion_pipelines(system, max_audio_seconds=None):
     @sb.utils.data_pipeline.provides("tokens")
     def text_pipeline(utt_id, text, text_source):
         # an ASR model may hear no words: the model then sees what its
-        # tokenizer makes of "" (a gold transcript must not be empty)
-        if text_source != "asr" and (not text or not text.strip()):
-            raise DataError(f"{utt_id}: empty transcript")
+        # tokenizer makes of "" (a gold transcript must not be empty,
+        # unless missing_transcripts is "empty")
+        empty = not text or not text.strip()
+        if empty and text_source != "asr" and missing_text == "error":
+            raise DataError(
+                f"{utt_id}: empty transcript (missing_transcripts: empty "
+                "reads it as an empty text)"
+            )
         return system.text_encoder.tokenize(text or "")
 
     characters = character_encoder()
@@ -471,12 +575,15 @@ def emotion_pipelines(system, max_audio_seconds=None):
     @sb.utils.data_pipeline.takes("emo")
     @sb.utils.data_pipeline.provides("label")
     def label_pipeline(emo):
-        return torch.LongTensor([labels.index(emo)])
+        return torch.LongTensor(
+            [NO_CLASS if emo is None else labels.index(emo)]
+        )
 
     @sb.utils.data_pipeline.takes(*DIMENSIONS[:n_dims])
     @sb.utils.data_pipeline.provides("dims")
     def dims_pipeline(*ratings):
-        return to_unit(torch.tensor(ratings, dtype=torch.float))
+        ratings = [math.nan if r is None else r for r in ratings]
+        return to_unit(torch.tensor(ratings, dtype=torch.float), scale)
 
     return {
         "sig": audio_pipeline,
@@ -493,6 +600,7 @@ def fold_datasets(
     extra_keys=("speaker", "improvised"),
     characters=False,
     transcripts=None,
+    extra_tests=(),
 ):
     """The train/valid/test datasets of the fold named in ``hparams``.
 
@@ -500,29 +608,36 @@ def fold_datasets(
     ---------
     hparams : dict
         The recipe's hyperparameters: ``system``, ``prepare_folder``,
-        ``protocol``, ``fold``, ``max_audio_seconds``.
+        ``protocol``, ``fold``, ``max_audio_seconds``,
+        ``missing_transcripts``.
     cached : dict, optional
         Modality -> {utterance id: cached feature file} (from
         :func:`prepare_feature_cache`): these replace audio and tokens.
     extra_keys : sequence of str
-        Manifest fields passed through to the batches.
+        Manifest fields passed through to the batches, where every
+        utterance of the split has them (IEMOCAP's ``improvised``).
     characters : bool
         Add ``chars``, the CTC targets of the transcripts (``w_ctc``).
     transcripts : dict, optional
         Split -> {utterance id: ASR transcript}: these splits read the
         ASR text (``text_source: asr``; the gold one stays as
         ``gold_text``); the others the gold transcripts.
+    extra_tests : sequence of str
+        More test sets of the fold, ``<name>.json`` beside ``test.json``
+        (MSP-Podcast: ``test2``).
 
     Returns
     -------
     dict
-        ``train``, ``valid``, ``test`` -> ``DynamicItemDataset``; items
-        hold ``id``, the inputs (``sig`` and ``tokens``, or
-        ``<modality>_feats``), ``label``, ``dims``, ``emo`` and
-        ``extra_keys``.
+        ``train``, ``valid``, ``test`` (and ``extra_tests``) ->
+        ``DynamicItemDataset``; items hold ``id``, the inputs (``sig`` and
+        ``tokens``, or ``<modality>_feats``), ``label``, ``dims``, ``emo``
+        and the ``extra_keys`` they have.
     """
     system = hparams["system"]
-    pipelines = emotion_pipelines(system, hparams["max_audio_seconds"])
+    pipelines = emotion_pipelines(
+        system, hparams["max_audio_seconds"], hparams["missing_transcripts"]
+    )
     inputs = {key: pipelines[key] for key in ("sig", "tokens")}
     if cached is not None:
         inputs = {
@@ -534,6 +649,9 @@ def fold_datasets(
     paths = fold_paths(
         hparams["prepare_folder"], hparams["protocol"], hparams["fold"]
     )
+    folder = os.path.dirname(paths["test"])
+    for name in extra_tests:
+        paths[name] = os.path.join(folder, f"{name}.json")
     datasets = {}
     for split, path in paths.items():
         if not os.path.isfile(path):
@@ -555,8 +673,13 @@ def fold_datasets(
         check_split(dataset, split, path, system.labels, hparams)
         for item in (*inputs.values(), pipelines["label"], pipelines["dims"]):
             dataset.add_dynamic_item(item)
+        passed = [
+            key
+            for key in extra_keys
+            if all(key in entry for entry in data.values())
+        ]
         dataset.set_output_keys(
-            ["id", *inputs, "label", "dims", "emo", *extra_keys]
+            ["id", *inputs, "label", "dims", "emo", *passed]
         )
         datasets[split] = dataset
     return datasets
@@ -580,7 +703,7 @@ def check_split(dataset, split, path, labels, hparams):
         ``max_audio_seconds``.
     """
     data = dataset.data
-    seen = {e["emo"] for e in data.values()}
+    seen = {e["emo"] for e in data.values()} - {None}
     unknown = seen - set(labels)
     if unknown:
         raise IEMOCAPError(
@@ -601,6 +724,126 @@ def check_split(dataset, split, path, labels, hparams):
                 f"{split}: {long} of {len(data)} utterances are longer than "
                 f"{limit} s and are cropped (max_audio_seconds)"
             )
+
+
+def check_protocol(hparams, protocols=None):
+    """Stops on a protocol or fold the corpus does not have, before any
+    folder is made or any data prepared.
+
+    Arguments
+    ---------
+    hparams : dict
+        ``data_folder``, ``protocol``, ``fold``.
+    protocols : dict, optional
+        Protocol -> folds that the recipe's preparation makes (default:
+        IEMOCAP's); a prepared ``data_folder`` brings its own.
+
+    Returns
+    -------
+    dict or None
+        The description of a prepared ``data_folder``.
+    """
+    info = read_corpus_info(hparams["data_folder"])
+    check_fold(
+        hparams["protocol"],
+        hparams["fold"],
+        protocols if info is None else info["protocols"],
+    )
+    return info
+
+
+def prepare_corpus(hparams, prepare, protocols=None, **options):
+    """The corpus of a run, prepared once, and checked against the model.
+
+    A ``data_folder`` that is already a prepared folder (``corpus.json``,
+    :func:`corpus_overrides`) is used as it is. Otherwise ``prepare`` writes
+    ``data_folder`` into ``prepare_folder`` on the main process (the others
+    wait). Then the protocol and fold must exist, and every dimension with
+    a loss weight must be rated in the corpus.
+
+    Arguments
+    ---------
+    hparams : dict
+        ``data_folder``, ``prepare_folder``, ``protocol``, ``fold``,
+        ``rating_scale``, ``n_dims`` and the ``w_<dimension>`` weights.
+    prepare : callable
+        ``prepare(data_folder=..., save_folder=..., **options)``.
+    protocols : dict, optional
+        Protocol -> folds that ``prepare`` makes, checked before it runs
+        (default: IEMOCAP's).
+    **options
+        Passed to ``prepare``.
+
+    Returns
+    -------
+    dict or None
+        The corpus description (None for an IEMOCAP preparation).
+    """
+    info = check_protocol(hparams, protocols)
+    if info is None:
+        run_on_main(
+            prepare,
+            kwargs={
+                "data_folder": hparams["data_folder"],
+                "save_folder": hparams["prepare_folder"],
+                **options,
+            },
+        )
+        info = read_corpus_info(hparams["prepare_folder"])
+    if info is None:
+        return None
+    where = hparams["prepare_folder"]
+    check_fold(hparams["protocol"], hparams["fold"], info["protocols"])
+    scale = info["rating_scale"]
+    if scale is not None and list(hparams["rating_scale"]) != list(scale):
+        raise DataError(
+            f"{where}: rated on {scale[0]:g}-{scale[1]:g}, but rating_scale "
+            f"is {list(hparams['rating_scale'])}"
+        )
+    for name in DIMENSIONS[: hparams["n_dims"]]:
+        if hparams[f"w_{name}"] > 0 and name not in info["dimensions"]:
+            raise DataError(
+                f"{where}: no utterance is rated for {name}; train "
+                f"without it (--w_{name}=0)"
+            )
+    return info
+
+
+def set_class_weights(hparams, train_set):
+    """Weights the cross-entropy by class as ``class_weights`` says.
+
+    ``none``: unweighted (the paper); ``balanced``: ``N / (C * n_c)``
+    from the training split's counts, as the MSP-Podcast baseline
+    (:func:`~speechbrain_mtmm.training.losses.balanced_class_weights`).
+
+    Arguments
+    ---------
+    hparams : dict
+        ``class_weights``, ``labels`` and ``compute_loss`` (its
+        ``class_weights`` is set).
+    train_set : speechbrain.dataio.dataset.DynamicItemDataset
+        The training split.
+
+    Returns
+    -------
+    dict or None
+        Label -> weight (None when unweighted).
+    """
+    kind = hparams["class_weights"]
+    if kind not in ("none", "balanced"):
+        raise HparamsError(
+            f"class_weights must be none or balanced, not {kind!r}"
+        )
+    if kind == "none":
+        hparams["compute_loss"].class_weights = None
+        return None
+    labels = hparams["labels"]
+    counts = Counter(e["emo"] for e in train_set.data.values())
+    weights = balanced_class_weights([counts[label] for label in labels])
+    hparams["compute_loss"].class_weights = weights
+    table = {label: round(float(w), 4) for label, w in zip(labels, weights)}
+    logger.info("Class weights (from the training counts): %s", table)
+    return table
 
 
 def prepare_feature_cache(hparams, run_opts, folder, batch_size=8):
@@ -639,15 +882,19 @@ def prepare_feature_cache(hparams, run_opts, folder, batch_size=8):
     paths = fold_paths(
         hparams["prepare_folder"], hparams["protocol"], hparams["fold"]
     )
+    # the fold's splits and any other test set beside them (test2.json)
+    fold = Path(paths["test"]).parent
+    manifests = sorted({*paths.values(), *map(str, fold.glob("*.json"))})
     return run_on_main(
         build_feature_caches,
         kwargs={
             "folder": folder,
             "system": system,
             "modalities": modalities,
-            "manifests": list(paths.values()),
+            "manifests": manifests,
             "batch_size": batch_size,
             "device": device,
+            "empty_text": hparams["missing_transcripts"] == "empty",
         },
     )
 

@@ -264,7 +264,8 @@ def cached_transcripts(folder, transcriber, manifest, progress=True):
 
 def asr_word_error_rates(entries, asr):
     """Word error rates of the ASR transcripts of a split, whole and per
-    subset (improvised, scripted).
+    subset (IEMOCAP's improvised and scripted parts); utterances without a
+    gold transcript are left out.
 
     Arguments
     ---------
@@ -279,12 +280,15 @@ def asr_word_error_rates(entries, asr):
         ``all``, ``improvised``, ``scripted`` -> :func:`word_error_rate`
         (a subset without utterances is left out).
     """
+    # utterances without a gold transcript have no reference
+    entries = {u: e for u, e in entries.items() if e.get("text")}
     subsets = {"all": list(entries)}
+    parts = all("improvised" in e for e in entries.values())
     for subset, improvised in (("improvised", True), ("scripted", False)):
         subsets[subset] = [
             u
             for u, e in entries.items()
-            if bool(e.get("improvised")) == improvised
+            if parts and bool(e["improvised"]) == improvised
         ]
     return {
         subset: word_error_rate(

@@ -1,0 +1,218 @@
+"""Utterances with a class but no rating, or ratings but no class
+(MSP-Podcast's O and X, a CSV row left empty), any rating scale, and a
+class-weighted cross-entropy: losses, metrics, pipelines and checks."""
+
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from speechbrain_mtmm import MultiTaskLoss, ccc
+from speechbrain_mtmm.data.corpus import write_corpus_info
+from speechbrain_mtmm.data.folds import FoldError
+from speechbrain_mtmm.run_folder import prediction_row, to_rating, to_unit
+from speechbrain_mtmm.training.losses import balanced_class_weights, masked_ccc
+from speechbrain_mtmm.training.metrics import (
+    CCCStats,
+    EmotionClassificationStats,
+)
+from speechbrain_mtmm.training.recipe import (
+    NO_CLASS,
+    DataError,
+    corpus_overrides,
+    emotion_pipelines,
+    prepare_corpus,
+)
+
+NAN = float("nan")
+
+
+def test_cross_entropy_leaves_out_utterances_without_a_class():
+    torch.manual_seed(0)
+    logits = torch.randn(5, 3)
+    labels = torch.tensor([0, NO_CLASS, 2, NO_CLASS, 1])
+    dims = torch.rand(5, 2)
+    parts = MultiTaskLoss(1.0, 0.0, 0.0)(logits, labels, dims, dims)
+    kept = labels >= 0
+    expected = F.cross_entropy(logits[kept], labels[kept])
+    assert parts["ce"].item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_a_batch_without_any_class_gives_a_zero_cross_entropy_with_grad():
+    logits = torch.randn(2, 3, requires_grad=True)
+    labels = torch.full((2,), NO_CLASS)
+    dims = torch.rand(2, 2)
+    parts = MultiTaskLoss(0.5, 0.5, 0.0)(logits, labels, dims, dims)
+    assert parts["ce"].item() == 0.0
+    parts["loss"].backward()
+    assert torch.isfinite(logits.grad).all()
+
+
+def test_weighted_cross_entropy_is_the_weighted_mean_of_the_nll():
+    torch.manual_seed(1)
+    logits = torch.randn(6, 3)
+    labels = torch.tensor([0, 0, 0, 1, 2, 2])
+    loss = MultiTaskLoss(1.0, 0.0, 0.0)
+    loss.class_weights = balanced_class_weights([3, 1, 2])
+    parts = loss(logits, labels, torch.rand(6, 2), torch.rand(6, 2))
+    # by hand: w_c = 6 / (3 n_c); sum_i w_yi nll_i / sum_i w_yi
+    weight = {0: 6 / 9, 1: 6 / 3, 2: 6 / 6}
+    nll = -torch.log_softmax(logits, -1)[range(6), labels]
+    w = torch.tensor([weight[int(y)] for y in labels])
+    expected = (w * nll).sum() / w.sum()
+    assert parts["ce"].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_balanced_weights_refuse_a_class_without_examples():
+    with pytest.raises(ValueError, match="no example"):
+        balanced_class_weights([3, 0])
+
+
+def test_ccc_leaves_out_unrated_targets_per_dimension():
+    torch.manual_seed(2)
+    pred = torch.rand(8, 2)
+    target = torch.rand(8, 2)
+    target[[1, 4], 0] = NAN
+    target[7, 1] = NAN
+    values = masked_ccc(pred, target)
+    rated0 = ~torch.isnan(target[:, 0])
+    rated1 = ~torch.isnan(target[:, 1])
+    assert values[0] == pytest.approx(
+        ccc(pred[rated0, 0], target[rated0, 0]).item(), rel=1e-6
+    )
+    assert values[1] == pytest.approx(
+        ccc(pred[rated1, 1], target[rated1, 1]).item(), rel=1e-6
+    )
+
+
+def test_the_ccc_loss_has_finite_gradients_with_unrated_targets():
+    pred = torch.rand(4, 2, requires_grad=True)
+    target = torch.tensor([[0.1, NAN], [0.5, 0.2], [NAN, 0.9], [0.7, 0.4]])
+    parts = MultiTaskLoss(0.0, 0.5, 0.5)(
+        torch.zeros(4, 3), torch.zeros(4, dtype=torch.long), pred, target
+    )
+    parts["loss"].backward()
+    assert torch.isfinite(pred.grad).all()
+    assert torch.isfinite(parts["loss"])
+
+
+def test_epoch_metrics_leave_out_what_an_utterance_lacks():
+    classes = EmotionClassificationStats(["a", "b"])
+    classes.append(["u1", "u2", "u3"], ["a", "b", "a"], ["a", None, "b"])
+    assert classes.summarize()["n"] == 2
+    assert classes.summarize()["WA"] == 0.5
+    dims = CCCStats(["valence"])
+    pred = torch.tensor([[0.1], [0.9], [0.5], [0.3]])
+    dims.append(
+        ["u1", "u2", "u3", "u4"],
+        pred,
+        torch.tensor([[0.1], [NAN], [0.5], [0.3]]),
+    )
+    assert dims.summarize()["CCC_valence"] == pytest.approx(1.0)
+
+
+def test_ratings_map_to_0_1_and_back_on_any_scale():
+    assert to_unit(4.0, (1, 7)) == 0.5
+    assert to_rating(0.5, (1, 7)) == 4.0
+    assert to_rating(to_unit(2.5, (0, 10)), (0, 10)) == pytest.approx(2.5)
+
+
+def test_a_prediction_row_writes_an_unrated_dimension_as_none():
+    row = prediction_row(
+        "u", None, "a", {"a": 1.0}, [NAN, 0.5], [0.5, 0.5], scale=(1, 7)
+    )
+    assert row["valence"] is None
+    assert row["pred_valence"] == 4.0
+    assert row["arousal"] == 4.0
+    assert row["emo"] is None
+
+
+class TinySystem(SimpleNamespace):
+    """What emotion_pipelines reads of a model."""
+
+
+def tiny_system(scale=(1.0, 7.0)):
+    tokenizer = SimpleNamespace(tokenize=lambda text: torch.tensor([len(text)]))
+    return TinySystem(
+        config={"rating_scale": list(scale), "max_audio_seconds": 10.0},
+        labels=["ang", "sad"],
+        n_dims=3,
+        text_encoder=tokenizer,
+    )
+
+
+def test_pipelines_give_no_class_and_nan_for_what_is_missing():
+    pipelines = emotion_pipelines(tiny_system())
+    label = pipelines["label"].func(None)
+    assert label.tolist() == [NO_CLASS]
+    dims = pipelines["dims"].func(4.0, None, 7.0).tolist()
+    assert dims[0] == 0.5 and math.isnan(dims[1]) and dims[2] == 1.0
+
+
+def test_a_missing_transcript_is_an_error_unless_read_as_empty():
+    strict = emotion_pipelines(tiny_system())
+    with pytest.raises(DataError, match="u1: empty transcript"):
+        strict["tokens"].func("u1", None, "gold")
+    lenient = emotion_pipelines(tiny_system(), missing_text="empty")
+    assert lenient["tokens"].func("u1", None, "gold").tolist() == [0]
+
+
+def prepared_folder(tmp_path, dimensions=("valence", "arousal")):
+    write_corpus_info(
+        tmp_path,
+        corpus="csv",
+        manifest="manifest.json",
+        labels=["a", "b"],
+        dimensions=list(dimensions),
+        rating_scale=[1.0, 5.0],
+        protocols={"speaker": 3},
+        source="c.csv",
+    )
+    return {
+        "data_folder": str(tmp_path),
+        "prepare_folder": str(tmp_path),
+        "protocol": "speaker",
+        "fold": 1,
+        "rating_scale": [1.0, 5.0],
+        "n_dims": 3,
+        "w_valence": 0.3,
+        "w_arousal": 0.3,
+        "w_dominance": 0.3,
+    }
+
+
+def test_a_trained_dimension_the_corpus_never_rates_is_refused(tmp_path):
+    hparams = prepared_folder(tmp_path)
+    with pytest.raises(DataError, match="no utterance is rated for dominance"):
+        prepare_corpus(hparams, prepare=None)
+    hparams["w_dominance"] = 0.0
+    assert prepare_corpus(hparams, prepare=None)["corpus"] == "csv"
+
+
+def test_a_rating_scale_other_than_the_corpus_one_is_refused(tmp_path):
+    hparams = {**prepared_folder(tmp_path), "w_dominance": 0.0}
+    hparams["rating_scale"] = [1.0, 7.0]
+    with pytest.raises(DataError, match="rated on 1-5"):
+        prepare_corpus(hparams, prepare=None)
+
+
+def test_a_fold_the_prepared_corpus_lacks_is_refused(tmp_path):
+    hparams = {**prepared_folder(tmp_path), "fold": 4}
+    with pytest.raises(FoldError, match="speaker protocol has folds 1-3"):
+        prepare_corpus(hparams, prepare=None)
+
+
+def test_overrides_given_on_the_command_line_win_over_the_corpus(tmp_path):
+    prepared_folder(tmp_path)
+    yaml = tmp_path / "r.yaml"
+    yaml.write_text(
+        "data_folder: !PLACEHOLDER\nlabels: [x]\nprotocol: speaker\n"
+        "prepare_folder: p\nrating_scale: [1, 5]\n"
+    )
+    given = f"data_folder: {tmp_path}\nlabels: [b, a]\n"
+    out = corpus_overrides(yaml, given)
+    assert "labels: [b, a]" in out
+    assert '"a", "b"' not in out
+    assert f'prepare_folder: "{tmp_path}"' in out
