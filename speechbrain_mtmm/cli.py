@@ -81,7 +81,8 @@ def _prepare(args):
         )
         return 2
     if args.corpus == "csv":
-        labels = args.labels.split(",") if args.labels else None
+        labels = [x.strip() for x in (args.labels or "").split(",")]
+        labels = [x for x in labels if x] or None
         summary = prepare_csv(
             args.manifest,
             args.save_folder,

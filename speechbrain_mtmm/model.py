@@ -129,6 +129,17 @@ fusion_typ
             raise ModelConfigError(f"{where}: unknown key {', '.join(unknown)}")
         if missing:
             raise ModelConfigError(f"{where}: missing key {', '.join(missing)}")
+    scale = config["rating_scale"]
+    if (
+        not isinstance(scale, list)
+        or len(scale) != 2
+        or not all(isinstance(v, (int, float)) for v in scale)
+        or not scale[0] < scale[1]
+    ):
+        raise ModelConfigError(
+            f"model config: rating_scale must be [lowest, highest] rating, "
+            f"got {scale}"
+        )
     modalities = config["modalities"]
     if not modalities or set(modalities) - set(MODALITIES):
         raise ModelConfigError(

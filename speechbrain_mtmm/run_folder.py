@@ -218,7 +218,7 @@ def write_test_outputs(folder, results, rows):
     write_json(folder / TEST_RESULTS, results)
 
 
-def test_set_predictions(name):
+def predictions_file(name):
     """The predictions file of another test set than ``test``.
 
     Arguments
@@ -232,7 +232,7 @@ def test_set_predictions(name):
 
     Example
     -------
-    >>> test_set_predictions("test2")
+    >>> predictions_file("test2")
     'test2_predictions.jsonl'
     """
     return f"{name}_predictions.jsonl"
@@ -251,7 +251,7 @@ def write_test_set(folder, name, rows):
         :func:`prediction_row` rows.
     """
     write_text(
-        Path(folder) / test_set_predictions(name),
+        Path(folder) / predictions_file(name),
         "".join(json.dumps(r) + "\n" for r in rows),
     )
 
@@ -415,6 +415,9 @@ def settings_differences(saved, current):
     ...     {"lr": 0.1, "a": 1, "model": {"lr": 0.1, "d": 4}},
     ...     {"lr": 0.2, "a": 1, "model": {"lr": 0.2, "d": 8}, "b": 2})
     ['b: (none) -> 2', 'lr: 0.1 -> 0.2', 'model.d: 4 -> 8']
+    >>> settings_differences({"labels": ["a"], "m": {"labels": ["a"]}},
+    ...                      {"labels": ["b"], "m": {"labels": ["b"]}})
+    ["labels: ['a'] -> ['b']"]
     """
     missing = "(none)"
     old, new = _flatten(saved), _flatten(current)
@@ -423,11 +426,14 @@ def settings_differences(saved, current):
         for key in set(old) | set(new)
         if old.get(key, missing) != new.get(key, missing)
     }
-    top = {(k, v) for k, v in changed.items() if "." not in k}
+    # a nested key repeating a top-level change is not listed twice (lists
+    # compared through their JSON text: they are not hashable)
+    top = {(k, json.dumps(v)) for k, v in changed.items() if "." not in k}
     return [
         f"{key}: {values[0]} -> {values[1]}"
         for key, values in sorted(changed.items())
-        if "." not in key or (key.rsplit(".", 1)[1], values) not in top
+        if "." not in key
+        or (key.rsplit(".", 1)[1], json.dumps(values)) not in top
     ]
 
 

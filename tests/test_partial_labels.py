@@ -8,10 +8,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn.functional as F
+from speechbrain.dataio.dataset import DynamicItemDataset
 
 from speechbrain_mtmm import MultiTaskLoss, ccc
 from speechbrain_mtmm.data.corpus import write_corpus_info
 from speechbrain_mtmm.data.folds import FoldError
+from speechbrain_mtmm.model import PAPER_CONFIG, ModelConfigError, check_config
 from speechbrain_mtmm.run_folder import prediction_row, to_rating, to_unit
 from speechbrain_mtmm.training.losses import balanced_class_weights, masked_ccc
 from speechbrain_mtmm.training.metrics import (
@@ -21,6 +23,7 @@ from speechbrain_mtmm.training.metrics import (
 from speechbrain_mtmm.training.recipe import (
     NO_CLASS,
     DataError,
+    check_split,
     corpus_overrides,
     emotion_pipelines,
     prepare_corpus,
@@ -171,6 +174,7 @@ def prepared_folder(tmp_path, dimensions=("valence", "arousal")):
         source="c.csv",
     )
     return {
+        "system": SimpleNamespace(config={"rating_scale": [1.0, 5.0]}),
         "data_folder": str(tmp_path),
         "prepare_folder": str(tmp_path),
         "protocol": "speaker",
@@ -193,7 +197,7 @@ def test_a_trained_dimension_the_corpus_never_rates_is_refused(tmp_path):
 
 def test_a_rating_scale_other_than_the_corpus_one_is_refused(tmp_path):
     hparams = {**prepared_folder(tmp_path), "w_dominance": 0.0}
-    hparams["rating_scale"] = [1.0, 7.0]
+    hparams["system"].config["rating_scale"] = [1.0, 7.0]
     with pytest.raises(DataError, match="rated on 1-5"):
         prepare_corpus(hparams, prepare=None)
 
@@ -216,3 +220,43 @@ def test_overrides_given_on_the_command_line_win_over_the_corpus(tmp_path):
     assert "labels: [b, a]" in out
     assert '"a", "b"' not in out
     assert f'prepare_folder: "{tmp_path}"' in out
+
+
+def test_an_explicit_prepare_folder_beside_a_prepared_corpus_is_refused(
+    tmp_path,
+):
+    hparams = {**prepared_folder(tmp_path), "w_dominance": 0.0}
+    hparams["prepare_folder"] = str(tmp_path / "elsewhere")
+    with pytest.raises(DataError, match="leave prepare_folder out"):
+        prepare_corpus(hparams, prepare=None)
+
+
+def split_of(entries):
+    for entry in entries.values():
+        entry.setdefault("duration", 1.0)
+        entry["gold_text"] = entry["text"]
+        entry["text_source"] = "gold"
+    return DynamicItemDataset(entries)
+
+
+def test_a_test_split_without_any_class_is_refused_when_classes_train():
+    dataset = split_of({"u1": {"emo": None, "text": "Hi."}})
+    hparams = {"max_audio_seconds": None, "w_ce": 0.5}
+    with pytest.raises(DataError, match="t.json: no utterance has a class"):
+        check_split(dataset, "test", "t.json", ["a"], hparams)
+    check_split(dataset, "test", "t.json", ["a"], {**hparams, "w_ce": 0.0})
+
+
+def test_a_missing_transcript_is_named_before_training_starts():
+    dataset = split_of({"u1": {"emo": "a", "text": None}})
+    hparams = {"max_audio_seconds": None, "w_ce": 0.5}
+    with pytest.raises(DataError, match="t.json: u1 has no transcript"):
+        check_split(dataset, "test", "t.json", ["a"], hparams)
+    lenient = {**hparams, "missing_transcripts": "empty"}
+    check_split(dataset, "test", "t.json", ["a"], lenient)
+
+
+@pytest.mark.parametrize("scale", [[5, 1], [1], "1-5", [1, 1]])
+def test_a_rating_scale_that_is_not_low_high_is_refused(scale):
+    with pytest.raises(ModelConfigError, match="rating_scale must be"):
+        check_config({**PAPER_CONFIG, "rating_scale": scale})

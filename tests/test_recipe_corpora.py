@@ -223,3 +223,49 @@ def test_the_msp_recipe_trains_from_the_feature_cache_test2_included(msp_run):
     # utterances without a transcript are cached as the empty text
     assert any(w["text"] is None for w in written.values())
     assert "test2_predictions.jsonl" in {p.name for p in output.iterdir()}
+
+
+def test_a_sweep_over_a_csv_corpus_reports_and_reruns_without_refusal(
+    tmp_path,
+):
+    # no speaker column: utterance-level folds, speakers unknown
+    generate_synthetic_csv_corpus(
+        tmp_path, n_speakers=4, per_speaker=8, speakers=False
+    )
+    prepared = tmp_path / "prepared"
+    prepare_csv(
+        tmp_path / CORPUS_DIRNAME / "corpus.csv",
+        prepared,
+        folds=4,
+        scale=(1, 5),
+        utterance_folds=True,
+        progress=False,
+    )
+    settings = tiny_overrides(RECIPES / "IEMOCAP")
+    settings.update(audio_source="fbank", text_source="hashing")
+    settings.update(number_of_epochs=1, device="cpu", data_folder=prepared)
+    command = [
+        sys.executable,
+        "-m",
+        "speechbrain_mtmm",
+        "cv",
+        str(RECIPES / "IEMOCAP" / "hparams" / "iemocap.yaml"),
+        "--protocol",
+        "utterance",
+        "--folds",
+        "1",
+        "--seeds",
+        "1",
+        "--output",
+        str(tmp_path / "cv"),
+        *(f"--{k}={format_override(v)}" for k, v in settings.items()),
+    ]
+    env = {**os.environ, **OFFLINE_ENV}
+    first = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert (tmp_path / "cv" / "report.md").is_file()
+    # the rerun finds the run made with the same settings (those the
+    # prepared folder implies included) and does not train it again
+    second = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "1 of 1 runs already complete" in second.stderr

@@ -375,6 +375,12 @@ def prepare_csv(
         manifest, scale, labels, allow_missing_text, progress
     )
     found = sorted({e["emo"] for e in entries.values() if e["emo"]})
+    if not found:
+        raise CorpusCSVError(
+            f"{manifest}: no row has a label; the models of this toolkit "
+            "learn classes and dimensions together (a corpus without "
+            "classes is not supported)"
+        )
     labels = list(labels) if labels else found
     protocol, made, group = make_corpus_folds(
         entries, manifest, folds, utterance_folds

@@ -56,7 +56,7 @@ fields, the header has 2 (quote a text that holds commas)
     try:
         with open(path, newline="", encoding="utf-8-sig") as fin:
             reader = csv.reader(fin)
-            columns = next(reader, [])
+            columns = [name.strip() for name in next(reader, [])]
             missing = [name for name in required if name not in columns]
             if missing:
                 raise CSVError(f"{path}: no column {', '.join(missing)}")

@@ -143,7 +143,8 @@ def run_metrics(run, metrics):
         "fold": run["fold"],
         "seed": run["seed"],
         "path": f"{path.parent.name}/{path.name}",
-        "test_speakers": sorted({row["speaker"] for row in rows}),
+        # a corpus without speakers (utterance folds) names none
+        "test_speakers": sorted({row.get("speaker") for row in rows} - {None}),
         "labels": labels,
         "confusion": results["confusion"],
         "all": {key: results[key] for key in metrics} | {"n": results["n"]},

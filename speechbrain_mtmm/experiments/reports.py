@@ -19,6 +19,7 @@ Authors
  * speechbrain-mtmm contributors, 2026
 """
 
+import math
 import statistics
 from pathlib import Path
 
@@ -188,7 +189,9 @@ def plot_confusion(confusion, labels, path):
 
 
 def plot_dimensions(rows, path):
-    """Predicted vs true valence and arousal (1-5 scale), one dot each.
+    """Predicted vs true ratings per dimension, one dot each, on the
+    corpus' scale (the integers around the ratings: 1-5 for IEMOCAP, 1-7
+    for MSP-Podcast); unrated utterances are left out.
 
     Arguments
     ---------
@@ -200,19 +203,19 @@ def plot_dimensions(rows, path):
     dims = [name for name in DIMENSIONS if f"pred_{name}" in rows[0]]
     figure, axes = _new_figure(len(dims), width=4, height=4)
     for axis, name in zip(axes, dims):
-        axis.scatter(
-            [r[name] for r in rows],
-            [r[f"pred_{name}"] for r in rows],
-            s=6,
-            alpha=0.4,
-        )
-        axis.plot([1, 5], [1, 5], color="grey", linewidth=1)
-        axis.set_xlim(0.8, 5.2)
-        axis.set_ylim(0.8, 5.2)
+        rated = [r for r in rows if r.get(name) is not None]
+        true = [r[name] for r in rated]
+        pred = [r[f"pred_{name}"] for r in rated]
+        low = math.floor(min(true + pred, default=1))
+        high = math.ceil(max(true + pred, default=5))
+        axis.scatter(true, pred, s=6, alpha=0.4)
+        axis.plot([low, high], [low, high], color="grey", linewidth=1)
+        axis.set_xlim(low - 0.2, high + 0.2)
+        axis.set_ylim(low - 0.2, high + 0.2)
         axis.set_aspect("equal")
         axis.set_xlabel(f"true {name}")
         axis.set_ylabel(f"predicted {name}")
-        axis.set_title(f"{name} ({len(rows)} predictions)")
+        axis.set_title(f"{name} ({len(rated)} predictions)")
     figure.savefig(path, dpi=100)
 
 
@@ -341,7 +344,7 @@ def fold_table(results):
         runs = [r for r in results["runs"] if r["fold"] == fold]
         speakers = sorted({s for r in runs for s in r["test_speakers"]})
         rows.append(
-            [fold, " ".join(speakers), runs[0]["all"]["n"], len(runs)]
+            [fold, " ".join(speakers) or "-", runs[0]["all"]["n"], len(runs)]
             + [
                 format_score(m, summary[m]["per_fold"][str(fold)])
                 for m, _ in DETAIL_COLUMNS

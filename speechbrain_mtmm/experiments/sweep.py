@@ -72,7 +72,7 @@ from speechbrain_mtmm.run_folder import (
     stale_settings,
     sweep_run_name,
 )
-from speechbrain_mtmm.training.recipe import run_settings
+from speechbrain_mtmm.training.recipe import corpus_overrides, run_settings
 
 DEFAULT_SEEDS = (1, 2, 3)
 # Seconds a run is given to end after SIGTERM before it is killed
@@ -309,8 +309,14 @@ def plan_runs(hparams_file, protocol, folds, seeds, output, overrides):
     info = read_corpus_info(overrides.get("data_folder", ""))
     protocols = N_FOLDS if info is None else info["protocols"]
     if protocol not in protocols:
+        hint = (
+            "; for another corpus, prepare it first (mtmm prepare "
+            "msp-podcast|csv) and give its folder as --data_folder"
+            if info is None
+            else ""
+        )
         raise ValueError(
-            f"protocol must be one of {tuple(protocols)}: {protocol!r}"
+            f"protocol must be one of {tuple(protocols)}: {protocol!r}{hint}"
         )
     count = protocols[protocol]
     folds = list(folds or range(1, count + 1))
@@ -679,7 +685,12 @@ def check_settings(runs):
         try:
             differences = stale_settings(
                 run.folder,
-                lambda run=run: run_settings(run.hparams_file, run.overrides),
+                # as train.py records them: with what a prepared
+                # data_folder implies (corpus_overrides)
+                lambda run=run: run_settings(
+                    run.hparams_file,
+                    corpus_overrides(run.hparams_file, run.overrides),
+                ),
             )
         except (ValueError, KeyError, OSError) as error:
             raise ValueError(

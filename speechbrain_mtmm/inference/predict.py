@@ -201,7 +201,36 @@ SUBMISSION_DIMENSIONS = (
 )
 
 
-def write_submission(rows, folder, scale=(1.0, 7.0)):
+def check_submission_model(labels, scale):
+    """Refuses a model whose outputs are not the challenge's.
+
+    Arguments
+    ---------
+    labels : list of str
+        The model's classes (the challenge's 8, in its order).
+    scale : sequence of float
+        Its rating scale (1-7).
+
+    Example
+    -------
+    >>> check_submission_model(list(CLASSES.values()), [1, 7])
+    >>> check_submission_model(["neu", "hap", "sad", "ang"], [1, 5])
+    Traceback (most recent call last):
+    ...
+    speechbrain_mtmm.inference.predict.UsageError: the model predicts \
+['neu', 'hap', 'sad', 'ang'] on [1, 5], not MSP-Podcast's classes \
+['ang', 'sad', 'hap', 'sur', 'fea', 'dis', 'con', 'neu'] on [1, 7]: was it \
+trained with the MSP-Podcast recipe?
+    """
+    if list(labels) != list(CLASSES.values()) or list(scale) != [1, 7]:
+        raise UsageError(
+            f"the model predicts {list(labels)} on {list(scale)}, not "
+            f"MSP-Podcast's classes {list(CLASSES.values())} on [1, 7]: was "
+            "it trained with the MSP-Podcast recipe?"
+        )
+
+
+def write_submission(rows, folder, labels=None, scale=(1.0, 7.0)):
     """The MSP-Podcast challenge's files for predictions of Test3.
 
     Writes ``categorical.csv`` (``FileName,EmoClass``: the class code,
@@ -217,8 +246,11 @@ def write_submission(rows, folder, scale=(1.0, 7.0)):
         Prediction results (``file``, ``label``, the dimensions on 0-1).
     folder : str or os.PathLike
         Where the two files go.
+    labels : list of str, optional
+        The model's classes: they must be the challenge's 8, in its order
+        (default: taken as such).
     scale : tuple of float
-        The rating scale the model was trained on (MSP-Podcast: 1-7).
+        The rating scale the model was trained on: it must be 1-7.
 
     Returns
     -------
@@ -228,7 +260,7 @@ def write_submission(rows, folder, scale=(1.0, 7.0)):
     Raises
     ------
     UsageError
-        When the model's classes are not the challenge's.
+        When the model's classes or rating scale are not the challenge's.
 
     Example
     -------
@@ -245,12 +277,7 @@ def write_submission(rows, folder, scale=(1.0, 7.0)):
     MSP-PODCAST_test3_0002.wav,7.0,1.0,4.0
     """
     codes = {label: code for code, label in CLASSES.items()}
-    unknown = sorted({r["label"] for r in rows} - set(codes))
-    if unknown:
-        raise UsageError(
-            f"the model predicts {unknown}, not MSP-Podcast's classes "
-            f"{sorted(codes)}: was it trained with the MSP-Podcast recipe?"
-        )
+    check_submission_model(labels or list(CLASSES.values()), scale)
     rows = sorted(rows, key=lambda r: Path(r["file"]).name)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -424,6 +451,11 @@ def run_predict(
 def _predict_submission(recognizer, jobs, folder, scale):
     """Predicts every job and writes the challenge's files; any failed
     input fails the submission (it must hold every file)."""
+    try:
+        check_submission_model(recognizer.labels, scale)
+    except UsageError as error:
+        print(f"mtmm predict: error: {error}", file=sys.stderr)
+        return 2
     rows = []
     for file, transcript in tqdm(jobs, unit="file", file=sys.stderr):
         row = _predict_one(recognizer, file, transcript)
@@ -432,7 +464,7 @@ def _predict_submission(recognizer, jobs, folder, scale):
             return 1
         rows.append(row)
     try:
-        written = write_submission(rows, folder, scale)
+        written = write_submission(rows, folder, recognizer.labels, scale)
     except UsageError as error:
         print(f"mtmm predict: error: {error}", file=sys.stderr)
         return 2

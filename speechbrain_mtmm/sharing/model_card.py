@@ -38,6 +38,20 @@ from speechbrain_mtmm.run_folder import (
 
 FILL = "**to be filled by the publisher**"
 
+#: What each protocol guarantees about the test speakers
+PROTOCOL_NOTES = {
+    "speaker": "speaker-independent: the test speakers were never seen in "
+    "training or checkpoint selection",
+    "session": "speaker-independent: the test speakers were never seen in "
+    "training or checkpoint selection",
+    "official": "the release's split: Train, Development for checkpoint "
+    "selection, Test1 and Test2, which aim to share no speaker with Train",
+    "split": "the corpus' own train/valid/test split",
+    "utterance": "utterance-level folds, NOT speaker-independent: test "
+    "speakers may also be in training, which overstates the scores",
+}
+OTHER_PROTOCOL = "see the training recipe"
+
 #: What a card says of each corpus a recipe trains on (test_results.json
 #: records which: ``corpus``)
 CORPORA = {
@@ -429,8 +443,7 @@ def training_section(settings, config, info, facts=None):
         f"- Corpus: {corpus}, classes {config['labels']}",
         f"- Protocol: `{settings.get('protocol', unknown)}`, fold "
         f"{settings.get('fold', unknown)}, seed {settings.get('seed', unknown)}"
-        " (speaker-independent: the test speakers were never seen in "
-        "training or checkpoint selection)",
+        f" ({PROTOCOL_NOTES.get(settings.get('protocol'), OTHER_PROTOCOL)})",
         "- Encoders:",
         "  " + _encoder_line(config, "audio"),
         "  " + _encoder_line(config, "text"),
@@ -545,9 +558,15 @@ def sweep_card(
     one = f"{model_ref}/{members[0]}" if members else model_ref
     intro = (
         f"One model per fold and seed of a {results['protocol']} "
-        "cross-validation on IEMOCAP; each subfolder is a complete model "
+        "cross-validation; each subfolder is a complete model "
         f"folder predicting {_labels_line(config['labels'])} and "
-        f"{' and '.join(dims)}, tested on its fold's held-out speakers only."
+        f"{' and '.join(dims)}, tested on its fold's held-out "
+        + (
+            "utterances only (utterance-level folds: speakers may be shared "
+            "with training)."
+            if results["protocol"] == "utterance"
+            else "speakers only."
+        )
     )
     cv = "\n\n".join(
         [

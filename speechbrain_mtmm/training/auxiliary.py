@@ -213,12 +213,18 @@ def supervised_contrastive_loss(projections, labels, temperature=0.07):
     >>> loss, skipped = supervised_contrastive_loss(z, torch.tensor([0, 0, 1]))
     >>> round(loss.item(), 4), skipped
     (0.0, 1)
+    >>> supervised_contrastive_loss(z, torch.tensor([-100, -100, 1]))
+    (None, 3)
     """
     z = F.normalize(projections.float(), dim=-1)
     logits = z @ z.T / temperature
     n = len(labels)
     self_mask = torch.eye(n, dtype=torch.bool, device=z.device)
+    # an utterance without a class (label < 0: rated for the dimensions
+    # only) is nobody's positive, not even of another one without a class
+    classed = labels >= 0
     positives = (labels[:, None] == labels[None, :]) & ~self_mask
+    positives &= classed[:, None] & classed[None, :]
     has_positive = positives.any(dim=1)
     skipped = int((~has_positive).sum())
     if not has_positive.any():

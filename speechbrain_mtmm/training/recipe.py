@@ -68,6 +68,7 @@ from speechbrain_mtmm.run_folder import (
     TEST_PREDICTIONS,
     TEST_RESULTS,
     TRAIN_LOG,
+    predictions_file,
     stale_settings,
     to_unit,
     write_run_config,
@@ -292,6 +293,9 @@ def check_run_folder(hparams_file, overrides, output_folder, start_over=False):
             shutil.rmtree(folder / SAVE_FOLDER, ignore_errors=True)
             for name in (TEST_RESULTS, TEST_PREDICTIONS, TRAIN_LOG):
                 (folder / name).unlink(missing_ok=True)
+            # the predictions of other test sets (test2_predictions.jsonl)
+            for path in folder.glob(predictions_file("*")):
+                path.unlink(missing_ok=True)
         write_run_config(folder, settings)
     ddp_barrier()
 
@@ -431,7 +435,10 @@ def corpus_overrides(hparams_file, overrides=""):
         ", ".join(f"{k}={v}" for k, v in added.items()),
     )
     if isinstance(overrides, str):
-        lines = [f"{key}: {json.dumps(value)}" for key, value in added.items()]
+        lines = [
+            f"{key}: {json.dumps(value, ensure_ascii=False)}"
+            for key, value in added.items()
+        ]
         return "\n".join([overrides.rstrip(), *lines]).lstrip()
     return {**overrides, **added}
 
@@ -636,7 +643,9 @@ def fold_datasets(
     """
     system = hparams["system"]
     pipelines = emotion_pipelines(
-        system, hparams["max_audio_seconds"], hparams["missing_transcripts"]
+        system,
+        hparams["max_audio_seconds"],
+        hparams.get("missing_transcripts", "error"),
     )
     inputs = {key: pipelines[key] for key in ("sig", "tokens")}
     if cached is not None:
@@ -686,8 +695,10 @@ def fold_datasets(
 
 
 def check_split(dataset, split, path, labels, hparams):
-    """Stops on labels outside the label set, and on classes with no
-    training example; reports cropped audio.
+    """Stops on labels outside the label set, on classes with no training
+    example, on a split without any class while the classes are trained
+    (``w_ce``), and on an utterance without a transcript
+    (``missing_transcripts: error``); reports cropped audio.
 
     Arguments
     ---------
@@ -700,7 +711,7 @@ def check_split(dataset, split, path, labels, hparams):
     labels : list of str
         The model's classes.
     hparams : dict
-        ``max_audio_seconds``.
+        ``max_audio_seconds``, ``w_ce``, ``missing_transcripts``.
     """
     data = dataset.data
     seen = {e["emo"] for e in data.values()} - {None}
@@ -708,8 +719,23 @@ def check_split(dataset, split, path, labels, hparams):
     if unknown:
         raise IEMOCAPError(
             f"{path}: labels {sorted(unknown)} are not in labels "
-            f"{list(labels)}; set labels to match label_map"
+            f"{list(labels)}; set labels to match the data (IEMOCAP: "
+            "label_map)"
         )
+    if not seen and hparams.get("w_ce", 0) > 0:
+        raise DataError(
+            f"{path}: no utterance has a class, so the classes cannot be "
+            f"{'trained' if split == 'train' else 'scored'}; train the "
+            "dimensions only (--w_ce=0) or fix the labels"
+        )
+    if hparams.get("missing_transcripts", "error") == "error":
+        for utt_id, entry in data.items():
+            text = entry.get("gold_text")
+            if entry["text_source"] == "gold" and not (text or "").strip():
+                raise DataError(
+                    f"{path}: {utt_id} has no transcript (missing_transcripts"
+                    ": empty reads it as an empty text)"
+                )
     unseen = [label for label in labels if label not in seen]
     if split == "train" and unseen:
         raise DataError(
@@ -793,12 +819,21 @@ def prepare_corpus(hparams, prepare, protocols=None, **options):
     if info is None:
         return None
     where = hparams["prepare_folder"]
+    if read_corpus_info(hparams["data_folder"]) is not None and (
+        os.path.realpath(where) != os.path.realpath(hparams["data_folder"])
+    ):
+        raise DataError(
+            f"{hparams['data_folder']} is a prepared corpus, but "
+            f"prepare_folder is {where}: leave prepare_folder out (or give "
+            "the same folder)"
+        )
     check_fold(hparams["protocol"], hparams["fold"], info["protocols"])
     scale = info["rating_scale"]
-    if scale is not None and list(hparams["rating_scale"]) != list(scale):
+    ours = list(hparams["system"].config["rating_scale"])
+    if scale is not None and ours != list(scale):
         raise DataError(
             f"{where}: rated on {scale[0]:g}-{scale[1]:g}, but rating_scale "
-            f"is {list(hparams['rating_scale'])}"
+            f"is {ours}"
         )
     for name in DIMENSIONS[: hparams["n_dims"]]:
         if hparams[f"w_{name}"] > 0 and name not in info["dimensions"]:
@@ -829,7 +864,7 @@ def set_class_weights(hparams, train_set):
     dict or None
         Label -> weight (None when unweighted).
     """
-    kind = hparams["class_weights"]
+    kind = hparams.get("class_weights", "none")  # older YAMLs: the paper's
     if kind not in ("none", "balanced"):
         raise HparamsError(
             f"class_weights must be none or balanced, not {kind!r}"
@@ -894,7 +929,7 @@ def prepare_feature_cache(hparams, run_opts, folder, batch_size=8):
             "manifests": manifests,
             "batch_size": batch_size,
             "device": device,
-            "empty_text": hparams["missing_transcripts"] == "empty",
+            "empty_text": hparams.get("missing_transcripts") == "empty",
         },
     )
 
