@@ -56,102 +56,48 @@ Authors
 import sys
 
 import speechbrain as sb
-import torch
-from speechbrain.utils.distributed import ddp_init_group, if_main_process
+from speechbrain.utils.distributed import if_main_process
 
-from speechbrain_mtmm.data.corpus import corpus_manifest
-from speechbrain_mtmm.data.iemocap import prepare_iemocap, prepared_manifest
+from speechbrain_mtmm.data.iemocap import prepare_iemocap
 from speechbrain_mtmm.run_folder import write_test_outputs
-from speechbrain_mtmm.training.auxiliary import check_auxiliary_options
 from speechbrain_mtmm.training.brain import build_brain, fit_and_test
-from speechbrain_mtmm.training.metrics import selection_metrics
 from speechbrain_mtmm.training.recipe import (
-    check_protocol,
-    check_run_folder,
-    corpus_overrides,
+    end_run,
     fold_datasets,
-    load_recipe_hparams,
-    prepare_asr_transcripts,
     prepare_corpus,
-    prepare_feature_cache,
+    prepare_inputs,
     run_recipe,
     set_class_weights,
+    start_run,
 )
 from speechbrain_mtmm.training.transcripts import (
     asr_word_error_rates,
-    check_transcript_settings,
     with_conditions,
 )
 
 
 def main(argv):
     """Prepares the data, trains one fold, tests the selected checkpoint."""
-    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    # torchrun: one process per device, joined in one process group
-    ddp_init_group(run_opts)
-    # a folder prepared by `mtmm prepare csv` brings its labels and folds
-    overrides = corpus_overrides(hparams_file, overrides)
-    hparams = load_recipe_hparams(hparams_file, overrides)
-    check_protocol(hparams)
-    # one run folder, one set of settings: a rerun resumes, other settings
-    # are refused (or, with --start_over=True, replace the old run)
-    check_run_folder(
-        hparams_file, overrides, hparams["output_folder"], hparams["start_over"]
-    )
-    # the tested checkpoint is the best on these validation scores
-    hparams["selection_metrics"] = selection_metrics(
-        hparams["selection_metrics"],
-        hparams["w_ce"],
-        hparams["w_valence"],
-        hparams["w_arousal"],
-        hparams["w_dominance"],
-    )
+    # settings checked (a rerun resumes); the tested checkpoint will be the
+    # best on the validation speaker's selection_metrics
+    hparams_file, run_opts, overrides, hparams = start_run(argv)
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
 
-    # Manifest and speaker-independent folds, shared by all runs
+    # Manifest and speaker-independent folds, shared by all runs (a folder
+    # prepared by `mtmm prepare csv` is used as it is)
     corpus = prepare_corpus(
         hparams,
         prepare_iemocap,
         label_map=hparams["label_map"],
         skip_missing=hparams["skip_missing"],
     )
-    check_auxiliary_options(
-        hparams["w_ctc"],
-        hparams["w_aug"],
-        hparams["feature_cache"],
-        hparams["modalities"],
-    )
-    # Frozen encoders: their features are computed once and read back
-    cached = prepare_feature_cache(
-        hparams,
-        run_opts,
-        hparams["feature_cache_folder"],
-        hparams["feature_cache_batch_size"],
-    )
-    # Gold or ASR transcripts (ASR: one cached pass of asr_source over the
-    # corpus); tested with each of test_transcripts, the first the headline
-    conditions = check_transcript_settings(
-        hparams["transcripts"],
-        hparams["test_transcripts"],
-        hparams["modalities"],
-        hparams["feature_cache"],
-    )
-    asr = None
-    if "asr" in (hparams["transcripts"], *conditions):
-        asr = prepare_asr_transcripts(
-            prepared_manifest(hparams["prepare_folder"])
-            if corpus is None
-            else corpus_manifest(hparams["prepare_folder"], corpus),
-            run_opts,
-            hparams["asr_source"],
-            hparams["asr_cache_folder"],
-            hparams["asr_language"],
-            hparams["asr_batch_size"],
-        )
+    # Frozen encoders' features computed once; gold or ASR transcripts
+    # (tested with each of test_transcripts, the first the headline)
+    cached, conditions, asr = prepare_inputs(hparams, run_opts, corpus)
     heard = asr if hparams["transcripts"] == "asr" else None
     # with CTC, the transcripts' characters are targets too
     datasets = fold_datasets(
@@ -175,6 +121,8 @@ def main(argv):
     # cross-entropy weighted by the training counts (class_weights)
     set_class_weights(hparams, datasets["train"])
 
+    # Train, keep the best checkpoint on the validation speaker, test it:
+    # the test speaker is seen here for the first time
     brain = build_brain(hparams, run_opts, cached)
     tested = fit_and_test(
         brain, hparams, datasets["train"], datasets["valid"], tests
@@ -188,12 +136,7 @@ def main(argv):
         results["corpus"] = "iemocap" if corpus is None else corpus["corpus"]
         rows = tested["test", conditions[0]][1]
         write_test_outputs(hparams["output_folder"], results, rows)
-    # torchrun: leave the process group cleanly, together (a gloo group
-    # still alive at interpreter exit aborts the process after the results
-    # are written)
-    if torch.distributed.is_initialized():
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
+    end_run()
 
 
 if __name__ == "__main__":

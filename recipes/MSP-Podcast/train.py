@@ -36,30 +36,22 @@ Authors
 import sys
 
 import speechbrain as sb
-import torch
-from speechbrain.utils.distributed import ddp_init_group, if_main_process
+from speechbrain.utils.distributed import if_main_process
 
-from speechbrain_mtmm.data.corpus import corpus_manifest
 from speechbrain_mtmm.data.msp_podcast import PROTOCOL, prepare_msp_podcast
 from speechbrain_mtmm.run_folder import write_test_outputs, write_test_set
-from speechbrain_mtmm.training.auxiliary import check_auxiliary_options
 from speechbrain_mtmm.training.brain import build_brain, fit_and_test
-from speechbrain_mtmm.training.metrics import selection_metrics
 from speechbrain_mtmm.training.recipe import (
-    check_protocol,
-    check_run_folder,
-    corpus_overrides,
+    end_run,
     fold_datasets,
-    load_recipe_hparams,
-    prepare_asr_transcripts,
     prepare_corpus,
-    prepare_feature_cache,
+    prepare_inputs,
     run_recipe,
     set_class_weights,
+    start_run,
 )
 from speechbrain_mtmm.training.transcripts import (
     asr_word_error_rates,
-    check_transcript_settings,
     with_conditions,
 )
 
@@ -70,22 +62,8 @@ TEST_SETS = {"test": "Test1", "test2": "Test2"}
 def main(argv):
     """Prepares the release, trains on Train, selects on Development, tests
     on Test1 and Test2."""
-    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    ddp_init_group(run_opts)
-    overrides = corpus_overrides(hparams_file, overrides)
-    hparams = load_recipe_hparams(hparams_file, overrides)
-    check_protocol(hparams, {PROTOCOL: 1})
-    check_run_folder(
-        hparams_file, overrides, hparams["output_folder"], hparams["start_over"]
-    )
     # the challenge's primary metrics on Development select the checkpoint
-    hparams["selection_metrics"] = selection_metrics(
-        hparams["selection_metrics"],
-        hparams["w_ce"],
-        hparams["w_valence"],
-        hparams["w_arousal"],
-        hparams["w_dominance"],
-    )
+    hparams_file, run_opts, overrides, hparams = start_run(argv, {PROTOCOL: 1})
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file,
@@ -99,34 +77,7 @@ def main(argv):
         protocols={PROTOCOL: 1},
         skip_missing=hparams["skip_missing"],
     )
-    check_auxiliary_options(
-        hparams["w_ctc"],
-        hparams["w_aug"],
-        hparams["feature_cache"],
-        hparams["modalities"],
-    )
-    cached = prepare_feature_cache(
-        hparams,
-        run_opts,
-        hparams["feature_cache_folder"],
-        hparams["feature_cache_batch_size"],
-    )
-    conditions = check_transcript_settings(
-        hparams["transcripts"],
-        hparams["test_transcripts"],
-        hparams["modalities"],
-        hparams["feature_cache"],
-    )
-    asr = None
-    if "asr" in (hparams["transcripts"], *conditions):
-        asr = prepare_asr_transcripts(
-            corpus_manifest(hparams["prepare_folder"], corpus),
-            run_opts,
-            hparams["asr_source"],
-            hparams["asr_cache_folder"],
-            hparams["asr_language"],
-            hparams["asr_batch_size"],
-        )
+    cached, conditions, asr = prepare_inputs(hparams, run_opts, corpus)
     heard = asr if hparams["transcripts"] == "asr" else None
     datasets = fold_datasets(
         hparams,
@@ -142,8 +93,8 @@ def main(argv):
             transcripts={"test": asr, "test2": asr},
             extra_tests=("test2",),
         )
-    # Test1 in every condition (the first is the headline), Test2 in the
-    # first
+    # Test1 in every condition (the first is the headline: Test3 has no
+    # transcripts, so "none" tells what to expect there), Test2 in the first
     tests = [
         (
             TEST_SETS[name],
@@ -153,7 +104,7 @@ def main(argv):
         for name in TEST_SETS
         for condition in (conditions if name == "test" else conditions[:1])
     ]
-    # cross-entropy weighted by the Train counts (class_weights)
+    # cross-entropy weighted by the Train counts (class_weights: balanced)
     set_class_weights(hparams, datasets["train"])
 
     brain = build_brain(hparams, run_opts, cached)
@@ -175,9 +126,7 @@ def main(argv):
         write_test_outputs(
             hparams["output_folder"], test1, tested["Test1", conditions[0]][1]
         )
-    if torch.distributed.is_initialized():
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
+    end_run()
 
 
 if __name__ == "__main__":

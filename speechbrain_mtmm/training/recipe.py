@@ -47,15 +47,20 @@ from hyperpyyaml import load_hyperpyyaml, resolve_references
 from speechbrain.dataio.sampler import DynamicBatchSampler
 from speechbrain.utils.distributed import (
     ddp_barrier,
+    ddp_init_group,
     if_main_process,
     run_on_main,
 )
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_mtmm.data.audio import AudioFileError, load_audio
-from speechbrain_mtmm.data.corpus import CorpusError, read_corpus_info
+from speechbrain_mtmm.data.corpus import (
+    CorpusError,
+    corpus_manifest,
+    read_corpus_info,
+)
 from speechbrain_mtmm.data.folds import FoldError, check_fold, fold_paths
-from speechbrain_mtmm.data.iemocap import IEMOCAPError
+from speechbrain_mtmm.data.iemocap import IEMOCAPError, prepared_manifest
 from speechbrain_mtmm.data.msp_podcast import MSPPodcastError
 from speechbrain_mtmm.encoders import MODALITIES, EncoderError
 from speechbrain_mtmm.encoders.asr import ASRTranscriber
@@ -77,6 +82,7 @@ from speechbrain_mtmm.training.auxiliary import (
     AuxiliaryOptionsError,
     character_encoder,
     character_targets,
+    check_auxiliary_options,
 )
 from speechbrain_mtmm.training.cache import (
     FeatureCacheError,
@@ -85,9 +91,11 @@ from speechbrain_mtmm.training.cache import (
     feature_pipeline,
 )
 from speechbrain_mtmm.training.losses import balanced_class_weights
+from speechbrain_mtmm.training.metrics import selection_metrics
 from speechbrain_mtmm.training.transcripts import (
     TranscriptSettingError,
     cached_transcripts,
+    check_transcript_settings,
 )
 
 logger = get_logger(__name__)
@@ -879,6 +887,123 @@ def set_class_weights(hparams, train_set):
     table = {label: round(float(w), 4) for label, w in zip(labels, weights)}
     logger.info("Class weights (from the training counts): %s", table)
     return table
+
+
+def start_run(argv, protocols=None):
+    """The first steps of a recipe run, before any data is touched.
+
+    Parses the command line (SpeechBrain's ``parse_arguments``), joins the
+    process group under torchrun, loads the YAML with what a prepared
+    ``data_folder`` implies (:func:`corpus_overrides`), stops on a protocol
+    or fold the corpus lacks, checks the run folder (a rerun resumes, other
+    settings are refused unless ``start_over``) and resolves the validation
+    scores that select the tested checkpoint. The recipe then creates its
+    experiment folder (SpeechBrain copies the calling script into it).
+
+    Arguments
+    ---------
+    argv : list of str
+        ``train.py``'s arguments.
+    protocols : dict, optional
+        Protocol -> folds the recipe's preparation makes (default:
+        IEMOCAP's).
+
+    Returns
+    -------
+    hparams_file : str
+    run_opts : dict
+    overrides : str or dict
+        With the implied keys.
+    hparams : dict
+    """
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    # torchrun: one process per device, joined in one process group
+    ddp_init_group(run_opts)
+    # a prepared folder (mtmm prepare csv|msp-podcast) brings its labels,
+    # rating scale and protocol
+    overrides = corpus_overrides(hparams_file, overrides)
+    hparams = load_recipe_hparams(hparams_file, overrides)
+    check_protocol(hparams, protocols)
+    # one run folder, one set of settings
+    check_run_folder(
+        hparams_file, overrides, hparams["output_folder"], hparams["start_over"]
+    )
+    hparams["selection_metrics"] = selection_metrics(
+        hparams["selection_metrics"],
+        hparams["w_ce"],
+        hparams["w_valence"],
+        hparams["w_arousal"],
+        hparams["w_dominance"],
+    )
+    return hparams_file, run_opts, overrides, hparams
+
+
+def prepare_inputs(hparams, run_opts, corpus=None):
+    """What the model reads, ready before training: MMER's options checked,
+    the frozen encoders' features cached (``feature_cache``), the
+    transcript conditions of the test, and the ASR transcripts when any
+    split reads them (one cached pass of ``asr_source`` over the corpus).
+
+    Arguments
+    ---------
+    hparams : dict
+        The recipe's hyperparameters.
+    run_opts : dict
+        SpeechBrain's run options.
+    corpus : dict, optional
+        :func:`prepare_corpus`'s description (None: an IEMOCAP
+        preparation).
+
+    Returns
+    -------
+    cached : dict or None
+        :func:`prepare_feature_cache`.
+    conditions : list of str
+        The test conditions, the headline first.
+    asr : dict or None
+        Utterance id -> ASR transcript.
+    """
+    check_auxiliary_options(
+        hparams["w_ctc"],
+        hparams["w_aug"],
+        hparams["feature_cache"],
+        hparams["modalities"],
+    )
+    cached = prepare_feature_cache(
+        hparams,
+        run_opts,
+        hparams["feature_cache_folder"],
+        hparams["feature_cache_batch_size"],
+    )
+    conditions = check_transcript_settings(
+        hparams["transcripts"],
+        hparams["test_transcripts"],
+        hparams["modalities"],
+        hparams["feature_cache"],
+    )
+    asr = None
+    if "asr" in (hparams["transcripts"], *conditions):
+        folder = hparams["prepare_folder"]
+        asr = prepare_asr_transcripts(
+            prepared_manifest(folder)
+            if corpus is None
+            else corpus_manifest(folder, corpus),
+            run_opts,
+            hparams["asr_source"],
+            hparams["asr_cache_folder"],
+            hparams["asr_language"],
+            hparams["asr_batch_size"],
+        )
+    return cached, conditions, asr
+
+
+def end_run():
+    """Under torchrun, leaves the process group cleanly, all together (a
+    gloo group still alive at interpreter exit aborts the process after the
+    results are written)."""
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 def prepare_feature_cache(hparams, run_opts, folder, batch_size=8):
