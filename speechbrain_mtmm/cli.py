@@ -145,7 +145,9 @@ def _synth(args):
 
 
 def _demo(args):
-    run_demo(args.out, args.recipe, args.light, args.size, args.fold)
+    run_demo(
+        args.out, args.recipe, args.light, args.size, args.fold, args.corpus
+    )
     return 0
 
 
@@ -355,11 +357,19 @@ def build_parser():
         _demo,
         "synthetic corpus + tiny models + one fold of the IEMOCAP recipe",
     )
+    sub.add_argument(
+        "--corpus",
+        default="iemocap",
+        choices=("iemocap", "msp-podcast", "csv"),
+        help="the synthetic corpus' layout (msp-podcast: the MSP-Podcast "
+        "recipe; csv: the IEMOCAP recipe on a prepared CSV corpus)",
+    )
     sub.add_argument("--out", default="demo_output", help="work folder")
     sub.add_argument(
         "--recipe",
         default=None,
-        help="the recipe folder (default: recipes/IEMOCAP here)",
+        help="the recipe folder (default: recipes/IEMOCAP here, "
+        "recipes/MSP-Podcast for --corpus msp-podcast)",
     )
     sub.add_argument(
         "--light",

@@ -269,3 +269,19 @@ def test_a_sweep_over_a_csv_corpus_reports_and_reruns_without_refusal(
     second = subprocess.run(command, capture_output=True, text=True, env=env)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "1 of 1 runs already complete" in second.stderr
+
+
+def test_the_demo_trains_the_iemocap_recipe_on_a_csv_corpus(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "speechbrain_mtmm", "demo", "--corpus", "csv"]
+        + ["--light", "--size", "tiny", "--out", str(tmp_path)],
+        cwd=RECIPES.parent,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **OFFLINE_ENV},
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    results = read_test_results(tmp_path / "run")
+    assert results["corpus"] == "csv"
+    assert "confusion (rows true, columns predicted)" in result.stdout
+    assert f"test utterances: {results['n']}" in result.stdout

@@ -2,13 +2,16 @@
 
 With no network and no GPU, :func:`run_demo` (``mtmm demo``)
 
-1. writes a synthetic corpus in the exact IEMOCAP_full_release layout,
-2. prepares it (manifest + speaker-independent folds),
+1. writes a synthetic corpus in the exact IEMOCAP_full_release layout (or,
+   with ``--corpus``, in the MSP-Podcast release layout, or a CSV corpus),
+2. prepares it (manifest + speaker-independent folds; MSP-Podcast's
+   official split; the CSV corpus' speaker folds),
 3. builds tiny randomly initialised HuggingFace encoders (a HuBERT and a
    DeBERTa-v2 with a sentencepiece tokenizer trained on the corpus), or uses
    the light from-scratch pair with ``--light``,
 4. trains and tests one fold through the real recipe (``train.py`` of the
-   recipe folder given, ``recipes/IEMOCAP`` of a checkout by default),
+   recipe folder given; by default ``recipes/IEMOCAP`` of a checkout, or
+   ``recipes/MSP-Podcast`` for that corpus),
 5. prints the test table.
 
 The recipe is not part of the installed package (recipes live in
@@ -29,13 +32,30 @@ from pathlib import Path
 
 import yaml
 
+from speechbrain_mtmm.data.csv_corpus import MANIFEST_NAME, prepare_csv
 from speechbrain_mtmm.data.iemocap import prepare_iemocap
+from speechbrain_mtmm.data.msp_podcast import (
+    MANIFEST_NAME as MSP_MANIFEST,
+)
+from speechbrain_mtmm.data.msp_podcast import (
+    prepare_msp_podcast,
+)
 from speechbrain_mtmm.data.synthetic import (
     RELEASE_DIRNAME,
     generate_synthetic_iemocap,
     size_to_utterances,
 )
-from speechbrain_mtmm.run_folder import read_test_results
+from speechbrain_mtmm.data.synthetic_csv import (
+    CORPUS_DIRNAME,
+    generate_synthetic_csv_corpus,
+)
+from speechbrain_mtmm.data.synthetic_msp import (
+    RELEASE_DIRNAME as MSP_RELEASE,
+)
+from speechbrain_mtmm.data.synthetic_msp import (
+    generate_synthetic_msp_podcast,
+)
+from speechbrain_mtmm.run_folder import DIMENSIONS, read_test_results
 from speechbrain_mtmm.testing.tiny_models import (
     build_tiny_deberta_v2,
     build_tiny_hubert,
@@ -43,6 +63,15 @@ from speechbrain_mtmm.testing.tiny_models import (
 from speechbrain_mtmm.training.recipe import format_override
 
 RECIPE_YAML = Path("hparams") / "iemocap.yaml"
+#: The demo's corpora: default recipe folder (in a checkout) and its YAML
+DEMO_CORPORA = {
+    "iemocap": ("recipes/IEMOCAP", RECIPE_YAML),
+    "csv": ("recipes/IEMOCAP", RECIPE_YAML),
+    "msp-podcast": (
+        "recipes/MSP-Podcast",
+        Path("hparams") / "msp_podcast.yaml",
+    ),
+}
 TINY_OVERRIDES = Path("hparams") / "tiny_overrides.yaml"
 #: Offline, one thread per process (tests and the demo run several at once)
 OFFLINE_ENV = {
@@ -56,14 +85,16 @@ class RecipeNotFoundError(FileNotFoundError):
     """No recipe at the given folder; the message says what to pass."""
 
 
-def find_recipe(folder=None):
-    """The IEMOCAP recipe folder (holding ``train.py`` and its YAML).
+def find_recipe(folder=None, yaml_file=RECIPE_YAML):
+    """A recipe folder (holding ``train.py`` and its YAML).
 
     Arguments
     ---------
     folder : str or path-like, optional
         The recipe folder; default ``recipes/IEMOCAP`` under the current
         folder (a checkout of the repository).
+    yaml_file : pathlib.Path
+        The recipe YAML it must hold (relative to it).
 
     Returns
     -------
@@ -83,7 +114,7 @@ def find_recipe(folder=None):
     speechbrain_mtmm.testing.demo.RecipeNotFoundError: ...
     """
     path = Path(folder if folder is not None else "recipes/IEMOCAP").resolve()
-    for needed in ("train.py", RECIPE_YAML, TINY_OVERRIDES):
+    for needed in ("train.py", yaml_file, TINY_OVERRIDES):
         if not (path / needed).is_file():
             raise RecipeNotFoundError(
                 f"{path}: no {needed} here; give the recipe folder of a "
@@ -117,6 +148,7 @@ def recipe_command(
     audio_source,
     text_source,
     extra=None,
+    yaml_file=RECIPE_YAML,
 ):
     """The train.py command line of a tiny run (demo, tests, benchmarks).
 
@@ -136,6 +168,8 @@ def recipe_command(
         Text encoder source (a local folder, or "hashing").
     extra : dict, optional
         More overrides, on top of ``hparams/tiny_overrides.yaml``.
+    yaml_file : pathlib.Path
+        The recipe YAML, relative to the recipe folder.
 
     Returns
     -------
@@ -153,7 +187,7 @@ def recipe_command(
     )
     overrides.update(extra or {})
     args = [f"--{key}={format_override(v)}" for key, v in overrides.items()]
-    return [sys.executable, "train.py", str(RECIPE_YAML), *args]
+    return [sys.executable, "train.py", str(yaml_file), *args]
 
 
 def run_recipe(recipe, command, check=True):
@@ -234,22 +268,77 @@ def format_results(results):
     a        1     1
     b        1     1
     """
+    dims = [d for d in DIMENSIONS if f"CCC_{d}" in results]
+    width = max(4, *(len(label) for label in results["labels"]))
+    column = max(6, width + 1)
     lines = [
         f"test utterances: {results['n']}",
-        "WA     UA     macro-F1  CCC-V  CCC-A",
+        "WA     UA     macro-F1  "
+        + "  ".join(f"CCC-{d[0].upper()}" for d in dims),
         f"{100 * results['WA']:<6.2f} {100 * results['UA']:<6.2f} "
-        f"{100 * results['macro_F1']:<9.2f} {results['CCC_valence']:<6.3f} "
-        f"{results['CCC_arousal']:.3f}",
+        f"{100 * results['macro_F1']:<9.2f} "
+        + " ".join(f"{results[f'CCC_{d}']:<6.3f}" for d in dims).rstrip(),
         "confusion (rows true, columns predicted):",
-        "    " + "".join(f"{label:>6}" for label in results["labels"]),
+        " " * width
+        + "".join(f"{label:>{column}}" for label in results["labels"]),
     ]
     for label, row in zip(results["labels"], results["confusion"]):
-        lines.append(f"{label:<4}" + "".join(f"{n:>6}" for n in row))
+        lines.append(
+            f"{label:<{width}}" + "".join(f"{n:>{column}}" for n in row)
+        )
     return "\n".join(lines)
 
 
+def _demo_corpus(corpus, out, size):
+    """Writes and prepares the demo's corpus; returns the data folder, the
+    prepared folder and the transcripts (for the tiny tokenizer)."""
+    prepared = out / "prepared"
+    if corpus == "csv":
+        folder = out / "corpus" / CORPUS_DIRNAME
+        if not folder.exists():
+            print(f"[1/4] writing a synthetic CSV corpus to {folder}")
+            generate_synthetic_csv_corpus(
+                out / "corpus", per_speaker=size_to_utterances(size)
+            )
+        print(f"[2/4] preparing it (3 speaker folds) in {prepared}")
+        prepare_csv(folder / "corpus.csv", prepared, folds=3, scale=(1, 5))
+        # the prepared folder is the data folder: the recipe takes its
+        # labels, scale and protocol from it
+        data_folder, manifest = prepared, prepared / MANIFEST_NAME
+    elif corpus == "msp-podcast":
+        data_folder = out / "corpus" / MSP_RELEASE
+        if not data_folder.exists():
+            print(
+                "[1/4] writing a synthetic MSP-Podcast release to "
+                f"{data_folder}"
+            )
+            generate_synthetic_msp_podcast(
+                out / "corpus", 25 * size_to_utterances(size)
+            )
+        print(f"[2/4] preparing its official split in {prepared}")
+        prepare_msp_podcast(data_folder, prepared)
+        manifest = prepared / MSP_MANIFEST
+    else:
+        data_folder = out / "corpus" / RELEASE_DIRNAME
+        if not data_folder.exists():
+            print(f"[1/4] writing a synthetic IEMOCAP corpus to {data_folder}")
+            generate_synthetic_iemocap(
+                out / "corpus", utterances_per_dialog=size_to_utterances(size)
+            )
+        print(f"[2/4] preparing manifest and folds in {prepared}")
+        manifest = prepare_iemocap(data_folder, prepared)
+    with open(manifest, encoding="utf-8") as fin:
+        texts = [e["text"] for e in json.load(fin).values() if e["text"]]
+    return data_folder, prepared, texts
+
+
 def run_demo(
-    out="demo_output", recipe=None, light=False, size="default", fold=1
+    out="demo_output",
+    recipe=None,
+    light=False,
+    size="default",
+    fold=1,
+    corpus="iemocap",
 ):
     """Runs the demo end to end (see the module docstring).
 
@@ -258,35 +347,29 @@ def run_demo(
     out : str or path-like
         The work folder (corpus, prepared data, models, run).
     recipe : str or path-like, optional
-        The recipe folder (:func:`find_recipe`).
+        The recipe folder (:func:`find_recipe`; default: the corpus' recipe
+        in this checkout).
     light : bool
         Use the from-scratch fbank/hashing encoders.
     size : str
         Synthetic corpus size (tiny | small | default).
     fold : int
-        The speaker fold trained and tested.
+        The fold trained and tested.
+    corpus : str
+        ``iemocap``, ``msp-podcast`` or ``csv`` (:data:`DEMO_CORPORA`).
 
     Returns
     -------
     pathlib.Path
         The run folder.
     """
-    recipe = find_recipe(recipe)
+    default_recipe, yaml_file = DEMO_CORPORA[corpus]
+    recipe = find_recipe(recipe or default_recipe, yaml_file)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     start = time.time()
     out = Path(out).resolve()
-    release = out / "corpus" / RELEASE_DIRNAME
-    if not release.exists():
-        print(f"[1/4] writing a synthetic IEMOCAP corpus to {release}")
-        generate_synthetic_iemocap(
-            out / "corpus", utterances_per_dialog=size_to_utterances(size)
-        )
-    prepared = out / "prepared"
-    print(f"[2/4] preparing manifest and folds in {prepared}")
-    manifest = prepare_iemocap(release, prepared)
-    with open(manifest, encoding="utf-8") as fin:
-        texts = [entry["text"] for entry in json.load(fin).values()]
+    data_folder, prepared, texts = _demo_corpus(corpus, out, size)
     if light:
         audio_source, text_source = "fbank", "hashing"
         print("[3/4] using the light from-scratch encoders")
@@ -297,12 +380,13 @@ def run_demo(
     print(f"[4/4] training fold {fold} with {recipe / 'train.py'}")
     command = recipe_command(
         recipe,
-        release,
+        data_folder,
         prepared,
         run,
         audio_source,
         text_source,
         {"fold": fold},
+        yaml_file,
     )
     subprocess.run(command, cwd=recipe, check=True)
     print(format_results(read_test_results(run)))
