@@ -167,17 +167,39 @@ def test_class_weights_are_n_over_8_n_c_of_the_train_split(msp_run):
         assert weight == pytest.approx(total / (8 * counts[label]), abs=1e-4)
 
 
-def test_predict_writes_the_challenge_submission_files_for_test3(msp_run):
-    tmp, written, output, _ = msp_run
-    mtmm = [sys.executable, "-m", "speechbrain_mtmm"]
-    env = {**os.environ, **OFFLINE_ENV}
+MTMM = [sys.executable, "-m", "speechbrain_mtmm"]
+
+
+@pytest.fixture(scope="module")
+def msp_export(msp_run):
+    tmp, _, output, _ = msp_run
     exported = tmp / "export"
     subprocess.run(
-        [*mtmm, "export", "--run", str(output), "--out", str(exported)],
+        [*MTMM, "export", "--run", str(output), "--out", str(exported)],
         check=True,
         capture_output=True,
-        env=env,
+        env={**os.environ, **OFFLINE_ENV},
     )
+    return exported
+
+
+def test_the_model_card_of_an_msp_run_names_its_corpus_and_scale(
+    msp_export,
+):
+    card = (msp_export / "README.md").read_text()
+    assert "Trained on MSP-Podcast" in card
+    assert "1-7 scale" in card
+    assert "IEMOCAP" not in card
+    assert "the release's split" in card
+
+
+def test_predict_writes_the_challenge_submission_files_for_test3(
+    msp_run, msp_export
+):
+    tmp, written, _, _ = msp_run
+    mtmm = MTMM
+    env = {**os.environ, **OFFLINE_ENV}
+    exported = msp_export
     test3 = sorted(u for u, w in written.items() if w["split"] == "Test3")
     audios = tmp / RELEASE_DIRNAME / "Audios"
     submission = tmp / "submission"

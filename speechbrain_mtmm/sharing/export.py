@@ -71,9 +71,14 @@ from speechbrain_mtmm.run_folder import (
     file_digest,
     find_sweep_runs,
     read_json,
+    read_test_results,
     sweep_run_name,
 )
-from speechbrain_mtmm.sharing.model_card import run_card, sweep_card
+from speechbrain_mtmm.sharing.model_card import (
+    corpus_facts,
+    run_card,
+    sweep_card,
+)
 from speechbrain_mtmm.sharing.onnx_export import export_onnx
 
 TEMPLATE = resources.files("speechbrain_mtmm") / "presets" / "inference.yaml"
@@ -216,7 +221,10 @@ def export_sweep(
             )
             names.append(name)
         config = read_model_config(runs[0]["path"])
-        card = sweep_card(results, names, config, onnx=onnx or int8)
+        facts = corpus_facts(read_test_results(runs[0]["path"]))
+        card = sweep_card(
+            results, names, config, onnx=onnx or int8, facts=facts
+        )
         write_text(staging / CARD, card)
 
     return _write_atomically(out, write)

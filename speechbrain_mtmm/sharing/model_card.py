@@ -129,7 +129,7 @@ METRICS = (
 )
 LABEL_NAMES = {
     "neu": "neutral",
-    "hap": "happy (IEMOCAP's excited merged in)",
+    "hap": "happy",
     "sad": "sad",
     "ang": "angry",
     "fru": "frustrated",
@@ -137,6 +137,7 @@ LABEL_NAMES = {
     "sur": "surprised",
     "fea": "fearful",
     "dis": "disgusted",
+    "con": "contemptuous",
 }
 CONDITIONS = {
     "gold": "gold transcripts",
@@ -199,9 +200,14 @@ def front_matter(tags, metrics):
     return "\n".join(lines)
 
 
-def _labels_line(labels):
+def _labels_line(labels, facts=None):
+    names = dict(LABEL_NAMES)
+    if (facts or CORPORA["iemocap"]) is CORPORA["iemocap"] and (
+        "exc" not in labels
+    ):
+        names["hap"] = "happy (IEMOCAP's excited merged in)"
     return ", ".join(
-        f"`{label}` ({LABEL_NAMES[label]})" if label in LABEL_NAMES else label
+        f"`{label}` ({names[label]})" if label in names else label
         for label in labels
     )
 
@@ -377,7 +383,8 @@ def run_card(run_folder, config, info, model_ref="<model folder>", onnx=False):
         ),
         f"# Speech emotion recognition from audio and text: {title_dims}",
         "One model reads the audio and the transcript of an utterance and "
-        f"predicts its emotion class ({_labels_line(config['labels'])}) and "
+        "predicts its emotion class "
+        f"({_labels_line(config['labels'], facts)}) and "
         f"its {' and '.join(dims)} on the corpus' {low:g}-{high:g} scale "
         f"({low:g} = negative/calm/weak, {high:g} = positive/excited/strong; "
         "also given on 0-1). "
@@ -531,7 +538,12 @@ def evaluation_section(run_folder, settings):
 
 
 def sweep_card(
-    results, members, config, model_ref="<model folder>", onnx=False
+    results,
+    members,
+    config,
+    model_ref="<model folder>",
+    onnx=False,
+    facts=None,
 ):
     """The card of a sweep export: one model per fold x seed.
 
@@ -547,6 +559,8 @@ def sweep_card(
         How users load the folder.
     onnx : bool
         The members hold ONNX graphs.
+    facts : dict, optional
+        :func:`corpus_facts` of the runs (default: IEMOCAP's).
 
     Returns
     -------
@@ -559,7 +573,7 @@ def sweep_card(
     intro = (
         f"One model per fold and seed of a {results['protocol']} "
         "cross-validation; each subfolder is a complete model "
-        f"folder predicting {_labels_line(config['labels'])} and "
+        f"folder predicting {_labels_line(config['labels'], facts)} and "
         f"{' and '.join(dims)}, tested on its fold's held-out "
         + (
             "utterances only (utterance-level folds: speakers may be shared "
@@ -591,7 +605,7 @@ def sweep_card(
         cv,
         f"## Models\n\n{members_table}",
         usage(one, dims, onnx, scale),
-        limitations({}, scale),
+        limitations({}, scale, facts),
         f"## Licence\n\n- Weights: {FILL}.\n- Contact: {FILL}.",
         f"## Citation\n\n{CITATION}",
     ]
