@@ -168,3 +168,19 @@ def test_predict_with_the_onnx_backend_matches_pytorch(
     assert outputs["onnx"]["label"] == outputs["torch"]["label"]
     for label, p in outputs["torch"]["probs"].items():
         assert outputs["onnx"]["probs"][label] == pytest.approx(p, abs=1e-4)
+
+
+def test_an_onnx_export_without_a_rating_scale_reads_as_1_to_5(
+    onnx_export, test_files, tmp_path
+):
+    _, model = onnx_export
+    copy = tmp_path / "model"
+    shutil.copytree(model, copy)
+    hparams = copy / "hyperparams.yaml"
+    lines = hparams.read_text().splitlines(keepends=True)
+    hparams.write_text("".join(x for x in lines if "rating_scale" not in x))
+    wav, text = test_files[0]
+    result = MultimodalEmotionRecognizer.from_onnx(copy).predict_file(wav, text)
+    assert result["valence_1to5"] == pytest.approx(
+        1 + 4 * result["valence"], abs=1e-6
+    )

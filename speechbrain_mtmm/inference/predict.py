@@ -414,7 +414,7 @@ def run_predict(
         print(f"mtmm predict: error: {error}", file=sys.stderr)
         return 2
     print(f"model: {Path(model).resolve()} ({backend})", file=sys.stderr)
-    scale = recognizer.system.config["rating_scale"]
+    scale = recognizer.system.config.get("rating_scale", RATING_SCALE)
     if fmt == "msp-podcast":
         return _predict_submission(recognizer, jobs, output, scale)
     stream = sys.stdout

@@ -62,6 +62,7 @@ from speechbrain_mtmm.run_folder import (
     DIMENSIONS,
     EXPORT_INFO,
     HYPERPARAMS,
+    RATING_SCALE,
     file_digest,
     rating_key,
     read_json,
@@ -614,7 +615,8 @@ class MultimodalEmotionRecognizer(Pretrained):
             "probs": {label: float(p) for label, p in zip(labels, probs)},
         }
         names = DIMENSIONS[: self.system.n_dims]
-        scale = self.system.config["rating_scale"]
+        # exports from before rating_scale was recorded: IEMOCAP's 1-5
+        scale = self.system.config.get("rating_scale", RATING_SCALE)
         for name, value in zip(names, dims):
             result[name] = float(value)
         for name, value in zip(names, dims):
