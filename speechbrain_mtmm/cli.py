@@ -355,7 +355,7 @@ def build_parser():
     sub = verb(
         "demo",
         _demo,
-        "synthetic corpus + tiny models + one fold of the IEMOCAP recipe",
+        "synthetic corpus + tiny models + one fold of a recipe",
     )
     sub.add_argument(
         "--corpus",

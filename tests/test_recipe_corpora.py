@@ -303,7 +303,7 @@ def test_the_demo_trains_the_iemocap_recipe_on_a_csv_corpus(tmp_path):
         env={**os.environ, **OFFLINE_ENV},
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    results = read_test_results(tmp_path / "run")
+    results = read_test_results(tmp_path / "csv" / "run")
     assert results["corpus"] == "csv"
     assert "confusion (rows true, columns predicted)" in result.stdout
     assert f"test utterances: {results['n']}" in result.stdout

@@ -312,6 +312,15 @@ def limitations(settings, scale=RATING_SCALE, facts=None):
     if "label_map" in settings and facts is CORPORA["iemocap"]:
         corpus += f" ({settings['label_map']} label map)"
     heard = facts["transcripts"]
+    protocol = settings.get("protocol")
+    split_note = (
+        "**One split**: the scores are those of one test set; they vary "
+        "with the seed and from corpus to corpus."
+        if protocol in ("official", "split")
+        else "**One fold**: the test set is one held-out group; its scores "
+        "vary from fold to fold (see the cross-validation results of the "
+        "training recipe), and from corpus to corpus."
+    )
     if settings.get("transcripts") == "asr":
         heard = (
             "the transcripts of the ASR model "
@@ -331,9 +340,7 @@ def limitations(settings, scale=RATING_SCALE, facts=None):
   means on a {scale[0]:g}-{scale[1]:g} scale.
 - **Not for decisions about people** (hiring, health, policing, access to
   services, surveillance) or for inferring emotion without consent.
-- **One fold**: the test set is one held-out speaker group; its scores vary
-  from fold to fold (see the cross-validation results of the training
-  recipe), and from corpus to corpus."""
+- {split_note}"""
 
 
 def run_card(run_folder, config, info, model_ref="<model folder>", onnx=False):
@@ -468,7 +475,7 @@ def training_section(settings, config, info, facts=None):
         f"{settings.get('batch_size', unknown)}, learning rate "
         f"{settings.get('lr', unknown)}",
         f"- Checkpoint: `{info.get('checkpoint', unknown)}`, the best on "
-        f"the validation speakers (score {_number(validation.get('score'))}"
+        f"the validation split (score {_number(validation.get('score'))}"
         f", from `{settings.get('selection_metrics', unknown)}`)",
     ]
     return "\n".join(lines)
@@ -507,7 +514,12 @@ def evaluation_section(run_folder, settings):
             + [format_score(key, results[key]) for key, _ in shown]
         ],
     )
-    who = f" (speakers {', '.join(speakers)})" if speakers else ""
+    # a few speakers are named (IEMOCAP's fold), many are counted
+    who = ""
+    if 0 < len(speakers) <= 10:
+        who = f" (speakers {', '.join(speakers)})"
+    elif speakers:
+        who = f" ({len(speakers)} speakers)"
     conditions = results.get("conditions", {})
     headline = results.get("test_transcripts", "gold")
     if len(conditions) > 1:
@@ -574,13 +586,9 @@ def sweep_card(
         f"One model per fold and seed of a {results['protocol']} "
         "cross-validation; each subfolder is a complete model "
         f"folder predicting {_labels_line(config['labels'], facts)} and "
-        f"{' and '.join(dims)}, tested on its fold's held-out "
-        + (
-            "utterances only (utterance-level folds: speakers may be shared "
-            "with training)."
-            if results["protocol"] == "utterance"
-            else "speakers only."
-        )
+        f"{' and '.join(dims)}, tested on its fold's test set ("
+        + PROTOCOL_NOTES.get(results["protocol"], OTHER_PROTOCOL)
+        + ")."
     )
     cv = "\n\n".join(
         [
@@ -605,8 +613,10 @@ def sweep_card(
         cv,
         f"## Models\n\n{members_table}",
         usage(one, dims, onnx, scale),
-        limitations({}, scale, facts),
-        f"## Licence\n\n- Weights: {FILL}.\n- Contact: {FILL}.",
+        limitations({"protocol": results["protocol"]}, scale, facts),
+        f"## Licence\n\n- Weights: {FILL} "
+        f"({(facts or CORPORA['iemocap'])['licence']}).\n"
+        f"- Contact: {FILL}.",
         f"## Citation\n\n{CITATION}",
     ]
     return "\n\n".join(sections) + "\n"

@@ -116,10 +116,11 @@ def find_recipe(folder=None, yaml_file=RECIPE_YAML):
     path = Path(folder if folder is not None else "recipes/IEMOCAP").resolve()
     for needed in ("train.py", yaml_file, TINY_OVERRIDES):
         if not (path / needed).is_file():
+            example = "MSP-Podcast" if "msp" in str(yaml_file) else "IEMOCAP"
             raise RecipeNotFoundError(
                 f"{path}: no {needed} here; give the recipe folder of a "
                 "speechbrain-mtmm checkout with --recipe (e.g. "
-                "--recipe ~/speechbrain-mtmm/recipes/IEMOCAP)"
+                f"--recipe ~/speechbrain-mtmm/recipes/{example})"
             )
     return path
 
@@ -157,7 +158,8 @@ def recipe_command(
     recipe : pathlib.Path
         The recipe folder (the command runs there).
     data_folder : str
-        The IEMOCAP_full_release folder (real or synthetic).
+        The corpus (an IEMOCAP_full_release or MSP-Podcast release folder,
+        or a prepared folder).
     prepare_folder : str
         Where the manifest and folds go.
     output_folder : str
@@ -345,7 +347,8 @@ def run_demo(
     Arguments
     ---------
     out : str or path-like
-        The work folder (corpus, prepared data, models, run).
+        The work folder (corpus, prepared data, models, run; in
+        ``<out>/<corpus>/`` for the other corpora than IEMOCAP).
     recipe : str or path-like, optional
         The recipe folder (:func:`find_recipe`; default: the corpus' recipe
         in this checkout).
@@ -369,6 +372,8 @@ def run_demo(
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     start = time.time()
     out = Path(out).resolve()
+    if corpus != "iemocap":  # each corpus in a folder of its own
+        out = out / corpus
     data_folder, prepared, texts = _demo_corpus(corpus, out, size)
     if light:
         audio_source, text_source = "fbank", "hashing"
