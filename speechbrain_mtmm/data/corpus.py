@@ -104,8 +104,10 @@ def read_corpus_info(folder):
             info = json.load(fin)
     except (OSError, ValueError) as error:
         raise CorpusError(f"{path}: cannot be read ({error})") from None
+    if not isinstance(info, dict):
+        info = {}  # valid JSON, but not a description: every key missing
     missing = [key for key in KEYS if key not in info]
-    if not isinstance(info, dict) or missing:
+    if missing:
         raise CorpusError(
             f"{path}: missing {', '.join(missing)}; prepare the corpus again"
         )

@@ -53,15 +53,14 @@ from speechbrain_mtmm.data.folds import (
     FOLDS_INDEX,
     SPLITS,
     FoldError,
-    check_folds,
     group_folds,
     write_protocol,
 )
 from speechbrain_mtmm.data.tables import CSVError, read_csv
+from speechbrain_mtmm.run_folder import DIMENSIONS
 
 MANIFEST_NAME = "manifest.json"
 SUMMARY_NAME = "summary.json"
-DIMENSIONS = ("valence", "arousal", "dominance")
 #: Spellings of a ``split`` value
 SPLIT_NAMES = {
     "train": "train",
@@ -382,12 +381,10 @@ def prepare_csv(
             "classes is not supported)"
         )
     labels = list(labels) if labels else found
+    # group_folds checks that no speaker is in two splits of a fold
     protocol, made, group = make_corpus_folds(
         entries, manifest, folds, utterance_folds
     )
-    if protocol != "split":
-        groups = {group(u, e) for u, e in entries.items()}
-        check_folds(made, groups)
     save = Path(save_folder)
     write_protocol(entries, save, protocol, made, group)
     index = {protocol: {str(k): splits for k, splits in made.items()}}

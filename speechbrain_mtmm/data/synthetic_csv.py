@@ -35,11 +35,11 @@ from speechbrain_mtmm.data.synthetic import (
     make_sentence,
     synthesize_utterance,
 )
+from speechbrain_mtmm.run_folder import DIMENSIONS
 
 CORPUS_DIRNAME = "csv_corpus"
 MANIFEST_NAME = "corpus.csv"
 LABELS = ("neutral", "happy", "sad", "angry")
-DIMENSIONS = ("valence", "arousal", "dominance")
 # (valence, arousal) levels of each label, as the IEMOCAP generator does
 DESIGN = {
     "neutral": ("neutral", "medium"),

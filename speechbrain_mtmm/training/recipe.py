@@ -374,10 +374,6 @@ be positive, not 0
             )
 
 
-#: What a prepared folder (corpus.json) gives a recipe, unless overridden
-CORPUS_KEYS = ("prepare_folder", "labels", "rating_scale", "protocol")
-
-
 def corpus_overrides(hparams_file, overrides=""):
     """The overrides, with what a prepared ``data_folder`` implies.
 
@@ -813,29 +809,28 @@ def prepare_corpus(hparams, prepare, protocols=None, **options):
     dict or None
         The corpus description (None for an IEMOCAP preparation).
     """
+    where = hparams["prepare_folder"]
     info = check_protocol(hparams, protocols)
     if info is None:
         run_on_main(
             prepare,
             kwargs={
                 "data_folder": hparams["data_folder"],
-                "save_folder": hparams["prepare_folder"],
+                "save_folder": where,
                 **options,
             },
         )
-        info = read_corpus_info(hparams["prepare_folder"])
-    if info is None:
-        return None
-    where = hparams["prepare_folder"]
-    if read_corpus_info(hparams["data_folder"]) is not None and (
-        os.path.realpath(where) != os.path.realpath(hparams["data_folder"])
-    ):
+        info = read_corpus_info(where)
+        if info is None:
+            return None
+        # the protocols the preparation wrote
+        check_fold(hparams["protocol"], hparams["fold"], info["protocols"])
+    elif os.path.realpath(where) != os.path.realpath(hparams["data_folder"]):
         raise DataError(
             f"{hparams['data_folder']} is a prepared corpus, but "
             f"prepare_folder is {where}: leave prepare_folder out (or give "
             "the same folder)"
         )
-    check_fold(hparams["protocol"], hparams["fold"], info["protocols"])
     scale = info["rating_scale"]
     ours = list(hparams["system"].config["rating_scale"])
     if scale is not None and ours != list(scale):
@@ -1070,7 +1065,8 @@ def prepare_asr_transcripts(
     Arguments
     ---------
     manifest : str or path-like
-        The prepared manifest (``<prepare_folder>/iemocap.json``).
+        The prepared manifest (``iemocap.json``, or the one
+        ``corpus.json`` names).
     run_opts : dict
         SpeechBrain run options (``device``).
     source : str
