@@ -37,8 +37,7 @@ from speechbrain.utils.checkpoints import (
 )
 
 from speechbrain_mtmm.encoders import MODALITIES, build_encoder
-from speechbrain_mtmm.nnet.builders import build_fusion, build_refinement
-from speechbrain_mtmm.nnet.heads import EmotionHeads
+from speechbrain_mtmm.nnet.builders import BlockError, build_block
 from speechbrain_mtmm.nnet.layer_sum import WeightedLayerSum
 from speechbrain_mtmm.nnet.masking import masked_modality_features
 from speechbrain_mtmm.nnet.model import MultimodalEmotionModel
@@ -67,6 +66,7 @@ PAPER_CONFIG = {
     "d_model": 1024,
     "n_heads": 32,
     "refinement": True,
+    "refinement_type": "self_attention",
     "refinement_layers": 1,
     "refinement_ffn": 2048,
     "fusion_type": "bridge_crossed",
@@ -74,10 +74,16 @@ PAPER_CONFIG = {
     "fusion_layers": 1,
     "fusion_ffn": 0,
     "dropout": 0.1,
+    "heads_type": "emotion_heads",
 }
 
 # Model settings a configuration may leave out (older exports), defaults
-MODEL_DEFAULTS = {"fusion_ffn": 0, "rating_scale": [1.0, 5.0]}
+MODEL_DEFAULTS = {
+    "fusion_ffn": 0,
+    "rating_scale": [1.0, 5.0],
+    "refinement_type": "self_attention",
+    "heads_type": "emotion_heads",
+}
 
 
 # Encoder settings a section may leave out, and their defaults
@@ -250,36 +256,57 @@ class MultimodalEmotionSystem(torch.nn.Module):
             setattr(
                 self, f"{modality}_layer_sum", WeightedLayerSum(len(layers))
             )
-        refinement = {
-            "enabled": config["refinement"],
-            "d_model": config["d_model"],
-            "nhead": config["n_heads"],
-            "num_layers": config["refinement_layers"],
-            "d_ffn": config["refinement_ffn"],
-            "dropout": config["dropout"],
-        }
-        fusion = build_fusion(
+        try:
+            self.model = self._build_model(config)
+        except BlockError as error:
+            raise ModelConfigError(f"model config: {error}") from None
+
+    def _build_model(self, config):
+        """Projection, refinement, fusion and heads, each block by its
+        registered name or import path
+        (:mod:`speechbrain_mtmm.nnet.builders`)."""
+        width = config["d_model"]
+
+        def refinement():
+            """One modality's refinement module (None when off)."""
+            if not config["refinement"]:
+                return None
+            return build_block(
+                "refinement",
+                config["refinement_type"],
+                d_model=width,
+                nhead=config["n_heads"],
+                num_layers=config["refinement_layers"],
+                d_ffn=config["refinement_ffn"],
+                dropout=config["dropout"],
+            )
+
+        fusion = build_block(
+            "fusion",
             config["fusion_type"],
-            config["d_model"],
+            d_model=width,
             nhead=config["n_heads"],
             num_tokens=config["bridge_tokens"],
             num_layers=config["fusion_layers"],
             d_ffn=config["fusion_ffn"],
             dropout=config["dropout"],
         )
-        self.model = MultimodalEmotionModel(
+        heads = build_block(
+            "heads",
+            config["heads_type"],
+            input_size=fusion.output_size,
+            n_classes=len(config["labels"]),
+            n_dims=config["n_dims"],
+            dropout=config["dropout"],
+        )
+        return MultimodalEmotionModel(
             fusion=fusion,
-            heads=EmotionHeads(
-                fusion.output_size,
-                n_classes=len(config["labels"]),
-                n_dims=config["n_dims"],
-                dropout=config["dropout"],
-            ),
-            d_model=config["d_model"],
+            heads=heads,
+            d_model=width,
             audio_input_size=self.audio_encoder.output_size,
             text_input_size=self.text_encoder.output_size,
-            audio_refinement=build_refinement(**refinement),
-            text_refinement=build_refinement(**refinement),
+            audio_refinement=refinement(),
+            text_refinement=refinement(),
         )
 
     @property

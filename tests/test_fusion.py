@@ -11,7 +11,7 @@ from speechbrain_mtmm import (
     PooledFusion,
     SelfAttentionRefinement,
 )
-from speechbrain_mtmm.nnet.builders import build_fusion
+from speechbrain_mtmm.nnet.builders import build_block
 
 D = 16
 
@@ -218,5 +218,6 @@ def test_attention_runs_on_the_fused_scaled_dot_product_kernel(
     if block == "refinement":  # 2 layers
         SelfAttentionRefinement(16, nhead=4, num_layers=2)(audio, lens)
     else:  # one attention per direction or token set
-        build_fusion(block, 16, nhead=4, num_tokens=3)(audio, lens, text, lens)
+        fusion = build_block("fusion", block, d_model=16, nhead=4, num_tokens=3)
+        fusion(audio, lens, text, lens)
     assert len(calls) == 2
