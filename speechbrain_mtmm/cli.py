@@ -275,6 +275,7 @@ def build_parser():
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
 
     def verb(name, handler, summary, **kwargs):
+        """Adds one verb's parser (its help is its summary)."""
         sub = verbs.add_parser(
             name,
             help=summary,

@@ -1,216 +1,240 @@
-"""SpeechBrain's recipe conventions, so that a recipe can go upstream.
+"""SpeechBrain's recipe rules hold for this project's recipes.
 
 ``tests/recipes/<Dataset>.csv`` lists every recipe YAML with SpeechBrain's
-columns; as SpeechBrain's ``tests/consistency`` does, the listed files must
-exist, every recipe YAML must be listed with debug flags, every top-level
-key of a YAML must be read by its script (or the shared recipe steps it
-imports from the library), and the debug flags must run the
-recipe (here on the synthetic corpus) and pass the row's checks
-(``file_exists=[...]``, ``performance_check=[file, key, threshold,
-epoch: N]``, parsed as SpeechBrain's ``tests/utils/recipe_tests.py`` does;
-those test utilities are not part of the installed speechbrain package, so
-their rules are restated here).
+columns. As SpeechBrain's ``tests/consistency`` and recipe runner would
+upstream (their rules restated in ``speechbrain_rules.py``): the listed
+files exist, every recipe YAML is listed with debug flags, every
+top-level key of a YAML is read by its own ``train.py`` (no library file
+counted), every module, class and function has a docstring, the YAMLs
+load, and each row's setup script and debug flags run the recipe and pass
+the row's checks; the recipes pass SpeechBrain's ruff configuration.
 """
 
-import csv
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from hyperpyyaml import load_hyperpyyaml
+from place_in_speechbrain import place
 from speechbrain.utils.run_opts import RunOptions
+from speechbrain_rules import (
+    files_present,
+    hparam_files,
+    missing_docstrings,
+    performance_met,
+    recipe_command,
+    recipe_rows,
+    setup_script,
+    unused_variables,
+)
 
-from speechbrain_mtmm.data.synthetic import generate_synthetic_iemocap
-from speechbrain_mtmm.data.synthetic_msp import RELEASE_DIRNAME as MSP_RELEASE
-from speechbrain_mtmm.data.synthetic_msp import generate_synthetic_msp_podcast
 from speechbrain_mtmm.testing.demo import OFFLINE_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE_CSVS = sorted((ROOT / "tests" / "recipes").glob("*.csv"))
 FILE_FIELDS = ("Script_file", "Hparam_file", "Data_prep_file", "Readme_file")
-# YAML files under recipes/ that are fragments or override sets, not recipes
-NOT_RECIPES = ("/encoders/", "tiny_overrides.yaml")
 
 
 def rows():
+    """Every row of every recipe CSV, named as SpeechBrain's runner names
+    them (``<Dataset>_row_<line>``)."""
     for path in RECIPE_CSVS:
-        with open(path, newline="", encoding="utf-8") as fin:
-            for number, row in enumerate(csv.DictReader(fin), start=1):
-                yield pytest.param(row, id=f"{path.stem}_row_{number:02d}")
+        for number, row in enumerate(recipe_rows(path), start=2):
+            yield pytest.param(row, id=f"{path.stem}_row_{number:02d}")
 
 
-def yaml_keys(hparam_file):
-    """Top-level keys no other entry references (SpeechBrain's
-    ``get_yaml_var``)."""
-    text = Path(hparam_file).read_text(encoding="utf-8")
-    keys = []
-    for line in text.splitlines():
-        if not line.strip() or line[0] in " \t#" or ":" not in line:
-            continue
-        if "!!" in line or "!apply" in line:
-            continue
-        keys.append(line.split(":")[0].strip())
-    referenced = set(re.findall(r"<([\w]+)", text))
-    return [key for key in keys if key not in referenced]
-
-
-def used_in(key, source):
-    """SpeechBrain's ``detect_script_vars`` patterns."""
-    patterns = (
-        f'["{key}"]',
-        f"hparams.{key}",
-        f"modules.{key}",
-        f'attr(self.hparams, "{key}',
-        f'hparams.get("{key}',
-    )
-    return any(pattern in source for pattern in patterns)
+def test_the_recipe_folder_holds_only_recipe_csvs():
+    # SpeechBrain's tests read every file there but README.md and setup
+    # as a recipe CSV
+    names = {p.name for p in (ROOT / "tests" / "recipes").iterdir()}
+    assert names - {"setup", "README.md"} == {p.name for p in RECIPE_CSVS}
 
 
 @pytest.mark.parametrize("row", rows())
 def test_the_listed_recipe_files_exist(row):
     for field in FILE_FIELDS:
-        assert (ROOT / row[field]).is_file(), f"{field}: {row[field]}"
+        assert (ROOT / row[field].strip()).is_file(), f"{field}: {row[field]}"
 
 
 def test_every_recipe_yaml_is_listed_with_debug_flags():
-    listed = {}
     for path in RECIPE_CSVS:
-        with open(path, newline="", encoding="utf-8") as fin:
-            for row in csv.DictReader(fin):
-                listed[row["Hparam_file"]] = row["test_debug_flags"]
-    for path in RECIPE_CSVS:
-        for yaml in sorted((ROOT / "recipes" / path.stem).rglob("*.yaml")):
-            name = yaml.relative_to(ROOT).as_posix()
-            if any(part in f"/{name}" for part in NOT_RECIPES):
-                continue
-            assert listed.get(name), f"{name}: not in {path.name}"
+        listed = {
+            r["Hparam_file"]: r["test_debug_flags"] for r in recipe_rows(path)
+        }
+        for name in hparam_files(ROOT, path.stem):
+            assert listed.get(name, "").strip(), f"{name}: not in {path.name}"
 
 
-# The recipe steps shared by the recipes live in the library (one Brain for
-# IEMOCAP and MSP-Podcast); a key read there counts as read by a script
-# that imports them. A recipe sent upstream inlines these modules.
-SHARED_STEPS = ("training/brain.py", "training/recipe.py")
-
-
-def script_source(script_file):
-    """The script and the shared recipe steps it imports."""
-    source = (ROOT / script_file).read_text(encoding="utf-8")
-    for module in SHARED_STEPS:
-        dotted = "speechbrain_mtmm." + module[:-3].replace("/", ".")
-        if f"from {dotted} import" in source:
-            path = ROOT / "speechbrain_mtmm" / module
-            source += path.read_text(encoding="utf-8")
-    return source
+def test_yaml_fragments_under_models_need_no_row():
+    presets = ROOT / "recipes" / "IEMOCAP" / "multimodal_emotion" / "hparams"
+    assert (presets / "models" / "wavlm-large.yaml").is_file()
+    listed = hparam_files(ROOT, "IEMOCAP")
+    assert listed and not any("/models/" in name for name in listed)
 
 
 @pytest.mark.parametrize("row", rows())
-def test_every_top_level_key_is_read_by_the_script(row):
-    script = script_source(row["Script_file"])
-    exempt = set(RunOptions().as_dict())
-    unused = [
-        key
-        for key in yaml_keys(ROOT / row["Hparam_file"])
-        if not used_in(key, script) and key not in exempt
-    ]
+def test_the_readme_holds_the_listed_links(row):
+    readme = (ROOT / row["Readme_file"].strip()).read_text(encoding="utf-8")
+    for field in ("Result_url", "HF_repo"):
+        for link in filter(None, row[field].strip().split(" ")):
+            assert link in readme, f"{link} not in {row['Readme_file']}"
+
+
+@pytest.mark.parametrize("row", rows())
+def test_every_top_level_key_is_read_by_its_own_script(row):
+    unused, guessed = unused_variables(
+        ROOT / row["Hparam_file"], ROOT / row["Script_file"]
+    )
     assert not unused, f"{row['Script_file']} never reads {unused}"
+    # SpeechBrain would pass these with a warning; here they must be read
+    assert not guessed, f"only guessed from an f-string subscript: {guessed}"
 
 
 def test_a_key_the_script_never_reads_is_found(tmp_path):
     yaml = tmp_path / "x.yaml"
-    yaml.write_text("lr: 0.1\nunused: 3\nsystem: !new:dict\n  a: <lr>\n")
-    keys = yaml_keys(yaml)
-    assert keys == ["unused", "system"]
-    assert not used_in("unused", 'hparams["lr"]; self.hparams.system')
+    yaml.write_text(
+        "lr: 0.1\nunused: 3\nsystem: !new:dict\n  a: !ref <lr>\n"
+        "late: !ref <after>\nafter: 2\n"
+    )
+    script = tmp_path / "train.py"
+    script.write_text('opt = hparams["system"]\nx = self.hparams.late\n')
+    assert unused_variables(yaml, script) == (["unused", "after"], {})
+
+
+def test_an_f_string_subscript_counts_only_as_a_guess(tmp_path):
+    yaml = tmp_path / "x.yaml"
+    yaml.write_text("w_valence: 1\nw_arousal: 1\n")
+    script = tmp_path / "train.py"
+    script.write_text('w = [hparams[f"w_{name}"] for name in names]\n')
+    unused, guessed = unused_variables(yaml, script)
+    assert unused == [] and sorted(guessed) == ["w_arousal", "w_valence"]
+
+
+def python_files():
+    """The package's and the recipes' Python files (SpeechBrain skips
+    paths holding a double underscore)."""
+    for folder in ("speechbrain_mtmm", "recipes"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            if "__" not in path.relative_to(ROOT).as_posix():
+                yield path
+
+
+def test_every_module_class_and_function_has_a_docstring():
+    missing = [m for path in python_files() for m in missing_docstrings(path)]
+    assert not missing, "\n".join(missing)
+
+
+def test_a_nested_function_without_a_docstring_is_found(tmp_path):
+    path = tmp_path / "m.py"
+    path.write_text(
+        '"""Module."""\n\n\ndef outer(x):\n    """Doc."""\n\n'
+        "    def inner(y):\n        return y\n\n    return inner\n\n\n"
+        "def _private(z):\n    return z\n"
+    )
+    assert missing_docstrings(path) == [f"{path}: inner(y"]
 
 
 @pytest.mark.parametrize("row", rows())
-def test_every_recipe_yaml_loads(row):
+def test_every_recipe_yaml_loads(row, tmp_path):
     flags = dict(
         flag[2:].split("=", 1) for flag in row["test_debug_flags"].split()
     )
     run_options = RunOptions().as_dict()
-    overrides = "\n".join(
-        f"{key}: {value}"
-        for key, value in flags.items()
-        if key not in run_options
-    )
+    overrides = {
+        key: value for key, value in flags.items() if key not in run_options
+    }
+    overrides["output_folder"] = str(tmp_path)
+    overrides = "\n".join(f"{key}: {value}" for key, value in overrides.items())
     with open(ROOT / row["Hparam_file"], encoding="utf-8") as fin:
         hparams = load_hyperpyyaml(fin, overrides)
     assert hparams["system"].labels == hparams["labels"]
 
 
-def performance_values(check, output):
-    """``(value, threshold)`` of a ``performance_check=[...]`` (or None)."""
-    found = re.search(r"performance_check=\[(.*?)\]", check)
-    if not found:
-        return None
-    file, key, threshold, epoch = (f.strip() for f in found[1].split(","))
-    lines = [
-        line
-        for line in (output / file).read_text().splitlines()
-        if line.strip()
-    ]
-    epoch = epoch.split(":")[1].strip()
+@pytest.mark.parametrize("row", rows())
+def test_the_performance_check_fails_at_chance(row, tmp_path):
+    """A run that learned nothing (every class equally likely, CCC 0)
+    fails the row's check: its threshold can fail."""
     line = (
-        lines[-1]
-        if epoch == "-1"
-        else next(line for line in lines if f"epoch: {epoch}" in line)
+        "Epoch loaded: 1, transcripts: gold - test loss: 1.39e+00, "
+        "test WA: 2.50e-01, test UA: 2.50e-01, test macro_F1: 1.00e-01, "
+        "test CCC_valence: 0.00e+00, test CCC_arousal: 0.00e+00, "
+        "test CCC_mean: 0.00e+00\n"
     )
-    value = re.search(rf"{key}\s*:\s*([-+]?\d*\.\d+([eE][-+]?\d+)?)", line)
-    assert value, f"{key} not in {line}"
-    return float(value[1]), threshold
-
-
-def meets(value, threshold):
-    operator, number = re.match(r"(==|>=|<=|>|<)\s*(.+)", threshold).groups()
-    number = float(number)
-    return {
-        "==": value == number,
-        ">=": value >= number,
-        "<=": value <= number,
-        ">": value > number,
-        "<": value < number,
-    }[operator]
+    (tmp_path / "train_log.txt").write_text(line)
+    met, value, _ = performance_met(row["test_debug_checks"], tmp_path)
+    assert value is not None and not met
 
 
 @pytest.mark.parametrize("row", rows())
 def test_the_debug_flags_run_the_recipe_and_pass_its_checks(row, tmp_path):
-    """Run from the repository root as SpeechBrain's runner does, on the
-    synthetic corpus written where the flags expect it."""
-    flags = row["test_debug_flags"].split()
-    data = next(f for f in flags if f.startswith("--data_folder="))
-    release = ROOT / data.split("=", 1)[1]
-    if not release.is_dir():
-        if release.name == MSP_RELEASE:
-            generate_synthetic_msp_podcast(release.parent, n_utterances=80)
-        else:
-            generate_synthetic_iemocap(
-                release.parent, seed=0, utterances_per_dialog=4
-            )
+    """As SpeechBrain's runner: from the repository root, the row's setup
+    script writes the synthetic corpus its flags point at, then the recipe
+    runs with the flags and the row's checks read its outputs."""
+    env = dict(os.environ, **OFFLINE_ENV)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    setup = setup_script(ROOT, row)
+    assert setup.is_file() and os.access(setup, os.X_OK), setup
+    subprocess.run([str(setup)], cwd=ROOT, env=env, check=True)
     output = tmp_path / "run"
-    command = [
-        sys.executable,
-        row["Script_file"],
-        row["Hparam_file"],
-        *flags,
-        "--device=cpu",
-        f"--output_folder={output}",
-    ]
+    command = recipe_command(ROOT, row, output)
     result = subprocess.run(
-        command,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, **OFFLINE_ENV),
+        command, shell=True, cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr[-3000:]
     check = row["test_debug_checks"]
-    files = re.search(r"file_exists=\[(.*?)\]", check)[1].split(",")
-    for name in files:
-        assert (output / name).exists(), name
-    performance = performance_values(check, output)
-    if performance:
-        assert meets(*performance), performance
+    assert not files_present(check, output)
+    met, value, line = performance_met(check, output)
+    assert met, (value, line)
+    # the line read is the headline test result
+    assert line.startswith("Epoch loaded") and "transcripts: gold" in line
+    assert "test set" not in line or "test set: Test1" in line
+
+
+def test_the_recipes_pass_speechbrains_ruff_configuration():
+    config = (ROOT / "recipes" / "ruff.toml").read_text()
+    assert 'known-first-party = ["speechbrain"]' in config
+    for command in (["check"], ["format", "--check"]):
+        result = subprocess.run(
+            [sys.executable, "-m", "ruff", *command, "--no-cache", "recipes"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_recipes_go_into_a_speechbrain_tree_without_overwriting(tmp_path):
+    tree = tmp_path / "speechbrain"
+    (tree / "recipes" / "IEMOCAP" / "emotion_recognition").mkdir(parents=True)
+    (tree / "recipes" / "IEMOCAP" / "README.md").write_text("upstream")
+    (tree / "tests" / "recipes" / "setup").mkdir(parents=True)
+    header, *_ = (
+        (ROOT / "tests" / "recipes" / "IEMOCAP.csv")
+        .read_text(encoding="utf-8")
+        .splitlines()
+    )
+    upstream = "Emotion_recognition,IEMOCAP," + ",".join(
+        ["x"] * (header.count(",") - 1)
+    )
+    (tree / "tests" / "recipes" / "IEMOCAP.csv").write_text(
+        f"{header}\n{upstream}\n", encoding="utf-8"
+    )
+    place(tree)
+    assert (
+        tree / "recipes" / "IEMOCAP" / "README.md"
+    ).read_text() == "upstream"
+    with open(
+        tree / "tests" / "recipes" / "IEMOCAP.csv", encoding="utf-8"
+    ) as f:
+        merged = list(csv.DictReader(f))
+    ours = recipe_rows(ROOT / "tests" / "recipes" / "IEMOCAP.csv")
+    assert [r["Hparam_file"] for r in merged] == ["x"] + [
+        r["Hparam_file"] for r in ours
+    ]
+    for row in ours:
+        assert (tree / row["Script_file"]).is_file()
+        assert setup_script(tree, row).exists()
+    with pytest.raises(FileExistsError):
+        place(tree)

@@ -22,8 +22,8 @@ A second call with the same release (same labels file) and options reuses
 the folder.
 
 * Classes: the 8 of the challenge (A S H U F D C N as ang, sad, hap, sur,
-  fea, dis, con, neu). ``O`` (other) and ``X`` (no agreement) have no
-  class (``emo: null``, ``emo_code`` keeps the code) but keep their
+  fea, dis, con, neu). ``O`` (other) and ``X`` (no agreement) have
+  no class (``emo: null``, ``emo_code`` keeps the code) but keep their
   valence, arousal and dominance: the dimensional task uses them, the
   class task leaves them out (counted in the summary).
 * Valence, arousal, dominance stay on the release's 1-7 scale.

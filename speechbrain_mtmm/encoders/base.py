@@ -323,6 +323,7 @@ class Encoder(nn.Module):
         digest = hashlib.sha256()
 
         def add(text):
+            """Hashes one more piece (NUL-separated)."""
             digest.update(str(text).encode("utf-8") + b"\0")
 
         add(f"{type(self).__module__}.{type(self).__qualname__}")

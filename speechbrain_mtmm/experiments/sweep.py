@@ -141,7 +141,8 @@ class CVRun:
         return self.folder / STDOUT_LOG
 
     def shell_command(self):
-        """The run as one shell line (``cd <recipe> && python train.py ...``).
+        """The run as one shell line: ``cd <recipe> && python train.py``
+        with its arguments.
 
         Returns
         -------
@@ -264,7 +265,8 @@ def experiment_name(hparams_file, overrides):
 
 
 def plan_runs(hparams_file, protocol, folds, seeds, output, overrides):
-    """The runs of a sweep, fold-major (fold 1 seed 1, fold 1 seed 2, ...).
+    """The runs of a sweep, fold-major: fold 1 seed 1, fold 1 seed 2, and
+    so on.
 
     Arguments
     ---------
@@ -528,6 +530,7 @@ def run_all(runs, jobs=1, gpus=(), progress=True):
         slots.put(gpus[slot % len(gpus)] if gpus else None)
 
     def work(run):
+        """Runs one run on a free GPU slot (or the CPU)."""
         gpu = slots.get()
         try:
             return execute(run, gpu)
@@ -540,6 +543,7 @@ def run_all(runs, jobs=1, gpus=(), progress=True):
     )
 
     def finish(run, ok):
+        """Counts a finished run; reports a failed one."""
         bar.update()
         if not ok:
             failed.append(run)

@@ -160,6 +160,7 @@ def _transcript_lookup(csv_path):
         by_name.setdefault(path.name, []).append(row["text"])
 
     def lookup(file):
+        """The transcript of a file, by path, else by unique name."""
         if str(Path(file).resolve()) in by_path:
             return by_path[str(Path(file).resolve())]
         texts = by_name.get(Path(file).name, [])
@@ -182,6 +183,7 @@ class _Writer:
             self.csv.writeheader()
 
     def write(self, row):
+        """Writes one prediction row in the output format."""
         row = _rounded(row)
         if self.fmt == "csv":
             flat = {k: v for k, v in row.items() if k != "probs"}

@@ -69,6 +69,7 @@ class AuxiliaryHeads(torch.nn.Module):
         size = projection_size or max(1, embedding_size // 2)
 
         def projection():
+            """A two-layer projection head for a contrastive loss."""
             return torch.nn.Sequential(
                 torch.nn.Linear(embedding_size, size),
                 torch.nn.GELU(),

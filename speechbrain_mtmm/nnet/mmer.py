@@ -57,6 +57,7 @@ class MMERFusion(torch.nn.Module):
         self.input_dropout = torch.nn.Dropout(dropout)
 
         def layer():
+            """One BERT-style (cross-)attention layer."""
             return CrossAttentionLayer(d_model, nhead, d_ffn, dropout)
 
         self.text_self = layer()

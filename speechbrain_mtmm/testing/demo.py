@@ -10,13 +10,13 @@ With no network and no GPU, :func:`run_demo` (``mtmm demo``)
    DeBERTa-v2 with a sentencepiece tokenizer trained on the corpus), or uses
    the light from-scratch pair with ``--light``,
 4. trains and tests one fold through the real recipe (``train.py`` of the
-   recipe folder given; by default ``recipes/IEMOCAP`` of a checkout, or
-   ``recipes/MSP-Podcast`` for that corpus),
+   recipe folder given; by default ``recipes/IEMOCAP/multimodal_emotion``
+   of a checkout, or ``recipes/MSP-Podcast/multimodal_emotion``),
 5. prints the test table.
 
 The recipe is not part of the installed package (recipes live in
 ``recipes/``, as in SpeechBrain): ``mtmm demo --recipe <checkout>/recipes/
-IEMOCAP`` runs it from anywhere.
+IEMOCAP/multimodal_emotion`` runs it from anywhere.
 
 Authors
 -------
@@ -28,6 +28,7 @@ import os
 import subprocess
 import sys
 import time
+from importlib import resources
 from pathlib import Path
 
 import yaml
@@ -63,16 +64,21 @@ from speechbrain_mtmm.testing.tiny_models import (
 from speechbrain_mtmm.training.recipe import format_override
 
 RECIPE_YAML = Path("hparams") / "iemocap.yaml"
+#: The IEMOCAP recipe folder, relative to a checkout
+IEMOCAP_RECIPE = "recipes/IEMOCAP/multimodal_emotion"
 #: The demo's corpora: default recipe folder (in a checkout) and its YAML
 DEMO_CORPORA = {
-    "iemocap": ("recipes/IEMOCAP", RECIPE_YAML),
-    "csv": ("recipes/IEMOCAP", RECIPE_YAML),
+    "iemocap": (IEMOCAP_RECIPE, RECIPE_YAML),
+    "csv": (IEMOCAP_RECIPE, RECIPE_YAML),
     "msp-podcast": (
-        "recipes/MSP-Podcast",
+        "recipes/MSP-Podcast/multimodal_emotion",
         Path("hparams") / "msp_podcast.yaml",
     ),
 }
-TINY_OVERRIDES = Path("hparams") / "tiny_overrides.yaml"
+#: The recipes at toy width on the CPU (package data)
+TINY_OVERRIDES = resources.files("speechbrain_mtmm") / "presets" / (
+    "tiny_overrides.yaml"
+)
 #: Offline, one thread per process (tests and the demo run several at once)
 OFFLINE_ENV = {
     "HF_HUB_OFFLINE": "1",
@@ -91,7 +97,7 @@ def find_recipe(folder=None, yaml_file=RECIPE_YAML):
     Arguments
     ---------
     folder : str or path-like, optional
-        The recipe folder; default ``recipes/IEMOCAP`` under the current
+        The recipe folder; default :data:`IEMOCAP_RECIPE` under the current
         folder (a checkout of the repository).
     yaml_file : pathlib.Path
         The recipe YAML it must hold (relative to it).
@@ -113,31 +119,33 @@ def find_recipe(folder=None, yaml_file=RECIPE_YAML):
     ...
     speechbrain_mtmm.testing.demo.RecipeNotFoundError: ...
     """
-    path = Path(folder if folder is not None else "recipes/IEMOCAP").resolve()
-    for needed in ("train.py", yaml_file, TINY_OVERRIDES):
+    path = Path(folder if folder is not None else IEMOCAP_RECIPE).resolve()
+    for needed in ("train.py", yaml_file):
         if not (path / needed).is_file():
             example = "MSP-Podcast" if "msp" in str(yaml_file) else "IEMOCAP"
             raise RecipeNotFoundError(
                 f"{path}: no {needed} here; give the recipe folder of a "
                 "speechbrain-mtmm checkout with --recipe (e.g. "
-                f"--recipe ~/speechbrain-mtmm/recipes/{example})"
+                f"--recipe ~/speechbrain-mtmm/recipes/{example}/"
+                "multimodal_emotion)"
             )
     return path
 
 
-def tiny_overrides(recipe):
-    """The recipe's ``hparams/tiny_overrides.yaml`` as a dict.
-
-    Arguments
-    ---------
-    recipe : pathlib.Path
-        The recipe folder.
+def tiny_overrides():
+    """The overrides of a toy-width CPU run (``presets/tiny_overrides.yaml``)
+    as a dict.
 
     Returns
     -------
     dict
+
+    Example
+    -------
+    >>> tiny_overrides()["d_model"]
+    64
     """
-    with open(recipe / TINY_OVERRIDES, encoding="utf-8") as fin:
+    with TINY_OVERRIDES.open(encoding="utf-8") as fin:
         return yaml.safe_load(fin)
 
 
@@ -169,7 +177,7 @@ def recipe_command(
     text_source : str
         Text encoder source (a local folder, or "hashing").
     extra : dict, optional
-        More overrides, on top of ``hparams/tiny_overrides.yaml``.
+        More overrides, on top of :func:`tiny_overrides`.
     yaml_file : pathlib.Path
         The recipe YAML, relative to the recipe folder.
 
@@ -178,7 +186,7 @@ def recipe_command(
     list of str
         The command, to run with ``cwd=recipe``.
     """
-    overrides = tiny_overrides(recipe)
+    overrides = tiny_overrides()
     overrides.update(
         data_folder=str(data_folder),
         prepare_folder=str(prepare_folder),

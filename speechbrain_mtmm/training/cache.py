@@ -115,6 +115,7 @@ def feature_pipeline(modality, files):
     @sb.utils.data_pipeline.takes("id")
     @sb.utils.data_pipeline.provides(f"{modality}_feats")
     def cached_features(utt_id):
+        """The utterance's cached hidden states."""
         return load_features(files[utt_id])
 
     return cached_features

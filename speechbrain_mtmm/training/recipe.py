@@ -1,26 +1,24 @@
-"""What a recipe's ``main`` needs besides its method: the fold's datasets,
-the training loader, the feature cache, and one-line errors.
+"""The mechanics a recipe's ``main`` calls, one call each.
 
-A recipe (``recipes/<corpus>/train.py``) keeps the method: its ``Brain``
-(forward pass, objectives, stage ends) and the order of the steps. The
-bookkeeping those steps share lives here, so that another corpus or system
-reuses it instead of copying it:
+A recipe (``recipes/<corpus>/<task>/train.py``) holds its method, as
+SpeechBrain's recipes do: its ``Brain`` (forward pass, objectives, stage
+ends), its data pipelines and the order of the steps. What those steps
+share, and what is not part of any method, lives here:
 
-* :func:`fold_datasets`: a fold's train/valid/test ``DynamicItemDataset``
-  from a prepared manifest (16 kHz audio cropped to the model's
-  ``max_audio_seconds``, tokens of the model's text encoder, the label in
-  the model's class order, dimensions on the model's 0-1 scale), or the
-  cached features instead of audio and tokens;
-* :func:`prepare_feature_cache`: with ``feature_cache: True``, the frozen
-  encoders' features computed once on the main process;
-* :func:`train_loader_options`: fixed batches or SpeechBrain's
-  ``DynamicBatchSampler``; :func:`evaluation_batches`: validation and test
-  batches of similar durations (less padding, same predictions);
-* :func:`load_recipe_hparams`: the YAML with overrides, an unknown key
-  named in one line (with the keys renamed in 0.2);
-* :func:`check_run_folder`: a run folder knows the settings it was
-  trained with; a rerun with other settings is refused (or, with
-  ``start_over``, its old checkpoints and results are discarded);
+* hyperparameters: :func:`corpus_overrides` (what a prepared
+  ``data_folder`` implies), :func:`load_recipe_hparams` (overrides and
+  values checked, an unknown key named in one line);
+* the run folder: :func:`check_run_folder` (one writer; a rerun with other
+  settings is refused, or, with ``start_over``, discards the old run);
+* the corpus: :func:`check_protocol`, :func:`prepare_corpus` (prepared
+  once, on the main process), :func:`check_ratings`,
+  :func:`split_entries` and :func:`check_split` (a split as the pipelines
+  read it, and the protocol facts it must meet), :func:`class_weights`;
+* inputs: :func:`prepare_feature_cache` (frozen encoders run once),
+  :func:`prepare_asr_transcripts` (ASR run once per corpus);
+* batches: :func:`train_loader_options` (fixed, or SpeechBrain's
+  ``DynamicBatchSampler``), :func:`evaluation_batches`,
+  :func:`plan_training` (optimizer steps, logged);
 * :func:`run_recipe`: runs ``main`` and turns bad input into one line.
 
 Authors
@@ -40,26 +38,25 @@ from collections import Counter
 from pathlib import Path
 
 import ruamel.yaml
-import speechbrain as sb
 import torch
 import yaml
 from hyperpyyaml import load_hyperpyyaml, resolve_references
 from speechbrain.dataio.sampler import DynamicBatchSampler
 from speechbrain.utils.distributed import (
     ddp_barrier,
-    ddp_init_group,
     if_main_process,
+    infer_device,
     run_on_main,
 )
 from speechbrain.utils.logger import get_logger
 
-from speechbrain_mtmm.data.audio import AudioFileError, load_audio
+from speechbrain_mtmm.data.audio import AudioFileError
 from speechbrain_mtmm.data.corpus import (
     CorpusError,
     corpus_manifest,
     read_corpus_info,
 )
-from speechbrain_mtmm.data.folds import FoldError, check_fold, fold_paths
+from speechbrain_mtmm.data.folds import FoldError, check_fold
 from speechbrain_mtmm.data.iemocap import IEMOCAPError, prepared_manifest
 from speechbrain_mtmm.data.msp_podcast import MSPPodcastError
 from speechbrain_mtmm.encoders import MODALITIES, EncoderError
@@ -75,27 +72,20 @@ from speechbrain_mtmm.run_folder import (
     TRAIN_LOG,
     predictions_file,
     stale_settings,
-    to_unit,
     write_run_config,
 )
 from speechbrain_mtmm.training.auxiliary import (
     AuxiliaryOptionsError,
-    character_encoder,
-    character_targets,
-    check_auxiliary_options,
 )
 from speechbrain_mtmm.training.cache import (
     FeatureCacheError,
     build_feature_caches,
     check_cache_options,
-    feature_pipeline,
 )
 from speechbrain_mtmm.training.losses import balanced_class_weights
-from speechbrain_mtmm.training.metrics import selection_metrics
 from speechbrain_mtmm.training.transcripts import (
     TranscriptSettingError,
     cached_transcripts,
-    check_transcript_settings,
 )
 
 logger = get_logger(__name__)
@@ -516,208 +506,104 @@ MISSING_TRANSCRIPTS = ("error", "empty")
 NO_CLASS = -100
 
 
-def emotion_pipelines(system, max_audio_seconds=None, missing_text="error"):
-    """The dynamic items of an utterance for a given model.
+def split_entries(path, heard=None):
+    """The utterances of one split of a fold, as its data pipelines read
+    them.
+
+    Each entry keeps its transcript as ``gold_text`` (CTC's targets) and
+    says where its ``text`` comes from (``text_source``): the gold
+    transcript, or, with ``heard``, what an ASR model heard.
 
     Arguments
     ---------
-    system : speechbrain_mtmm.model.MultimodalEmotionSystem
-        The model: its text encoder's tokenizer, labels, dimensions, rating
-        scale and sample rate.
-    max_audio_seconds : float, optional
-        Crop length of the audio (None: the model's).
-    missing_text : str
-        An utterance without a transcript (``text: null`` or empty):
-        ``"error"`` stops naming it; ``"empty"`` gives the model the empty
-        text, as when an ASR model hears no words (MSP-Podcast: some
-        utterances have no transcript).
+    path : str or path-like
+        The split's manifest (``fold_paths(...)[split]``).
+    heard : dict, optional
+        Utterance id -> ASR transcript, replacing ``text``.
 
     Returns
     -------
     dict
-        Output key -> dynamic item: ``sig`` (waveform), ``tokens``,
-        ``chars`` (CTC character ids of the transcript,
-        :func:`~speechbrain_mtmm.training.auxiliary.character_targets`),
-        ``label`` (index into ``system.labels``; :data:`NO_CLASS` for an
-        utterance without a class), ``dims`` (0-1; NaN where not rated).
+        Utterance id -> entry.
+
+    Raises
+    ------
+    FoldError
+        The manifest is missing (the data was not prepared there).
+    DataError
+        An utterance without an ASR transcript.
+
+    Example
+    -------
+    >>> path = getfixture("tmp_path") / "test.json"
+    >>> _ = path.write_text('{"u1": {"text": "hi"}}')
+    >>> split_entries(path, {"u1": "high"})["u1"]
+    {'text': 'high', 'gold_text': 'hi', 'text_source': 'asr'}
     """
-    if missing_text not in MISSING_TRANSCRIPTS:
-        raise HparamsError(
-            f"missing_transcripts must be one of {MISSING_TRANSCRIPTS}, not "
-            f"{missing_text!r}"
+    if not os.path.isfile(path):
+        raise FoldError(
+            f"{path}: missing; was the data prepared into "
+            f"{os.path.dirname(os.path.dirname(os.path.dirname(path)))}?"
         )
-    config = system.config
-    labels = system.labels
-    n_dims = system.n_dims
-    scale = config["rating_scale"]
-    if max_audio_seconds is None:
-        max_audio_seconds = config["max_audio_seconds"]
-
-    @sb.utils.data_pipeline.takes("wav")
-    @sb.utils.data_pipeline.provides("sig")
-    def audio_pipeline(wav):
-        return load_audio(wav, config["sample_rate"], max_audio_seconds)
-
-    @sb.utils.data_pipeline.takes("id", "text", "text_source")
-    @sb.utils.data_pipeline.provides("tokens")
-    def text_pipeline(utt_id, text, text_source):
-        # an ASR model may hear no words: the model then sees what its
-        # tokenizer makes of "" (a gold transcript must not be empty,
-        # unless missing_transcripts is "empty")
-        empty = not text or not text.strip()
-        if empty and text_source != "asr" and missing_text == "error":
-            raise DataError(
-                f"{utt_id}: empty transcript (missing_transcripts: empty "
-                "reads it as an empty text)"
-            )
-        return system.text_encoder.tokenize(text or "")
-
-    characters = character_encoder()
-
-    @sb.utils.data_pipeline.takes("gold_text", "duration")
-    @sb.utils.data_pipeline.provides("chars")
-    def chars_pipeline(text, duration):
-        # what is said, also when the model reads an ASR transcript; none
-        # for cropped audio, which no longer holds all of it (CTC skips)
-        if max_audio_seconds is not None and duration > max_audio_seconds:
-            return character_targets("", characters)
-        return character_targets(text or "", characters)
-
-    @sb.utils.data_pipeline.takes("emo")
-    @sb.utils.data_pipeline.provides("label")
-    def label_pipeline(emo):
-        return torch.LongTensor(
-            [NO_CLASS if emo is None else labels.index(emo)]
-        )
-
-    @sb.utils.data_pipeline.takes(*DIMENSIONS[:n_dims])
-    @sb.utils.data_pipeline.provides("dims")
-    def dims_pipeline(*ratings):
-        ratings = [math.nan if r is None else r for r in ratings]
-        return to_unit(torch.tensor(ratings, dtype=torch.float), scale)
-
-    return {
-        "sig": audio_pipeline,
-        "tokens": text_pipeline,
-        "chars": chars_pipeline,
-        "label": label_pipeline,
-        "dims": dims_pipeline,
-    }
+    with open(path, encoding="utf-8") as fin:
+        data = json.load(fin)
+    for utt_id, entry in data.items():
+        entry["gold_text"] = entry["text"]
+        entry["text_source"] = "gold" if heard is None else "asr"
+        if heard is not None:
+            if utt_id not in heard:
+                raise DataError(f"{path}: {utt_id} has no ASR transcript")
+            entry["text"] = heard[utt_id]
+    return data
 
 
-def fold_datasets(
-    hparams,
-    cached=None,
-    extra_keys=("speaker", "improvised"),
-    characters=False,
-    transcripts=None,
-    extra_tests=(),
+def check_split(
+    data,
+    split,
+    path,
+    labels,
+    classes_trained=True,
+    missing_transcripts="error",
+    max_audio_seconds=None,
 ):
-    """The train/valid/test datasets of the fold named in ``hparams``.
-
-    Arguments
-    ---------
-    hparams : dict
-        The recipe's hyperparameters: ``system``, ``prepare_folder``,
-        ``protocol``, ``fold``, ``max_audio_seconds``,
-        ``missing_transcripts``.
-    cached : dict, optional
-        Modality -> {utterance id: cached feature file} (from
-        :func:`prepare_feature_cache`): these replace audio and tokens.
-    extra_keys : sequence of str
-        Manifest fields passed through to the batches, where every
-        utterance of the split has them (IEMOCAP's ``improvised``).
-    characters : bool
-        Add ``chars``, the CTC targets of the transcripts (``w_ctc``).
-    transcripts : dict, optional
-        Split -> {utterance id: ASR transcript}: these splits read the
-        ASR text (``text_source: asr``; the gold one stays as
-        ``gold_text``); the others the gold transcripts.
-    extra_tests : sequence of str
-        More test sets of the fold, ``<name>.json`` beside ``test.json``
-        (MSP-Podcast: ``test2``).
-
-    Returns
-    -------
-    dict
-        ``train``, ``valid``, ``test`` (and ``extra_tests``) ->
-        ``DynamicItemDataset``; items hold ``id``, the inputs (``sig`` and
-        ``tokens``, or ``<modality>_feats``), ``label``, ``dims``, ``emo``
-        and the ``extra_keys`` they have.
-    """
-    system = hparams["system"]
-    pipelines = emotion_pipelines(
-        system,
-        hparams["max_audio_seconds"],
-        hparams.get("missing_transcripts", "error"),
-    )
-    inputs = {key: pipelines[key] for key in ("sig", "tokens")}
-    if cached is not None:
-        inputs = {
-            f"{modality}_feats": feature_pipeline(modality, files)
-            for modality, files in cached.items()
-        }
-    if characters:
-        inputs["chars"] = pipelines["chars"]
-    paths = fold_paths(
-        hparams["prepare_folder"], hparams["protocol"], hparams["fold"]
-    )
-    folder = os.path.dirname(paths["test"])
-    for name in extra_tests:
-        paths[name] = os.path.join(folder, f"{name}.json")
-    datasets = {}
-    for split, path in paths.items():
-        if not os.path.isfile(path):
-            raise FoldError(
-                f"{path}: missing; was the data prepared into "
-                f"{hparams['prepare_folder']}?"
-            )
-        with open(path, encoding="utf-8") as fin:
-            data = json.load(fin)
-        asr = (transcripts or {}).get(split)
-        for utt_id, entry in data.items():
-            entry["gold_text"] = entry["text"]
-            entry["text_source"] = "gold" if asr is None else "asr"
-            if asr is not None:
-                if utt_id not in asr:
-                    raise DataError(f"{path}: {utt_id} has no ASR transcript")
-                entry["text"] = asr[utt_id]
-        dataset = sb.dataio.dataset.DynamicItemDataset(data)
-        check_split(dataset, split, path, system.labels, hparams)
-        for item in (*inputs.values(), pipelines["label"], pipelines["dims"]):
-            dataset.add_dynamic_item(item)
-        passed = [
-            key
-            for key in extra_keys
-            if all(key in entry for entry in data.values())
-        ]
-        dataset.set_output_keys(
-            ["id", *inputs, "label", "dims", "emo", *passed]
-        )
-        datasets[split] = dataset
-    return datasets
-
-
-def check_split(dataset, split, path, labels, hparams):
     """Stops on labels outside the label set, on classes with no training
-    example, on a split without any class while the classes are trained
-    (``w_ce``), and on an utterance without a transcript
-    (``missing_transcripts: error``); reports cropped audio.
+    example, on a split without any class while the classes are trained,
+    and on an utterance without a transcript (``missing_transcripts:
+    error``); reports cropped audio.
 
     Arguments
     ---------
-    dataset : speechbrain.dataio.dataset.DynamicItemDataset
-        One split.
+    data : dict
+        One split's entries (:func:`split_entries`).
     split : str
         Its name.
     path : str
         Its manifest.
     labels : list of str
         The model's classes.
-    hparams : dict
-        ``max_audio_seconds``, ``w_ce``, ``missing_transcripts``.
+    classes_trained : bool
+        The cross-entropy has a weight (``w_ce > 0``).
+    missing_transcripts : str
+        One of :data:`MISSING_TRANSCRIPTS`.
+    max_audio_seconds : float, optional
+        The crop length (the cropped utterances are counted).
+
+    Example
+    -------
+    >>> data = {"u1": {"emo": "a", "duration": 1.0, "gold_text": "",
+    ...                "text_source": "gold"}}
+    >>> check_split(data, "test", "t.json", ["a"])
+    Traceback (most recent call last):
+    ...
+    speechbrain_mtmm.training.recipe.DataError: t.json: u1 has no \
+transcript (missing_transcripts: empty reads it as an empty text)
+    >>> check_split(data, "test", "t.json", ["a"], missing_transcripts="empty")
     """
-    data = dataset.data
+    if missing_transcripts not in MISSING_TRANSCRIPTS:
+        raise HparamsError(
+            f"missing_transcripts must be one of {MISSING_TRANSCRIPTS}, not "
+            f"{missing_transcripts!r}"
+        )
     seen = {e["emo"] for e in data.values()} - {None}
     unknown = seen - set(labels)
     if unknown:
@@ -726,13 +612,13 @@ def check_split(dataset, split, path, labels, hparams):
             f"{list(labels)}; set labels to match the data (IEMOCAP: "
             "label_map)"
         )
-    if not seen and hparams.get("w_ce", 0) > 0:
+    if not seen and classes_trained:
         raise DataError(
             f"{path}: no utterance has a class, so the classes cannot be "
             f"{'trained' if split == 'train' else 'scored'}; train the "
             "dimensions only (--w_ce=0) or fix the labels"
         )
-    if hparams.get("missing_transcripts", "error") == "error":
+    if missing_transcripts == "error":
         for utt_id, entry in data.items():
             text = entry.get("gold_text")
             if entry["text_source"] == "gold" and not (text or "").strip():
@@ -746,24 +632,27 @@ def check_split(dataset, split, path, labels, hparams):
             f"{path}: labels {unseen} have no training example; remove "
             "them from labels or fix label_map"
         )
-    limit = hparams["max_audio_seconds"]
-    if limit is not None:
-        long = sum(e["duration"] > limit for e in data.values())
+    if max_audio_seconds is not None:
+        long = sum(e["duration"] > max_audio_seconds for e in data.values())
         if long:
             logger.info(
                 f"{split}: {long} of {len(data)} utterances are longer than "
-                f"{limit} s and are cropped (max_audio_seconds)"
+                f"{max_audio_seconds} s and are cropped (max_audio_seconds)"
             )
 
 
-def check_protocol(hparams, protocols=None):
+def check_protocol(data_folder, protocol, fold, protocols=None):
     """Stops on a protocol or fold the corpus does not have, before any
     folder is made or any data prepared.
 
     Arguments
     ---------
-    hparams : dict
-        ``data_folder``, ``protocol``, ``fold``.
+    data_folder : str
+        The corpus (a release, or a prepared folder with ``corpus.json``).
+    protocol : str
+        The run's protocol.
+    fold : int
+        Its fold.
     protocols : dict, optional
         Protocol -> folds that the recipe's preparation makes (default:
         IEMOCAP's); a prepared ``data_folder`` brings its own.
@@ -773,31 +662,39 @@ def check_protocol(hparams, protocols=None):
     dict or None
         The description of a prepared ``data_folder``.
     """
-    info = read_corpus_info(hparams["data_folder"])
-    check_fold(
-        hparams["protocol"],
-        hparams["fold"],
-        protocols if info is None else info["protocols"],
-    )
+    info = read_corpus_info(data_folder)
+    check_fold(protocol, fold, protocols if info is None else info["protocols"])
     return info
 
 
-def prepare_corpus(hparams, prepare, protocols=None, **options):
-    """The corpus of a run, prepared once, and checked against the model.
+def prepare_corpus(
+    prepare,
+    data_folder,
+    prepare_folder,
+    protocol,
+    fold,
+    protocols=None,
+    **options,
+):
+    """The corpus of a run, prepared once.
 
     A ``data_folder`` that is already a prepared folder (``corpus.json``,
     :func:`corpus_overrides`) is used as it is. Otherwise ``prepare`` writes
     ``data_folder`` into ``prepare_folder`` on the main process (the others
-    wait). Then the protocol and fold must exist, and every dimension with
-    a loss weight must be rated in the corpus.
+    wait), and the protocol and fold must be among those it wrote.
 
     Arguments
     ---------
-    hparams : dict
-        ``data_folder``, ``prepare_folder``, ``protocol``, ``fold``,
-        ``rating_scale``, ``n_dims`` and the ``w_<dimension>`` weights.
     prepare : callable
         ``prepare(data_folder=..., save_folder=..., **options)``.
+    data_folder : str
+        The corpus.
+    prepare_folder : str
+        Where the preparation goes.
+    protocol : str
+        The run's protocol.
+    fold : int
+        Its fold.
     protocols : dict, optional
         Protocol -> folds that ``prepare`` makes, checked before it runs
         (default: IEMOCAP's).
@@ -809,187 +706,135 @@ def prepare_corpus(hparams, prepare, protocols=None, **options):
     dict or None
         The corpus description (None for an IEMOCAP preparation).
     """
-    where = hparams["prepare_folder"]
-    info = check_protocol(hparams, protocols)
+    info = check_protocol(data_folder, protocol, fold, protocols)
     if info is None:
         run_on_main(
             prepare,
             kwargs={
-                "data_folder": hparams["data_folder"],
-                "save_folder": where,
+                "data_folder": data_folder,
+                "save_folder": prepare_folder,
                 **options,
             },
         )
-        info = read_corpus_info(where)
-        if info is None:
-            return None
-        # the protocols the preparation wrote
-        check_fold(hparams["protocol"], hparams["fold"], info["protocols"])
-    elif os.path.realpath(where) != os.path.realpath(hparams["data_folder"]):
+        info = read_corpus_info(prepare_folder)
+        if info is not None:  # the protocols the preparation wrote
+            check_fold(protocol, fold, info["protocols"])
+    elif os.path.realpath(prepare_folder) != os.path.realpath(data_folder):
         raise DataError(
-            f"{hparams['data_folder']} is a prepared corpus, but "
-            f"prepare_folder is {where}: leave prepare_folder out (or give "
-            "the same folder)"
+            f"{data_folder} is a prepared corpus, but prepare_folder is "
+            f"{prepare_folder}: leave prepare_folder out (or give the same "
+            "folder)"
         )
-    scale = info["rating_scale"]
-    ours = list(hparams["system"].config["rating_scale"])
-    if scale is not None and ours != list(scale):
-        raise DataError(
-            f"{where}: rated on {scale[0]:g}-{scale[1]:g}, but rating_scale "
-            f"is {ours}"
-        )
-    for name in DIMENSIONS[: hparams["n_dims"]]:
-        if hparams[f"w_{name}"] > 0 and name not in info["dimensions"]:
-            raise DataError(
-                f"{where}: no utterance is rated for {name}; train "
-                f"without it (--w_{name}=0)"
-            )
     return info
 
 
-def set_class_weights(hparams, train_set):
-    """Weights the cross-entropy by class as ``class_weights`` says.
-
-    ``none``: unweighted (the paper); ``balanced``: ``N / (C * n_c)``
-    from the training split's counts, as the MSP-Podcast baseline
-    (:func:`~speechbrain_mtmm.training.losses.balanced_class_weights`).
+def check_ratings(info, folder, rating_scale, weights, n_dims):
+    """Stops when the corpus is rated on another scale than the model's,
+    or when a dimension with a loss weight is never rated.
 
     Arguments
     ---------
-    hparams : dict
-        ``class_weights``, ``labels`` and ``compute_loss`` (its
-        ``class_weights`` is set).
-    train_set : speechbrain.dataio.dataset.DynamicItemDataset
-        The training split.
+    info : dict or None
+        The corpus description (None: IEMOCAP, rated on 1-5 for every
+        dimension).
+    folder : str
+        The prepared folder (for the message).
+    rating_scale : list of float
+        The model's ``rating_scale``.
+    weights : dict
+        Dimension -> loss weight.
+    n_dims : int
+        Dimensions the model predicts.
+
+    Example
+    -------
+    >>> info = {"rating_scale": [1.0, 7.0], "dimensions": ["valence"]}
+    >>> check_ratings(info, "p", [1.0, 7.0], {"valence": 0.5}, 2)
+    >>> check_ratings(info, "p", [1.0, 7.0], {"arousal": 0.5}, 2)
+    Traceback (most recent call last):
+    ...
+    speechbrain_mtmm.training.recipe.DataError: p: no utterance is rated \
+for arousal; train without it (--w_arousal=0)
+    """
+    if info is None:
+        return
+    scale = info["rating_scale"]
+    if scale is not None and list(rating_scale) != list(scale):
+        raise DataError(
+            f"{folder}: rated on {scale[0]:g}-{scale[1]:g}, but rating_scale "
+            f"is {list(rating_scale)}"
+        )
+    for name in DIMENSIONS[:n_dims]:
+        if weights.get(name, 0) > 0 and name not in info["dimensions"]:
+            raise DataError(
+                f"{folder}: no utterance is rated for {name}; train "
+                f"without it (--w_{name}=0)"
+            )
+
+
+def whole_manifest(prepare_folder, info):
+    """The manifest of the whole corpus of a prepared folder.
+
+    Arguments
+    ---------
+    prepare_folder : str
+        The prepared folder.
+    info : dict or None
+        Its description (None: an IEMOCAP preparation).
 
     Returns
     -------
-    dict or None
-        Label -> weight (None when unweighted).
+    str
+
+    Example
+    -------
+    >>> whole_manifest("p", None).replace(os.sep, "/")
+    'p/iemocap.json'
     """
-    kind = hparams.get("class_weights", "none")  # older YAMLs: the paper's
+    if info is None:
+        return prepared_manifest(prepare_folder)
+    return corpus_manifest(prepare_folder, info)
+
+
+def class_weights(kind, labels, entries):
+    """The cross-entropy's class weights, as ``class_weights`` says.
+
+    ``none``: unweighted (the paper); ``balanced``: ``N / (C * n_c)``
+    from the training split's counts, as the MSP-Podcast baseline
+    (:func:`~speechbrain_mtmm.training.losses.balanced_class_weights`);
+    the weights are logged.
+
+    Arguments
+    ---------
+    kind : str
+        ``none`` or ``balanced``.
+    labels : list of str
+        The classes, in the classifier's order.
+    entries : dict
+        The training split's entries (their ``emo``).
+
+    Returns
+    -------
+    torch.Tensor or None
+        One weight per class (None when unweighted).
+
+    Example
+    -------
+    >>> entries = {"u1": {"emo": "a"}, "u2": {"emo": "a"}, "u3": {"emo": "b"}}
+    >>> class_weights("balanced", ["a", "b"], entries)
+    tensor([0.7500, 1.5000])
+    """
     if kind not in ("none", "balanced"):
         raise HparamsError(
             f"class_weights must be none or balanced, not {kind!r}"
         )
     if kind == "none":
-        hparams["compute_loss"].class_weights = None
         return None
-    labels = hparams["labels"]
-    counts = Counter(e["emo"] for e in train_set.data.values())
+    counts = Counter(e["emo"] for e in entries.values())
     weights = balanced_class_weights([counts[label] for label in labels])
-    hparams["compute_loss"].class_weights = weights
     table = {label: round(float(w), 4) for label, w in zip(labels, weights)}
     logger.info("Class weights (from the training counts): %s", table)
-    return table
-
-
-def start_run(argv, protocols=None):
-    """The first steps of a recipe run, before any data is touched.
-
-    Parses the command line (SpeechBrain's ``parse_arguments``), joins the
-    process group under torchrun, loads the YAML with what a prepared
-    ``data_folder`` implies (:func:`corpus_overrides`), stops on a protocol
-    or fold the corpus lacks, checks the run folder (a rerun resumes, other
-    settings are refused unless ``start_over``) and resolves the validation
-    scores that select the tested checkpoint. The recipe then creates its
-    experiment folder (SpeechBrain copies the calling script into it).
-
-    Arguments
-    ---------
-    argv : list of str
-        ``train.py``'s arguments.
-    protocols : dict, optional
-        Protocol -> folds the recipe's preparation makes (default:
-        IEMOCAP's).
-
-    Returns
-    -------
-    hparams_file : str
-    run_opts : dict
-    overrides : str or dict
-        With the implied keys.
-    hparams : dict
-    """
-    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    # torchrun: one process per device, joined in one process group
-    ddp_init_group(run_opts)
-    # a prepared folder (mtmm prepare csv|msp-podcast) brings its labels,
-    # rating scale and protocol
-    overrides = corpus_overrides(hparams_file, overrides)
-    hparams = load_recipe_hparams(hparams_file, overrides)
-    check_protocol(hparams, protocols)
-    # one run folder, one set of settings
-    check_run_folder(
-        hparams_file, overrides, hparams["output_folder"], hparams["start_over"]
-    )
-    hparams["selection_metrics"] = selection_metrics(
-        hparams["selection_metrics"],
-        hparams["w_ce"],
-        hparams["w_valence"],
-        hparams["w_arousal"],
-        hparams["w_dominance"],
-    )
-    return hparams_file, run_opts, overrides, hparams
-
-
-def prepare_inputs(hparams, run_opts, corpus=None):
-    """What the model reads, ready before training: MMER's options checked,
-    the frozen encoders' features cached (``feature_cache``), the
-    transcript conditions of the test, and the ASR transcripts when any
-    split reads them (one cached pass of ``asr_source`` over the corpus).
-
-    Arguments
-    ---------
-    hparams : dict
-        The recipe's hyperparameters.
-    run_opts : dict
-        SpeechBrain's run options.
-    corpus : dict, optional
-        :func:`prepare_corpus`'s description (None: an IEMOCAP
-        preparation).
-
-    Returns
-    -------
-    cached : dict or None
-        :func:`prepare_feature_cache`.
-    conditions : list of str
-        The test conditions, the headline first.
-    asr : dict or None
-        Utterance id -> ASR transcript.
-    """
-    check_auxiliary_options(
-        hparams["w_ctc"],
-        hparams["w_aug"],
-        hparams["feature_cache"],
-        hparams["modalities"],
-    )
-    cached = prepare_feature_cache(
-        hparams,
-        run_opts,
-        hparams["feature_cache_folder"],
-        hparams["feature_cache_batch_size"],
-    )
-    conditions = check_transcript_settings(
-        hparams["transcripts"],
-        hparams["test_transcripts"],
-        hparams["modalities"],
-        hparams["feature_cache"],
-    )
-    asr = None
-    if "asr" in (hparams["transcripts"], *conditions):
-        folder = hparams["prepare_folder"]
-        asr = prepare_asr_transcripts(
-            prepared_manifest(folder)
-            if corpus is None
-            else corpus_manifest(folder, corpus),
-            run_opts,
-            hparams["asr_source"],
-            hparams["asr_cache_folder"],
-            hparams["asr_language"],
-            hparams["asr_batch_size"],
-        )
-    return cached, conditions, asr
+    return weights
 
 
 def end_run():
@@ -1001,8 +846,17 @@ def end_run():
         torch.distributed.destroy_process_group()
 
 
-def prepare_feature_cache(hparams, run_opts, folder, batch_size=8):
-    """With ``feature_cache``: the frozen encoders' features of the corpus.
+def prepare_feature_cache(
+    enabled,
+    system,
+    modalities,
+    paths,
+    folder,
+    batch_size=8,
+    run_opts=None,
+    empty_text=False,
+):
+    """With ``feature_cache``: the frozen encoders' features of the fold.
 
     Computes what is not cached yet (main process only; all folds and
     seeds share the cache) and returns, on every process, where each
@@ -1010,34 +864,36 @@ def prepare_feature_cache(hparams, run_opts, folder, batch_size=8):
 
     Arguments
     ---------
-    hparams : dict
-        ``feature_cache``, ``system``, ``modalities`` and the fold
-        (``prepare_folder``, ``protocol``, ``fold``).
-    run_opts : dict
-        SpeechBrain run options (``device``).
+    enabled : bool
+        ``feature_cache`` (the options are checked either way).
+    system : speechbrain_mtmm.model.MultimodalEmotionSystem
+        The model (its encoders).
+    modalities : list of str
+        The modalities the model reads.
+    paths : dict
+        The fold's split manifests (``fold_paths``); any other test set
+        beside them (MSP-Podcast's ``test2.json``) is cached too.
     folder : str or path-like
         Where the cache goes (``feature_cache_folder``).
     batch_size : int
         Utterances per encoder call while caching.
+    run_opts : dict, optional
+        SpeechBrain run options (``device``).
+    empty_text : bool
+        A missing transcript reads as an empty text.
 
     Returns
     -------
     dict or None
         Modality -> {utterance id: file}; None without the cache.
     """
-    system = hparams["system"]
-    modalities = [m for m in MODALITIES if m in hparams["modalities"]]
+    modalities = [m for m in MODALITIES if m in modalities]
     check_cache_options(
-        hparams["feature_cache"],
-        {m: system.encoder(m).freeze_policy for m in modalities},
+        enabled, {m: system.encoder(m).freeze_policy for m in modalities}
     )
-    if not hparams["feature_cache"]:
+    if not enabled:
         return None
-    device = run_opts.get("device") or sb.utils.distributed.infer_device()
-    paths = fold_paths(
-        hparams["prepare_folder"], hparams["protocol"], hparams["fold"]
-    )
-    # the fold's splits and any other test set beside them (test2.json)
+    device = (run_opts or {}).get("device") or infer_device()
     fold = Path(paths["test"]).parent
     manifests = sorted({*paths.values(), *map(str, fold.glob("*.json"))})
     return run_on_main(
@@ -1049,7 +905,7 @@ def prepare_feature_cache(hparams, run_opts, folder, batch_size=8):
             "manifests": manifests,
             "batch_size": batch_size,
             "device": device,
-            "empty_text": hparams.get("missing_transcripts") == "empty",
+            "empty_text": empty_text,
         },
     )
 
@@ -1083,9 +939,10 @@ def prepare_asr_transcripts(
     dict
         Utterance id -> transcript.
     """
-    device = run_opts.get("device") or sb.utils.distributed.infer_device()
+    device = run_opts.get("device") or infer_device()
 
     def transcribe(progress=True):
+        """The corpus' transcripts, from the cache or computed into it."""
         transcriber = ASRTranscriber(
             source, device=device, language=language, batch_size=batch_size
         )
@@ -1216,18 +1073,31 @@ def evaluation_batches(
     }
 
 
-def optimizer_steps(hparams, train_set, sampler=None, world_size=1):
+def optimizer_steps(
+    train_set,
+    sampler,
+    number_of_epochs,
+    batch_size,
+    grad_accumulation_factor=1,
+    max_batch_length=None,
+    world_size=1,
+):
     """Optimizer steps of the whole training, and the effective batch.
 
     Arguments
     ---------
-    hparams : dict
-        ``number_of_epochs``, ``batch_size``, ``grad_accumulation_factor``,
-        ``dynamic_batching`` and ``max_batch_length``.
-    train_set : speechbrain.dataio.dataset.DynamicItemDataset
+    train_set : sequence
         The training split.
-    sampler : DynamicBatchSampler, optional
+    sampler : DynamicBatchSampler or None
         With dynamic batching: its batches are counted.
+    number_of_epochs : int
+        Epochs.
+    batch_size : int
+        Utterances per batch (fixed batches).
+    grad_accumulation_factor : int
+        Batches per optimizer step.
+    max_batch_length : float, optional
+        Seconds of audio per batch (dynamic batches).
     world_size : int
         DDP processes (each takes its share of the batches).
 
@@ -1241,35 +1111,45 @@ def optimizer_steps(hparams, train_set, sampler=None, world_size=1):
 
     Example
     -------
-    >>> hparams = {"number_of_epochs": 2, "batch_size": 4,
-    ...            "grad_accumulation_factor": 2, "dynamic_batching": False}
-    >>> optimizer_steps(hparams, list(range(17)))
+    >>> optimizer_steps(list(range(17)), None, 2, 4, 2)
     (6, '4 utterances x 2 accumulated x 1 process')
     """
-    accumulate = int(hparams["grad_accumulation_factor"])
+    accumulate = int(grad_accumulation_factor)
     if sampler is not None:
         batches = len(sampler)
-        unit = f"{hparams['max_batch_length']} s of audio"
+        unit = f"{max_batch_length} s of audio"
     else:
-        batches = math.ceil(len(train_set) / hparams["batch_size"])
-        unit = f"{hparams['batch_size']} utterances"
+        batches = math.ceil(len(train_set) / batch_size)
+        unit = f"{batch_size} utterances"
     per_epoch = math.ceil(math.ceil(batches / world_size) / accumulate)
     processes = "process" if world_size == 1 else "processes"
     effective = f"{unit} x {accumulate} accumulated x {world_size} {processes}"
-    return hparams["number_of_epochs"] * per_epoch, effective
+    return number_of_epochs * per_epoch, effective
 
 
-def plan_training(hparams, train_set, sampler=None):
-    """Logs what one optimizer step sees; returns the run's optimizer steps.
+def plan_training(
+    train_set,
+    sampler,
+    number_of_epochs,
+    batch_size,
+    grad_accumulation_factor=1,
+    max_batch_length=None,
+    selection=(),
+):
+    """Logs what one optimizer step sees; returns the run's optimizer steps
+    (what ``warmup_linear`` spreads its schedule over).
 
     Arguments
     ---------
-    hparams : dict
-        As for :func:`optimizer_steps`, and ``selection_metrics``.
-    train_set : speechbrain.dataio.dataset.DynamicItemDataset
+    train_set : sequence
         The training split.
-    sampler : DynamicBatchSampler, optional
+    sampler : DynamicBatchSampler or None
         With dynamic batching.
+    number_of_epochs, batch_size, grad_accumulation_factor, max_batch_length
+        As for :func:`optimizer_steps` (the accumulation the ``Brain``
+        applies).
+    selection : list of str
+        The validation scores that select the tested checkpoint (logged).
 
     Returns
     -------
@@ -1280,11 +1160,17 @@ def plan_training(hparams, train_set, sampler=None):
     if torch.distributed.is_initialized():
         world_size = torch.distributed.get_world_size()
     steps, effective_batch = optimizer_steps(
-        hparams, train_set, sampler, world_size
+        train_set,
+        sampler,
+        number_of_epochs,
+        batch_size,
+        grad_accumulation_factor,
+        max_batch_length,
+        world_size,
     )
     logger.info(
         f"effective batch: {effective_batch}; {steps} optimizer steps; "
-        f"selection on validation {hparams['selection_metrics']}"
+        f"selection on validation {list(selection)}"
     )
     return steps
 

@@ -6,8 +6,9 @@ Ispas et al. (ICMI 2023): the audio (HuBERT-large) and the gold transcript
 its own self-attention module, learnable bridge tokens gather both
 modalities by cross-attention, and the pooled vector feeds a classifier
 (4 emotion classes) and a regressor (valence, arousal in [0, 1]). The loss
-is ``w_ce*CE + w_v*(1-CCC_v) + w_a*(1-CCC_a)``; Random Modality Masking
-hides one modality for some epochs and freezes its encoder meanwhile.
+is ``w_ce*CE + w_valence*(1-CCC_v) + w_arousal*(1-CCC_a)``; Random Modality
+Masking hides one modality for some epochs and freezes its encoder
+meanwhile.
 
 hparams/mmer.yaml is MMER (Ghosh et al., Interspeech 2023) with the same
 script: its gated fusion (fusion_type: mmer) and its auxiliary objectives,
@@ -17,11 +18,7 @@ copy of its audio, which any fusion can use.
 
 One fold of a speaker-independent protocol is trained and tested per run:
 the checkpoint kept for testing is chosen on the validation speaker only.
-The Brain (forward pass, objectives, Random Modality Masking, stage ends)
-is speechbrain_mtmm.training.brain, shared with the MSP-Podcast recipe.
-
-Any corpus prepared by `mtmm prepare csv` trains with this recipe too:
-    python train.py hparams/iemocap.yaml --data_folder=<prepared folder>
+Any corpus prepared by `mtmm prepare csv` trains with this recipe too
 (labels, rating scale and protocol are the corpus' own; see README.md).
 
 To run:
@@ -31,111 +28,572 @@ To run:
 Useful overrides (see README.md): --protocol=session --fold=3 --seed=2,
 --audio_source=microsoft/wavlm-large --text_source=roberta-large,
 --fusion_type=cross_attention --refinement=False --modality_masking=False,
---w_valence=0 --w_arousal=0 (classes only).
-
-Outputs in <output_folder> (speechbrain_mtmm.run_folder): train_log.txt,
-save/ (checkpoints), test_results.json and test_predictions.jsonl.
-
-Speed (see benchmarks/README.md): --feature_cache=True with
---freeze_policy=frozen computes the encoder features once into
-<prepare_folder>/feature_cache and trains from them (all folds and seeds
-share it); --dynamic_batching=True batches by duration; --precision=bf16
-(or fp16 on GPU) trains with mixed precision; several GPUs with
+--w_valence=0 --w_arousal=0 (classes only). Several GPUs:
     torchrun --nproc_per_node=4 train.py hparams/iemocap.yaml ...
-(each process trains on its share of the training set; validation and test
-run in full on every process, so their metrics are the same everywhere, and
-only the main process writes logs, checkpoints and results). Fine-tuning HF
-speech encoders this way needs --find_unused_parameters: HuBERT's
-masked_spec_embed is a trainable parameter used only by SpecAugment.
+
+Outputs in <output_folder>: train_log.txt, save/ (checkpoints),
+test_results.json and test_predictions.jsonl.
 
 Authors
 -------
  * speechbrain-mtmm contributors, 2026
 """
 
+import math
 import sys
 
-import speechbrain as sb
-from speechbrain.utils.distributed import if_main_process
-
-from speechbrain_mtmm.data.iemocap import prepare_iemocap
-from speechbrain_mtmm.run_folder import write_test_outputs
-from speechbrain_mtmm.training.brain import build_brain, fit_and_test
-from speechbrain_mtmm.training.recipe import (
-    end_run,
-    fold_datasets,
-    prepare_corpus,
-    prepare_inputs,
-    run_recipe,
-    set_class_weights,
-    start_run,
+import torch
+from iemocap_prepare import prepare_iemocap
+from speechbrain_mtmm.data.audio import load_audio
+from speechbrain_mtmm.data.folds import fold_paths
+from speechbrain_mtmm.run_folder import (
+    DIMENSIONS,
+    prediction_row,
+    to_unit,
+    write_test_outputs,
 )
+from speechbrain_mtmm.training.auxiliary import (
+    auxiliary_modules,
+    character_encoder,
+    character_targets,
+    check_auxiliary_options,
+)
+from speechbrain_mtmm.training.cache import feature_pipeline
+from speechbrain_mtmm.training.metrics import (
+    CCCStats,
+    EmotionClassificationStats,
+    epoch_scores,
+    selection_metrics,
+    summarize_test,
+)
+from speechbrain_mtmm.training.optim import parameter_groups
+from speechbrain_mtmm.training.recipe import (
+    NO_CLASS,
+    check_finite_loss,
+    check_protocol,
+    check_ratings,
+    check_run_folder,
+    check_split,
+    class_weights,
+    corpus_overrides,
+    end_run,
+    evaluation_batches,
+    load_recipe_hparams,
+    plan_training,
+    prepare_asr_transcripts,
+    prepare_corpus,
+    prepare_feature_cache,
+    run_recipe,
+    split_entries,
+    train_loader_options,
+    whole_manifest,
+)
+from speechbrain_mtmm.training.speed import EpochSpeed
 from speechbrain_mtmm.training.transcripts import (
     asr_word_error_rates,
+    check_transcript_settings,
     with_conditions,
 )
+
+import speechbrain as sb
+from speechbrain.utils.distributed import ddp_init_group, if_main_process
+
+#: The protocols IEMOCAP's preparation writes, and their folds
+PROTOCOLS = {"speaker": 10, "session": 5}
+
+
+class EmotionBrain(sb.Brain):
+    """Encoders -> refinement -> bridge-token fusion -> classes + V/A."""
+
+    # tested without transcripts (test condition "none"): the text is
+    # masked as Random Modality Masking masks it
+    text_masked = False
+    test_condition = "gold"
+
+    def on_stage_start(self, stage, epoch=None):
+        """Random Modality Masking: one decision per training epoch; the
+        masked modality's encoder is frozen for that epoch. Evaluation
+        stages start their class and CCC trackers."""
+        self.masked_modality = None
+        if stage == sb.Stage.TRAIN:
+            if self.hparams.modality_masking:
+                self.masked_modality = self.hparams.masking.masked_modality(
+                    epoch
+                )
+            for modality in ("audio", "text"):
+                self.hparams.system.encoder(modality).set_trainable(
+                    modality != self.masked_modality
+                )
+            # padding and throughput of the epoch (after a mid-epoch
+            # resume, self.step batches are already done)
+            self.speed = EpochSpeed(self.hparams.feature_cache, self.step)
+            self.hparams.auxiliary_objectives.start_epoch()
+        else:
+            self.class_stats = EmotionClassificationStats(self.hparams.labels)
+            self.ccc_stats = CCCStats(DIMENSIONS[: self.hparams.n_dims])
+            self.test_rows = []
+
+    def compute_forward(self, batch, stage):
+        """Encode audio and text (or read their cached features), refine,
+        fuse, classify and regress."""
+        batch = batch.to(self.device)
+        if stage == sb.Stage.TRAIN:
+            self.speed.count(batch)
+        audio = self.features("audio", batch)
+        text = self.features("text", batch)
+        predictions = self.modules.model(*audio, *text)
+        auxiliary = self.hparams.auxiliary_objectives
+        if stage == sb.Stage.TRAIN and auxiliary.active():
+            # MMER's objectives: CTC reads the audio frames, AugCon the
+            # utterance vector of an augmented copy of the audio
+            audio_seen = self.audio_seen()
+            predictions["audio"] = audio if audio_seen else None
+            if auxiliary.active("augcon") and audio_seen:
+                augmented = self.features("audio", batch, augment=True)
+                predictions["embedding_aug"] = self.modules.model(
+                    *augmented, *text
+                )["embedding"]
+        return predictions
+
+    def audio_seen(self):
+        """Whether the model reads the audio in this epoch."""
+        return (
+            self.masked_modality != "audio"
+            and "audio" in self.hparams.modalities
+        )
+
+    def features(self, modality, batch, augment=False):
+        """One modality's features and their relative lengths.
+
+        A masked modality (or one left out of ``modalities``) is one zero
+        frame and its encoder is not run. With ``feature_cache`` the
+        frozen encoder's hidden states are read from the batch; otherwise
+        the encoder runs. The chosen layers are summed with learned
+        weights.
+        """
+        system = self.hparams.system
+        if (
+            modality == self.masked_modality
+            or modality not in self.hparams.modalities
+            or (modality == "text" and self.text_masked)
+        ):
+            return system.masked(modality, len(batch.id), self.device)
+        if self.hparams.feature_cache:
+            stacked, lens = getattr(batch, f"{modality}_feats")
+            # float16 on disk; the model's dtype here (autocast does the rest)
+            dtype = next(self.modules.model.parameters()).dtype
+            feats = system.combine_layers(
+                modality, stacked.to(dtype), self.modules
+            )
+            return feats, lens
+        inputs, lens = batch.sig if modality == "audio" else batch.tokens
+        if augment:
+            inputs, lens = self.hparams.augmentation(inputs, lens)
+        return system.encode(modality, inputs, lens, self.modules)
+
+    def compute_objectives(self, predictions, batch, stage):
+        """Multi-task loss: CE on the classes, 1 - CCC on each dimension;
+        in training, plus MMER's weighted auxiliary terms (if any)."""
+        audio = predictions.pop("audio", None)
+        embedding_aug = predictions.pop("embedding_aug", None)
+        # losses and metrics in float32, also under mixed precision
+        predictions = {k: v.float() for k, v in predictions.items()}
+        labels = batch.label.data.squeeze(-1)
+        parts = self.hparams.compute_loss(
+            predictions["logits"], labels, predictions["dims"], batch.dims.data
+        )
+        auxiliary = self.hparams.auxiliary_objectives
+        if stage == sb.Stage.TRAIN and auxiliary.active():
+            frames, frame_lens = audio if audio is not None else (None, None)
+            projections = self.modules.auxiliary(
+                predictions["embedding"], frames, embedding_aug
+            )
+            terms = auxiliary(
+                projections,
+                labels,
+                frame_lens,
+                characters=getattr(batch, "chars", None),
+            )
+            parts["loss"] = parts["loss"] + terms.pop("loss")
+            parts.update(terms)
+        check_finite_loss(parts, batch.id)
+        if stage != sb.Stage.TRAIN:
+            self.track(batch, predictions, stage)
+        return parts["loss"]
+
+    def track(self, batch, predictions, stage):
+        """Adds a batch to the stage's metrics (and the test predictions)."""
+        labels = self.hparams.labels
+        probs = torch.softmax(predictions["logits"], dim=-1)
+        predicted = [labels[i] for i in probs.argmax(-1)]
+        self.class_stats.append(batch.id, predicted, batch.emo)
+        self.ccc_stats.append(batch.id, predictions["dims"], batch.dims.data)
+        if stage != sb.Stage.TEST:
+            return
+        for i, utt_id in enumerate(batch.id):
+            self.test_rows.append(
+                prediction_row(
+                    utt_id,
+                    batch.emo[i],
+                    predicted[i],
+                    dict(zip(labels, probs[i].tolist())),
+                    batch.dims.data[i].tolist(),
+                    predictions["dims"][i].tolist(),
+                    scale=self.hparams.rating_scale,
+                    **passed_fields(batch, i),
+                )
+            )
+
+    def init_optimizers(self):
+        """One optimizer, two parameter groups: the encoders at
+        ``lr_encoders``, the rest at ``lr``; the schedule drives both."""
+        self.optimizer = self.opt_class(
+            parameter_groups(
+                self.modules, self.hparams.lr, self.hparams.lr_encoders
+            )
+        )
+        self.optimizers_dict = {"opt_class": self.optimizer}
+        self.checkpointer.add_recoverable("optimizer", self.optimizer)
+        self.hparams.lr_schedule.attach(self.optimizer, self.total_steps)
+
+    def on_fit_batch_end(self, batch, outputs, loss, should_step):
+        """Step-wise schedules move the rates after each optimizer step."""
+        if should_step:
+            self.hparams.lr_schedule.step_end(self.optimizer)
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        """Logs the epoch; keeps the best validation checkpoint (the mean
+        of ``selection_metrics``); keeps the test results."""
+        if stage == sb.Stage.TRAIN:
+            self.train_stats = {
+                **self.speed.summary(stage_loss, self.device),
+                **self.hparams.auxiliary_objectives.epoch_summary(),
+            }
+            return
+        stats = {
+            "loss": stage_loss,
+            **epoch_scores(
+                self.class_stats,
+                self.ccc_stats,
+                self.hparams.selection_metrics,
+            ),
+        }
+        if stage == sb.Stage.VALID:
+            schedule = self.hparams.lr_schedule
+            rates = schedule.rates(self.optimizer)  # the epoch's rates
+            schedule.validation_end(self.optimizer, stats["score"])
+            masked = self.masked_modality or "none"
+            self.hparams.train_logger.log_stats(
+                stats_meta={"epoch": epoch, "masked": masked, **rates},
+                train_stats=self.train_stats,
+                valid_stats=stats,
+            )
+            self.checkpointer.save_and_keep_only(meta=stats, max_keys=["score"])
+        else:
+            self.hparams.train_logger.log_stats(
+                {
+                    "Epoch loaded": self.hparams.epoch_counter.current,
+                    "transcripts": self.test_condition,
+                },
+                test_stats=stats,
+            )
+            self.tested = summarize_test(self.class_stats, stats)
+
+
+def passed_fields(batch, i):
+    """The speaker of utterance ``i`` of a batch and whether it is
+    improvised (IEMOCAP), where the corpus has them."""
+    fields = {}
+    if hasattr(batch, "speaker"):
+        fields["speaker"] = batch.speaker[i]
+    if hasattr(batch, "improvised"):
+        fields["improvised"] = bool(batch.improvised[i])
+    return fields
+
+
+def dataio_prepare(hparams, cached=None, heard=None):
+    """The fold's datasets and their data pipelines.
+
+    Arguments
+    ---------
+    hparams : dict
+        The recipe's hyperparameters.
+    cached : dict, optional
+        Modality -> {utterance id: cached feature file}: the frozen
+        encoders' features replace the audio and the tokens.
+    heard : dict, optional
+        Split -> {utterance id: ASR transcript}: these splits read what
+        the ASR model heard (the gold transcript stays ``gold_text``).
+
+    Returns
+    -------
+    dict
+        ``train``, ``valid``, ``test`` -> ``DynamicItemDataset`` of ``id``,
+        the inputs (``sig`` and ``tokens``, or ``<modality>_feats``),
+        ``label``, ``dims``, ``emo``, ``speaker`` and ``improvised``
+        (``chars`` too with CTC).
+    """
+    system = hparams["system"]
+    labels = hparams["labels"]
+    max_seconds = hparams["max_audio_seconds"]
+
+    @sb.utils.data_pipeline.takes("wav")
+    @sb.utils.data_pipeline.provides("sig")
+    def audio_pipeline(wav):
+        """The waveform at the model's rate, cropped to max_audio_seconds."""
+        return load_audio(wav, hparams["sample_rate"], max_seconds)
+
+    @sb.utils.data_pipeline.takes("text")
+    @sb.utils.data_pipeline.provides("tokens")
+    def text_pipeline(text):
+        """The text encoder's tokens (an ASR model may hear no words, and
+        a missing transcript reads as empty with missing_transcripts:
+        empty; check_split refuses it otherwise)."""
+        return system.text_encoder.tokenize(text or "")
+
+    characters = character_encoder()
+
+    @sb.utils.data_pipeline.takes("gold_text", "duration")
+    @sb.utils.data_pipeline.provides("chars")
+    def chars_pipeline(gold_text, duration):
+        """CTC targets: what is said, also when the model reads an ASR
+        transcript; none for cropped audio (which no longer holds it all,
+        so CTC skips it)."""
+        if max_seconds is not None and duration > max_seconds:
+            return character_targets("", characters)
+        return character_targets(gold_text or "", characters)
+
+    @sb.utils.data_pipeline.takes("emo")
+    @sb.utils.data_pipeline.provides("label")
+    def label_pipeline(emo):
+        """The class index (NO_CLASS where the utterance has none)."""
+        return torch.LongTensor(
+            [NO_CLASS if emo is None else labels.index(emo)]
+        )
+
+    @sb.utils.data_pipeline.takes(*DIMENSIONS[: hparams["n_dims"]])
+    @sb.utils.data_pipeline.provides("dims")
+    def dims_pipeline(*ratings):
+        """The ratings on the 0-1 scale of the regressor (NaN: not rated)."""
+        ratings = [math.nan if r is None else r for r in ratings]
+        ratings = torch.tensor(ratings, dtype=torch.float)
+        return to_unit(ratings, hparams["rating_scale"])
+
+    inputs = [audio_pipeline, text_pipeline]
+    keys = ["sig", "tokens"]
+    if cached is not None:
+        inputs = [feature_pipeline(m, files) for m, files in cached.items()]
+        keys = [f"{modality}_feats" for modality in cached]
+    if hparams["w_ctc"] > 0:
+        inputs.append(chars_pipeline)
+        keys.append("chars")
+
+    paths = fold_paths(
+        hparams["prepare_folder"], hparams["protocol"], hparams["fold"]
+    )
+    datasets = {}
+    for split, path in paths.items():
+        data = split_entries(path, (heard or {}).get(split))
+        check_split(
+            data,
+            split,
+            path,
+            labels,
+            classes_trained=hparams["w_ce"] > 0,
+            missing_transcripts=hparams["missing_transcripts"],
+            max_audio_seconds=max_seconds,
+        )
+        datasets[split] = sb.dataio.dataset.DynamicItemDataset(data)
+    for item in (*inputs, label_pipeline, dims_pipeline):
+        sb.dataio.dataset.add_dynamic_item(list(datasets.values()), item)
+    # a CSV corpus may have no speakers, and only IEMOCAP is improvised
+    passed = [
+        key
+        for key in ("speaker", "improvised")
+        if all(key in e for d in datasets.values() for e in d.data.values())
+    ]
+    sb.dataio.dataset.set_output_keys(
+        list(datasets.values()),
+        ["id", *keys, "label", "dims", "emo", *passed],
+    )
+    return datasets
 
 
 def main(argv):
     """Prepares the data, trains one fold, tests the selected checkpoint."""
-    # settings checked (a rerun resumes); the tested checkpoint will be the
-    # best on the validation speaker's selection_metrics
-    hparams_file, run_opts, overrides, hparams = start_run(argv)
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    # torchrun: one process per device, joined in one process group
+    ddp_init_group(run_opts)
+    # a folder prepared by `mtmm prepare csv|msp-podcast` brings its own
+    # labels, rating scale and protocol
+    overrides = corpus_overrides(hparams_file, overrides)
+    hparams = load_recipe_hparams(hparams_file, overrides)
+    check_protocol(
+        hparams["data_folder"], hparams["protocol"], hparams["fold"], PROTOCOLS
+    )
+    # one run folder, one set of settings: the same command resumes it,
+    # other settings are refused (or discard it, with start_over)
+    check_run_folder(
+        hparams_file, overrides, hparams["output_folder"], hparams["start_over"]
+    )
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
+    # the tested checkpoint is the best on the validation speaker, by the
+    # mean of these scores (auto: those of the trained heads)
+    hparams["selection_metrics"] = selection_metrics(
+        hparams["selection_metrics"],
+        hparams["w_ce"],
+        hparams["w_valence"],
+        hparams["w_arousal"],
+        hparams["w_dominance"],
+    )
 
-    # Manifest and speaker-independent folds, shared by all runs (a folder
-    # prepared by `mtmm prepare csv` is used as it is)
+    # Data: the manifest and speaker-independent folds, prepared once and
+    # shared by all runs; the corpus must rate what the model learns
     corpus = prepare_corpus(
-        hparams,
         prepare_iemocap,
+        hparams["data_folder"],
+        hparams["prepare_folder"],
+        hparams["protocol"],
+        hparams["fold"],
+        PROTOCOLS,
         label_map=hparams["label_map"],
         skip_missing=hparams["skip_missing"],
     )
-    # Frozen encoders' features computed once; gold or ASR transcripts
-    # (tested with each of test_transcripts, the first the headline)
-    cached, conditions, asr = prepare_inputs(hparams, run_opts, corpus)
-    heard = asr if hparams["transcripts"] == "asr" else None
-    # with CTC, the transcripts' characters are targets too
-    datasets = fold_datasets(
-        hparams,
-        cached,
-        characters=hparams["w_ctc"] > 0,
-        transcripts={"train": heard, "valid": heard},
+    check_ratings(
+        corpus,
+        hparams["prepare_folder"],
+        hparams["rating_scale"],
+        {
+            "valence": hparams["w_valence"],
+            "arousal": hparams["w_arousal"],
+            "dominance": hparams["w_dominance"],
+        },
+        hparams["n_dims"],
     )
-    tests = [
-        (
-            "test",
-            condition,
-            datasets["test"]
-            if condition != "asr"
-            else fold_datasets(hparams, cached, transcripts={"test": asr})[
-                "test"
-            ],
+    check_auxiliary_options(
+        hparams["w_ctc"],
+        hparams["w_aug"],
+        hparams["feature_cache"],
+        hparams["modalities"],
+    )
+    # Frozen encoders run once over the fold: their features are cached
+    cached = prepare_feature_cache(
+        hparams["feature_cache"],
+        hparams["system"],
+        hparams["modalities"],
+        paths=fold_paths(
+            hparams["prepare_folder"], hparams["protocol"], hparams["fold"]
+        ),
+        folder=hparams["feature_cache_folder"],
+        batch_size=hparams["feature_cache_batch_size"],
+        run_opts=run_opts,
+        empty_text=hparams["missing_transcripts"] == "empty",
+    )
+    # Transcripts: gold or ASR for training; the test conditions (gold,
+    # asr, none = audio only), the first is the headline
+    conditions = check_transcript_settings(
+        hparams["transcripts"],
+        hparams["test_transcripts"],
+        hparams["modalities"],
+        hparams["feature_cache"],
+    )
+    asr = None
+    if "asr" in (hparams["transcripts"], *conditions):
+        asr = prepare_asr_transcripts(
+            whole_manifest(hparams["prepare_folder"], corpus),
+            run_opts,
+            hparams["asr_source"],
+            hparams["asr_cache_folder"],
+            hparams["asr_language"],
+            hparams["asr_batch_size"],
         )
+    heard = asr if hparams["transcripts"] == "asr" else None
+    datasets = dataio_prepare(hparams, cached, {"train": heard, "valid": heard})
+    test_sets = {
+        condition: datasets["test"]
+        if condition != "asr"
+        else dataio_prepare(hparams, cached, {"test": asr})["test"]
         for condition in conditions
-    ]
+    }
     # cross-entropy weighted by the training counts (class_weights)
-    set_class_weights(hparams, datasets["train"])
-
-    # Train, keep the best checkpoint on the validation speaker, test it:
-    # the test speaker is seen here for the first time
-    brain = build_brain(hparams, run_opts, cached)
-    tested = fit_and_test(
-        brain, hparams, datasets["train"], datasets["valid"], tests
+    hparams["compute_loss"].class_weights = class_weights(
+        hparams["class_weights"], hparams["labels"], datasets["train"].data
     )
+
+    # Training: the checkpoint with the best validation score is kept
+    brain = EmotionBrain(
+        modules={
+            **hparams["system"].parts(encoders=cached is None),
+            **auxiliary_modules(hparams["auxiliary_heads"]),
+        },
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
+    # fixed batches, or batches of similar durations (dynamic_batching)
+    train_opts, brain.train_sampler = train_loader_options(
+        datasets["train"],
+        hparams["train_dataloader_opts"],
+        hparams["dynamic_batch_sampler"]
+        if hparams["dynamic_batching"]
+        else None,
+        seed=hparams["seed"],
+        max_audio_seconds=hparams["max_audio_seconds"],
+    )
+    brain.total_steps = plan_training(
+        datasets["train"],
+        brain.train_sampler,
+        hparams["number_of_epochs"],
+        hparams["batch_size"],
+        brain.grad_accumulation_factor,
+        hparams["max_batch_length"],
+        hparams["selection_metrics"],
+    )
+
+    def batched(dataset):
+        """A validation or test set and its loader options (eval_batching:
+        the predictions do not depend on it)."""
+        return evaluation_batches(
+            dataset,
+            hparams["eval_batching"],
+            hparams["valid_dataloader_opts"],
+            hparams["max_batch_length"],
+            hparams["num_buckets"],
+            hparams["max_audio_seconds"],
+        )
+
+    valid_set, valid_opts = batched(datasets["valid"])
+    brain.fit(
+        hparams["epoch_counter"],
+        datasets["train"],
+        valid_set,
+        train_loader_kwargs=train_opts,
+        valid_loader_kwargs=valid_opts,
+    )
+
+    # Test: the selected checkpoint meets the test speaker for the first
+    # time, in each transcript condition; the headline is tested last, so
+    # that it is the last line of the log
+    tested = {}
+    for condition in reversed(conditions):
+        brain.test_condition = condition
+        brain.text_masked = condition == "none"
+        test_set, test_opts = batched(test_sets[condition])
+        brain.evaluate(test_set, max_key="score", test_loader_kwargs=test_opts)
+        tested[condition] = (brain.tested, brain.test_rows)
     if if_main_process():
         wer = asr_word_error_rates(datasets["test"].data, asr) if asr else None
-        results = with_conditions(
-            {c: r for (_, c), (r, _) in tested.items()}, wer
-        )
+        results = with_conditions({c: tested[c][0] for c in conditions}, wer)
         # what the model card says of the data depends on the corpus
-        results["corpus"] = "iemocap" if corpus is None else corpus["corpus"]
-        rows = tested["test", conditions[0]][1]
-        write_test_outputs(hparams["output_folder"], results, rows)
+        results["corpus"] = corpus["corpus"] if corpus else "iemocap"
+        write_test_outputs(
+            hparams["output_folder"], results, tested[conditions[0]][1]
+        )
     end_run()
 
 

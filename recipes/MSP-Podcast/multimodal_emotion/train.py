@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Recipe: multi-task, multi-modal speech emotion recognition on MSP-Podcast.
 
-The model of Ispas et al. (ICMI 2023), as in the IEMOCAP recipe (the Brain
-is speechbrain_mtmm.training.brain, shared by both), trained for the two
-tasks of the MSP-Podcast challenges at once: the 8 emotion classes (A S H U
-F D C N) and arousal, valence and dominance on the release's 1-7 scale.
+The model of Ispas et al. (ICMI 2023), as in the IEMOCAP recipe, trained for
+the two tasks of the MSP-Podcast challenges at once: the 8 emotion classes
+(A S H U F D C N) and arousal, valence and dominance on the release's 1-7
+scale.
 
 * Data: the release's official split (`mtmm prepare msp-podcast`): Train,
   Development, Test1 and Test2. Utterances labelled O (other) or X (no
@@ -21,10 +21,10 @@ F D C N) and arousal, valence and dominance on the release's 1-7 scale.
 To run:
     python train.py hparams/msp_podcast.yaml --data_folder=/data/MSP-PODCAST
 
-Outputs in <output_folder> (speechbrain_mtmm.run_folder): train_log.txt,
-save/, test_results.json (Test1, and every test set under "test_sets"),
-test_predictions.jsonl (Test1) and test2_predictions.jsonl. Submission
-files for Test3: export the run (`mtmm export`), then
+Outputs in <output_folder>: train_log.txt, save/, test_results.json
+(Test1, and every test set under "test_sets"), test_predictions.jsonl
+(Test1) and test2_predictions.jsonl. Submission files for Test3: export
+the run (`mtmm export`), then
     mtmm predict --model <export> <release>/Audios/*test3* \
         --format msp-podcast --output submission/
 
@@ -33,98 +33,570 @@ Authors
  * speechbrain-mtmm contributors, 2026
 """
 
+import math
 import sys
 
-import speechbrain as sb
-from speechbrain.utils.distributed import if_main_process
-
-from speechbrain_mtmm.data.msp_podcast import PROTOCOL, prepare_msp_podcast
-from speechbrain_mtmm.run_folder import write_test_outputs, write_test_set
-from speechbrain_mtmm.training.brain import build_brain, fit_and_test
-from speechbrain_mtmm.training.recipe import (
-    end_run,
-    fold_datasets,
-    prepare_corpus,
-    prepare_inputs,
-    run_recipe,
-    set_class_weights,
-    start_run,
+import torch
+from msp_podcast_prepare import PROTOCOL, prepare_msp_podcast
+from speechbrain_mtmm.data.audio import load_audio
+from speechbrain_mtmm.data.folds import fold_paths
+from speechbrain_mtmm.run_folder import (
+    DIMENSIONS,
+    prediction_row,
+    to_unit,
+    write_test_outputs,
+    write_test_set,
 )
+from speechbrain_mtmm.training.auxiliary import (
+    auxiliary_modules,
+    character_encoder,
+    character_targets,
+    check_auxiliary_options,
+)
+from speechbrain_mtmm.training.cache import feature_pipeline
+from speechbrain_mtmm.training.metrics import (
+    CCCStats,
+    EmotionClassificationStats,
+    epoch_scores,
+    selection_metrics,
+    summarize_test,
+)
+from speechbrain_mtmm.training.optim import parameter_groups
+from speechbrain_mtmm.training.recipe import (
+    NO_CLASS,
+    check_finite_loss,
+    check_protocol,
+    check_ratings,
+    check_run_folder,
+    check_split,
+    class_weights,
+    corpus_overrides,
+    end_run,
+    evaluation_batches,
+    load_recipe_hparams,
+    plan_training,
+    prepare_asr_transcripts,
+    prepare_corpus,
+    prepare_feature_cache,
+    run_recipe,
+    split_entries,
+    train_loader_options,
+    whole_manifest,
+)
+from speechbrain_mtmm.training.speed import EpochSpeed
 from speechbrain_mtmm.training.transcripts import (
     asr_word_error_rates,
+    check_transcript_settings,
     with_conditions,
 )
 
-# our name of each test set -> the release's
+import speechbrain as sb
+from speechbrain.utils.distributed import ddp_init_group, if_main_process
+
+#: The release's split is one fold of its own protocol
+PROTOCOLS = {PROTOCOL: 1}
+#: Our name of each test set -> the release's
 TEST_SETS = {"test": "Test1", "test2": "Test2"}
+
+
+class EmotionBrain(sb.Brain):
+    """Encoders -> refinement -> bridge-token fusion -> classes + A/V/D."""
+
+    # tested without transcripts (test condition "none"): the text is
+    # masked as Random Modality Masking masks it
+    text_masked = False
+    test_condition = "gold"
+    test_set_name = "Test1"
+
+    def on_stage_start(self, stage, epoch=None):
+        """Random Modality Masking: one decision per training epoch; the
+        masked modality's encoder is frozen for that epoch. Evaluation
+        stages start their class and CCC trackers."""
+        self.masked_modality = None
+        if stage == sb.Stage.TRAIN:
+            if self.hparams.modality_masking:
+                self.masked_modality = self.hparams.masking.masked_modality(
+                    epoch
+                )
+            for modality in ("audio", "text"):
+                self.hparams.system.encoder(modality).set_trainable(
+                    modality != self.masked_modality
+                )
+            # padding and throughput of the epoch (after a mid-epoch
+            # resume, self.step batches are already done)
+            self.speed = EpochSpeed(self.hparams.feature_cache, self.step)
+            self.hparams.auxiliary_objectives.start_epoch()
+        else:
+            self.class_stats = EmotionClassificationStats(self.hparams.labels)
+            self.ccc_stats = CCCStats(DIMENSIONS[: self.hparams.n_dims])
+            self.test_rows = []
+
+    def compute_forward(self, batch, stage):
+        """Encode audio and text (or read their cached features), refine,
+        fuse, classify and regress."""
+        batch = batch.to(self.device)
+        if stage == sb.Stage.TRAIN:
+            self.speed.count(batch)
+        audio = self.features("audio", batch)
+        text = self.features("text", batch)
+        predictions = self.modules.model(*audio, *text)
+        auxiliary = self.hparams.auxiliary_objectives
+        if stage == sb.Stage.TRAIN and auxiliary.active():
+            # MMER's objectives: CTC reads the audio frames, AugCon the
+            # utterance vector of an augmented copy of the audio
+            audio_seen = self.audio_seen()
+            predictions["audio"] = audio if audio_seen else None
+            if auxiliary.active("augcon") and audio_seen:
+                augmented = self.features("audio", batch, augment=True)
+                predictions["embedding_aug"] = self.modules.model(
+                    *augmented, *text
+                )["embedding"]
+        return predictions
+
+    def audio_seen(self):
+        """Whether the model reads the audio in this epoch."""
+        return (
+            self.masked_modality != "audio"
+            and "audio" in self.hparams.modalities
+        )
+
+    def features(self, modality, batch, augment=False):
+        """One modality's features and their relative lengths.
+
+        A masked modality (or one left out of ``modalities``) is one zero
+        frame and its encoder is not run. With ``feature_cache`` the
+        frozen encoder's hidden states are read from the batch; otherwise
+        the encoder runs. The chosen layers are summed with learned
+        weights.
+        """
+        system = self.hparams.system
+        if (
+            modality == self.masked_modality
+            or modality not in self.hparams.modalities
+            or (modality == "text" and self.text_masked)
+        ):
+            return system.masked(modality, len(batch.id), self.device)
+        if self.hparams.feature_cache:
+            stacked, lens = getattr(batch, f"{modality}_feats")
+            # float16 on disk; the model's dtype here (autocast does the rest)
+            dtype = next(self.modules.model.parameters()).dtype
+            feats = system.combine_layers(
+                modality, stacked.to(dtype), self.modules
+            )
+            return feats, lens
+        inputs, lens = batch.sig if modality == "audio" else batch.tokens
+        if augment:
+            inputs, lens = self.hparams.augmentation(inputs, lens)
+        return system.encode(modality, inputs, lens, self.modules)
+
+    def compute_objectives(self, predictions, batch, stage):
+        """Multi-task loss: CE on the classes, 1 - CCC on each dimension;
+        in training, plus MMER's weighted auxiliary terms (if any)."""
+        audio = predictions.pop("audio", None)
+        embedding_aug = predictions.pop("embedding_aug", None)
+        # losses and metrics in float32, also under mixed precision
+        predictions = {k: v.float() for k, v in predictions.items()}
+        labels = batch.label.data.squeeze(-1)
+        parts = self.hparams.compute_loss(
+            predictions["logits"], labels, predictions["dims"], batch.dims.data
+        )
+        auxiliary = self.hparams.auxiliary_objectives
+        if stage == sb.Stage.TRAIN and auxiliary.active():
+            frames, frame_lens = audio if audio is not None else (None, None)
+            projections = self.modules.auxiliary(
+                predictions["embedding"], frames, embedding_aug
+            )
+            terms = auxiliary(
+                projections,
+                labels,
+                frame_lens,
+                characters=getattr(batch, "chars", None),
+            )
+            parts["loss"] = parts["loss"] + terms.pop("loss")
+            parts.update(terms)
+        check_finite_loss(parts, batch.id)
+        if stage != sb.Stage.TRAIN:
+            self.track(batch, predictions, stage)
+        return parts["loss"]
+
+    def track(self, batch, predictions, stage):
+        """Adds a batch to the stage's metrics (and the test predictions)."""
+        labels = self.hparams.labels
+        probs = torch.softmax(predictions["logits"], dim=-1)
+        predicted = [labels[i] for i in probs.argmax(-1)]
+        self.class_stats.append(batch.id, predicted, batch.emo)
+        self.ccc_stats.append(batch.id, predictions["dims"], batch.dims.data)
+        if stage != sb.Stage.TEST:
+            return
+        for i, utt_id in enumerate(batch.id):
+            self.test_rows.append(
+                prediction_row(
+                    utt_id,
+                    batch.emo[i],
+                    predicted[i],
+                    dict(zip(labels, probs[i].tolist())),
+                    batch.dims.data[i].tolist(),
+                    predictions["dims"][i].tolist(),
+                    scale=self.hparams.rating_scale,
+                    **passed_fields(batch, i),
+                )
+            )
+
+    def init_optimizers(self):
+        """One optimizer, two parameter groups: the encoders at
+        ``lr_encoders``, the rest at ``lr``; the schedule drives both."""
+        self.optimizer = self.opt_class(
+            parameter_groups(
+                self.modules, self.hparams.lr, self.hparams.lr_encoders
+            )
+        )
+        self.optimizers_dict = {"opt_class": self.optimizer}
+        self.checkpointer.add_recoverable("optimizer", self.optimizer)
+        self.hparams.lr_schedule.attach(self.optimizer, self.total_steps)
+
+    def on_fit_batch_end(self, batch, outputs, loss, should_step):
+        """Step-wise schedules move the rates after each optimizer step."""
+        if should_step:
+            self.hparams.lr_schedule.step_end(self.optimizer)
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        """Logs the epoch; keeps the best validation checkpoint (the mean
+        of ``selection_metrics``); keeps the test results."""
+        if stage == sb.Stage.TRAIN:
+            self.train_stats = {
+                **self.speed.summary(stage_loss, self.device),
+                **self.hparams.auxiliary_objectives.epoch_summary(),
+            }
+            return
+        stats = {
+            "loss": stage_loss,
+            **epoch_scores(
+                self.class_stats,
+                self.ccc_stats,
+                self.hparams.selection_metrics,
+            ),
+        }
+        if stage == sb.Stage.VALID:
+            schedule = self.hparams.lr_schedule
+            rates = schedule.rates(self.optimizer)  # the epoch's rates
+            schedule.validation_end(self.optimizer, stats["score"])
+            masked = self.masked_modality or "none"
+            self.hparams.train_logger.log_stats(
+                stats_meta={"epoch": epoch, "masked": masked, **rates},
+                train_stats=self.train_stats,
+                valid_stats=stats,
+            )
+            self.checkpointer.save_and_keep_only(meta=stats, max_keys=["score"])
+        else:
+            self.hparams.train_logger.log_stats(
+                {
+                    "Epoch loaded": self.hparams.epoch_counter.current,
+                    "test set": self.test_set_name,
+                    "transcripts": self.test_condition,
+                },
+                test_stats=stats,
+            )
+            self.tested = summarize_test(self.class_stats, stats)
+
+
+def passed_fields(batch, i):
+    """The speaker of utterance ``i`` of a batch, where it is known."""
+    return {"speaker": batch.speaker[i]} if hasattr(batch, "speaker") else {}
+
+
+def dataio_prepare(hparams, cached=None, heard=None):
+    """The fold's datasets and their data pipelines.
+
+    Arguments
+    ---------
+    hparams : dict
+        The recipe's hyperparameters.
+    cached : dict, optional
+        Modality -> {utterance id: cached feature file}: the frozen
+        encoders' features replace the audio and the tokens.
+    heard : dict, optional
+        Split -> {utterance id: ASR transcript}: these splits read what
+        the ASR model heard (the gold transcript stays ``gold_text``).
+
+    Returns
+    -------
+    dict
+        ``train`` (Train), ``valid`` (Development), ``test`` (Test1),
+        ``test2`` (Test2) -> ``DynamicItemDataset`` of ``id``, the inputs
+        (``sig`` and ``tokens``, or ``<modality>_feats``), ``label``,
+        ``dims``, ``emo`` and ``speaker`` (``chars`` too with CTC).
+    """
+    system = hparams["system"]
+    labels = hparams["labels"]
+    max_seconds = hparams["max_audio_seconds"]
+
+    @sb.utils.data_pipeline.takes("wav")
+    @sb.utils.data_pipeline.provides("sig")
+    def audio_pipeline(wav):
+        """The waveform at the model's rate, cropped to max_audio_seconds."""
+        return load_audio(wav, hparams["sample_rate"], max_seconds)
+
+    @sb.utils.data_pipeline.takes("text")
+    @sb.utils.data_pipeline.provides("tokens")
+    def text_pipeline(text):
+        """The text encoder's tokens (an ASR model may hear no words, and
+        a missing transcript reads as empty with missing_transcripts:
+        empty; check_split refuses it otherwise)."""
+        return system.text_encoder.tokenize(text or "")
+
+    characters = character_encoder()
+
+    @sb.utils.data_pipeline.takes("gold_text", "duration")
+    @sb.utils.data_pipeline.provides("chars")
+    def chars_pipeline(gold_text, duration):
+        """CTC targets: what is said, also when the model reads an ASR
+        transcript; none for cropped audio (which no longer holds it all,
+        so CTC skips it)."""
+        if max_seconds is not None and duration > max_seconds:
+            return character_targets("", characters)
+        return character_targets(gold_text or "", characters)
+
+    @sb.utils.data_pipeline.takes("emo")
+    @sb.utils.data_pipeline.provides("label")
+    def label_pipeline(emo):
+        """The class index (NO_CLASS where the utterance has none)."""
+        return torch.LongTensor(
+            [NO_CLASS if emo is None else labels.index(emo)]
+        )
+
+    @sb.utils.data_pipeline.takes(*DIMENSIONS[: hparams["n_dims"]])
+    @sb.utils.data_pipeline.provides("dims")
+    def dims_pipeline(*ratings):
+        """The ratings on the 0-1 scale of the regressor (NaN: not rated)."""
+        ratings = [math.nan if r is None else r for r in ratings]
+        ratings = torch.tensor(ratings, dtype=torch.float)
+        return to_unit(ratings, hparams["rating_scale"])
+
+    inputs = [audio_pipeline, text_pipeline]
+    keys = ["sig", "tokens"]
+    if cached is not None:
+        inputs = [feature_pipeline(m, files) for m, files in cached.items()]
+        keys = [f"{modality}_feats" for modality in cached]
+    if hparams["w_ctc"] > 0:
+        inputs.append(chars_pipeline)
+        keys.append("chars")
+
+    paths = fold_paths(
+        hparams["prepare_folder"], hparams["protocol"], hparams["fold"]
+    )
+    # Test2 beside Test1
+    paths["test2"] = paths["test"].replace("test.json", "test2.json")
+    datasets = {}
+    for split, path in paths.items():
+        data = split_entries(path, (heard or {}).get(split))
+        check_split(
+            data,
+            split,
+            path,
+            labels,
+            classes_trained=hparams["w_ce"] > 0,
+            missing_transcripts=hparams["missing_transcripts"],
+            max_audio_seconds=max_seconds,
+        )
+        datasets[split] = sb.dataio.dataset.DynamicItemDataset(data)
+    for item in (*inputs, label_pipeline, dims_pipeline):
+        sb.dataio.dataset.add_dynamic_item(list(datasets.values()), item)
+    entries = [e for d in datasets.values() for e in d.data.values()]
+    passed = ["speaker"] if all("speaker" in e for e in entries) else []
+    sb.dataio.dataset.set_output_keys(
+        list(datasets.values()),
+        ["id", *keys, "label", "dims", "emo", *passed],
+    )
+    return datasets
 
 
 def main(argv):
     """Prepares the release, trains on Train, selects on Development, tests
     on Test1 and Test2."""
-    # the challenge's primary metrics on Development select the checkpoint
-    hparams_file, run_opts, overrides, hparams = start_run(argv, {PROTOCOL: 1})
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    # torchrun: one process per device, joined in one process group
+    ddp_init_group(run_opts)
+    # a folder prepared by `mtmm prepare csv|msp-podcast` brings its own
+    # labels, rating scale and protocol
+    overrides = corpus_overrides(hparams_file, overrides)
+    hparams = load_recipe_hparams(hparams_file, overrides)
+    check_protocol(
+        hparams["data_folder"], hparams["protocol"], hparams["fold"], PROTOCOLS
+    )
+    # one run folder, one set of settings: the same command resumes it,
+    # other settings are refused (or discard it, with start_over)
+    check_run_folder(
+        hparams_file, overrides, hparams["output_folder"], hparams["start_over"]
+    )
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
+    # the tested checkpoint is the best on Development, by the mean of
+    # these scores (the challenge's primary metrics)
+    hparams["selection_metrics"] = selection_metrics(
+        hparams["selection_metrics"],
+        hparams["w_ce"],
+        hparams["w_valence"],
+        hparams["w_arousal"],
+        hparams["w_dominance"],
+    )
 
-    # Manifest and the official split (header-only durations), shared
+    # Data: the manifest and the official split (header-only durations),
+    # prepared once and shared by all runs
     corpus = prepare_corpus(
-        hparams,
         prepare_msp_podcast,
-        protocols={PROTOCOL: 1},
+        hparams["data_folder"],
+        hparams["prepare_folder"],
+        hparams["protocol"],
+        hparams["fold"],
+        PROTOCOLS,
         skip_missing=hparams["skip_missing"],
     )
-    cached, conditions, asr = prepare_inputs(hparams, run_opts, corpus)
-    heard = asr if hparams["transcripts"] == "asr" else None
-    datasets = fold_datasets(
-        hparams,
-        cached,
-        characters=hparams["w_ctc"] > 0,
-        transcripts={"train": heard, "valid": heard},
-        extra_tests=("test2",),
+    check_ratings(
+        corpus,
+        hparams["prepare_folder"],
+        hparams["rating_scale"],
+        {
+            "valence": hparams["w_valence"],
+            "arousal": hparams["w_arousal"],
+            "dominance": hparams["w_dominance"],
+        },
+        hparams["n_dims"],
     )
+    check_auxiliary_options(
+        hparams["w_ctc"],
+        hparams["w_aug"],
+        hparams["feature_cache"],
+        hparams["modalities"],
+    )
+    # Frozen encoders run once over the fold: their features are cached
+    cached = prepare_feature_cache(
+        hparams["feature_cache"],
+        hparams["system"],
+        hparams["modalities"],
+        paths=fold_paths(
+            hparams["prepare_folder"], hparams["protocol"], hparams["fold"]
+        ),
+        folder=hparams["feature_cache_folder"],
+        batch_size=hparams["feature_cache_batch_size"],
+        run_opts=run_opts,
+        empty_text=hparams["missing_transcripts"] == "empty",
+    )
+    # Transcripts: gold or ASR for training; the test conditions (gold,
+    # asr, none = audio only), the first is the headline
+    conditions = check_transcript_settings(
+        hparams["transcripts"],
+        hparams["test_transcripts"],
+        hparams["modalities"],
+        hparams["feature_cache"],
+    )
+    asr = None
+    if "asr" in (hparams["transcripts"], *conditions):
+        asr = prepare_asr_transcripts(
+            whole_manifest(hparams["prepare_folder"], corpus),
+            run_opts,
+            hparams["asr_source"],
+            hparams["asr_cache_folder"],
+            hparams["asr_language"],
+            hparams["asr_batch_size"],
+        )
+    heard = asr if hparams["transcripts"] == "asr" else None
+    datasets = dataio_prepare(hparams, cached, {"train": heard, "valid": heard})
+    heard_test = {}
     if "asr" in conditions:
-        read_asr = fold_datasets(
-            hparams,
-            cached,
-            transcripts={"test": asr, "test2": asr},
-            extra_tests=("test2",),
+        heard_test = dataio_prepare(
+            hparams, cached, {"test": asr, "test2": asr}
         )
     # Test1 in every condition (the first is the headline: Test3 has no
     # transcripts, so "none" tells what to expect there), Test2 in the first
-    tests = [
-        (
-            TEST_SETS[name],
-            condition,
-            (read_asr if condition == "asr" else datasets)[name],
-        )
-        for name in TEST_SETS
-        for condition in (conditions if name == "test" else conditions[:1])
-    ]
+    tests = [("test2", conditions[0])]
+    tests += [("test", condition) for condition in reversed(conditions)]
     # cross-entropy weighted by the Train counts (class_weights: balanced)
-    set_class_weights(hparams, datasets["train"])
-
-    brain = build_brain(hparams, run_opts, cached)
-    tested = fit_and_test(
-        brain, hparams, datasets["train"], datasets["valid"], tests
+    hparams["compute_loss"].class_weights = class_weights(
+        hparams["class_weights"], hparams["labels"], datasets["train"].data
     )
+
+    # Training: the checkpoint with the best validation score is kept
+    brain = EmotionBrain(
+        modules={
+            **hparams["system"].parts(encoders=cached is None),
+            **auxiliary_modules(hparams["auxiliary_heads"]),
+        },
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
+    # fixed batches, or batches of similar durations (dynamic_batching)
+    train_opts, brain.train_sampler = train_loader_options(
+        datasets["train"],
+        hparams["train_dataloader_opts"],
+        hparams["dynamic_batch_sampler"]
+        if hparams["dynamic_batching"]
+        else None,
+        seed=hparams["seed"],
+        max_audio_seconds=hparams["max_audio_seconds"],
+    )
+    brain.total_steps = plan_training(
+        datasets["train"],
+        brain.train_sampler,
+        hparams["number_of_epochs"],
+        hparams["batch_size"],
+        brain.grad_accumulation_factor,
+        hparams["max_batch_length"],
+        hparams["selection_metrics"],
+    )
+
+    def batched(dataset):
+        """A validation or test set and its loader options (eval_batching:
+        the predictions do not depend on it)."""
+        return evaluation_batches(
+            dataset,
+            hparams["eval_batching"],
+            hparams["valid_dataloader_opts"],
+            hparams["max_batch_length"],
+            hparams["num_buckets"],
+            hparams["max_audio_seconds"],
+        )
+
+    valid_set, valid_opts = batched(datasets["valid"])
+    brain.fit(
+        hparams["epoch_counter"],
+        datasets["train"],
+        valid_set,
+        train_loader_kwargs=train_opts,
+        valid_loader_kwargs=valid_opts,
+    )
+
+    # Test: the selected checkpoint on the test sets, in each transcript
+    # condition; Test1 in the headline condition last, so that it is the
+    # last line of the log
+    tested = {}
+    for name, condition in tests:
+        brain.test_set_name = TEST_SETS[name]
+        brain.test_condition = condition
+        brain.text_masked = condition == "none"
+        sets = heard_test if condition == "asr" else datasets
+        test_set, test_opts = batched(sets[name])
+        brain.evaluate(test_set, max_key="score", test_loader_kwargs=test_opts)
+        tested[name, condition] = (brain.tested, brain.test_rows)
     if if_main_process():
         wer = asr_word_error_rates(datasets["test"].data, asr) if asr else None
-        test1 = with_conditions(
-            {c: r for (s, c), (r, _) in tested.items() if s == "Test1"}, wer
+        headline = conditions[0]
+        results = with_conditions(
+            {c: tested["test", c][0] for c in conditions}, wer
         )
-        test1["corpus"] = corpus["corpus"]
-        test1["test_sets"] = {
-            s: r for (s, c), (r, _) in tested.items() if c == conditions[0]
+        results["corpus"] = corpus["corpus"]
+        results["test_sets"] = {
+            TEST_SETS[name]: tested[name, headline][0] for name in TEST_SETS
         }
         write_test_set(
-            hparams["output_folder"], "test2", tested["Test2", conditions[0]][1]
+            hparams["output_folder"], "test2", tested["test2", headline][1]
         )
         write_test_outputs(
-            hparams["output_folder"], test1, tested["Test1", conditions[0]][1]
+            hparams["output_folder"], results, tested["test", headline][1]
         )
     end_run()
 
