@@ -11,7 +11,10 @@ to a model folder::
         head.onnx            both features -> class logits, dimensions (0-1)
         int8/*.onnx          the same, weights quantized to int8 (optional)
         tokenizer/           the text encoder's tokenizer files
-        onnx_info.json       feature sizes, opset, SHA-256 of every graph
+        onnx_info.json       how to run the graphs without this package
+                             (inputs, outputs, conventions, missing
+                             modality, long audio) and the SHA-256 of
+                             every other file here
 
 The model is three graphs rather than one so that a missing modality is
 fed exactly as in PyTorch and in training (one zero frame of the
@@ -23,8 +26,9 @@ uses (tokenize, encode, masked, forward), so that paths, long-audio
 windows, warnings and results are the same code for both backends.
 
 Loading the ONNX backend parses ``hyperparams.yaml`` as plain YAML (no
-HyperPyYAML object is built, so the file cannot run code) and checks the
-graphs against the SHA-256 digests of ``onnx_info.json``. The audio is
+HyperPyYAML object is built, so the file cannot run code) and checks
+every file it reads (the graphs, their external weights, the tokenizer
+files) against the SHA-256 digests of ``onnx_info.json``. The audio is
 still read and resampled with torchaudio, and the tokenizer is a
 transformers one: the package is needed, a PyTorch model is not built.
 
@@ -51,6 +55,9 @@ from speechbrain_mtmm.run_folder import file_digest, read_json
 
 ONNX_FOLDER = "onnx"
 ONNX_INFO = "onnx_info.json"
+#: What onnx_info.json describes (version 2: the conventions a client
+#: needs, and digests of the tokenizer files too)
+INFO_FORMAT = {"name": "speechbrain-mtmm-onnx", "version": 2}
 INT8_FOLDER = "int8"
 TOKENIZER_FOLDER = "tokenizer"
 #: graph name -> (input names, output names)
@@ -99,6 +106,80 @@ def graph_files(folder, config, int8=False):
     return {name: base / f"{name}.onnx" for name in [*names, "head"]}
 
 
+def tokenizer_files(folder):
+    """The files of a model folder's ONNX tokenizer (none without one).
+
+    Arguments
+    ---------
+    folder : str or path-like
+        The model folder.
+
+    Returns
+    -------
+    list of pathlib.Path
+        Sorted.
+
+    Example
+    -------
+    >>> tokenizer_files(getfixture("tmp_path"))
+    []
+    """
+    tokenizer = Path(folder) / ONNX_FOLDER / TOKENIZER_FOLDER
+    if not tokenizer.is_dir():
+        return []
+    return sorted(path for path in tokenizer.rglob("*") if path.is_file())
+
+
+def verify_onnx_files(folder, info, files):
+    """Checks files of ``<folder>/onnx/`` against ``onnx_info.json``.
+
+    Arguments
+    ---------
+    folder : pathlib.Path
+        The model folder.
+    info : dict
+        Its ``onnx_info.json``.
+    files : list of pathlib.Path
+        The files that will be read.
+
+    Raises
+    ------
+    OnnxBackendError
+        Naming the first file with no digest, or whose bytes differ.
+
+    Example
+    -------
+    >>> folder = getfixture("tmp_path")
+    >>> (folder / "onnx").mkdir()
+    >>> graph = folder / "onnx" / "head.onnx"
+    >>> _ = graph.write_bytes(b"graph")
+    >>> info = {"sha256": {"head.onnx": file_digest(graph)}}
+    >>> verify_onnx_files(folder, info, [graph])
+    >>> _ = graph.write_bytes(b"other")
+    >>> try:
+    ...     verify_onnx_files(folder, info, [graph])
+    ... except OnnxBackendError as error:
+    ...     print(str(error).startswith(f"{graph}: missing or changed"))
+    True
+    """
+    base = Path(folder) / ONNX_FOLDER
+    for file in files:
+        key = Path(file).relative_to(base).as_posix()
+        expected = info.get("sha256", {}).get(key)
+        if expected is None:
+            raise OnnxBackendError(
+                f"{file}: no SHA-256 for it in {base / ONNX_INFO}, so it "
+                "cannot be checked (added after the export, or an export "
+                "from before tokenizer files were covered); export the "
+                "model again with --onnx"
+            )
+        if file_digest(file) != expected:
+            raise OnnxBackendError(
+                f"{file}: missing or changed since the export (SHA-256 "
+                f"differs from {base / ONNX_INFO}); export the model again"
+            )
+
+
 class OnnxSystem(torch.nn.Module):
     """The three graphs of an exported model behind the system interface.
 
@@ -141,29 +222,33 @@ class OnnxSystem(torch.nn.Module):
         options = onnxruntime.SessionOptions()
         if threads:
             options.intra_op_num_threads = int(threads)
-        self.sessions = {}
-        for name, path in graph_files(folder, config, int8).items():
-            key = str(path.relative_to(folder / ONNX_FOLDER))
+        graphs = graph_files(folder, config, int8)
+        files = []
+        for path in graphs.values():
+            key = path.relative_to(folder / ONNX_FOLDER).as_posix()
             if key not in info["sha256"] or not path.is_file():
                 raise OnnxBackendError(
                     f"{path}: missing; export the model with --onnx"
                     + (" --int8" if int8 else "")
                 )
-            for file_key in (key, f"{key}.data"):  # external weights
-                if file_key not in info["sha256"]:
-                    continue
-                file = folder / ONNX_FOLDER / file_key
-                if not file.is_file() or (
-                    file_digest(file) != info["sha256"][file_key]
-                ):
-                    raise OnnxBackendError(
-                        f"{file}: missing or changed since the export "
-                        f"(SHA-256 differs from {info_path}); export the "
-                        "model again"
-                    )
-            self.sessions[name] = onnxruntime.InferenceSession(
+            files.append(path)
+            data = path.with_name(path.name + ".data")  # external weights
+            if f"{key}.data" in info["sha256"] or data.is_file():
+                files.append(data)
+        if "text" in config["modalities"]:
+            files += tokenizer_files(folder)
+        for file in files:
+            if not file.is_file():
+                raise OnnxBackendError(
+                    f"{file}: missing; export the model again with --onnx"
+                )
+        verify_onnx_files(folder, info, files)
+        self.sessions = {
+            name: onnxruntime.InferenceSession(
                 str(path), options, providers=["CPUExecutionProvider"]
             )
+            for name, path in graphs.items()
+        }
         if "text" in config["modalities"]:
             self.text_encoder = _tokenizer(folder, config["text"])
 

@@ -9,8 +9,13 @@ front matter the Hugging Face hub reads (library, tags, data set, metrics),
 so the folder can be uploaded as it is. A sweep export (all folds of a
 cross-validation) gets a card with the cross-validation table instead.
 
-Written here: neither SpeechBrain nor transformers writes model cards for
-a model they did not train through their own trainers.
+The front matter is huggingface_hub's ``ModelCardData``: the corpus'
+data set, language and licence (:data:`CORPORA`), the encoders' hub ids
+as ``base_model``, and a ``model-index`` of ``EvalResult`` entries, one
+per test metric the run has, with the values of ``test_results.json``
+(a sweep: the means of ``cv_results.json``). The card's prose is written
+here: neither SpeechBrain nor transformers writes model cards for a model
+they did not train through their own trainers.
 
 Authors
 -------
@@ -19,6 +24,11 @@ Authors
 
 from pathlib import Path
 
+from huggingface_hub import EvalResult, ModelCardData
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
+
+from speechbrain_mtmm.encoders import LIGHT_SOURCES, MODALITIES
 from speechbrain_mtmm.experiments.reports import (
     STD_TEXT,
     fold_table,
@@ -53,11 +63,18 @@ PROTOCOL_NOTES = {
 OTHER_PROTOCOL = "see the training recipe"
 
 #: What a card says of each corpus a recipe trains on (test_results.json
-#: records which: ``corpus``)
+#: records which: ``corpus``). ``dataset`` is the hub's data set id of the
+#: front matter (None: the publisher names it), ``language`` its ISO 639-1
+#: code (None: the publisher sets it), ``license_name`` / ``license_link``
+#: the terms the corpus is distributed under, which bind what may be done
+#: with models trained on it (the weights' licence is ``other``: no
+#: standard licence says what such terms allow).
 CORPORA = {
     "iemocap": {
         "name": "IEMOCAP",
         "recipe": "IEMOCAP",
+        "dataset": "iemocap",
+        "language": "en",
         "about": "ten North-American English actors in five dyadic "
         "sessions, scripted and improvised, recorded with close-talk "
         "microphones in a studio. Acted emotion is more prototypical than "
@@ -65,12 +82,21 @@ CORPORA = {
         "telephone, far-field, non-English, child or elderly speech, and "
         "on accents absent from the ten speakers.",
         "transcripts": "IEMOCAP's manual transcripts",
-        "licence": "IEMOCAP's licence governs what may be shared of models "
-        "trained on it; check it before publishing",
+        "license_name": "iemocap-license",
+        "license_link": "https://sail.usc.edu/iemocap/"
+        "Data_Release_Form_IEMOCAP.pdf",
+        "licence_terms": "IEMOCAP is distributed by USC's SAIL lab under "
+        "its data release form (research use; the data may not be "
+        "redistributed); the front matter links it as the licence of "
+        "these weights because no standard licence covers a model trained "
+        "on it. Whether the form allows publishing such a model is for "
+        "the publisher to check with USC.",
     },
     "msp-podcast": {
         "name": "MSP-Podcast",
         "recipe": "MSP-Podcast",
+        "dataset": "msp-podcast",
+        "language": "en",
         "about": "natural English speech from podcasts, thousands of "
         "speakers, labelled by crowd-sourced raters; classes are heavily "
         "imbalanced (neutral and happy dominate). Expect lower accuracy "
@@ -78,18 +104,33 @@ CORPORA = {
         "speech.",
         "transcripts": "the release's transcripts (utterances without one "
         "read an empty text)",
-        "licence": "the MSP-Podcast licence (academic, no redistribution) "
-        "governs what may be shared of models trained on it; check it "
-        "before publishing",
+        "license_name": "msp-podcast-license",
+        "license_link": "https://ecs.utdallas.edu/research/researchlabs/"
+        "msp-lab/MSP-Podcast.html",
+        "licence_terms": "MSP-Podcast is distributed by UT Dallas' MSP "
+        "lab under its licence agreement (an academic licence, commercial "
+        "use under a separate one; the data may not be redistributed); "
+        "the front matter links the corpus' page as the licence of these "
+        "weights because no standard licence covers a model trained on "
+        "it. Whether the agreement allows publishing such a model is for "
+        "the publisher to check with UT Dallas.",
     },
     "csv": {
         "name": "a corpus prepared from a CSV manifest",
         "recipe": "IEMOCAP",
+        "dataset": None,
+        "language": None,
         "about": f"{FILL} (who speaks, in which language and "
         "setting, how the labels were given).",
         "transcripts": "the transcripts of the corpus' manifest",
-        "licence": "the corpus' licence governs what may be shared of "
-        "models trained on it; check it before publishing",
+        "license_name": "to-be-filled-by-the-publisher",
+        "license_link": "LICENSE",
+        "licence_terms": "The front matter's `license_name` and "
+        "`license_link` are placeholders: set `license_name` to a short "
+        "id of the corpus' licence and `license_link` to its URL (or put "
+        "its text in a `LICENSE` file next to this card), and add "
+        "`language` (ISO 639-1 codes) and `datasets` (hub ids, if the "
+        "corpus is on the hub) to the front matter.",
     },
 }
 
@@ -106,7 +147,9 @@ def corpus_facts(results):
     Returns
     -------
     dict
-        ``name``, ``recipe``, ``about``, ``transcripts``, ``licence``.
+        ``name``, ``recipe``, ``dataset``, ``language``, ``about``,
+        ``transcripts``, ``license_name``, ``license_link``,
+        ``licence_terms``.
 
     Example
     -------
@@ -163,41 +206,291 @@ CITATION = """```bibtex
 ```"""
 
 
-def front_matter(tags, metrics):
+#: The hub's metric of each test metric: type, name, arguments
+HUB_METRICS = {
+    "WA": ("accuracy", "WA (accuracy)", None),
+    "UA": ("recall", "UA (unweighted mean recall)", {"average": "macro"}),
+    "macro_F1": ("f1", "macro-F1", {"average": "macro"}),
+    **{f"CCC_{d}": ("ccc", f"CCC {d}", None) for d in DIMENSIONS},
+}
+#: The hub task of every result (classes and dimensions of one model)
+TASK = ("audio-classification", "Speech emotion recognition")
+TAGS = [
+    "speech-emotion-recognition",
+    "multimodal",
+    "audio",
+    "text",
+    "speechbrain",
+    "speechbrain-mtmm",
+]
+# a split read from the corpus' own partition, not from numbered folds
+SPLIT_PROTOCOLS = ("official", "split")
+
+
+def base_models(config):
+    """The hub ids of a model's encoders, for ``base_model``.
+
+    Local folders and the light encoders (``fbank``, ``hashing``) are
+    not hub models and are left out.
+
+    Arguments
+    ---------
+    config : dict
+        The ``model_config`` with the sources as trained.
+
+    Returns
+    -------
+    list of str
+
+    Example
+    -------
+    >>> base_models({"audio": {"source": "facebook/hubert-large-ll60k"},
+    ...              "text": {"source": "hashing"}})
+    ['facebook/hubert-large-ll60k']
+    >>> base_models({"audio": {"source": "/models/hubert"},
+    ...              "text": {"source": "microsoft/deberta-v3-large"}})
+    ['microsoft/deberta-v3-large']
+    """
+    found = []
+    for modality in MODALITIES:
+        source = str(config[modality]["source"])
+        folder = Path(source).expanduser()
+        if source == LIGHT_SOURCES[modality]:
+            continue
+        if folder.is_absolute() or folder.exists() or source[0] in ".~":
+            continue  # a folder of the trainer's
+        try:
+            validate_repo_id(source)
+        except HFValidationError:
+            continue
+        found.append(source)
+    return found
+
+
+def metric_results(scores, dataset, suffix="", value=None):
+    """``EvalResult`` entries of the test metrics one set of scores has.
+
+    Arguments
+    ---------
+    scores : dict
+        Metric key (``WA``, ``CCC_valence``, ...) -> value or summary.
+    dataset : dict
+        ``dataset_name``, ``dataset_type`` and optionally
+        ``dataset_config``, ``dataset_split`` of ``EvalResult``.
+    suffix : str
+        Appended to every metric's name (the condition, the mean).
+    value : callable, optional
+        The number of an entry of ``scores`` (default: the entry).
+
+    Returns
+    -------
+    list of huggingface_hub.EvalResult
+        One per metric of :data:`HUB_METRICS` in ``scores`` (not None),
+        the value unchanged.
+
+    Example
+    -------
+    >>> entries = metric_results({"WA": 0.5, "CCC_arousal": 0.25, "n": 7},
+    ...     {"dataset_name": "IEMOCAP", "dataset_type": "iemocap"})
+    >>> [(e.metric_type, e.metric_name, e.metric_value) for e in entries]
+    [('accuracy', 'WA (accuracy)', 0.5), ('ccc', 'CCC arousal', 0.25)]
+    """
+    value = value or (lambda entry: entry)
+    entries = []
+    for key, (kind, name, args) in HUB_METRICS.items():
+        number = value(scores[key]) if key in scores else None
+        if number is None:
+            continue
+        entries.append(
+            EvalResult(
+                task_type=TASK[0],
+                task_name=TASK[1],
+                metric_type=kind,
+                metric_name=name + suffix,
+                metric_args=args,
+                metric_value=number,
+                **dataset,
+            )
+        )
+    return entries
+
+
+def _dataset(facts, split, config=None):
+    """The ``dataset`` fields of an ``EvalResult``."""
+    fields = {
+        "dataset_name": facts["name"],
+        "dataset_type": facts["dataset"] or "custom",
+        "dataset_split": split,
+    }
+    if config:
+        fields["dataset_config"] = config
+    return fields
+
+
+def run_results(results, settings, facts):
+    """The ``model-index`` entries of one run's test results.
+
+    Every test set the run reports (MSP-Podcast: Test1 and Test2; else
+    the fold's test split) in its headline condition, and the headline
+    set in every other condition it was tested in (ASR transcripts, no
+    transcript), with the values of ``test_results.json``.
+
+    Arguments
+    ---------
+    results : dict
+        ``test_results.json``.
+    settings : dict
+        The run's settings (``protocol``, ``fold``).
+    facts : dict
+        :func:`corpus_facts`.
+
+    Returns
+    -------
+    list of huggingface_hub.EvalResult
+
+    Example
+    -------
+    >>> results = {"WA": 0.5, "UA": 0.4, "test_transcripts": "gold",
+    ...     "conditions": {"gold": {"WA": 0.5}, "none": {"WA": 0.25}}}
+    >>> entries = run_results(results, {"protocol": "speaker", "fold": 1},
+    ...                       CORPORA["iemocap"])
+    >>> [(e.dataset_config, e.metric_name, e.metric_value) for e in entries]
+    ... # doctest: +NORMALIZE_WHITESPACE
+    [('speaker_fold1', 'WA (accuracy)', 0.5),
+     ('speaker_fold1', 'UA (unweighted mean recall)', 0.4),
+     ('speaker_fold1', 'WA (accuracy), no transcript (audio only)', 0.25)]
+    """
+    protocol = settings.get("protocol")
+    config = None
+    if protocol and protocol not in SPLIT_PROTOCOLS:
+        config = f"{protocol}_fold{settings.get('fold', '?')}"
+    test_sets = results.get("test_sets") or {"test": results}
+    entries = []
+    for split, scores in test_sets.items():
+        entries += metric_results(scores, _dataset(facts, split, config))
+    headline = results.get("test_transcripts", "gold")
+    split = next(iter(test_sets))
+    for condition, scores in results.get("conditions", {}).items():
+        if condition != headline:
+            suffix = f", {CONDITIONS.get(condition, condition)}"
+            dataset = _dataset(facts, split, config)
+            entries += metric_results(scores, dataset, suffix)
+    return entries
+
+
+def sweep_results(results, facts):
+    """The ``model-index`` entries of a cross-validation sweep.
+
+    The mean over folds and seeds of each metric (``cv_results.json``'s
+    ``summary.all``), and of each other condition the runs were tested in.
+
+    Arguments
+    ---------
+    results : dict
+        ``cv_results.json``.
+    facts : dict
+        :func:`corpus_facts`.
+
+    Returns
+    -------
+    list of huggingface_hub.EvalResult
+
+    Example
+    -------
+    >>> results = {"protocol": "speaker", "folds": [1, 2], "seeds": [1],
+    ...            "summary": {"all": {"WA": {"mean": 0.5}}}}
+    >>> [(e.dataset_config, e.metric_name, e.metric_value)
+    ...  for e in sweep_results(results, CORPORA["iemocap"])]
+    [('speaker_cv', 'WA (accuracy), mean of 2 folds x 1 seeds', 0.5)]
+    """
+    mean = (
+        f", mean of {len(results.get('folds', []))} folds x "
+        f"{len(results.get('seeds', []))} seeds"
+    )
+    dataset = _dataset(facts, "test", f"{results['protocol']}_cv")
+    summary = results.get("summary", {}).get("all") or {}
+
+    def value(entry):
+        """The mean of a metric's summary."""
+        return entry.get("mean") if isinstance(entry, dict) else None
+
+    entries = metric_results(summary, dataset, mean, value)
+    conditions = list(results.get("transcripts") or {})
+    for condition in conditions[1:]:  # the first is the headline
+        suffix = f", {CONDITIONS.get(condition, condition)}{mean}"
+        scores = results["transcripts"][condition] or {}
+        entries += metric_results(scores, dataset, suffix, value)
+    return entries
+
+
+def card_metadata(config, facts, results=(), model_name=None, onnx=False):
+    """The hub metadata of a card, as huggingface_hub builds it.
+
+    Arguments
+    ---------
+    config : dict
+        The ``model_config`` (sources as trained).
+    facts : dict
+        :func:`corpus_facts`.
+    results : list of huggingface_hub.EvalResult
+        The test results (:func:`run_results`, :func:`sweep_results`).
+    model_name : str, optional
+        The model's name in the ``model-index``.
+    onnx : bool
+        The folder holds ONNX graphs (tagged ``onnx``).
+
+    Returns
+    -------
+    huggingface_hub.ModelCardData
+
+    Example
+    -------
+    >>> config = {"audio": {"source": "facebook/hubert-large-ll60k"},
+    ...           "text": {"source": "/models/deberta"}}
+    >>> data = card_metadata(config, CORPORA["msp-podcast"])
+    >>> data.datasets, data.language, data.base_model, data.license_name
+    (['msp-podcast'], ['en'], ['facebook/hubert-large-ll60k'], \
+'msp-podcast-license')
+    """
+    results = list(results)
+    kinds = list(dict.fromkeys(entry.metric_type for entry in results))
+    return ModelCardData(
+        library_name="speechbrain",
+        license="other",
+        license_name=facts["license_name"],
+        license_link=facts["license_link"],
+        language=[facts["language"]] if facts["language"] else None,
+        datasets=[facts["dataset"]] if facts["dataset"] else None,
+        base_model=base_models(config) or None,
+        pipeline_tag="audio-classification",
+        tags=TAGS + (["onnx"] if onnx else []),
+        metrics=kinds or None,
+        model_name=(model_name or "speechbrain-mtmm") if results else None,
+        eval_results=results or None,
+    )
+
+
+def front_matter(data):
     """The YAML header the Hugging Face hub reads.
 
     Arguments
     ---------
-    tags : list of str
-        Hub tags.
-    metrics : list of str
-        Hub metric names.
+    data : huggingface_hub.ModelCardData
+        :func:`card_metadata`.
 
     Returns
     -------
     str
+        Between ``---`` lines, as ``huggingface_hub.ModelCard`` writes it.
 
     Example
     -------
-    >>> print(front_matter(["emotion"], ["f1"]).splitlines()[1])
-    library_name: speechbrain
+    >>> data = card_metadata({"audio": {"source": "fbank"},
+    ...     "text": {"source": "hashing"}}, CORPORA["iemocap"])
+    >>> print(front_matter(data).splitlines()[1])
+    datasets:
     """
-    lines = [
-        "---",
-        "library_name: speechbrain",
-        "license: other  # to be filled by the publisher",
-        "language:",
-        "  - en",
-        "datasets:",
-        "  - iemocap",
-        "pipeline_tag: audio-classification",
-        "tags:",
-        *(f"  - {tag}" for tag in tags),
-        "metrics:",
-        *(f"  - {metric}" for metric in metrics),
-        "---",
-    ]
-    return "\n".join(lines)
+    return f"---\n{data.to_yaml()}\n---"
 
 
 def _labels_line(labels, facts=None):
@@ -376,18 +669,20 @@ def run_card(run_folder, config, info, model_ref="<model folder>", onnx=False):
     dims = _dimensions(config)
     low, high = config.get("rating_scale", RATING_SCALE)
     title_dims = " + ".join(["emotion class", *dims])
+    name = _model_name(
+        model_ref,
+        f"{facts['name']} {settings.get('protocol', '')} fold "
+        f"{settings.get('fold', '?')} seed {settings.get('seed', '?')}",
+    )
+    data = card_metadata(
+        config,
+        facts,
+        run_results(tested, settings, facts) if tested else (),
+        name,
+        onnx,
+    )
     sections = [
-        front_matter(
-            [
-                "speech-emotion-recognition",
-                "multimodal",
-                "audio",
-                "text",
-                "speechbrain",
-                "speechbrain-mtmm",
-            ],
-            ["accuracy", "f1", "ccc"],
-        ),
+        front_matter(data),
         f"# Speech emotion recognition from audio and text: {title_dims}",
         "One model reads the audio and the transcript of an utterance and "
         "predicts its emotion class "
@@ -406,7 +701,7 @@ def run_card(run_folder, config, info, model_ref="<model folder>", onnx=False):
         training_section(settings, config, info, facts),
         evaluation_section(run_folder, settings),
         limitations(settings, (low, high), facts),
-        f"## Licence\n\n- Weights: {FILL} ({facts['licence']}).\n"
+        f"## Licence\n\n- Weights: {facts['licence_terms']}\n"
         "- Encoders: their own licences (see the sources above).\n"
         f"- Contact: {FILL}.",
         f"## Citation\n\n{CITATION}",
@@ -602,11 +897,15 @@ def sweep_card(
         ["folder", "fold", "seed"],
         [[f"`{name}`", *_fold_seed(name)] for name in members],
     )
+    facts = facts or CORPORA["iemocap"]
+    name = _model_name(
+        model_ref, f"{facts['name']} {results['protocol']} cross-validation"
+    )
+    data = card_metadata(
+        config, facts, sweep_results(results, facts), name, onnx
+    )
     sections = [
-        front_matter(
-            ["speech-emotion-recognition", "multimodal", "speechbrain"],
-            ["accuracy", "f1", "ccc"],
-        ),
+        front_matter(data),
         "# Speech emotion recognition from audio and text: "
         f"cross-validation models ({len(members)} runs)",
         intro,
@@ -614,12 +913,19 @@ def sweep_card(
         f"## Models\n\n{members_table}",
         usage(one, dims, onnx, scale),
         limitations({"protocol": results["protocol"]}, scale, facts),
-        f"## Licence\n\n- Weights: {FILL} "
-        f"({(facts or CORPORA['iemocap'])['licence']}).\n"
+        f"## Licence\n\n- Weights: {facts['licence_terms']}\n"
+        "- Encoders: their own licences (see the sources above).\n"
         f"- Contact: {FILL}.",
         f"## Citation\n\n{CITATION}",
     ]
     return "\n\n".join(sections) + "\n"
+
+
+def _model_name(model_ref, about):
+    """The ``model-index`` name: the hub id when given, else a title."""
+    if model_ref and not model_ref.startswith("<"):
+        return model_ref
+    return f"speechbrain-mtmm {' '.join(about.split())}"
 
 
 def _fold_seed(name):

@@ -13,6 +13,16 @@ class probabilities and dimensions must equal PyTorch's to
 onnxruntime's dynamic quantization (int8 weights of MatMul/Gemm,
 activations quantized on the fly) writes a second set of graphs.
 
+``onnx_info.json`` (:func:`describe_onnx`) is written for a client that
+reads only it, the graphs and the tokenizer files (onnxruntime, numpy and
+a tokenizer; no speechbrain-mtmm): every graph's inputs and outputs with
+their dtypes and dynamic axes, the input conventions (sample rate,
+relative lengths, how the tokenizer is called), what the outputs mean
+(class names and dimension names in column order, the rating scale), the
+input that stands for a missing modality, long-audio windowing, and the
+SHA-256 of every file such a client reads. ``docs/onnx_client.py`` is
+such a client.
+
 Authors
 -------
  * speechbrain-mtmm contributors, 2026
@@ -26,14 +36,16 @@ import torch
 from speechbrain.utils.data_utils import batch_pad_right
 
 try:
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 except ImportError:  # the optional extra: pip install speechbrain-mtmm[onnx]
-    quantize_dynamic = None
+    onnx = quantize_dynamic = None
 
 from speechbrain_mtmm.atomic import write_json
-from speechbrain_mtmm.encoders import LIGHT_SOURCES
+from speechbrain_mtmm.encoders import LIGHT_SOURCES, MODALITIES
 from speechbrain_mtmm.inference.onnx_runtime import (
     GRAPHS,
+    INFO_FORMAT,
     ONNX_FOLDER,
     ONNX_INFO,
     TOKENIZER_FOLDER,
@@ -41,8 +53,15 @@ from speechbrain_mtmm.inference.onnx_runtime import (
     OnnxSystem,
     graph_files,
     onnxruntime,
+    tokenizer_files,
 )
-from speechbrain_mtmm.run_folder import file_digest
+from speechbrain_mtmm.inference.recognizer import plain_hparams
+from speechbrain_mtmm.run_folder import (
+    DIMENSIONS,
+    HYPERPARAMS,
+    RATING_SCALE,
+    file_digest,
+)
 
 #: Largest difference allowed between PyTorch and ONNX (fp32) outputs
 PARITY_TOLERANCE = 1e-4
@@ -160,7 +179,7 @@ def export_onnx(folder, system, int8=False):
     OnnxBackendError
         onnxruntime missing, or outputs that differ from PyTorch.
     """
-    if onnxruntime is None or quantize_dynamic is None:
+    if onnxruntime is None or quantize_dynamic is None or onnx is None:
         raise OnnxBackendError(
             "--onnx needs onnx, onnxscript and onnxruntime: pip install "
             "speechbrain-mtmm[onnx]"
@@ -192,23 +211,220 @@ def export_onnx(folder, system, int8=False):
             system.text_encoder.tokenizer.save_pretrained(
                 str(out / TOKENIZER_FOLDER)
             )
-    info = {
-        "feature_sizes": {
-            m: int(system.encoder(m).output_size) for m in ("audio", "text")
-        },
-        "torch": torch.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "inputs": {name: list(GRAPHS[name][0]) for name in files},
-        "sha256": {},
-    }
+    info = describe_onnx(folder, system)
     write_json(out / ONNX_INFO, _digests(info, folder, config, False))
     info["max_abs_difference"] = check_parity(folder, system)
     if int8:
         quantize(folder, config)
         info = _digests(info, folder, config, True)
+        for name, path in graph_files(folder, config, True).items():
+            info["graphs"][name]["int8_file"] = _relative(folder, path)
     info = _digests(info, folder, config, False)
     write_json(out / ONNX_INFO, info)
     return info
+
+
+def describe_onnx(folder, system):
+    """What a client needs to run the graphs of ``<folder>/onnx/``.
+
+    Arguments
+    ---------
+    folder : pathlib.Path
+        The model folder, its fp32 graphs written (its
+        ``hyperparams.yaml``, when there, gives the long-audio settings).
+    system : speechbrain_mtmm.model.MultimodalEmotionSystem
+        The model the graphs were exported from.
+
+    Returns
+    -------
+    dict
+        The ``onnx_info.json`` content but the digests and the parity
+        check: ``format``, ``graphs``, ``modalities``,
+        ``missing_modality``, ``outputs``, ``long_audio``,
+        ``feature_sizes``, ``torch``, ``onnxruntime``.
+    """
+    folder = Path(folder)
+    config = system.config
+    graphs = {
+        name: {"file": _relative(folder, path), **_graph_io(path)}
+        for name, path in graph_files(folder, config).items()
+    }
+    sizes = {m: int(system.encoder(m).output_size) for m in MODALITIES}
+    head = GRAPHS["head"][0]
+    modalities = {}
+    for index, modality in enumerate(MODALITIES):
+        name = f"{modality}_encoder"
+        spec = {
+            "used": name in graphs,
+            "feature_size": sizes[modality],
+            "head_inputs": dict(zip(("feats", "lens"), head[2 * index :])),
+        }
+        if spec["used"]:
+            spec["graph"] = name
+            spec["graph_inputs"] = dict(
+                zip(("values", "lens"), GRAPHS[name][0])
+            )
+            spec["graph_outputs"] = dict(
+                zip(("feats", "lens"), GRAPHS[name][1])
+            )
+            spec.update(_input_conventions(modality, system))
+        modalities[modality] = spec
+    return {
+        "format": INFO_FORMAT,
+        "pipeline": "Each used modality present in an input: run its "
+        "encoder graph on graph_inputs and feed graph_outputs to the "
+        "head's head_inputs; a modality that is missing (or not used) "
+        "gets the missing_modality tensors instead; the head's logits "
+        "and dims are described under outputs.",
+        "graphs": graphs,
+        "modalities": modalities,
+        "missing_modality": {
+            "rule": "what Random Modality Masking fed the model in "
+            "training: one all-zero frame of the modality's feature_size "
+            "per utterance, with relative length 1",
+            "feats": {
+                "dtype": "float32",
+                "shape": ["batch", 1, "feature_size"],
+                "value": 0.0,
+            },
+            "lens": {"dtype": "float32", "shape": ["batch"], "value": 1.0},
+        },
+        "outputs": _outputs(config),
+        "long_audio": _long_audio(folder, config),
+        "feature_sizes": sizes,
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "sha256": {},
+    }
+
+
+def _relative(folder, path):
+    """A path inside ``<folder>/onnx/``, as onnx_info.json names it."""
+    return Path(path).relative_to(Path(folder) / ONNX_FOLDER).as_posix()
+
+
+def _graph_io(path):
+    """A graph's inputs and outputs: name, dtype, shape (a dynamic axis
+    by its name), as the graph itself declares them."""
+    graph = onnx.load(str(path), load_external_data=False).graph
+
+    def describe(value):
+        """One input or output."""
+        tensor = value.type.tensor_type
+        shape = [d.dim_param or d.dim_value for d in tensor.shape.dim]
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type)
+        return {"name": value.name, "dtype": dtype.name, "shape": shape}
+
+    return {
+        "inputs": [describe(v) for v in graph.input],
+        "outputs": [describe(v) for v in graph.output],
+    }
+
+
+def _input_conventions(modality, system):
+    """How one modality's encoder graph is fed."""
+    config = system.config
+    if modality == "audio":
+        return {
+            "sample_rate": int(config["sample_rate"]),
+            "channels": 1,
+            "dtype": "float32",
+            "range": [-1.0, 1.0],
+            "preprocessing": "mix the channels down to mono (their mean) "
+            "and resample to sample_rate; nothing else: the graph "
+            "standardises the waveform when its encoder does",
+            "batch": "pad each waveform at the end with zeros to the "
+            "longest; lens[i] = samples of i / padded samples, in (0, 1]",
+        }
+    encoder = system.text_encoder
+    batch = (
+        "pad each id sequence at the end with pad_id to the longest; "
+        "lens[i] = ids of i / padded ids, in (0, 1]"
+    )
+    preprocessing = (
+        "strip the transcript's surrounding whitespace; an empty "
+        "transcript is a missing one (see missing_modality)"
+    )
+    if str(config["text"]["source"]) == LIGHT_SOURCES["text"]:
+        hashing = encoder.tokenizer
+        tokenizer = {
+            "type": "hashing",
+            "lowercase": True,
+            "pattern": hashing._token_pattern.pattern,
+            "pattern_flavour": "Python re (Unicode word characters)",
+            "hash": "zlib.crc32 of the token's UTF-8 bytes",
+            "id": "first_id + crc32 % (vocab_size - first_id)",
+            "first_id": hashing._first,
+            "vocab_size": hashing.vocab_size,
+            "bos_id": hashing.bos_id,
+            "max_length": hashing.max_length,
+            "truncation": "keep the first max_length ids (bos_id included)",
+            "pad_id": hashing.pad_id,
+        }
+    else:
+        tokenizer = {
+            "type": "transformers",
+            "folder": TOKENIZER_FOLDER,
+            "load": "transformers.AutoTokenizer.from_pretrained(folder)",
+            "call": {
+                "add_special_tokens": True,
+                "truncation": True,
+                "max_length": encoder.tokens.max_length,
+                "padding": False,
+            },
+            "ids": "input_ids",
+            "max_length": encoder.tokens.max_length,
+            "pad_id": encoder.pad_id,
+        }
+    return {
+        "dtype": "int64",
+        "tokenizer": tokenizer,
+        "preprocessing": preprocessing,
+        "batch": batch,
+    }
+
+
+def _outputs(config):
+    """What the head's outputs mean."""
+    logits, dims = GRAPHS["head"][1]
+    low, high = config.get("rating_scale", RATING_SCALE)
+    return {
+        logits: {
+            "labels": list(config["labels"]),
+            "meaning": "one unnormalised score per class, the columns in "
+            "the order of labels",
+            "probabilities": "softmax over the last axis",
+        },
+        dims: {
+            "names": list(DIMENSIONS[: int(config["n_dims"])]),
+            "meaning": "one column per dimension, in the order of names, "
+            "on 0-1",
+            "range": [0.0, 1.0],
+            "rating_scale": [float(low), float(high)],
+            "to_rating": "rating = low + (high - low) * value, with "
+            "[low, high] = rating_scale (the corpus' annotation scale)",
+        },
+    }
+
+
+def _long_audio(folder, config):
+    """The recognizer's windowing of long audio, as the export sets it."""
+    hparams = {}
+    if (Path(folder) / HYPERPARAMS).is_file():
+        hparams = plain_hparams(folder)
+    seconds = hparams.get("max_audio_seconds", config.get("max_audio_seconds"))
+    return {
+        "max_audio_seconds": seconds,
+        "mode": hparams.get("long_audio", "chunk"),
+        "chunk": "audio longer than max_audio_seconds * sample_rate "
+        "samples (max) is cut into k = ceil(n / max) consecutive windows "
+        "of ceil(n / k) samples (the last one shorter); every window is "
+        "paired with the whole transcript; the class probabilities "
+        "(after the softmax) and dims are averaged over the windows, "
+        "weighted by their number of samples",
+        "truncate": "only the first max_audio_seconds are used",
+        "null": "max_audio_seconds null: no limit",
+    }
 
 
 def _export_graph(module, inputs, name, path):
@@ -230,13 +446,15 @@ def _export_graph(module, inputs, name, path):
 
 
 def _digests(info, folder, config, int8):
-    """SHA-256 of each graph, and of its external weights (a graph over
-    the exporter's size limit keeps them in ``<graph>.onnx.data``)."""
+    """SHA-256 of each graph, of its external weights (a graph over
+    the exporter's size limit keeps them in ``<graph>.onnx.data``) and of
+    every tokenizer file."""
+    files = list(tokenizer_files(folder))
     for path in graph_files(folder, config, int8).values():
-        for file in (path, path.with_name(path.name + ".data")):
-            if file.is_file():
-                key = str(file.relative_to(Path(folder) / ONNX_FOLDER))
-                info["sha256"][key] = file_digest(file)
+        files += [path, path.with_name(path.name + ".data")]
+    for file in files:
+        if file.is_file():
+            info["sha256"][_relative(folder, file)] = file_digest(file)
     return info
 
 
