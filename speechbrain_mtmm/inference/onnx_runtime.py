@@ -112,6 +112,9 @@ class OnnxSystem(torch.nn.Module):
         Run the int8 graphs.
     threads : int, optional
         onnxruntime intra-op threads (None: its default).
+    checked : bool
+        The caller has checked the graphs against the export's digests
+        (``from_onnx`` does): they are not hashed a second time.
 
     Raises
     ------
@@ -119,7 +122,7 @@ class OnnxSystem(torch.nn.Module):
         onnxruntime missing, no ONNX export, or a graph that changed.
     """
 
-    def __init__(self, folder, config, int8=False, threads=None):
+    def __init__(self, folder, config, int8=False, threads=None, checked=False):
         super().__init__()
         if onnxruntime is None:
             raise OnnxBackendError(
@@ -150,7 +153,7 @@ class OnnxSystem(torch.nn.Module):
                     + (" --int8" if int8 else "")
                 )
             for file_key in (key, f"{key}.data"):  # external weights
-                if file_key not in info["sha256"]:
+                if checked or file_key not in info["sha256"]:
                     continue
                 file = folder / ONNX_FOLDER / file_key
                 if not file.is_file() or (
