@@ -32,6 +32,7 @@ from speechbrain_mtmm.inference.loading import (
 from speechbrain_mtmm.inference.onnx_runtime import OnnxBackendError
 from speechbrain_mtmm.inference.recognizer import MultimodalEmotionRecognizer
 from speechbrain_mtmm.model import MultimodalEmotionSystem
+from speechbrain_mtmm.run_folder import read_predictions
 from speechbrain_mtmm.sharing.export import TEMPLATE, export_model
 from speechbrain_mtmm.sharing.export import record_digests as reseal
 from speechbrain_mtmm.testing.hub_cache import (
@@ -41,6 +42,7 @@ from speechbrain_mtmm.testing.hub_cache import (
 
 REPO_ID = "mtmm-test/tiny-emotion"
 TORCH_TOL = 1e-6  # the same weights and code: equal up to float noise
+RECIPE_TOL = {"torch": 1e-4, "onnx": 2e-4}  # the recipe rounds to 1e-5
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +53,12 @@ def export(
     tiny_hf_encoders,
     train,
 ):
-    """(model folder, test inputs): tiny HF encoders, 1 epoch, exported
-    with ONNX graphs (fp32)."""
+    """(model folder, inputs, recipe rows): tiny HF encoders, 1 epoch,
+    exported with ONNX graphs (fp32). The inputs are three test utterances
+    of the run (audio + transcript), then one without its transcript and
+    one transcript alone; the recipe rows are what the recipe's test stage
+    predicted for the first three (probabilities, then valence and arousal
+    on 0-1), an independent reference."""
     work = tmp_path_factory.mktemp("hub_export")
     audio, text = tiny_hf_encoders
     run = work / "run"
@@ -66,10 +72,19 @@ def export(
     )
     model = export_model(run, work / "model", onnx=True)
     with open(synthetic_prepared / "iemocap.json") as fin:
-        entries = list(json.load(fin).values())[:2]
-    inputs = [(e["wav"], e["text"]) for e in entries]
-    inputs += [(entries[0]["wav"], None), (None, entries[1]["text"])]
-    return model, inputs
+        manifest = json.load(fin)
+    rows = read_predictions(run)[:3]
+    inputs = [
+        (manifest[r["id"]]["wav"], manifest[r["id"]]["text"]) for r in rows
+    ]
+    inputs += [(inputs[0][0], None), (None, inputs[1][1])]
+    labels = (model / "labels.txt").read_text().split()
+    recipe = [
+        [r["probs"][label] for label in labels]
+        + [(r["pred_valence"] - 1) / 4, (r["pred_arousal"] - 1) / 4]
+        for r in rows
+    ]
+    return model, inputs, recipe
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +123,7 @@ def predictions(recognizer, inputs):
 @pytest.fixture(scope="module")
 def reference(export):
     """The package's recognizer on the folder: PyTorch and ONNX rows."""
-    model, inputs = export
+    model, inputs, _ = export
     torch_rows = predictions(
         MultimodalEmotionRecognizer.from_hparams(model), inputs
     )
@@ -150,7 +165,7 @@ def copy_of(export, tmp_path):
 
 
 def test_every_file_of_an_export_is_covered_by_its_digests(export):
-    model, _ = export
+    model = export[0]
     info = json.loads((model / "export_info.json").read_text())
     files = {
         p.relative_to(model).as_posix(): p
@@ -188,13 +203,15 @@ def test_the_exported_hyperparams_hold_no_placeholder(export):
 def test_every_loader_loads_from_a_folder_a_savedir_and_a_hub_id(
     loader, where, export, reference, offline_hub, tmp_path
 ):
-    model, inputs = export
+    model, inputs, recipe = export
     source = REPO_ID if where == "hub_id" else str(model)
     savedir = tmp_path / "saved" if where != "folder" else None
     recognizer = load(loader, source, savedir)
     assert type(recognizer) is MultimodalEmotionRecognizer  # installed code
     backend = "onnx" if loader == "from_onnx" else "torch"
-    assert_rows_equal(predictions(recognizer, inputs), reference[backend])
+    got = predictions(recognizer, inputs)
+    assert_rows_equal(got[: len(recipe)], recipe, RECIPE_TOL[backend])
+    assert_rows_equal(got, reference[backend])  # the masked inputs too
     digests = json.loads((model / "export_info.json").read_text())["sha256"]
     needed = files_to_load(digests, onnx=loader == "from_onnx")
     if savedir is not None:  # every file read, encoders' included, is there
@@ -224,7 +241,7 @@ def test_without_the_package_foreign_class_runs_the_bundled_code(
     """In a Python where speechbrain_mtmm cannot be imported (its paths
     and its editable-install finder removed), the hub id loads through
     custom_interface.py alone, and predicts as the package does."""
-    model, inputs = export
+    model, inputs, recipe = export
     script = r"""
 import importlib, importlib.util, json, os, sys
 sys.path[:] = [
@@ -286,6 +303,7 @@ print(json.dumps({
     assert out["class_module"] == "speechbrain_mtmm.inference.recognizer"
     assert_rows_equal(out["torch"], reference["torch"])
     assert_rows_equal(out["onnx"], reference["onnx"])
+    assert_rows_equal(out["torch"][: len(recipe)], recipe, RECIPE_TOL["torch"])
 
 
 # ##### Trust #####
@@ -426,7 +444,9 @@ def test_an_export_made_before_custom_interface_loads_from_its_folder(
     info["sha256"] = {"system.ckpt": info["sha256"]["system.ckpt"]}
     (copy / "export_info.json").write_text(json.dumps(info))
     recognizer = MultimodalEmotionRecognizer.from_hparams(copy)
-    assert_rows_equal(predictions(recognizer, export[1]), reference["torch"])
+    got = predictions(recognizer, export[1])
+    assert_rows_equal(got[: len(export[2])], export[2], RECIPE_TOL["torch"])
+    assert_rows_equal(got, reference["torch"])
     onnx = MultimodalEmotionRecognizer.from_onnx(copy)
     assert_rows_equal(predictions(onnx, export[1]), reference["onnx"])
 

@@ -44,7 +44,7 @@ Authors
 
 import os
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import huggingface_hub
 import ruamel.yaml
@@ -323,6 +323,12 @@ def read_digests(path):
     >>> _ = path.write_text('{"sha256": {"system.ckpt": "ab"}}')
     >>> read_digests(path)
     {'system.ckpt': 'ab'}
+    >>> _ = path.write_text('{"sha256": {"../../.bashrc": "ab"}}')
+    >>> read_digests(path)
+    Traceback (most recent call last):
+    ...
+    speechbrain_mtmm.inference.loading.ExportLoadError: ...export_info.json: \
+'../../.bashrc' is not a path inside the model folder; export the model again
     """
     try:
         digests = read_json(path).get("sha256", {})
@@ -333,6 +339,13 @@ def read_digests(path):
         ) from None
     if not isinstance(digests, dict):
         raise ExportLoadError(f"{path}: sha256 is not a mapping; export again")
+    for name in digests:  # fetched under savedir: never outside it
+        parts = PurePosixPath(name).parts
+        if not parts or name.startswith("/") or "\\" in name or ".." in parts:
+            raise ExportLoadError(
+                f"{path}: {name!r} is not a path inside the model folder; "
+                "export the model again"
+            )
     return digests
 
 

@@ -99,39 +99,6 @@ SILENCE_RMS = 1e-4
 LONG_AUDIO_MODES = ("chunk", "truncate")
 
 
-def verify_checksums(folder):
-    """Checks a local model folder's files against the SHA-256 digests its
-    ``export_info.json`` recorded (folders without digests pass).
-
-    Arguments
-    ---------
-    folder : pathlib.Path
-        The model folder.
-
-    Raises
-    ------
-    ValueError
-        Naming the file whose bytes differ from the export's.
-
-    Example
-    -------
-    >>> folder = getfixture("tmp_path")
-    >>> _ = (folder / "system.ckpt").write_bytes(b"weights")
-    >>> _ = (folder / "export_info.json").write_text(
-    ...     '{"sha256": {"system.ckpt": "%s"}}' % ("0" * 64))
-    >>> verify_checksums(folder)
-    Traceback (most recent call last):
-    ...
-    speechbrain_mtmm.inference.loading.ExportLoadError: .../system.ckpt: \
-missing or changed since the export (SHA-256 differs from \
-export_info.json); fetch the model again or export it again
-    """
-    info = Path(folder) / EXPORT_INFO
-    if info.is_file():
-        digests = read_digests(info)
-        verify_digests(folder, sorted(digests), digests)
-
-
 def split_long_audio(wav, max_samples, mode="chunk"):
     """Splits or crops a waveform longer than ``max_samples``.
 
