@@ -457,7 +457,9 @@ def build_parser():
         "without transcripts) from an exported model",
     )
     sub.add_argument(
-        "--model", required=True, help="folder written by mtmm export"
+        "--model",
+        required=True,
+        help="folder written by mtmm export, or its HF hub id",
     )
     sub.add_argument(
         "inputs", nargs="*", help="audio files, folders or CSV manifests"

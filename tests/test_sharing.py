@@ -22,6 +22,7 @@ from speechbrain_mtmm.inference.onnx_runtime import (
 )
 from speechbrain_mtmm.inference.recognizer import MultimodalEmotionRecognizer
 from speechbrain_mtmm.run_folder import read_predictions, read_test_results
+from speechbrain_mtmm.sharing.export import record_digests
 from speechbrain_mtmm.testing.demo import OFFLINE_ENV, build_tiny_encoders
 
 ONNX_TOL = 1e-4  # probabilities and 0-1 dimensions, fp32 graphs
@@ -140,6 +141,7 @@ def test_loading_onnx_runs_nothing_of_the_yaml(onnx_export, tmp_path):
     marker = tmp_path / "ran"
     with open(copy / "hyperparams.yaml", "a") as fout:
         fout.write(f"\nevil: !apply:pathlib.Path.touch ['{marker}']\n")
+    record_digests(copy)  # as if exported so
     MultimodalEmotionRecognizer.from_onnx(copy)
     assert not marker.exists()
 
@@ -179,6 +181,7 @@ def test_an_onnx_export_without_a_rating_scale_reads_as_1_to_5(
     hparams = copy / "hyperparams.yaml"
     lines = hparams.read_text().splitlines(keepends=True)
     hparams.write_text("".join(x for x in lines if "rating_scale" not in x))
+    record_digests(copy)  # as if exported so
     wav, text = test_files[0]
     result = MultimodalEmotionRecognizer.from_onnx(copy).predict_file(wav, text)
     assert result["valence_1to5"] == pytest.approx(

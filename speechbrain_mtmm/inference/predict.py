@@ -322,7 +322,7 @@ def load_recognizer(model, asr_source=None, device="cpu", backend="torch"):
     Arguments
     ---------
     model : str
-        A folder written by ``mtmm export``.
+        A folder written by ``mtmm export``, or its hub id.
     asr_source : str, optional
         ASR model for missing transcripts (replaces the folder's).
     device : str
@@ -415,7 +415,8 @@ def run_predict(
     except UsageError as error:
         print(f"mtmm predict: error: {error}", file=sys.stderr)
         return 2
-    print(f"model: {Path(model).resolve()} ({backend})", file=sys.stderr)
+    where = getattr(recognizer.system, "folder", None) or Path(model).resolve()
+    print(f"model: {where} ({backend})", file=sys.stderr)
     scale = recognizer.system.config.get("rating_scale", RATING_SCALE)
     if fmt == "msp-podcast":
         return _predict_submission(recognizer, jobs, output, scale)

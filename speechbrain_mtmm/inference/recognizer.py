@@ -31,11 +31,20 @@ transcript; class probabilities and dimensions are averaged over the
 windows, weighted by their length. ``long_audio: truncate`` keeps the first
 ``max_audio_seconds`` only, like the recipe's test stage.
 
+A model is a folder or a hub id, fetched (into a ``savedir`` if given) by
+SpeechBrain's ``fetch`` (:mod:`speechbrain_mtmm.inference.loading`); the
+folder's ``custom_interface.py`` also loads it through SpeechBrain's
+``foreign_class``, without this package.
+
 A model folder's ``hyperparams.yaml`` is HyperPyYAML: loading it runs the
 constructors it names (``!new:``, ``!apply:``), which can be any Python
 callable. Load only model folders you trust, as with any HyperPyYAML or
-pickle-based model; the weights themselves are read with
-``torch.load(weights_only=True)``.
+pickle-based model. :meth:`MultimodalEmotionRecognizer.from_hparams` reads
+it without building anything first and refuses tags other than an export's
+and block classes from outside the package unless given
+``trust_remote_code=True``; the weights are read with
+``torch.load(weights_only=True)``, and every file read is checked against
+the SHA-256 of ``export_info.json``.
 
 Authors
 -------
@@ -47,25 +56,37 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import ruamel.yaml
-import ruamel.yaml.constructor
 import torch
-from hyperpyyaml import resolve_references
 from speechbrain.inference.interfaces import Pretrained
 from speechbrain.utils.data_utils import batch_pad_right
+from speechbrain.utils.fetching import FetchConfig, LocalStrategy
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_mtmm.data.audio import load_audio
 from speechbrain_mtmm.encoders.asr import ASRTranscriber
-from speechbrain_mtmm.inference.onnx_runtime import OnnxSystem
+from speechbrain_mtmm.inference.loading import (
+    ExportLoadError,
+    check_trusted,
+    export_source,
+    fetch_export,
+    fetch_file,
+    fetched_root,
+    files_to_load,
+    load_state_dict_strict,  # noqa: F401 (older exports name it here)
+    plain_hparams,
+    read_digests,
+    verify_digests,
+)
+from speechbrain_mtmm.inference.onnx_runtime import (
+    OnnxBackendError,
+    OnnxSystem,
+)
 from speechbrain_mtmm.run_folder import (
     DIMENSIONS,
     EXPORT_INFO,
     HYPERPARAMS,
     RATING_SCALE,
-    file_digest,
     rating_key,
-    read_json,
     to_rating,
 )
 
@@ -76,120 +97,6 @@ PATHS = ("audio+text", "audio+asr", "audio-only", "text-only")
 SHORT_AUDIO_SECONDS = 0.5
 SILENCE_RMS = 1e-4
 LONG_AUDIO_MODES = ("chunk", "truncate")
-
-
-def load_state_dict_strict(module, path):
-    """Pretrainer hook: loads ``path`` into ``module``, every key matching.
-
-    SpeechBrain's default transfer hook only warns about missing or
-    unexpected parameters; an exported model must match exactly.
-
-    Arguments
-    ---------
-    module : torch.nn.Module
-        The module built from the hyperparameters.
-    path : str or path-like
-        A state-dict file (``<name>.ckpt``).
-
-    Raises
-    ------
-    RuntimeError
-        Naming the file, when the weights do not fit the module.
-
-    Example
-    -------
-    >>> path = getfixture("tmpdir") / "linear.ckpt"
-    >>> torch.save(torch.nn.Linear(2, 3).state_dict(), path)
-    >>> load_state_dict_strict(torch.nn.Linear(2, 3), path)
-    >>> load_state_dict_strict(torch.nn.Linear(3, 3), path)
-    Traceback (most recent call last):
-    ...
-    RuntimeError: ...linear.ckpt: the weights do not fit the model ...
-    """
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    try:
-        module.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        raise RuntimeError(
-            f"{path}: the weights do not fit the model built from "
-            f"hyperparams.yaml: {error}"
-        ) from None
-
-
-def verify_checksums(folder):
-    """Checks a model folder's weight files against the SHA-256 digests
-    its ``export_info.json`` recorded (folders without digests pass).
-
-    Arguments
-    ---------
-    folder : pathlib.Path
-        The model folder.
-
-    Raises
-    ------
-    ValueError
-        Naming the file whose bytes differ from the export's.
-    """
-    info = Path(folder) / EXPORT_INFO
-    if not info.is_file():
-        return
-    for name, expected in read_json(info).get("sha256", {}).items():
-        path = Path(folder) / name
-        if not path.is_file() or file_digest(path) != expected:
-            raise ValueError(
-                f"{path}: missing or changed since the export (SHA-256 "
-                f"differs from {EXPORT_INFO}); export the run again"
-            )
-
-
-_TAGGED = object()  # what a !new:, !name:, ... entry reads as
-
-
-class _PlainConstructor(ruamel.yaml.constructor.SafeConstructor):
-    """Reads YAML building nothing: a tagged node becomes ``_TAGGED``."""
-
-
-_PlainConstructor.add_multi_constructor("!", lambda *_: _TAGGED)
-
-
-def plain_hparams(folder, overrides=None):
-    """A model folder's hyperparameters, references resolved, nothing
-    built: tagged entries (``!new:``, ...) are left out, so the file cannot
-    run code.
-
-    Arguments
-    ---------
-    folder : pathlib.Path
-        The model folder.
-    overrides : dict, optional
-        Changes to the plain entries.
-
-    Returns
-    -------
-    dict
-        Plain values, ``model_folder`` set to ``folder``.
-    """
-    path = Path(folder) / HYPERPARAMS
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{folder}: no {HYPERPARAMS} here; give a model folder written "
-            "by mtmm export"
-        )
-    overrides = {"model_folder": str(folder), **(overrides or {})}
-    with open(path, encoding="utf-8") as fin:
-        text = resolve_references(fin, overrides).getvalue()
-    reader = ruamel.yaml.YAML(typ="safe", pure=True)
-    reader.Constructor = _PlainConstructor
-    values = reader.load(text)
-
-    def plain(value):
-        if isinstance(value, dict):
-            return all(plain(v) for v in value.values())
-        if isinstance(value, list):
-            return all(plain(v) for v in value)
-        return value is not _TAGGED
-
-    return {key: value for key, value in values.items() if plain(value)}
 
 
 def split_long_audio(wav, max_samples, mode="chunk"):
@@ -258,7 +165,8 @@ class MultimodalEmotionRecognizer(Pretrained):
     ``windows`` (how many audio windows were averaged).
 
     A model folder's ``hyperparams.yaml`` can run code when loaded (it is
-    HyperPyYAML): load only folders you trust.
+    HyperPyYAML): load only folders you trust (``from_hparams`` refuses
+    what an export does not write, see its ``trust_remote_code``).
 
     Arguments
     ---------
@@ -316,19 +224,45 @@ class MultimodalEmotionRecognizer(Pretrained):
 
     @classmethod
     def from_hparams(
-        cls, source, hparams_file=HYPERPARAMS, overrides=None, **kwargs
+        cls,
+        source,
+        hparams_file=HYPERPARAMS,
+        overrides=None,
+        savedir=None,
+        trust_remote_code=False,
+        local_strategy=LocalStrategy.SYMLINK,
+        fetch_config=None,
+        **kwargs,
     ):
-        """Loads a model folder written by ``mtmm export``.
+        """Loads a model written by ``mtmm export``: a folder or hub id.
+
+        The files are fetched by SpeechBrain's ``fetch`` (into ``savedir``
+        when given), ``hyperparams.yaml`` is checked against the export's
+        SHA-256 and its tags against those ``mtmm export`` writes before
+        any of it runs, then SpeechBrain's ``from_hparams`` builds the model
+        (:class:`~speechbrain_mtmm.inference.loading.ExportPretrainer`
+        fetches and checks the other files).
 
         Arguments
         ---------
         source : str or path-like
-            The exported folder.
+            The exported folder, or an HF hub id (``org/name``).
         hparams_file : str
             Its hyperparameters file.
         overrides : dict, optional
             Changes to the hyperparameters (``asr_source``,
             ``long_audio``, ``max_audio_seconds``, ``batch_size``, ...).
+        savedir : str or path-like, optional
+            Where the files go (None: used where they lie, the folder or
+            the HF hub cache).
+        trust_remote_code : bool
+            Load a ``hyperparams.yaml`` with other tags than an export's,
+            or a model naming a block class by import path (code from
+            outside this package then runs): only for sources you trust.
+        local_strategy : speechbrain.utils.fetching.LocalStrategy
+            Symlink (default) or copy the files into ``savedir``.
+        fetch_config : speechbrain.utils.fetching.FetchConfig, optional
+            SpeechBrain's fetch options (revision, ...).
         **kwargs
             Passed to ``Pretrained.from_hparams`` (``run_opts``,
             ``transcriber``, ...).
@@ -336,43 +270,66 @@ class MultimodalEmotionRecognizer(Pretrained):
         Returns
         -------
         MultimodalEmotionRecognizer
+
+        Raises
+        ------
+        ExportLoadError
+            One line naming the file or source: not an export, a hub id
+            that does not resolve, a file that changed since the export,
+            tags or classes that would run code.
         """
-        folder = Path(source).expanduser().resolve()
-        if not (folder / hparams_file).is_file():
-            raise FileNotFoundError(
-                f"{source}: no {hparams_file} here; give a model folder "
-                "written by mtmm export"
-            )
-        verify_checksums(folder)
-        # the folder's own location, for the encoder copies inside it
-        overrides = {"model_folder": str(folder), **(overrides or {})}
+        source = export_source(source)
+        fetched = {
+            "savedir": savedir,
+            "local_strategy": local_strategy,
+            "fetch_config": fetch_config or FetchConfig(),
+        }
+        hparams, digests = _fetch_hparams(source, hparams_file, fetched)
+        kind = check_trusted(hparams, trust_remote_code)
+        overrides = dict(overrides or {})
+        if kind == "legacy":  # made before custom_interface.py
+            folder = _legacy_folder(source, hparams, hparams_file)
+            verify_digests(folder, sorted(digests), digests)
+            overrides.setdefault("model_folder", str(folder))
         return super().from_hparams(
-            source=str(folder),
+            source=source,
             hparams_file=hparams_file,
             overrides=overrides,
+            **fetched,
             **kwargs,
         )
 
     @classmethod
     def from_onnx(
-        cls, source, int8=False, threads=None, overrides=None, **kwargs
+        cls,
+        source,
+        int8=False,
+        threads=None,
+        overrides=None,
+        savedir=None,
+        local_strategy=LocalStrategy.SYMLINK,
+        fetch_config=None,
+        **kwargs,
     ):
-        """Loads a model folder's ONNX graphs (``mtmm export --onnx``).
+        """Loads a model's ONNX graphs (``mtmm export --onnx``).
 
         The same paths, windows, warnings and results as
         :meth:`from_hparams`, computed by onnxruntime on the CPU. The
         ``hyperparams.yaml`` is read as plain YAML: nothing in it is built
-        or run.
+        or run. Only ``hyperparams.yaml`` and ``onnx/`` are fetched, and
+        checked against the export's SHA-256.
 
         Arguments
         ---------
         source : str or path-like
-            The exported folder.
+            The exported folder, or an HF hub id.
         int8 : bool
             Run the int8 graphs (``--onnx --int8``).
         threads : int, optional
             onnxruntime threads (None: its default).
         overrides : dict, optional
+            As for :meth:`from_hparams`.
+        savedir, local_strategy, fetch_config
             As for :meth:`from_hparams`.
         **kwargs
             ``transcriber``.
@@ -381,12 +338,40 @@ class MultimodalEmotionRecognizer(Pretrained):
         -------
         MultimodalEmotionRecognizer
         """
-        folder = Path(source).expanduser().resolve()
-        hparams = plain_hparams(folder, overrides)
-        system = OnnxSystem(folder, hparams["model_config"], int8, threads)
+        source = export_source(source)
+        fetched = {
+            "savedir": savedir,
+            "local_strategy": local_strategy,
+            "fetch_config": fetch_config or FetchConfig(),
+        }
+        hparams, digests = _fetch_hparams(source, HYPERPARAMS, fetched)
+        if HYPERPARAMS in digests:
+            names = files_to_load(digests, onnx=True, int8=int8)
+            if not any(name.endswith(".onnx") for name in names):
+                raise OnnxBackendError(
+                    f"{source}: no {'int8 ' if int8 else ''}ONNX graphs in "
+                    "this export; export the model with --onnx"
+                    + (" --int8" if int8 else "")
+                )
+            folder = fetch_export(
+                source,
+                names,
+                digests=digests,
+                error=OnnxBackendError,
+                **fetched,
+            )
+            checked = True
+        else:  # made before custom_interface.py: onnx_info.json's digests
+            folder = _legacy_folder(source, hparams, HYPERPARAMS)
+            checked = False
+        values = plain_hparams(folder, overrides)
+        system = OnnxSystem(
+            folder, values["model_config"], int8, threads, checked=checked
+        )
+        system.folder = folder
         return cls(
             modules={"system": system},
-            hparams=hparams,
+            hparams=values,
             run_opts={"device": "cpu"},
             **kwargs,
         )
@@ -588,7 +573,9 @@ class MultimodalEmotionRecognizer(Pretrained):
             out = self.system(*audio, *text)
         for name in ("logits", "dims"):
             if not torch.isfinite(out[name]).all():
-                where = getattr(self.hparams, "model_folder", "the model")
+                where = getattr(self.system, "folder", None) or getattr(
+                    self.hparams, "model_folder", "the model"
+                )
                 raise FloatingPointError(
                     f"{where}: the model predicts non-finite values "
                     f"({name}); its weights may be corrupt"
@@ -643,3 +630,35 @@ class MultimodalEmotionRecognizer(Pretrained):
         if float(utt.wav.float().pow(2).mean().sqrt()) < SILENCE_RMS:
             return "silent audio (RMS below 1e-4)"
         return None
+
+
+def _fetch_hparams(source, hparams_file, fetched):
+    """Fetches ``hyperparams.yaml`` and ``export_info.json`` and checks the
+    former against the latter's digest (exports made before the digest
+    covered it pass)."""
+    path = fetch_file(source, hparams_file, **fetched)
+    try:
+        info = fetch_file(source, EXPORT_INFO, **fetched)
+    except ExportLoadError:
+        raise ExportLoadError(
+            f"{source}: has {hparams_file} but no {EXPORT_INFO}: not a model "
+            "written by mtmm export (a run folder? export it with mtmm "
+            "export --run <run> --out <model>)"
+        ) from None
+    digests = read_digests(info)
+    if hparams_file in digests:
+        root = fetched_root(path, hparams_file)
+        verify_digests(root, [hparams_file], digests)
+    return path, digests
+
+
+def _legacy_folder(source, hparams, hparams_file):
+    """The folder of an export made before ``custom_interface.py`` (its
+    files are not listed anywhere: it loads from a local folder only)."""
+    if not Path(source).is_dir():
+        raise ExportLoadError(
+            f"{source}: exported before custom_interface.py (a model_folder "
+            "placeholder), which loads from a local folder only; download "
+            "it, or export the run again"
+        )
+    return Path(source)

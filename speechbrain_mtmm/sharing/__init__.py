@@ -1,4 +1,5 @@
-"""Sharing trained models: export folders, model cards, ONNX graphs.
+"""Sharing trained models: export folders, model cards, ONNX graphs, and
+the ``custom_interface.py`` that loads an export without this package.
 
 On top of ``experiments`` (a sweep's cross-validation table goes into its
 card) and ``inference`` (an export is loaded once as a check, and the ONNX

@@ -10,7 +10,11 @@ recipe and writes::
         system.ckpt           every trained weight: encoders, layer sums,
                               refinement, fusion, heads
         labels.txt            the class order, one label per line
-        export_info.json      run, checkpoint, validation scores, SHA-256
+        custom_interface.py   the recognizer for SpeechBrain's
+                              foreign_class, loadable without this
+                              package (:mod:`.interface`)
+        export_info.json      run, checkpoint, validation scores, and the
+                              SHA-256 of every other file
         encoders/audio/       config + feature extractor of a local HF
         encoders/text/        config + tokenizer of a local HF text encoder
         onnx/                 with --onnx: the ONNX graphs (--int8: also
@@ -29,8 +33,12 @@ Encoders given as local folders are copied without their weight files
 out frozen encoders, which the export then loads from their sources and
 checks against the fingerprints the run recorded), so the export works
 after the training folders are deleted; hub ids stay hub ids (their config and
-tokenizer are fetched when loading). The export is written to a hidden
-sibling folder, loaded once as a check, then renamed into place.
+tokenizer are fetched when loading). ``hyperparams.yaml`` names no
+folder: the export loads wherever its files were fetched to (the folder, a
+``savedir``, a HF hub cache; see :mod:`~speechbrain_mtmm.inference.loading`).
+The export is written to a hidden sibling folder, loaded once as a check,
+then renamed into place; the digests are recorded last, after the card and
+the ONNX graphs.
 
 ``mtmm export --sweep <sweep> --out <models>`` exports every complete run
 of a cross-validation sweep into ``<models>/<protocol>_fold<k>/seed<s>/``
@@ -74,6 +82,7 @@ from speechbrain_mtmm.run_folder import (
     read_test_results,
     sweep_run_name,
 )
+from speechbrain_mtmm.sharing.interface import write_interface
 from speechbrain_mtmm.sharing.model_card import (
     corpus_facts,
     run_card,
@@ -158,12 +167,14 @@ def export_model(
     def write(staging):
         trained = copy.deepcopy(config)  # the sources as trained
         _write_export(run_folder, config, checkpoint, staging, asr_source)
+        record_digests(staging)
         recognizer = _check_loads(staging)
         if onnx or int8:
             export_onnx(staging, recognizer.system, int8)
         info = read_json(staging / EXPORT_INFO)
         card = run_card(run_folder, trained, info, onnx=onnx or int8)
         write_text(staging / CARD, card)
+        record_digests(staging)  # last: every file, card and graphs too
 
     return _write_atomically(out, write)
 
@@ -354,6 +365,7 @@ def _write_export(run_folder, config, checkpoint, out, asr_source):
     with open(out / HYPERPARAMS, "w", encoding="utf-8") as fout:
         _yaml_writer().dump(tree, fout)
     write_text(out / LABELS_FILE, "\n".join(config["labels"]) + "\n")
+    write_interface(out)
     write_json(
         out / EXPORT_INFO,
         {
@@ -361,12 +373,47 @@ def _write_export(run_folder, config, checkpoint, out, asr_source):
             "checkpoint": checkpoint.path.name,
             "validation": json.loads(json.dumps(checkpoint.meta, default=str)),
             "exported": datetime.datetime.now().isoformat(timespec="seconds"),
-            # checked when the model is loaded
-            "sha256": {
-                f"{CHECKPOINT}.ckpt": file_digest(out / f"{CHECKPOINT}.ckpt")
-            },
+            "sha256": {},  # record_digests
         },
     )
+
+
+def record_digests(folder):
+    """Records the SHA-256 of every file of a model folder (but
+    ``export_info.json`` itself) in its ``export_info.json``.
+
+    Loading checks the files it reads against them
+    (:func:`~speechbrain_mtmm.inference.loading.verify_digests`). Call it
+    again after changing a file on purpose.
+
+    Arguments
+    ---------
+    folder : str or path-like
+        The model folder (with ``export_info.json``).
+
+    Returns
+    -------
+    dict
+        Path inside the folder (``/``-separated) -> hex digest.
+
+    Example
+    -------
+    >>> folder = getfixture("tmp_path")
+    >>> _ = (folder / "export_info.json").write_text("{}")
+    >>> (folder / "encoders").mkdir()
+    >>> _ = (folder / "encoders" / "config.json").write_text("{}")
+    >>> list(record_digests(folder))
+    ['encoders/config.json']
+    """
+    folder = Path(folder)
+    info = read_json(folder / EXPORT_INFO)
+    info["sha256"] = {
+        path.relative_to(folder).as_posix(): file_digest(path)
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path != folder / EXPORT_INFO
+    }
+    write_json(folder / EXPORT_INFO, info)
+    return info["sha256"]
 
 
 def _write_weights(config, checkpoint, out):

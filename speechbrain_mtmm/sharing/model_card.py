@@ -546,41 +546,64 @@ def usage(model_ref, dims, onnx=False, scale=RATING_SCALE):
         f"""
 
 The `onnx/` folder holds the same model as ONNX graphs, run by
-onnxruntime (`pip install speechbrain-mtmm[onnx]`; `int8/`: weights
-quantized to int8), with the same results to 1e-4:
-`MultimodalEmotionRecognizer.from_onnx("{model_ref}")`, or
-`mtmm predict --backend onnx` (`onnx-int8`). Loading them reads
-`hyperparams.yaml` as plain YAML and runs none of it."""
+onnxruntime (`pip install onnxruntime`; `int8/`: weights quantized to
+int8), with the same results to 1e-4:
+`MultimodalEmotionRecognizer.from_onnx("{model_ref}")` (the class
+`foreign_class` returned has it too), or `mtmm predict --backend onnx`
+(`onnx-int8`). Loading them fetches only `hyperparams.yaml` and `onnx/`,
+and reads `hyperparams.yaml` as plain YAML: nothing in it runs."""
         if onnx
         else ""
     )
     return f"""## How to use
 
-```bash
-pip install speechbrain-mtmm
+With SpeechBrain alone (`pip install speechbrain transformers`), as
+SpeechBrain's hosted models with custom code load: the folder's
+`custom_interface.py` holds the recognizer, generated from
+speechbrain-mtmm's source by `mtmm export` (when `speechbrain_mtmm` is
+installed, the installed code runs instead).
+
+```python
+from speechbrain.inference.interfaces import foreign_class
+
+model = foreign_class(
+    source="{model_ref}",  # this folder, or its hub id
+    pymodule_file="custom_interface.py",
+    classname="MultimodalEmotionRecognizer",
+)
+print(model.predict_file("speech.wav", text="I can't believe you did that."))
 ```
+
+With speechbrain-mtmm installed (from its source: `pip install -e .` in
+its repository), which also checks `hyperparams.yaml` before running it:
 
 ```python
 from speechbrain_mtmm.inference.recognizer import MultimodalEmotionRecognizer
+
 model = MultimodalEmotionRecognizer.from_hparams(source="{model_ref}")
 print(model.predict_file("speech.wav", text="I can't believe you did that."))
 ```
 
-The result holds {fields} (dimensions on 0-1 and on the
+Both take a folder or a hub id, and `savedir=` to put the files
+elsewhere. The result holds {fields} (dimensions on 0-1 and on the
 corpus' {scale[0]:g}-{scale[1]:g} scale), `path` (audio+text, audio-only,
 ...) and `text_used`.
 Without `text`, the model runs audio-only, with the text masked as in
 training (or transcribes the audio when the export names an ASR model).
+From the command line (speechbrain-mtmm installed):
 
 ```bash
 mtmm predict --model {model_ref} speech.wav --text "I can't believe it."
 mtmm predict --model {model_ref} recordings/ --format csv --output out.csv
 ```
 
-Loading a model folder runs its `hyperparams.yaml` (HyperPyYAML can run
-code): load only folders you trust. The weights are read with
-`torch.load(weights_only=True)` and checked against the SHA-256 recorded
-in `export_info.json`.{onnx_text}"""
+Loading a model runs its `hyperparams.yaml` (HyperPyYAML can run code),
+and `foreign_class` runs `custom_interface.py`: load only models you
+trust. `from_hparams` refuses a `hyperparams.yaml` with other tags than
+those `mtmm export` writes, or naming a block class from outside
+speechbrain-mtmm, unless given `trust_remote_code=True`. The weights are
+read with `torch.load(weights_only=True)`, and every file loading reads is
+checked against the SHA-256 recorded in `export_info.json`.{onnx_text}"""
 
 
 def limitations(settings, scale=RATING_SCALE, facts=None):
