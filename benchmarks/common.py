@@ -30,7 +30,7 @@ from speechbrain_mtmm.testing.tiny_models import (  # noqa: E402
     build_tiny_speech_ssl,
 )
 
-RECIPE = REPO / "recipes" / "IEMOCAP"
+RECIPE = REPO / "recipes" / "IEMOCAP" / "multimodal_emotion"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -46,7 +46,7 @@ FOLD_TRAIN, FOLD_VALID, FOLD_TEST = 0.8, 0.1, 0.1
 
 def tiny_overrides():
     """The recipe's hparams/tiny_overrides.yaml as a dict."""
-    return demo.tiny_overrides(RECIPE)
+    return demo.tiny_overrides()
 
 
 def load_hparams(overrides):

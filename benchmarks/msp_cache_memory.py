@@ -30,7 +30,12 @@ from speechbrain_mtmm.data.synthetic_msp import (
 from speechbrain_mtmm.testing.demo import OFFLINE_ENV
 from speechbrain_mtmm.training.recipe import format_override
 
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "MSP-Podcast"
+RECIPE = (
+    Path(__file__).resolve().parents[1]
+    / "recipes"
+    / "MSP-Podcast"
+    / "multimodal_emotion"
+)
 # the child reports the peak RSS of the recipe it ran (kB on Linux)
 MEASURE = (
     "import resource, subprocess, sys; "

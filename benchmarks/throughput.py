@@ -1,12 +1,13 @@
 """Training throughput: fixed batches of 16 vs dynamic batching, fp32 vs bf16.
 
 One training epoch of the recipe's model, data pipeline and samplers, all
-taken from the library as the recipe uses them (the model built from the
-recipe YAML's model_config, ``fold_datasets``, ``train_loader_options``,
-its ``MultiTaskLoss`` and optimizer; the paper's freeze policy:
-CNN/embeddings frozen, transformers fine-tuned; Random Modality Masking off
-so every step runs both encoders). A step is the recipe's forward pass
-(``MultimodalEmotionSystem.encode`` per modality, then the model), the
+taken from the recipe and the library as the recipe uses them (the model
+built from the recipe YAML's model_config, the recipe's ``dataio_prepare``,
+``train_loader_options``, its ``MultiTaskLoss`` and optimizer; the paper's
+freeze policy: CNN/embeddings frozen, transformers fine-tuned; Random
+Modality Masking off so every step runs both encoders). A step is the
+recipe's forward pass (``MultimodalEmotionSystem.encode`` per modality,
+then the model), the
 loss, backward, clipping and the optimizer step, under ``torch.autocast``
 for bf16/fp16 as SpeechBrain's ``Brain`` does it,
 over a corpus whose durations follow IEMOCAP's (lognormal, mean 4.5 s,
@@ -73,16 +74,15 @@ def measure(config):
     """Runs in a child process: one timed epoch of one configuration."""
     from speechbrain.dataio.dataloader import make_dataloader
 
-    from speechbrain_mtmm.training.recipe import (
-        fold_datasets,
-        train_loader_options,
-    )
+    from speechbrain_mtmm.testing.demo import load_recipe
+    from speechbrain_mtmm.training.recipe import train_loader_options
     from speechbrain_mtmm.training.speed import EpochSpeed
 
     if config["threads"]:
         torch.set_num_threads(config["threads"])
     hparams = common.load_hparams(config["overrides"])
-    datasets = fold_datasets(hparams)
+    # the recipe's own data pipelines
+    datasets = load_recipe(common.RECIPE).dataio_prepare(hparams)
     device = config["device"]
     system = hparams["system"].to(device).train()
     optimizer = hparams["opt_class"](

@@ -369,8 +369,9 @@ def build_parser():
     sub.add_argument(
         "--recipe",
         default=None,
-        help="the recipe folder (default: recipes/IEMOCAP here, "
-        "recipes/MSP-Podcast for --corpus msp-podcast)",
+        help="the recipe folder (default: recipes/IEMOCAP/multimodal_emotion "
+        "here, recipes/MSP-Podcast/multimodal_emotion for --corpus "
+        "msp-podcast)",
     )
     sub.add_argument(
         "--light",

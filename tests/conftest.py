@@ -64,7 +64,12 @@ def tiny_hf_encoders(tmp_path_factory, synthetic_prepared):
     return build_tiny_encoders(tmp_path_factory.mktemp("tiny_hf"), texts)
 
 
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "IEMOCAP"
+RECIPE = (
+    Path(__file__).resolve().parents[1]
+    / "recipes"
+    / "IEMOCAP"
+    / "multimodal_emotion"
+)
 
 
 @pytest.fixture(scope="session")
@@ -76,7 +81,7 @@ def recipe():
 @pytest.fixture(scope="session")
 def train(recipe):
     """``train(corpus, prepared, output, audio, text, extra=None, args=(),
-    check=True)`` runs the recipe at toy size (tiny_overrides.yaml) on a
+    check=True)`` runs the recipe at toy size (tiny_overrides()) on a
     synthetic corpus folder and returns the completed process (stdout and
     stderr as text); with ``check`` a failed run raises with its output."""
 

@@ -23,7 +23,12 @@ from speechbrain_mtmm.run_folder import write_run_config
 from speechbrain_mtmm.testing.demo import OFFLINE_ENV, recipe_command
 from speechbrain_mtmm.training.recipe import run_settings
 
-RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "IEMOCAP"
+RECIPE = (
+    Path(__file__).resolve().parents[1]
+    / "recipes"
+    / "IEMOCAP"
+    / "multimodal_emotion"
+)
 YAML = RECIPE / "hparams" / "iemocap.yaml"
 OFFLINE = {
     k: OFFLINE_ENV[k] for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")

@@ -2,19 +2,21 @@
 (MSP-Podcast's O and X, a CSV row left empty), any rating scale, and a
 class-weighted cross-entropy: losses, metrics, pipelines and checks."""
 
+import json
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 import torch.nn.functional as F
-from speechbrain.dataio.dataset import DynamicItemDataset
 
 from speechbrain_mtmm import MultiTaskLoss, ccc
 from speechbrain_mtmm.data.corpus import write_corpus_info
 from speechbrain_mtmm.data.folds import FoldError
 from speechbrain_mtmm.model import PAPER_CONFIG, ModelConfigError, check_config
 from speechbrain_mtmm.run_folder import prediction_row, to_rating, to_unit
+from speechbrain_mtmm.testing.demo import load_recipe
 from speechbrain_mtmm.training.losses import balanced_class_weights, masked_ccc
 from speechbrain_mtmm.training.metrics import (
     CCCStats,
@@ -23,9 +25,9 @@ from speechbrain_mtmm.training.metrics import (
 from speechbrain_mtmm.training.recipe import (
     NO_CLASS,
     DataError,
+    check_ratings,
     check_split,
     corpus_overrides,
-    emotion_pipelines,
     prepare_corpus,
 )
 
@@ -133,33 +135,95 @@ def test_a_prediction_row_writes_an_unrated_dimension_as_none():
 
 
 class TinySystem(SimpleNamespace):
-    """What emotion_pipelines reads of a model."""
+    """What the recipe's data pipelines read of a model."""
 
 
-def tiny_system(scale=(1.0, 7.0)):
+RECIPE = load_recipe(
+    Path(__file__).resolve().parents[1]
+    / "recipes"
+    / "IEMOCAP"
+    / "multimodal_emotion"
+)
+
+
+def pipeline_hparams(tmp_path, test_entries, **extra):
+    """A one-fold prepared folder (two classes, 1-7 ratings) and what the
+    recipe's ``dataio_prepare`` reads of the hyperparameters."""
+    rated = {"valence": 4.0, "arousal": 4.0, "dominance": 4.0}
+    train = {
+        f"t{i}": {
+            "emo": emo,
+            "text": "Hi.",
+            "duration": 1.0,
+            "wav": "x.wav",
+            **rated,
+        }
+        for i, emo in enumerate(["ang", "sad"])
+    }
+    fold = tmp_path / "folds" / "speaker" / "fold_1"
+    fold.mkdir(parents=True)
+    for split, entries in (
+        ("train", train),
+        ("valid", train),
+        ("test", test_entries),
+    ):
+        (fold / f"{split}.json").write_text(json.dumps(entries))
     tokenizer = SimpleNamespace(tokenize=lambda text: torch.tensor([len(text)]))
-    return TinySystem(
-        config={"rating_scale": list(scale), "max_audio_seconds": 10.0},
-        labels=["ang", "sad"],
-        n_dims=3,
-        text_encoder=tokenizer,
-    )
+    return {
+        "system": TinySystem(text_encoder=tokenizer),
+        "labels": ["ang", "sad"],
+        "n_dims": 3,
+        "rating_scale": [1.0, 7.0],
+        "sample_rate": 16000,
+        "max_audio_seconds": 10.0,
+        "w_ce": 1.0,
+        "w_ctc": 0.0,
+        "missing_transcripts": "error",
+        "prepare_folder": str(tmp_path),
+        "protocol": "speaker",
+        "fold": 1,
+        **extra,
+    }
 
 
-def test_pipelines_give_no_class_and_nan_for_what_is_missing():
-    pipelines = emotion_pipelines(tiny_system())
-    label = pipelines["label"].func(None)
-    assert label.tolist() == [NO_CLASS]
-    dims = pipelines["dims"].func(4.0, None, 7.0).tolist()
+def test_pipelines_give_no_class_and_nan_for_what_is_missing(tmp_path):
+    entry = {
+        "wav": "x.wav",
+        "emo": None,
+        "text": "Oh.",
+        "duration": 1.0,
+        "valence": 4.0,
+        "arousal": None,
+        "dominance": 7.0,
+    }
+    classed = {**entry, "emo": "ang", "arousal": 4.0}
+    hparams = pipeline_hparams(tmp_path, {"u1": entry, "u2": classed})
+    test = RECIPE.dataio_prepare(hparams)["test"]
+    test.set_output_keys(["label", "dims"])
+    assert test[0]["label"].tolist() == [NO_CLASS]
+    dims = test[0]["dims"].tolist()
     assert dims[0] == 0.5 and math.isnan(dims[1]) and dims[2] == 1.0
 
 
-def test_a_missing_transcript_is_an_error_unless_read_as_empty():
-    strict = emotion_pipelines(tiny_system())
-    with pytest.raises(DataError, match="u1: empty transcript"):
-        strict["tokens"].func("u1", None, "gold")
-    lenient = emotion_pipelines(tiny_system(), missing_text="empty")
-    assert lenient["tokens"].func("u1", None, "gold").tolist() == [0]
+def test_a_missing_transcript_reads_as_empty_when_asked_to(tmp_path):
+    entry = {
+        "wav": "x.wav",
+        "emo": "ang",
+        "text": None,
+        "duration": 1.0,
+        "valence": 4.0,
+        "arousal": 4.0,
+        "dominance": 4.0,
+    }
+    strict = pipeline_hparams(tmp_path / "a", {"u1": entry})
+    with pytest.raises(DataError, match="u1 has no transcript"):
+        RECIPE.dataio_prepare(strict)
+    lenient = pipeline_hparams(
+        tmp_path / "b", {"u1": entry}, missing_transcripts="empty"
+    )
+    test = RECIPE.dataio_prepare(lenient)["test"]
+    test.set_output_keys(["tokens"])
+    assert test[0]["tokens"].tolist() == [0]
 
 
 def prepared_folder(tmp_path, dimensions=("valence", "arousal")):
@@ -174,7 +238,6 @@ def prepared_folder(tmp_path, dimensions=("valence", "arousal")):
         source="c.csv",
     )
     return {
-        "system": SimpleNamespace(config={"rating_scale": [1.0, 5.0]}),
         "data_folder": str(tmp_path),
         "prepare_folder": str(tmp_path),
         "protocol": "speaker",
@@ -187,25 +250,52 @@ def prepared_folder(tmp_path, dimensions=("valence", "arousal")):
     }
 
 
+def prepare(hparams):
+    """The recipe's preparation call on a prepared folder (nothing to
+    prepare)."""
+    return prepare_corpus(
+        None,
+        hparams["data_folder"],
+        hparams["prepare_folder"],
+        hparams["protocol"],
+        hparams["fold"],
+    )
+
+
+def ratings_checked(hparams):
+    """The recipe's check that the corpus rates what the model learns."""
+    weights = {d: hparams[f"w_{d}"] for d in ("valence", "arousal")}
+    weights["dominance"] = hparams["w_dominance"]
+    info = prepare(hparams)
+    check_ratings(
+        info,
+        hparams["prepare_folder"],
+        hparams["rating_scale"],
+        weights,
+        hparams["n_dims"],
+    )
+    return info
+
+
 def test_a_trained_dimension_the_corpus_never_rates_is_refused(tmp_path):
     hparams = prepared_folder(tmp_path)
     with pytest.raises(DataError, match="no utterance is rated for dominance"):
-        prepare_corpus(hparams, prepare=None)
+        ratings_checked(hparams)
     hparams["w_dominance"] = 0.0
-    assert prepare_corpus(hparams, prepare=None)["corpus"] == "csv"
+    assert ratings_checked(hparams)["corpus"] == "csv"
 
 
 def test_a_rating_scale_other_than_the_corpus_one_is_refused(tmp_path):
     hparams = {**prepared_folder(tmp_path), "w_dominance": 0.0}
-    hparams["system"].config["rating_scale"] = [1.0, 7.0]
+    hparams["rating_scale"] = [1.0, 7.0]
     with pytest.raises(DataError, match="rated on 1-5"):
-        prepare_corpus(hparams, prepare=None)
+        ratings_checked(hparams)
 
 
 def test_a_fold_the_prepared_corpus_lacks_is_refused(tmp_path):
     hparams = {**prepared_folder(tmp_path), "fold": 4}
     with pytest.raises(FoldError, match="speaker protocol has folds 1-3"):
-        prepare_corpus(hparams, prepare=None)
+        prepare(hparams)
 
 
 def test_overrides_given_on_the_command_line_win_over_the_corpus(tmp_path):
@@ -228,32 +318,30 @@ def test_an_explicit_prepare_folder_beside_a_prepared_corpus_is_refused(
     hparams = {**prepared_folder(tmp_path), "w_dominance": 0.0}
     hparams["prepare_folder"] = str(tmp_path / "elsewhere")
     with pytest.raises(DataError, match="leave prepare_folder out"):
-        prepare_corpus(hparams, prepare=None)
+        prepare(hparams)
 
 
 def split_of(entries):
+    """Entries as :func:`split_entries` gives them (gold transcripts)."""
     for entry in entries.values():
         entry.setdefault("duration", 1.0)
         entry["gold_text"] = entry["text"]
         entry["text_source"] = "gold"
-    return DynamicItemDataset(entries)
+    return entries
 
 
 def test_a_test_split_without_any_class_is_refused_when_classes_train():
-    dataset = split_of({"u1": {"emo": None, "text": "Hi."}})
-    hparams = {"max_audio_seconds": None, "w_ce": 0.5}
+    data = split_of({"u1": {"emo": None, "text": "Hi."}})
     with pytest.raises(DataError, match="t.json: no utterance has a class"):
-        check_split(dataset, "test", "t.json", ["a"], hparams)
-    check_split(dataset, "test", "t.json", ["a"], {**hparams, "w_ce": 0.0})
+        check_split(data, "test", "t.json", ["a"], classes_trained=True)
+    check_split(data, "test", "t.json", ["a"], classes_trained=False)
 
 
 def test_a_missing_transcript_is_named_before_training_starts():
-    dataset = split_of({"u1": {"emo": "a", "text": None}})
-    hparams = {"max_audio_seconds": None, "w_ce": 0.5}
+    data = split_of({"u1": {"emo": "a", "text": None}})
     with pytest.raises(DataError, match="t.json: u1 has no transcript"):
-        check_split(dataset, "test", "t.json", ["a"], hparams)
-    lenient = {**hparams, "missing_transcripts": "empty"}
-    check_split(dataset, "test", "t.json", ["a"], lenient)
+        check_split(data, "test", "t.json", ["a"])
+    check_split(data, "test", "t.json", ["a"], missing_transcripts="empty")
 
 
 @pytest.mark.parametrize("scale", [[5, 1], [1], "1-5", [1, 1]])

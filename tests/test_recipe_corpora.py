@@ -27,12 +27,15 @@ from speechbrain_mtmm.testing.demo import OFFLINE_ENV, tiny_overrides
 from speechbrain_mtmm.training.recipe import format_override
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+IEMOCAP_YAML = (
+    RECIPES / "IEMOCAP" / "multimodal_emotion" / "hparams" / "iemocap.yaml"
+)
 
 
 def run_recipe(name, yaml, overrides):
-    """Runs ``recipes/<name>/train.py`` at toy size (the IEMOCAP recipe's
-    tiny_overrides.yaml) with light encoders; returns the process."""
-    settings = tiny_overrides(RECIPES / "IEMOCAP")
+    """Runs ``recipes/<name>/multimodal_emotion/train.py`` at toy size
+    (:func:`tiny_overrides`) with light encoders; returns the process."""
+    settings = tiny_overrides()
     settings.update(
         audio_source="fbank", text_source="hashing", number_of_epochs=2
     )
@@ -45,7 +48,7 @@ def run_recipe(name, yaml, overrides):
     ]
     result = subprocess.run(
         command,
-        cwd=RECIPES / name,
+        cwd=RECIPES / name / "multimodal_emotion",
         capture_output=True,
         text=True,
         env={**os.environ, **OFFLINE_ENV},
@@ -263,7 +266,7 @@ def test_a_sweep_over_a_csv_corpus_reports_and_reruns_without_refusal(
         utterance_folds=True,
         progress=False,
     )
-    settings = tiny_overrides(RECIPES / "IEMOCAP")
+    settings = tiny_overrides()
     settings.update(audio_source="fbank", text_source="hashing")
     settings.update(number_of_epochs=1, device="cpu", data_folder=prepared)
     command = [
@@ -271,7 +274,7 @@ def test_a_sweep_over_a_csv_corpus_reports_and_reruns_without_refusal(
         "-m",
         "speechbrain_mtmm",
         "cv",
-        str(RECIPES / "IEMOCAP" / "hparams" / "iemocap.yaml"),
+        str(IEMOCAP_YAML),
         "--protocol",
         "utterance",
         "--folds",

@@ -22,8 +22,13 @@ from speechbrain_mtmm.training.optim import (
     parameter_groups,
 )
 
-PRESETS = Path(__file__).resolve().parents[1] / "recipes" / "IEMOCAP"
-PRESETS = PRESETS / "hparams" / "encoders"
+PRESETS = (
+    Path(__file__).resolve().parents[1]
+    / "recipes"
+    / "IEMOCAP"
+    / "multimodal_emotion"
+)
+PRESETS = PRESETS / "hparams" / "models"
 LIGHT = ("fbank", "hashing")
 
 

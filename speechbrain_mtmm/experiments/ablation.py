@@ -11,7 +11,7 @@ the models). All runs of all cells share one pool of ``--jobs`` workers,
 then ``<output>/table.md`` (and ``table.json``) puts the paper's numbers
 beside ours::
 
-    mtmm table recipes/IEMOCAP/hparams/iemocap.yaml \\
+    mtmm table recipes/IEMOCAP/multimodal_emotion/hparams/iemocap.yaml \\
         [--rows masking bridge_tokens ...] [--tasks multi classes dims] \\
         --seeds 1 2 3 [--protocol speaker] [--folds ...] [--jobs N] \\
         [--output results/cv/ablation] --data_folder=/data/IEMOCAP ...

@@ -24,7 +24,7 @@ beside them.
 
 Usage (from anywhere; recipe overrides are passed on as ``--key=value``)::
 
-    mtmm cv recipes/IEMOCAP/hparams/iemocap.yaml \\
+    mtmm cv recipes/IEMOCAP/multimodal_emotion/hparams/iemocap.yaml \\
         --protocol speaker --seeds 1 2 3 [--folds 1 2 ...] [--jobs N] \\
         [--output DIR] [--print-commands] --data_folder=/data/IEMOCAP ...
 
@@ -157,7 +157,8 @@ def recipe_folder(hparams_file):
     Arguments
     ---------
     hparams_file : str or os.PathLike
-        The recipe YAML, e.g. ``recipes/IEMOCAP/hparams/iemocap.yaml``.
+        The recipe YAML, e.g.
+        ``recipes/IEMOCAP/multimodal_emotion/hparams/iemocap.yaml``.
 
     Returns
     -------

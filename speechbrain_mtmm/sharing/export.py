@@ -165,6 +165,7 @@ def export_model(
     checkpoint = best_checkpoint(run_folder)
 
     def write(staging):
+        """Writes the export into the staging folder."""
         trained = copy.deepcopy(config)  # the sources as trained
         _write_export(run_folder, config, checkpoint, staging, asr_source)
         record_digests(staging)
@@ -224,6 +225,7 @@ def export_sweep(
         raise ExportError(f"{sweep}: no complete {protocol} run to export")
 
     def write(staging):
+        """Writes the export into the staging folder."""
         names = []
         for run in runs:
             name = sweep_run_name(protocol, run["fold"], run["seed"])
@@ -320,6 +322,7 @@ def best_checkpoint(run_folder):
         raise ExportError(f"{save}: missing; the run saved no checkpoint")
 
     def complete(ckpt):
+        """Whether a checkpoint holds the system's weights."""
         return (ckpt.path / f"{CHECKPOINT}.ckpt").exists()
 
     found = Checkpointer(save).find_checkpoint(

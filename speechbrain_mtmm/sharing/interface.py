@@ -2,8 +2,8 @@
 
 SpeechBrain loads a hosted model with custom code through
 ``foreign_class(source, pymodule_file="custom_interface.py",
-classname=...)``: it fetches the Python file, imports it and builds the
-class from ``hyperparams.yaml``. :func:`interface_source` generates that
+classname=...)``: it fetches the Python file, imports it and builds
+that class from ``hyperparams.yaml``. :func:`interface_source` generates that
 file from this package's own source code, so it is never written twice:
 
 * the modules the recognizer needs (found by following the imports of

@@ -100,6 +100,7 @@ class _Encoder(torch.nn.Module):
         self.modality = modality
 
     def forward(self, inputs, lens):
+        """The stacked layers' weighted sum and its exact lengths."""
         return self.system.encode(self.modality, inputs, lens)
 
 
@@ -111,6 +112,7 @@ class _Head(torch.nn.Module):
         self.system = system
 
     def forward(self, audio_feats, audio_lens, text_feats, text_lens):
+        """Class logits and 0-1 dimensions from both modalities."""
         out = self.system(audio_feats, audio_lens, text_feats, text_lens)
         return out["logits"], out["dims"]
 
@@ -491,6 +493,7 @@ def check_parity(folder, system):
     differences = {}
 
     def relative(expected, got):
+        """The largest difference, relative to the largest value."""
         scale = max(float(expected.abs().max()), 1e-6)
         return float((expected.float() - got.float()).abs().max()) / scale
 

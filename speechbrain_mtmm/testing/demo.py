@@ -23,6 +23,7 @@ Authors
  * speechbrain-mtmm contributors, 2026
 """
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -76,8 +77,8 @@ DEMO_CORPORA = {
     ),
 }
 #: The recipes at toy width on the CPU (package data)
-TINY_OVERRIDES = resources.files("speechbrain_mtmm") / "presets" / (
-    "tiny_overrides.yaml"
+TINY_OVERRIDES = (
+    resources.files("speechbrain_mtmm") / "presets" / ("tiny_overrides.yaml")
 )
 #: Offline, one thread per process (tests and the demo run several at once)
 OFFLINE_ENV = {
@@ -130,6 +131,36 @@ def find_recipe(folder=None, yaml_file=RECIPE_YAML):
                 "multimodal_emotion)"
             )
     return path
+
+
+def load_recipe(folder):
+    """A recipe's ``train.py`` as a module (its ``Brain``, ``dataio_prepare``
+    and constants), for tests and benchmarks; its main does not run.
+
+    Arguments
+    ---------
+    folder : str or path-like
+        The recipe folder (its own folder goes on ``sys.path``, as when the
+        script runs, for the ``<dataset>_prepare`` module beside it).
+
+    Returns
+    -------
+    module
+
+    Example
+    -------
+    >>> recipe = load_recipe(find_recipe())  # doctest: +SKIP
+    >>> recipe.EmotionBrain.__mro__[1].__name__  # doctest: +SKIP
+    'Brain'
+    """
+    folder = Path(folder).resolve()
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+    name = "recipe_" + "_".join(folder.parts[-2:]).replace("-", "_")
+    spec = importlib.util.spec_from_file_location(name, folder / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def tiny_overrides():

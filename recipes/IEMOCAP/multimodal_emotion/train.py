@@ -351,7 +351,7 @@ def dataio_prepare(hparams, cached=None, heard=None):
         empty; check_split refuses it otherwise)."""
         return system.text_encoder.tokenize(text or "")
 
-    characters = character_encoder()
+    characters = character_encoder() if hparams["w_ctc"] > 0 else None
 
     @sb.utils.data_pipeline.takes("gold_text", "duration")
     @sb.utils.data_pipeline.provides("chars")
