@@ -95,3 +95,94 @@ def test_encoder_sections_get_their_defaults():
         "freeze": "paper",
         "light_size": 128,
     }
+
+
+USER_BLOCKS = '''
+import torch
+
+
+class GatedSum(torch.nn.Module):
+    """A fusion of a user's: a gated sum of the mean-pooled modalities."""
+
+    def __init__(self, d_model):
+        super().__init__()
+        self.output_size = d_model
+        self.gate = torch.nn.Linear(2 * d_model, d_model)
+
+    def forward(self, audio, audio_lens, text, text_lens):
+        a, t = audio.mean(1), text.mean(1)
+        g = torch.sigmoid(self.gate(torch.cat([a, t], -1)))
+        return g * a + (1 - g) * t
+
+
+class MeanHeads(torch.nn.Module):
+    """Heads of a user's, taking every argument of the interface."""
+
+    def __init__(self, **sizes):
+        super().__init__()
+        self.sizes = sizes
+        self.out = torch.nn.Linear(
+            sizes["input_size"], sizes["n_classes"] + sizes["n_dims"]
+        )
+
+    def forward(self, x):
+        y = self.out(x)
+        n = self.sizes["n_classes"]
+        return y[:, :n], torch.sigmoid(y[:, n:])
+'''
+
+
+@pytest.fixture
+def user_blocks(tmp_path, monkeypatch):
+    """A module of the user's, importable as ``user_blocks``."""
+    (tmp_path / "user_blocks.py").write_text(USER_BLOCKS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "user_blocks"
+
+
+def test_a_block_of_yours_is_built_from_its_import_path(user_blocks):
+    config = {
+        **light_config(),
+        "fusion_type": f"{user_blocks}.GatedSum",
+        "heads_type": f"{user_blocks}.MeanHeads",
+    }
+    system = MultimodalEmotionSystem(config)
+    assert type(system.model.fusion).__name__ == "GatedSum"
+    # only the arguments its __init__ takes; all of them with **kwargs
+    assert system.model.heads.sizes == {
+        "input_size": 16,
+        "n_classes": 4,
+        "n_dims": 2,
+        "dropout": 0.1,
+    }
+    audio = system.encode("audio", torch.randn(2, 8000), torch.ones(2))
+    text = system.masked("text", 2)
+    out = system(*audio, *text)
+    assert out["logits"].shape == (2, 4) and out["dims"].shape == (2, 2)
+
+
+def test_the_registered_blocks_build_as_before():
+    system = MultimodalEmotionSystem(
+        {**light_config(), "fusion_type": "bridge_paired"}
+    )
+    assert system.model.fusion.mode == "paired"
+    assert type(system.model.audio_refinement).__name__ == (
+        "SelfAttentionRefinement"
+    )
+    no_refinement = {**light_config(), "refinement": False}
+    assert MultimodalEmotionSystem(no_refinement).model.text_refinement is None
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("fusion_type", "bridge", "fusion_type 'bridge' is not one of"),
+        ("heads_type", "nowhere.Heads", "heads_type 'nowhere.Heads': cannot"),
+        ("refinement_type", "torch.pi", "is not a class"),
+    ],
+)
+def test_a_block_that_cannot_be_built_is_a_one_line_config_error(
+    key, value, message
+):
+    with pytest.raises(ModelConfigError, match=message):
+        MultimodalEmotionSystem({**light_config(), key: value})

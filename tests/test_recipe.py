@@ -231,6 +231,36 @@ def test_a_folder_that_is_not_iemocap_gets_a_clear_error(tmp_path, train):
     assert str(empty) in result.stderr
 
 
+def test_the_recipe_trains_a_fusion_of_yours_named_on_the_command_line(
+    tmp_path, synthetic_corpus, synthetic_prepared, train, monkeypatch
+):
+    """No edit of the package: the class is found by its import path."""
+    (tmp_path / "my_blocks.py").write_text(
+        "import torch\n\n\n"
+        "class MaxPool(torch.nn.Module):\n"
+        '    """Max-pooled audio and text, concatenated."""\n\n'
+        "    def __init__(self, d_model):\n"
+        "        super().__init__()\n"
+        "        self.output_size = 2 * d_model\n\n"
+        "    def forward(self, audio, audio_lens, text, text_lens):\n"
+        '        """Pads count too: a toy."""\n'
+        "        return torch.cat([audio.amax(1), text.amax(1)], -1)\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    output = tmp_path / "run"
+    train(
+        synthetic_corpus,
+        synthetic_prepared,
+        output,
+        "fbank",
+        "hashing",
+        {"fusion_type": "my_blocks.MaxPool", "number_of_epochs": 1},
+    )
+    assert read_json(output / "test_results.json")["n"] > 0
+    hparams = (output / "hyperparams.yaml").read_text()
+    assert "fusion_type: my_blocks.MaxPool" in hparams
+
+
 def test_labels_that_do_not_match_the_label_map_are_an_error(
     tmp_path, synthetic_corpus, synthetic_prepared, train
 ):

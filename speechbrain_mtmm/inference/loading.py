@@ -62,6 +62,7 @@ from speechbrain.utils.fetching import (
 from speechbrain.utils.parameter_transfer import Pretrainer
 
 from speechbrain_mtmm.model import MultimodalEmotionSystem, check_config
+from speechbrain_mtmm.nnet.builders import is_builtin
 from speechbrain_mtmm.run_folder import (
     EXPORT_INFO,
     HYPERPARAMS,
@@ -78,7 +79,12 @@ INT8_PREFIX = "onnx/int8/"
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 # Keys of model_config naming a block class; a dotted value is an import
 # path, i.e. code from outside the package
-CLASS_KEYS = ("fusion_type", "refinement_type", "heads_type")
+#: model_config key -> the kind of block it names (nnet.builders)
+CLASS_KEYS = {
+    "fusion_type": "fusion",
+    "refinement_type": "refinement",
+    "heads_type": "heads",
+}
 
 # (key path, tag, value) of every tagged node of an export's
 # hyperparams.yaml (presets/inference.yaml with model_config filled in)
@@ -737,9 +743,9 @@ def check_trusted(path, trust_remote_code=False):
     does not write, unless the caller trusts it.
 
     Its tags (``!new:``, ``!name:``, ``!apply:``, ``!ref``, ...) must be
-    exactly those of an export, and its ``model_config`` must name no block
-    class by import path (a dotted ``fusion_type``, ``refinement_type`` or
-    ``heads_type``).
+    exactly those of an export, and its ``model_config`` must name only
+    registered blocks (:mod:`speechbrain_mtmm.nnet.builders`), no class by
+    import path, as ``fusion_type``, ``refinement_type`` or ``heads_type``.
 
     Arguments
     ---------
@@ -789,9 +795,11 @@ load it with trust_remote_code=True only if you trust its source
         )
     config = _plain_yaml(path).get("model_config")
     config = config if isinstance(config, dict) else {}
-    for key in CLASS_KEYS:
+    for key, block in CLASS_KEYS.items():
         value = config.get(key)
-        if isinstance(value, str) and "." in value and not trust_remote_code:
+        if not isinstance(value, str) or trust_remote_code:
+            continue
+        if not is_builtin(block, value):
             raise ExportLoadError(
                 f"{path}: model_config {key} is {value}, a class from "
                 "outside speechbrain-mtmm (its code would run); load it "

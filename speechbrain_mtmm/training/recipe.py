@@ -485,6 +485,9 @@ fusion_typ to override (did you mean fusion_type?)
             if not found:
                 raise
             key = found[1]
+        except ModelConfigError as error:
+            # a value of the YAML the model refuses (a fusion_type, ...)
+            raise HparamsError(f"{hparams_file}: {error}") from None
         except RECIPE_ERRORS:
             raise
         except (ValueError, TypeError) as error:

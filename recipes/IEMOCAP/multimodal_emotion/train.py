@@ -124,6 +124,7 @@ class EmotionBrain(sb.Brain):
                 self.hparams.system.encoder(modality).set_trainable(
                     modality != self.masked_modality
                 )
+            self.epoch_masking = self.masked_modality or "none"
             # padding and throughput of the epoch (after a mid-epoch
             # resume, self.step batches are already done)
             self.speed = EpochSpeed(self.hparams.feature_cache, self.step)
@@ -282,9 +283,12 @@ class EmotionBrain(sb.Brain):
             schedule = self.hparams.lr_schedule
             rates = schedule.rates(self.optimizer)  # the epoch's rates
             schedule.validation_end(self.optimizer, stats["score"])
-            masked = self.masked_modality or "none"
             self.hparams.train_logger.log_stats(
-                stats_meta={"epoch": epoch, "masked": masked, **rates},
+                stats_meta={
+                    "epoch": epoch,
+                    "masked": self.epoch_masking,
+                    **rates,
+                },
                 train_stats=self.train_stats,
                 valid_stats=stats,
             )
