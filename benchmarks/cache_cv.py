@@ -44,7 +44,7 @@ from speechbrain_mtmm.data.synthetic import (
     size_to_utterances,
 )
 from speechbrain_mtmm.run_folder import read_test_results, sweep_run_name
-from speechbrain_mtmm.testing.demo import recipe_command
+from speechbrain_mtmm.testing.recipes import recipe_command
 
 METRICS = ("WA", "UA", "CCC_valence", "CCC_arousal")
 # With paper-size encoders the model has the paper's width too (the recipe

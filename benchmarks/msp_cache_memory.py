@@ -27,8 +27,8 @@ from speechbrain_mtmm.data.synthetic_msp import (
     RELEASE_DIRNAME,
     generate_synthetic_msp_podcast,
 )
-from speechbrain_mtmm.testing.demo import OFFLINE_ENV
-from speechbrain_mtmm.training.recipe import format_override
+from speechbrain_mtmm.testing.recipes import OFFLINE_ENV
+from speechbrain_mtmm.training.hparams import format_override
 
 RECIPE = (
     Path(__file__).resolve().parents[1]

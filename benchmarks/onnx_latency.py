@@ -32,8 +32,8 @@ import torch
 from speechbrain_mtmm.data.synthetic import make_sentence, synthesize_utterance
 from speechbrain_mtmm.inference.onnx_runtime import OnnxSystem
 from speechbrain_mtmm.inference.recognizer import MultimodalEmotionRecognizer
-from speechbrain_mtmm.model import PAPER_CONFIG, MultimodalEmotionSystem
 from speechbrain_mtmm.sharing.onnx_export import export_onnx
+from speechbrain_mtmm.system import PAPER_CONFIG, MultimodalEmotionSystem
 
 HPARAMS = {"max_audio_seconds": 20.0, "long_audio": "chunk", "batch_size": 1}
 

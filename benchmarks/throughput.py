@@ -74,8 +74,8 @@ def measure(config):
     """Runs in a child process: one timed epoch of one configuration."""
     from speechbrain.dataio.dataloader import make_dataloader
 
-    from speechbrain_mtmm.testing.demo import load_recipe
-    from speechbrain_mtmm.training.recipe import train_loader_options
+    from speechbrain_mtmm.testing.recipes import load_recipe
+    from speechbrain_mtmm.training.batches import train_loader_options
     from speechbrain_mtmm.training.speed import EpochSpeed
 
     if config["threads"]:

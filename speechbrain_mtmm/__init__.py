@@ -10,7 +10,7 @@ checks this)::
     sharing                     export folders, model cards, ONNX graphs
     experiments | inference     sweeps, reports | recognizer, ONNX runtime
     training                    losses, metrics, checkpoints, cache, speed
-    model                       the whole model, described once
+    system                      the whole model, described once
     encoders | data             audio/text encoders | corpora, folds, audio
     nnet                        blocks that know nothing of files
     run_folder, atomic, locks   file names, atomic writes, locks (leaves)
@@ -18,7 +18,6 @@ checks this)::
 ``testing`` (tiny models, the demo) stands apart, on top.
 """
 
-from speechbrain_mtmm.model import MultimodalEmotionSystem
 from speechbrain_mtmm.nnet import (
     BridgeTokenFusion,
     CrossAttentionFusion,
@@ -31,7 +30,8 @@ from speechbrain_mtmm.nnet import (
     WeightedLayerSum,
     masked_modality_features,
 )
-from speechbrain_mtmm.training.auxiliary import AuxiliaryObjectives
+from speechbrain_mtmm.system import MultimodalEmotionSystem
+from speechbrain_mtmm.training.auxiliary_losses import AuxiliaryObjectives
 from speechbrain_mtmm.training.losses import MultiTaskLoss, ccc
 from speechbrain_mtmm.training.metrics import (
     CCCStats,

@@ -49,6 +49,7 @@ from speechbrain_mtmm.data.synthetic import (
 )
 from speechbrain_mtmm.data.synthetic_csv import generate_synthetic_csv_corpus
 from speechbrain_mtmm.data.synthetic_msp import generate_synthetic_msp_podcast
+from speechbrain_mtmm.demo import run_demo
 from speechbrain_mtmm.experiments.ablation import ROWS, TASKS, run_table
 from speechbrain_mtmm.experiments.sweep import (
     DEFAULT_SEEDS,
@@ -66,7 +67,7 @@ from speechbrain_mtmm.locks import FolderBusyError
 from speechbrain_mtmm.run_folder import EXPORT_INFO, read_json
 from speechbrain_mtmm.sharing.export import ExportError, export_sweep
 from speechbrain_mtmm.sharing.export import export_model as export
-from speechbrain_mtmm.testing.demo import RecipeNotFoundError, run_demo
+from speechbrain_mtmm.testing.recipes import RecipeNotFoundError
 
 # verbs whose unknown --key=value arguments are recipe overrides
 TAKES_OVERRIDES = ("cv", "table")

@@ -21,12 +21,12 @@ from speechbrain_mtmm.data.synthetic import (
     SIZES,
     generate_synthetic_iemocap,
 )
-from speechbrain_mtmm.testing.demo import (
+from speechbrain_mtmm.testing.recipes import (
     OFFLINE_ENV,
     build_tiny_encoders,
     find_recipe,
     recipe_command,
-    run_recipe,
+    run_recipe_command,
 )
 
 
@@ -97,7 +97,7 @@ def train(recipe):
             text,
             extra,
         )
-        return run_recipe(recipe, [*command, *args], check=check)
+        return run_recipe_command(recipe, [*command, *args], check=check)
 
     return run
 

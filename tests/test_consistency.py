@@ -30,7 +30,7 @@ from speechbrain_rules import (
     unused_variables,
 )
 
-from speechbrain_mtmm.testing.demo import OFFLINE_ENV
+from speechbrain_mtmm.testing.recipes import OFFLINE_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE_CSVS = sorted((ROOT / "tests" / "recipes").glob("*.csv"))

@@ -20,8 +20,8 @@ from speechbrain_mtmm.cli import main as mtmm
 from speechbrain_mtmm.experiments.reports import results_table
 from speechbrain_mtmm.experiments.sweep import plan_runs
 from speechbrain_mtmm.run_folder import write_run_config
-from speechbrain_mtmm.testing.demo import OFFLINE_ENV, recipe_command
-from speechbrain_mtmm.training.recipe import run_settings
+from speechbrain_mtmm.testing.recipes import OFFLINE_ENV, recipe_command
+from speechbrain_mtmm.training.run import run_settings
 
 RECIPE = (
     Path(__file__).resolve().parents[1]

@@ -25,7 +25,7 @@ import sys
 import pytest
 
 from speechbrain_mtmm.data.folds import fold_paths
-from speechbrain_mtmm.testing.demo import OFFLINE_ENV, recipe_command
+from speechbrain_mtmm.testing.recipes import OFFLINE_ENV, recipe_command
 
 
 def free_port():

@@ -123,7 +123,7 @@ def test_audio_relative_lengths_are_preserved_within_one_frame(folders):
 
 @pytest.mark.parametrize("kind", ["hubert", "wavlm", "fbank"])
 def test_output_lens_count_exactly_the_frames_of_each_utterance(folders, kind):
-    from speechbrain_mtmm.nnet.masks import lengths_to_mask, masked_mean
+    from speechbrain_mtmm.nnet.padding import lengths_to_mask, masked_mean
 
     if kind == "fbank":
         torch.manual_seed(0)

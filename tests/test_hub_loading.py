@@ -31,10 +31,10 @@ from speechbrain_mtmm.inference.loading import (
 )
 from speechbrain_mtmm.inference.onnx_runtime import OnnxBackendError
 from speechbrain_mtmm.inference.recognizer import MultimodalEmotionRecognizer
-from speechbrain_mtmm.model import MultimodalEmotionSystem
 from speechbrain_mtmm.run_folder import read_predictions
 from speechbrain_mtmm.sharing.export import TEMPLATE, export_model
 from speechbrain_mtmm.sharing.export import record_digests as reseal
+from speechbrain_mtmm.system import MultimodalEmotionSystem
 from speechbrain_mtmm.testing.hub_cache import (
     lay_out_hub_cache,
     offline_hub_env,

@@ -37,7 +37,7 @@ from speechbrain_mtmm.sharing.export import (
 from speechbrain_mtmm.sharing.export import (
     best_checkpoint as export_best_checkpoint,
 )
-from speechbrain_mtmm.testing.demo import OFFLINE_ENV, build_tiny_encoders
+from speechbrain_mtmm.testing.recipes import OFFLINE_ENV, build_tiny_encoders
 from speechbrain_mtmm.testing.tiny_models import build_tiny_whisper
 
 OFFLINE = dict(os.environ, **OFFLINE_ENV)

@@ -20,14 +20,56 @@ LAYERS = {
     "nnet": 2,
     "data": 2,
     "encoders": 3,
-    "model": 4,
+    "system": 4,
     "training": 5,
     "experiments": 6,
     "inference": 6,
     "sharing": 7,
     "testing": 8,
-    "cli": 9,
-    "__main__": 10,
+    "demo": 9,
+    "cli": 10,
+    "__main__": 11,
+}
+# Inside a subpackage, its modules in layers too, bottom first: a module
+# imports only modules of lower groups (its __init__ may import any)
+SUBLAYERS = {
+    "nnet": [
+        [
+            "padding",
+            "heads",
+            "layer_sum",
+            "masking",
+            "model",
+            "auxiliary_heads",
+        ],
+        ["fusion", "refinement"],
+        ["mmer"],
+        ["builders"],
+    ],
+    "data": [
+        ["audio", "corpus", "folds", "tables", "synthetic"],
+        ["iemocap", "msp_podcast", "csv_corpus", "synthetic_csv"],
+        ["synthetic_msp"],
+    ],
+    "encoders": [["base"], ["huggingface", "light", "asr"]],
+    "training": [
+        [
+            "losses",
+            "checkpoints",
+            "optim",
+            "speed",
+            "cache",
+            "transcripts",
+            "auxiliary_losses",
+        ],
+        ["metrics", "hparams"],
+        ["splits", "batches", "inputs"],
+        ["run"],
+    ],
+    "experiments": [["aggregate"], ["reports"], ["sweep"], ["ablation"]],
+    "inference": [["loading", "onnx_runtime"], ["recognizer"], ["predict"]],
+    "sharing": [["interface", "model_card", "onnx_export"], ["export"]],
+    "testing": [["tiny_models", "hub_cache"], ["recipes"]],
 }
 
 
@@ -96,6 +138,30 @@ def test_imports_point_down_the_layers(module):
         if theirs == mine:
             continue
         assert LAYERS[theirs] < LAYERS[mine], f"{where}: an upward import"
+
+
+def sublayer_of(module):
+    """``speechbrain_mtmm.training.run`` -> (``training``, its group)."""
+    parts = module.split(".")
+    if len(parts) < 3:
+        return None, None
+    groups = SUBLAYERS.get(parts[1], [])
+    found = [i for i, group in enumerate(groups) if parts[2] in group]
+    return parts[1], found[0] if found else None
+
+
+@pytest.mark.parametrize(
+    "module", [m for m in MODULES if len(m.split(".")) > 2]
+)
+def test_imports_point_down_the_layers_inside_a_subpackage(module):
+    unit, mine = sublayer_of(module)
+    assert mine is not None, f"{module}: no group in SUBLAYERS[{unit!r}]"
+    for target, line, _ in imports_of(module, MODULES[module]):
+        theirs_unit, theirs = sublayer_of(target)
+        if theirs_unit != unit or theirs is None and target.count(".") < 2:
+            continue
+        where = f"{MODULES[module].name}:{line} imports {target}"
+        assert theirs is not None and theirs < mine, f"{where}: not below"
 
 
 def test_no_module_imports_the_package_inside_a_function():

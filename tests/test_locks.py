@@ -16,10 +16,10 @@ import pytest
 
 from speechbrain_mtmm.locks import FolderBusyError, FolderLock
 from speechbrain_mtmm.run_folder import RUN_LOCK, SWEEP_LOCK
-from speechbrain_mtmm.testing.demo import (
+from speechbrain_mtmm.testing.recipes import (
     OFFLINE_ENV,
     recipe_command,
-    run_recipe,
+    run_recipe_command,
 )
 
 SLEEPING_TRAIN = """
@@ -106,7 +106,7 @@ def test_a_second_training_into_a_live_run_folder_is_refused(
     )
     try:
         assert wait_for(lambda: (output / "train_log.txt").exists())
-        second = run_recipe(recipe, command, check=False)
+        second = run_recipe_command(recipe, command, check=False)
     finally:
         first.kill()
         first.wait()

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from speechbrain_mtmm.data.synthetic import generate_synthetic_iemocap
-from speechbrain_mtmm.nnet.auxiliary import AuxiliaryHeads
+from speechbrain_mtmm.nnet.auxiliary_heads import AuxiliaryHeads
 from speechbrain_mtmm.nnet.mmer import MMERFusion
-from speechbrain_mtmm.testing.demo import recipe_command, run_recipe
-from speechbrain_mtmm.training.auxiliary import (
+from speechbrain_mtmm.testing.recipes import recipe_command, run_recipe_command
+from speechbrain_mtmm.training.auxiliary_losses import (
     AuxiliaryObjectives,
     AuxiliaryOptionsError,
     augmentation_contrastive_loss,
@@ -223,7 +223,7 @@ def train_mmer(recipe, corpus, prepared, output, extra):
         },
     )
     command[2] = "hparams/mmer.yaml"
-    return run_recipe(recipe, command)
+    return run_recipe_command(recipe, command)
 
 
 def test_mmer_multimodal_beats_each_single_modality(

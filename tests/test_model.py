@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from speechbrain_mtmm.model import (
+from speechbrain_mtmm.system import (
     PAPER_CONFIG,
     ModelConfigError,
     MultimodalEmotionSystem,

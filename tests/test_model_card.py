@@ -15,8 +15,8 @@ import yaml
 from huggingface_hub import ModelCard
 
 from speechbrain_mtmm.experiments.aggregate import summarize_metric
-from speechbrain_mtmm.model import PAPER_CONFIG
 from speechbrain_mtmm.sharing.model_card import run_card, sweep_card
+from speechbrain_mtmm.system import PAPER_CONFIG
 
 INFO = {"checkpoint": "CKPT+x", "validation": {"score": 0.5}}
 # a hand-written MSP-Podcast result: Test1 in two conditions, and Test2

@@ -32,10 +32,10 @@ from speechbrain_mtmm.inference.recognizer import (
     MultimodalEmotionRecognizer,
     plain_hparams,
 )
-from speechbrain_mtmm.model import PAPER_CONFIG
 from speechbrain_mtmm.run_folder import read_predictions, read_test_results
 from speechbrain_mtmm.sharing.onnx_export import export_onnx
-from speechbrain_mtmm.testing.demo import OFFLINE_ENV, build_tiny_encoders
+from speechbrain_mtmm.system import PAPER_CONFIG
+from speechbrain_mtmm.testing.recipes import OFFLINE_ENV, build_tiny_encoders
 
 TOL = 1e-4  # probabilities and 0-1 dimensions, fp32 graphs
 CLIENT = Path(__file__).resolve().parents[1] / "docs" / "onnx_client.py"

@@ -14,20 +14,20 @@ import torch.nn.functional as F
 from speechbrain_mtmm import MultiTaskLoss, ccc
 from speechbrain_mtmm.data.corpus import write_corpus_info
 from speechbrain_mtmm.data.folds import FoldError
-from speechbrain_mtmm.model import PAPER_CONFIG, ModelConfigError, check_config
 from speechbrain_mtmm.run_folder import prediction_row, to_rating, to_unit
-from speechbrain_mtmm.testing.demo import load_recipe
+from speechbrain_mtmm.system import PAPER_CONFIG, ModelConfigError, check_config
+from speechbrain_mtmm.testing.recipes import load_recipe
+from speechbrain_mtmm.training.hparams import corpus_overrides
 from speechbrain_mtmm.training.losses import balanced_class_weights, masked_ccc
 from speechbrain_mtmm.training.metrics import (
     CCCStats,
     EmotionClassificationStats,
 )
-from speechbrain_mtmm.training.recipe import (
+from speechbrain_mtmm.training.splits import (
     NO_CLASS,
     DataError,
     check_ratings,
     check_split,
-    corpus_overrides,
     prepare_corpus,
 )
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from speechbrain_mtmm.data.synthetic import generate_synthetic_iemocap
-from speechbrain_mtmm.testing.demo import recipe_command
+from speechbrain_mtmm.testing.recipes import recipe_command
 from speechbrain_mtmm.testing.tiny_models import (
     build_tiny_roberta,
     build_tiny_wavlm,

@@ -23,8 +23,8 @@ from speechbrain_mtmm.data.synthetic_msp import (
     generate_synthetic_msp_podcast,
 )
 from speechbrain_mtmm.run_folder import read_predictions, read_test_results
-from speechbrain_mtmm.testing.demo import OFFLINE_ENV, tiny_overrides
-from speechbrain_mtmm.training.recipe import format_override
+from speechbrain_mtmm.testing.recipes import OFFLINE_ENV, tiny_overrides
+from speechbrain_mtmm.training.hparams import format_override
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 IEMOCAP_YAML = (

@@ -23,7 +23,7 @@ from speechbrain_mtmm.inference.onnx_runtime import (
 from speechbrain_mtmm.inference.recognizer import MultimodalEmotionRecognizer
 from speechbrain_mtmm.run_folder import read_predictions, read_test_results
 from speechbrain_mtmm.sharing.export import record_digests
-from speechbrain_mtmm.testing.demo import OFFLINE_ENV, build_tiny_encoders
+from speechbrain_mtmm.testing.recipes import OFFLINE_ENV, build_tiny_encoders
 
 ONNX_TOL = 1e-4  # probabilities and 0-1 dimensions, fp32 graphs
 

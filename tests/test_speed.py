@@ -14,7 +14,7 @@ from speechbrain.dataio.dataset import DynamicItemDataset
 
 from speechbrain_mtmm.data.folds import fold_paths
 from speechbrain_mtmm.run_folder import read_predictions
-from speechbrain_mtmm.training.recipe import (
+from speechbrain_mtmm.training.batches import (
     evaluation_batches,
     train_loader_options,
 )

@@ -13,7 +13,7 @@ import pytest
 from speechbrain_mtmm.data.audio import load_audio
 from speechbrain_mtmm.encoders.asr import ASRTranscriber
 from speechbrain_mtmm.experiments.ablation import task_table
-from speechbrain_mtmm.testing.demo import OFFLINE_ENV, recipe_command
+from speechbrain_mtmm.testing.recipes import OFFLINE_ENV, recipe_command
 from speechbrain_mtmm.testing.tiny_models import build_tiny_whisper
 from speechbrain_mtmm.training.transcripts import (
     CACHE_FILE,

@@ -13,7 +13,7 @@ at least once; ``protocols`` each protocol's number of folds, the first
 being the default. A recipe pointed at such a folder
 (``--data_folder=<prepared folder>``) takes ``prepare_folder``, ``labels``,
 ``rating_scale`` and ``protocol`` from it (see
-:func:`speechbrain_mtmm.training.recipe.load_recipe_hparams`).
+:func:`speechbrain_mtmm.training.hparams.load_recipe_hparams`).
 
 Authors
 -------

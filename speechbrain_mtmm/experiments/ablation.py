@@ -49,7 +49,7 @@ from speechbrain_mtmm.experiments.sweep import (
     write_plan,
 )
 from speechbrain_mtmm.run_folder import TABLE_JSON, TABLE_MD
-from speechbrain_mtmm.training.recipe import format_override
+from speechbrain_mtmm.training.hparams import format_override
 
 #: The presets, package data (also inside a wheel or a zip)
 ABLATION_DIR = resources.files("speechbrain_mtmm") / "presets" / "ablation"

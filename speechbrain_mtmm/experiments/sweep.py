@@ -72,7 +72,8 @@ from speechbrain_mtmm.run_folder import (
     stale_settings,
     sweep_run_name,
 )
-from speechbrain_mtmm.training.recipe import corpus_overrides, run_settings
+from speechbrain_mtmm.training.hparams import corpus_overrides
+from speechbrain_mtmm.training.run import run_settings
 
 DEFAULT_SEEDS = (1, 2, 3)
 # Seconds a run is given to end after SIGTERM before it is killed

@@ -18,7 +18,7 @@ built, and nothing else:
   tokenizer): so the YAML only records the configuration, and the system
   is built in place once its files are where they were fetched to. The
   same object is then a complete
-  :class:`~speechbrain_mtmm.model.MultimodalEmotionSystem` (no folder has
+  :class:`~speechbrain_mtmm.system.MultimodalEmotionSystem` (no folder has
   to be written into the YAML: no ``!PLACEHOLDER``).
 * :class:`ExportPretrainer`: a SpeechBrain ``Pretrainer`` whose
   ``collect_files`` fetches every file of the export that loading reads
@@ -61,7 +61,6 @@ from speechbrain.utils.fetching import (
 )
 from speechbrain.utils.parameter_transfer import Pretrainer
 
-from speechbrain_mtmm.model import MultimodalEmotionSystem, check_config
 from speechbrain_mtmm.nnet.builders import is_builtin
 from speechbrain_mtmm.run_folder import (
     EXPORT_INFO,
@@ -69,6 +68,7 @@ from speechbrain_mtmm.run_folder import (
     file_digest,
     read_json,
 )
+from speechbrain_mtmm.system import MultimodalEmotionSystem, check_config
 
 SYSTEM_FILE = "system.ckpt"
 INTERFACE_FILE = "custom_interface.py"
@@ -543,7 +543,7 @@ class ExportedSystem(MultimodalEmotionSystem):
     checks and keeps the configuration. :class:`ExportPretrainer` then
     calls :meth:`build` with the folder the export's files were fetched to,
     which makes this same object a complete
-    :class:`~speechbrain_mtmm.model.MultimodalEmotionSystem` (frozen,
+    :class:`~speechbrain_mtmm.system.MultimodalEmotionSystem` (frozen,
     encoders built from their configuration: the weights come from
     ``system.ckpt``).
 
@@ -554,7 +554,7 @@ class ExportedSystem(MultimodalEmotionSystem):
 
     Example
     -------
-    >>> from speechbrain_mtmm.model import PAPER_CONFIG
+    >>> from speechbrain_mtmm.system import PAPER_CONFIG
     >>> config = {**PAPER_CONFIG, "d_model": 16, "n_heads": 2,
     ...           "refinement_ffn": 32, "bridge_tokens": 4,
     ...           "audio": {"source": "fbank", "layers": [-1],

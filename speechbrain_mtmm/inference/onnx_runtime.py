@@ -20,7 +20,7 @@ The model is three graphs rather than one so that a missing modality is
 fed exactly as in PyTorch and in training (one zero frame of the
 encoder's width, ``masked_modality_features``) without a second copy of
 the weights. :class:`OnnxSystem` offers the part
-of :class:`~speechbrain_mtmm.model.MultimodalEmotionSystem` that
+of :class:`~speechbrain_mtmm.system.MultimodalEmotionSystem` that
 :class:`~speechbrain_mtmm.inference.recognizer.MultimodalEmotionRecognizer`
 uses (tokenize, encode, masked, forward), so that paths, long-audio
 windows, warnings and results are the same code for both backends.

@@ -186,7 +186,7 @@ class MultimodalEmotionRecognizer(Pretrained):
 
     Example
     -------
-    >>> from speechbrain_mtmm.model import PAPER_CONFIG
+    >>> from speechbrain_mtmm.system import PAPER_CONFIG
     >>> from speechbrain_mtmm import MultimodalEmotionSystem
     >>> config = {**PAPER_CONFIG, "d_model": 16, "n_heads": 2,
     ...           "refinement_ffn": 32, "bridge_tokens": 4,

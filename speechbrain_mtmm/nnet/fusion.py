@@ -19,7 +19,7 @@ from speechbrain.nnet.attention import (
     PositionalwiseFeedForward,
 )
 
-from speechbrain_mtmm.nnet.masks import (
+from speechbrain_mtmm.nnet.padding import (
     lengths_to_mask,
     masked_mean,
     zero_padding,

@@ -26,7 +26,7 @@ Authors
 import torch
 
 from speechbrain_mtmm.nnet.fusion import CrossAttentionLayer
-from speechbrain_mtmm.nnet.masks import lengths_to_mask, masked_max
+from speechbrain_mtmm.nnet.padding import lengths_to_mask, masked_max
 
 
 class MMERFusion(torch.nn.Module):

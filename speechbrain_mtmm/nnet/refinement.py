@@ -7,7 +7,7 @@ Authors
 
 import torch
 
-from speechbrain_mtmm.nnet.masks import lengths_to_mask
+from speechbrain_mtmm.nnet.padding import lengths_to_mask
 
 
 class SelfAttentionRefinement(torch.nn.Module):

@@ -25,7 +25,7 @@ The checkpoint is the run's best on validation (largest ``score`` in
 described by the ``model_config`` mapping of the run's ``hyperparams.yaml``
 (which SpeechBrain wrote with every reference and override resolved): the
 export copies that mapping, and loading builds the same
-:class:`~speechbrain_mtmm.model.MultimodalEmotionSystem` from it, so the
+:class:`~speechbrain_mtmm.system.MultimodalEmotionSystem` from it, so the
 exported model cannot lack a module the run trained (a learned layer sum,
 say): the weights are loaded strictly, and a mismatch stops the export.
 Encoders given as local folders are copied without their weight files
@@ -66,11 +66,6 @@ from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain_mtmm.atomic import write_json, write_text
 from speechbrain_mtmm.encoders import LIGHT_SOURCES, MODALITIES
 from speechbrain_mtmm.inference.recognizer import MultimodalEmotionRecognizer
-from speechbrain_mtmm.model import (
-    ModelConfigError,
-    MultimodalEmotionSystem,
-    check_config,
-)
 from speechbrain_mtmm.run_folder import (
     CV_RESULTS_JSON,
     EXPORT_INFO,
@@ -89,6 +84,11 @@ from speechbrain_mtmm.sharing.model_card import (
     sweep_card,
 )
 from speechbrain_mtmm.sharing.onnx_export import export_onnx
+from speechbrain_mtmm.system import (
+    ModelConfigError,
+    MultimodalEmotionSystem,
+    check_config,
+)
 
 TEMPLATE = resources.files("speechbrain_mtmm") / "presets" / "inference.yaml"
 CHECKPOINT = "system"  # <name>.ckpt in the run's checkpoints and the export

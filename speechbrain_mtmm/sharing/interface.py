@@ -154,11 +154,11 @@ def module_path(name):
 
     Example
     -------
-    >>> module_path("speechbrain_mtmm.model").name
-    'model.py'
+    >>> module_path("speechbrain_mtmm.system").name
+    'system.py'
     >>> module_path("speechbrain_mtmm.nnet").name
     '__init__.py'
-    >>> module_path("speechbrain_mtmm.model.PAPER_CONFIG") is None
+    >>> module_path("speechbrain_mtmm.system.PAPER_CONFIG") is None
     True
     """
     parts = name.split(".")
@@ -204,7 +204,7 @@ def bundle_modules(entries=ENTRY_MODULES):
     Example
     -------
     >>> modules = bundle_modules()
-    >>> "speechbrain_mtmm.model" in modules, "speechbrain_mtmm" in modules
+    >>> "speechbrain_mtmm.system" in modules, "speechbrain_mtmm" in modules
     (True, True)
     >>> [m for m in modules if m.startswith("speechbrain_mtmm.sharing")]
     []

@@ -122,7 +122,7 @@ def probe_inputs(system, batch, seconds):
 
     Arguments
     ---------
-    system : speechbrain_mtmm.model.MultimodalEmotionSystem
+    system : speechbrain_mtmm.system.MultimodalEmotionSystem
         The model.
     batch : int
         Utterances (of decreasing lengths).
@@ -165,7 +165,7 @@ def export_onnx(folder, system, int8=False):
     ---------
     folder : str or path-like
         The model folder (written by ``mtmm export``).
-    system : speechbrain_mtmm.model.MultimodalEmotionSystem
+    system : speechbrain_mtmm.system.MultimodalEmotionSystem
         Its model, loaded on the CPU.
     int8 : bool
         Also write int8 graphs.
@@ -234,7 +234,7 @@ def describe_onnx(folder, system):
     folder : pathlib.Path
         The model folder, its fp32 graphs written (its
         ``hyperparams.yaml``, when there, gives the long-audio settings).
-    system : speechbrain_mtmm.model.MultimodalEmotionSystem
+    system : speechbrain_mtmm.system.MultimodalEmotionSystem
         The model the graphs were exported from.
 
     Returns
@@ -474,7 +474,7 @@ def check_parity(folder, system):
     ---------
     folder : pathlib.Path
         The model folder.
-    system : speechbrain_mtmm.model.MultimodalEmotionSystem
+    system : speechbrain_mtmm.system.MultimodalEmotionSystem
         The PyTorch model.
 
     Returns

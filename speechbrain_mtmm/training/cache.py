@@ -417,7 +417,7 @@ def build_feature_caches(
     ---------
     folder : str
         The cache root (``<prepare_folder>/feature_cache``).
-    system : speechbrain_mtmm.model.MultimodalEmotionSystem
+    system : speechbrain_mtmm.system.MultimodalEmotionSystem
         The model: its frozen encoders, the layers it uses, its input
         sample rate and crop length.
     modalities : sequence of str

@@ -223,3 +223,31 @@ class MultiTaskLoss(torch.nn.Module):
             loss = loss + self.weights[name] * (1.0 - per_dim[index])
         parts["loss"] = loss
         return parts
+
+
+class NonFiniteLossError(ValueError):
+    """A loss that is not finite; the message names the batch."""
+
+
+def check_finite_loss(parts, ids):
+    """Stops on a non-finite loss, naming the batch's utterances.
+
+    Arguments
+    ---------
+    parts : dict
+        The loss and its parts (``loss`` included).
+    ids : list of str
+        The batch's utterance ids.
+
+    Example
+    -------
+    >>> check_finite_loss({"loss": torch.tensor(float("nan"))}, ["u1"])
+    Traceback (most recent call last):
+    ...
+    speechbrain_mtmm.training.losses.NonFiniteLossError: non-finite loss ...
+    """
+    if not torch.isfinite(parts["loss"]):
+        raise NonFiniteLossError(
+            f"non-finite loss {parts} in the batch of {ids}: check these "
+            "utterances' audio, transcripts and labels"
+        )

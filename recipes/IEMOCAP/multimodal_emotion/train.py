@@ -52,13 +52,27 @@ from speechbrain_mtmm.run_folder import (
     to_unit,
     write_test_outputs,
 )
-from speechbrain_mtmm.training.auxiliary import (
+from speechbrain_mtmm.training.auxiliary_losses import (
     auxiliary_modules,
     character_encoder,
     character_targets,
     check_auxiliary_options,
 )
+from speechbrain_mtmm.training.batches import (
+    evaluation_batches,
+    plan_training,
+    train_loader_options,
+)
 from speechbrain_mtmm.training.cache import feature_pipeline
+from speechbrain_mtmm.training.hparams import (
+    corpus_overrides,
+    load_recipe_hparams,
+)
+from speechbrain_mtmm.training.inputs import (
+    prepare_asr_transcripts,
+    prepare_feature_cache,
+)
+from speechbrain_mtmm.training.losses import check_finite_loss
 from speechbrain_mtmm.training.metrics import (
     CCCStats,
     EmotionClassificationStats,
@@ -67,28 +81,18 @@ from speechbrain_mtmm.training.metrics import (
     summarize_test,
 )
 from speechbrain_mtmm.training.optim import parameter_groups
-from speechbrain_mtmm.training.recipe import (
+from speechbrain_mtmm.training.run import check_run_folder, end_run, run_main
+from speechbrain_mtmm.training.speed import EpochSpeed
+from speechbrain_mtmm.training.splits import (
     NO_CLASS,
-    check_finite_loss,
     check_protocol,
     check_ratings,
-    check_run_folder,
     check_split,
     class_weights,
-    corpus_overrides,
-    end_run,
-    evaluation_batches,
-    load_recipe_hparams,
-    plan_training,
-    prepare_asr_transcripts,
     prepare_corpus,
-    prepare_feature_cache,
-    run_recipe,
     split_entries,
-    train_loader_options,
     whole_manifest,
 )
-from speechbrain_mtmm.training.speed import EpochSpeed
 from speechbrain_mtmm.training.transcripts import (
     asr_word_error_rates,
     check_transcript_settings,
@@ -602,4 +606,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    run_recipe(main, sys.argv[1:])
+    run_main(main, sys.argv[1:])

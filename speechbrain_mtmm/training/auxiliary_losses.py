@@ -7,7 +7,7 @@ becomes NaN or crashes: the term skips those utterances (or the batch),
 and the skips are counted and logged with the epoch.
 
 * **CTC** on characters from the audio encoder's frames
-  (:class:`~speechbrain_mtmm.nnet.auxiliary.AuxiliaryHeads` ``ctc``),
+  (:class:`~speechbrain_mtmm.nnet.auxiliary_heads.AuxiliaryHeads` ``ctc``),
   with SpeechBrain's ``ctc_loss`` (``reduction="mean"``: per utterance,
   divided by its target length; MMER sums) and ``CTCTextEncoder`` over
   MMER's character set (blank, ``|`` between words, A-Z, apostrophe).
@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from speechbrain.dataio.encoder import CTCTextEncoder
 from speechbrain.nnet.losses import ctc_loss
 
-from speechbrain_mtmm.nnet.auxiliary import CTC_CHARACTERS
+from speechbrain_mtmm.nnet.auxiliary_heads import CTC_CHARACTERS
 
 # annotations in brackets ([LAUGHTER], <sil>, (breath), {noise}) are not
 # speech
@@ -301,8 +301,8 @@ def check_auxiliary_options(w_ctc, w_aug, feature_cache, modalities):
     >>> check_auxiliary_options(0.1, 0.1, True, ["audio", "text"])
     Traceback (most recent call last):
     ...
-    speechbrain_mtmm.training.auxiliary.AuxiliaryOptionsError: w_aug > 0 \
-augments the waveforms, which the feature cache does not keep; set \
+    speechbrain_mtmm.training.auxiliary_losses.AuxiliaryOptionsError: \
+w_aug > 0 augments the waveforms, which the feature cache does not keep; set \
 feature_cache: False (or w_aug: 0)
     """
     if (w_ctc > 0 or w_aug > 0) and "audio" not in modalities:
@@ -323,7 +323,7 @@ def auxiliary_modules(heads):
 
     Arguments
     ---------
-    heads : speechbrain_mtmm.nnet.auxiliary.AuxiliaryHeads
+    heads : speechbrain_mtmm.nnet.auxiliary_heads.AuxiliaryHeads
         The heads.
 
     Returns
@@ -347,7 +347,7 @@ class AuxiliaryObjectives:
 
     Example
     -------
-    >>> from speechbrain_mtmm.nnet.auxiliary import AuxiliaryHeads
+    >>> from speechbrain_mtmm.nnet.auxiliary_heads import AuxiliaryHeads
     >>> heads = AuxiliaryHeads(8, 6, supcon=True)
     >>> objectives = AuxiliaryObjectives(w_supcon=0.1)
     >>> objectives.start_epoch()
@@ -403,7 +403,8 @@ class AuxiliaryObjectives:
         Arguments
         ---------
         projections : dict
-            What :meth:`~speechbrain_mtmm.nnet.auxiliary.AuxiliaryHeads.forward`
+            What the heads' ``forward``
+            (:class:`~speechbrain_mtmm.nnet.auxiliary_heads.AuxiliaryHeads`)
             returned for the batch (``ctc`` missing when the audio was
             masked, ``augcon`` when there was no augmented copy).
         labels : torch.Tensor

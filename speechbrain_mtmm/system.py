@@ -118,7 +118,7 @@ def check_config(config):
     >>> check_config({**PAPER_CONFIG, "fusion_typ": "x"})
     Traceback (most recent call last):
     ...
-    speechbrain_mtmm.model.ModelConfigError: model config: unknown key \
+    speechbrain_mtmm.system.ModelConfigError: model config: unknown key \
 fusion_typ
     """
     config = _plain(config)

@@ -10,7 +10,7 @@ left out of its export.
 
 A head whose objective is off is not built (no parameters, nothing in
 the checkpoints). The losses are in
-:mod:`speechbrain_mtmm.training.auxiliary`.
+:mod:`speechbrain_mtmm.training.auxiliary_losses`.
 
 Authors
 -------
@@ -132,7 +132,7 @@ class AuxiliaryHeads(torch.nn.Module):
 
         Arguments
         ---------
-        system : speechbrain_mtmm.model.MultimodalEmotionSystem
+        system : speechbrain_mtmm.system.MultimodalEmotionSystem
             Sizes its audio frames and utterance vector (not kept).
         w_ctc, w_supcon, w_aug : float
             Objective weights (a head is built where > 0).
