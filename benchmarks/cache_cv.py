@@ -38,10 +38,10 @@ from pathlib import Path
 import common
 import torch
 
+from speechbrain_mtmm.data.corpora import CORPORA
 from speechbrain_mtmm.data.iemocap import prepare_iemocap
 from speechbrain_mtmm.data.synthetic import (
     generate_synthetic_iemocap,
-    size_to_utterances,
 )
 from speechbrain_mtmm.run_folder import read_test_results, sweep_run_name
 from speechbrain_mtmm.testing.recipes import recipe_command
@@ -148,7 +148,9 @@ def main(argv=None):
     corpus, prepared = work / "corpus", work / "prepared"
     if not (corpus / "IEMOCAP_full_release").exists():
         generate_synthetic_iemocap(
-            corpus, seed=0, utterances_per_dialog=size_to_utterances(args.size)
+            corpus,
+            seed=0,
+            utterances_per_dialog=CORPORA["iemocap"].size(args.size),
         )
     with contextlib.redirect_stdout(open(os.devnull, "w")):
         prepare_iemocap(corpus / "IEMOCAP_full_release", prepared)

@@ -27,28 +27,9 @@ import json
 import os
 import sys
 
-from speechbrain_mtmm.data.csv_corpus import (
-    CorpusCSVError,
-    format_summary,
-    prepare_csv,
-)
+from speechbrain_mtmm.data.corpora import CORPORA, CORPUS_ERRORS
 from speechbrain_mtmm.data.folds import SPEAKER_VALID_RULES, write_folds
-from speechbrain_mtmm.data.iemocap import (
-    LABEL_MAPS,
-    IEMOCAPError,
-    prepare_iemocap,
-)
-from speechbrain_mtmm.data.msp_podcast import (
-    MSPPodcastError,
-    prepare_msp_podcast,
-)
-from speechbrain_mtmm.data.synthetic import (
-    RELEASE_DIRNAME,
-    generate_synthetic_iemocap,
-    size_to_utterances,
-)
-from speechbrain_mtmm.data.synthetic_csv import generate_synthetic_csv_corpus
-from speechbrain_mtmm.data.synthetic_msp import generate_synthetic_msp_podcast
+from speechbrain_mtmm.data.iemocap import LABEL_MAPS
 from speechbrain_mtmm.demo import run_demo
 from speechbrain_mtmm.experiments.ablation import ROWS, TASKS, run_table
 from speechbrain_mtmm.experiments.sweep import (
@@ -73,42 +54,27 @@ from speechbrain_mtmm.testing.recipes import RecipeNotFoundError
 TAKES_OVERRIDES = ("cv", "table")
 
 
+def _option(args, name):
+    """A ``mtmm prepare`` option as the preparation takes it."""
+    value = getattr(args, name)
+    if name == "labels":  # a,b,c
+        labels = [x.strip() for x in (value or "").split(",")]
+        return [x for x in labels if x] or None
+    return value
+
+
 def _prepare(args):
-    needed = "--manifest" if args.corpus == "csv" else "--data_folder"
-    if not (args.manifest if args.corpus == "csv" else args.data_folder):
+    record = CORPORA[args.corpus]
+    source = getattr(args, record.source)
+    if not source:
         print(
-            f"mtmm prepare {args.corpus}: error: {needed} is required",
+            f"mtmm prepare {record.name}: error: --{record.source} is required",
             file=sys.stderr,
         )
         return 2
-    if args.corpus == "csv":
-        labels = [x.strip() for x in (args.labels or "").split(",")]
-        labels = [x for x in labels if x] or None
-        summary = prepare_csv(
-            args.manifest,
-            args.save_folder,
-            folds=args.folds,
-            scale=args.scale,
-            labels=labels,
-            utterance_folds=args.utterance_folds,
-            allow_missing_text=args.allow_missing_text,
-        )
-        print(format_summary(summary, args.save_folder))
-        return 0
-    if args.corpus == "msp-podcast":
-        summary = prepare_msp_podcast(
-            args.data_folder, args.save_folder, args.skip_missing
-        )
-        print(json.dumps(summary, indent=2))
-        return 0
-    path = prepare_iemocap(
-        args.data_folder,
-        args.save_folder,
-        label_map=args.label_map,
-        skip_missing=args.skip_missing,
-        speaker_valid=args.speaker_valid,
-    )
-    print(f"manifest: {path}")
+    options = {name: _option(args, name) for name in record.options}
+    prepared = record.prepare(source, args.save_folder, **options)
+    print(record.report(prepared, args.save_folder))
     return 0
 
 
@@ -121,27 +87,15 @@ def _folds(args):
 
 
 def _synth(args):
-    if args.corpus == "csv":
-        size = int(args.size) if args.size.isdigit() else 8
-        written = generate_synthetic_csv_corpus(
-            args.out, per_speaker=size, seed=args.seed
-        )
-        print(f"wrote {len(written)} utterances to {args.out}/csv_corpus")
-        return 0
-    if args.corpus == "msp-podcast":
-        written = generate_synthetic_msp_podcast(
-            args.out, int(args.size) if args.size.isdigit() else 120, args.seed
-        )
-        print(f"wrote {len(written)} utterances to {args.out}")
-        return 0
-    summary = generate_synthetic_iemocap(
-        args.out, args.seed, size_to_utterances(args.size)
-    )
-    print(
-        f"wrote {summary['total_utterances']} utterances "
-        f"({summary['total_seconds']:.1f} s) to "
-        f"{os.path.join(args.out, RELEASE_DIRNAME)}"
-    )
+    record = CORPORA[args.corpus]
+    try:
+        size = record.size(args.size)
+    except ValueError as error:
+        print(f"mtmm synth: error: {error}", file=sys.stderr)
+        return 2
+    count = record.synthesize(args.out, args.seed, size)
+    source = os.path.join(args.out, record.synthetic_source)
+    print(f"wrote {count} utterances of a synthetic {record.name} to {source}")
     return 0
 
 
@@ -292,7 +246,7 @@ def build_parser():
         "corpus",
         nargs="?",
         default="iemocap",
-        choices=("iemocap", "msp-podcast", "csv"),
+        choices=tuple(CORPORA),
         help="the release's layout, or csv: any corpus from a CSV manifest "
         "(default: iemocap)",
     )
@@ -341,17 +295,13 @@ def build_parser():
 
     sub = verb("synth", _synth, "a synthetic corpus in a release layout")
     sub.add_argument("--out", required=True, help="output folder")
-    sub.add_argument(
-        "--corpus",
-        default="iemocap",
-        choices=("iemocap", "msp-podcast", "csv"),
-    )
+    sub.add_argument("--corpus", default="iemocap", choices=tuple(CORPORA))
     sub.add_argument("--seed", type=int, default=0)
     sub.add_argument(
         "--size",
         default="default",
-        help="tiny (100 utts), small (200), default (350) or utterances "
-        "per dialog (25 dialogs)",
+        help="tiny, small, default or a number: of "
+        + "; of ".join(f"{r.size_unit} ({r.name})" for r in CORPORA.values()),
     )
 
     sub = verb(
@@ -362,7 +312,7 @@ def build_parser():
     sub.add_argument(
         "--corpus",
         default="iemocap",
-        choices=("iemocap", "msp-podcast", "csv"),
+        choices=tuple(CORPORA),
         help="the synthetic corpus' layout (msp-podcast: the MSP-Podcast "
         "recipe; csv: the IEMOCAP recipe on a prepared CSV corpus)",
     )
@@ -516,10 +466,8 @@ def main(argv=None):
     try:
         return args.handler(args)
     except (
-        IEMOCAPError,
+        *CORPUS_ERRORS,
         ExportError,
-        MSPPodcastError,
-        CorpusCSVError,
         RecipeNotFoundError,
         FolderBusyError,
         OnnxBackendError,

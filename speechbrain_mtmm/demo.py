@@ -27,47 +27,14 @@ import subprocess
 import time
 from pathlib import Path
 
-from speechbrain_mtmm.data.csv_corpus import MANIFEST_NAME, prepare_csv
-from speechbrain_mtmm.data.iemocap import prepare_iemocap
-from speechbrain_mtmm.data.msp_podcast import (
-    MANIFEST_NAME as MSP_MANIFEST,
-)
-from speechbrain_mtmm.data.msp_podcast import (
-    prepare_msp_podcast,
-)
-from speechbrain_mtmm.data.synthetic import (
-    RELEASE_DIRNAME,
-    generate_synthetic_iemocap,
-    size_to_utterances,
-)
-from speechbrain_mtmm.data.synthetic_csv import (
-    CORPUS_DIRNAME,
-    generate_synthetic_csv_corpus,
-)
-from speechbrain_mtmm.data.synthetic_msp import (
-    RELEASE_DIRNAME as MSP_RELEASE,
-)
-from speechbrain_mtmm.data.synthetic_msp import (
-    generate_synthetic_msp_podcast,
-)
+from speechbrain_mtmm.data.corpora import CORPORA
+from speechbrain_mtmm.data.corpus import corpus_manifest, read_corpus_info
 from speechbrain_mtmm.run_folder import DIMENSIONS, read_test_results
 from speechbrain_mtmm.testing.recipes import (
-    IEMOCAP_RECIPE,
-    RECIPE_YAML,
     build_tiny_encoders,
     find_recipe,
     recipe_command,
 )
-
-DEMO_CORPORA = {
-    "iemocap": (IEMOCAP_RECIPE, RECIPE_YAML),
-    "csv": (IEMOCAP_RECIPE, RECIPE_YAML),
-    "msp-podcast": (
-        "recipes/MSP-Podcast/multimodal_emotion",
-        Path("hparams") / "msp_podcast.yaml",
-    ),
-}
-#: The recipes at toy width on the CPU (package data)
 
 
 def format_results(results):
@@ -116,47 +83,20 @@ def format_results(results):
     return "\n".join(lines)
 
 
-def _demo_corpus(corpus, out, size):
-    """Writes and prepares the demo's corpus; returns the data folder, the
-    prepared folder and the transcripts (for the tiny tokenizer)."""
+def _demo_corpus(record, out, size):
+    """Writes and prepares the demo's corpus; returns the prepared folder
+    and the transcripts (for the tiny tokenizer)."""
+    source = out / "corpus" / record.synthetic_source
+    if not source.exists():
+        print(f"[1/4] writing a synthetic {record.name} corpus to {source}")
+        record.synthesize(out / "corpus", 0, record.size(size))
     prepared = out / "prepared"
-    if corpus == "csv":
-        folder = out / "corpus" / CORPUS_DIRNAME
-        if not folder.exists():
-            print(f"[1/4] writing a synthetic CSV corpus to {folder}")
-            generate_synthetic_csv_corpus(
-                out / "corpus", per_speaker=size_to_utterances(size)
-            )
-        print(f"[2/4] preparing it (3 speaker folds) in {prepared}")
-        prepare_csv(folder / "corpus.csv", prepared, folds=3, scale=(1, 5))
-        # the prepared folder is the data folder: the recipe takes its
-        # labels, scale and protocol from it
-        data_folder, manifest = prepared, prepared / MANIFEST_NAME
-    elif corpus == "msp-podcast":
-        data_folder = out / "corpus" / MSP_RELEASE
-        if not data_folder.exists():
-            print(
-                "[1/4] writing a synthetic MSP-Podcast release to "
-                f"{data_folder}"
-            )
-            generate_synthetic_msp_podcast(
-                out / "corpus", 25 * size_to_utterances(size)
-            )
-        print(f"[2/4] preparing its official split in {prepared}")
-        prepare_msp_podcast(data_folder, prepared)
-        manifest = prepared / MSP_MANIFEST
-    else:
-        data_folder = out / "corpus" / RELEASE_DIRNAME
-        if not data_folder.exists():
-            print(f"[1/4] writing a synthetic IEMOCAP corpus to {data_folder}")
-            generate_synthetic_iemocap(
-                out / "corpus", utterances_per_dialog=size_to_utterances(size)
-            )
-        print(f"[2/4] preparing manifest and folds in {prepared}")
-        manifest = prepare_iemocap(data_folder, prepared)
+    print(f"[2/4] preparing it in {prepared}")
+    record.prepare(str(source), prepared, **record.demo_options)
+    manifest = corpus_manifest(prepared, read_corpus_info(prepared))
     with open(manifest, encoding="utf-8") as fin:
         texts = [e["text"] for e in json.load(fin).values() if e["text"]]
-    return data_folder, prepared, texts
+    return prepared, texts
 
 
 def run_demo(
@@ -184,22 +124,25 @@ def run_demo(
     fold : int
         The fold trained and tested.
     corpus : str
-        ``iemocap``, ``msp-podcast`` or ``csv`` (:data:`DEMO_CORPORA`).
+        A name of :data:`~speechbrain_mtmm.data.corpora.CORPORA`.
 
     Returns
     -------
     pathlib.Path
         The run folder.
     """
-    default_recipe, yaml_file = DEMO_CORPORA[corpus]
-    recipe = find_recipe(recipe or default_recipe, yaml_file)
+    record = CORPORA[corpus]
+    yaml_file = Path(record.hparams)
+    recipe = find_recipe(recipe or record.recipe, yaml_file)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     start = time.time()
     out = Path(out).resolve()
     if corpus != "iemocap":  # each corpus in a folder of its own
         out = out / corpus
-    data_folder, prepared, texts = _demo_corpus(corpus, out, size)
+    # the recipe trains on the prepared folder as it is (its corpus.json
+    # brings the labels, rating scale and protocol)
+    prepared, texts = _demo_corpus(record, out, size)
     if light:
         audio_source, text_source = "fbank", "hashing"
         print("[3/4] using the light from-scratch encoders")
@@ -210,7 +153,7 @@ def run_demo(
     print(f"[4/4] training fold {fold} with {recipe / 'train.py'}")
     command = recipe_command(
         recipe,
-        data_folder,
+        prepared,
         prepared,
         run,
         audio_source,

@@ -200,3 +200,14 @@ def test_cli_writes_the_release_and_its_summary(tmp_path, capsys):
     assert (tmp_path / RELEASE_DIRNAME / "Session5").is_dir()
     assert (tmp_path / SUMMARY_NAME).is_file()
     assert "100 utterances" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("corpus", ["iemocap", "msp-podcast", "csv"])
+def test_a_size_that_is_neither_named_nor_a_number_is_refused(
+    corpus, tmp_path, capsys
+):
+    code = main(["--out", str(tmp_path), "--corpus", corpus, "--size", "x"])
+    assert code == 2
+    error = capsys.readouterr().err
+    assert f"--size for {corpus}: tiny, small, default or a number" in error
+    assert not any(tmp_path.iterdir())

@@ -50,6 +50,7 @@ SUBLAYERS = {
         ["audio", "corpus", "folds", "tables", "synthetic"],
         ["iemocap", "msp_podcast", "csv_corpus", "synthetic_csv"],
         ["synthetic_msp"],
+        ["corpora"],
     ],
     "encoders": [["base"], ["huggingface", "light", "asr"]],
     "training": [

@@ -1,7 +1,8 @@
 """What a prepared folder holds: ``corpus.json``.
 
-``mtmm prepare msp-podcast`` and ``mtmm prepare csv`` describe the folder
-they write, so that a recipe trains on it without being told again::
+Every preparation (``mtmm prepare iemocap|msp-podcast|csv``) describes the
+folder it writes, so that a recipe trains on it without being told
+again::
 
     {"corpus": "csv", "manifest": "manifest.json",
      "labels": ["angry", "happy", "neutral", "sad"],

@@ -46,13 +46,16 @@ from speechbrain.utils.logger import get_logger
 
 from speechbrain_mtmm.atomic import write_json
 from speechbrain_mtmm.data.audio import audio_duration
+from speechbrain_mtmm.data.corpus import read_corpus_info, write_corpus_info
 from speechbrain_mtmm.data.folds import (
+    N_FOLDS,
     PROTOCOLS,
     fold_paths,
     folds_index_path,
     read_folds,
     write_folds,
 )
+from speechbrain_mtmm.run_folder import DIMENSIONS
 
 logger = get_logger(__name__)
 
@@ -747,6 +750,8 @@ def prepare_iemocap(
     previous = _load_options(save_folder)
     if previous == stored and _outputs_exist(save_folder):
         logger.info("IEMOCAP already prepared in %s, reusing it", save_folder)
+        if read_corpus_info(save_folder) is None:  # prepared before 0.3
+            _describe(save_folder, options)
         return manifest_path
     changed = [
         key
@@ -766,11 +771,26 @@ def prepare_iemocap(
     write_json(manifest_path, manifest, sort_keys=True)
     write_json(os.path.join(save_folder, SUMMARY_NAME), summary, sort_keys=True)
     write_folds(manifest, save_folder, protocols, speaker_valid)
+    _describe(save_folder, options)
     write_json(os.path.join(save_folder, OPTIONS_NAME), stored, sort_keys=True)
     text = format_summary(summary)
     logger.info(text)
     print(text)
     return manifest_path
+
+
+def _describe(save_folder, options):
+    """Writes ``corpus.json``: what the prepared folder holds."""
+    write_corpus_info(
+        save_folder,
+        corpus="iemocap",
+        manifest=MANIFEST_NAME,
+        labels=list(dict.fromkeys(options["label_map"].values())),
+        dimensions=list(DIMENSIONS),
+        rating_scale=list(RATING_RANGE),
+        protocols={p: N_FOLDS[p] for p in options["protocols"]},
+        source=options["data_folder"],
+    )
 
 
 def prepared_manifest(save_folder):

@@ -149,29 +149,6 @@ PROSODY = {
 }
 
 
-def size_to_utterances(size):
-    """Utterances per dialog for a size name or number.
-
-    Arguments
-    ---------
-    size : str or int
-        ``"tiny"`` (4), ``"small"`` (8), ``"default"`` (14) or a number.
-
-    Returns
-    -------
-    int
-        Utterances per dialog (25 dialogs in the corpus).
-
-    Example
-    -------
-    >>> size_to_utterances("tiny"), size_to_utterances("20")
-    (4, 20)
-    """
-    if str(size) in SIZES:
-        return SIZES[str(size)]
-    return int(size)
-
-
 def _speaker_shift(rng):
     """Per-speaker pitch factor and spectral tilt offset (a mild timbre)."""
     return rng.uniform(0.95, 1.05), rng.uniform(-0.15, 0.15)

@@ -57,8 +57,8 @@ import torch
 from tqdm import tqdm
 
 from speechbrain_mtmm.atomic import write_json
+from speechbrain_mtmm.data.corpora import corpus_of_recipe
 from speechbrain_mtmm.data.corpus import read_corpus_info
-from speechbrain_mtmm.data.folds import N_FOLDS
 from speechbrain_mtmm.experiments.aggregate import aggregate
 from speechbrain_mtmm.experiments.reports import write_report
 from speechbrain_mtmm.locks import FolderLock
@@ -309,18 +309,20 @@ def plan_runs(hparams_file, protocol, folds, seeds, output, overrides):
     --output_folder=/tmp/cv/session_fold1/seed2
     --lr=0.1
     """
-    # IEMOCAP's protocols, or those of a prepared corpus (mtmm prepare)
+    # the protocols of a prepared corpus (mtmm prepare), or those the
+    # recipe's corpus is prepared with
     info = read_corpus_info(overrides.get("data_folder", ""))
-    protocols = N_FOLDS if info is None else info["protocols"]
-    if protocol not in protocols:
-        hint = (
-            "; for another corpus, prepare it first (mtmm prepare "
-            "msp-podcast|csv) and give its folder as --data_folder"
-            if info is None
-            else ""
-        )
+    record = corpus_of_recipe(recipe_folder(hparams_file))
+    protocols = record.protocols if info is None else info["protocols"]
+    if protocols is None:
         raise ValueError(
-            f"protocol must be one of {tuple(protocols)}: {protocol!r}{hint}"
+            f"{record.name}: the folds are made when the corpus is "
+            f"prepared: prepare it first (mtmm prepare {record.name}) and "
+            "give its folder as --data_folder"
+        )
+    if protocol not in protocols:
+        raise ValueError(
+            f"protocol must be one of {tuple(protocols)}: {protocol!r}"
         )
     count = protocols[protocol]
     folds = list(folds or range(1, count + 1))

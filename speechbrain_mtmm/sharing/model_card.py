@@ -10,7 +10,8 @@ so the folder can be uploaded as it is. A sweep export (all folds of a
 cross-validation) gets a card with the cross-validation table instead.
 
 The front matter is huggingface_hub's ``ModelCardData``: the corpus'
-data set, language and licence (:data:`CORPORA`), the encoders' hub ids
+data set, language and licence (the corpus' record,
+:data:`speechbrain_mtmm.data.corpora.CORPORA`), the encoders' hub ids
 as ``base_model``, and a ``model-index`` of ``EvalResult`` entries, one
 per test metric the run has, with the values of ``test_results.json``
 (a sweep: the means of ``cv_results.json``). The card's prose is written
@@ -28,6 +29,7 @@ from huggingface_hub import EvalResult, ModelCardData
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
+from speechbrain_mtmm.data.corpora import CORPORA, FILL
 from speechbrain_mtmm.encoders import LIGHT_SOURCES, MODALITIES
 from speechbrain_mtmm.experiments.reports import (
     STD_TEXT,
@@ -46,8 +48,6 @@ from speechbrain_mtmm.run_folder import (
     read_test_results,
 )
 
-FILL = "**to be filled by the publisher**"
-
 #: What each protocol guarantees about the test speakers
 PROTOCOL_NOTES = {
     "speaker": "speaker-independent: the test speakers were never seen in "
@@ -62,78 +62,6 @@ PROTOCOL_NOTES = {
 }
 OTHER_PROTOCOL = "see the training recipe"
 
-#: What a card says of each corpus a recipe trains on (test_results.json
-#: records which: ``corpus``). ``dataset`` is the hub's data set id of the
-#: front matter (None: the publisher names it), ``language`` its ISO 639-1
-#: code (None: the publisher sets it), ``license_name`` / ``license_link``
-#: the terms the corpus is distributed under, which bind what may be done
-#: with models trained on it (the weights' licence is ``other``: no
-#: standard licence says what such terms allow).
-CORPORA = {
-    "iemocap": {
-        "name": "IEMOCAP",
-        "recipe": "IEMOCAP",
-        "dataset": "iemocap",
-        "language": "en",
-        "about": "ten North-American English actors in five dyadic "
-        "sessions, scripted and improvised, recorded with close-talk "
-        "microphones in a studio. Acted emotion is more prototypical than "
-        "everyday speech; expect lower accuracy on spontaneous, noisy, "
-        "telephone, far-field, non-English, child or elderly speech, and "
-        "on accents absent from the ten speakers.",
-        "transcripts": "IEMOCAP's manual transcripts",
-        "license_name": "iemocap-license",
-        "license_link": "https://sail.usc.edu/iemocap/"
-        "Data_Release_Form_IEMOCAP.pdf",
-        "licence_terms": "IEMOCAP is distributed by USC's SAIL lab under "
-        "its data release form (research use; the data may not be "
-        "redistributed); the front matter links it as the licence of "
-        "these weights because no standard licence covers a model trained "
-        "on it. Whether the form allows publishing such a model is for "
-        "the publisher to check with USC.",
-    },
-    "msp-podcast": {
-        "name": "MSP-Podcast",
-        "recipe": "MSP-Podcast",
-        "dataset": "msp-podcast",
-        "language": "en",
-        "about": "natural English speech from podcasts, thousands of "
-        "speakers, labelled by crowd-sourced raters; classes are heavily "
-        "imbalanced (neutral and happy dominate). Expect lower accuracy "
-        "on acted, telephone, far-field, non-English, child or elderly "
-        "speech.",
-        "transcripts": "the release's transcripts (utterances without one "
-        "read an empty text)",
-        "license_name": "msp-podcast-license",
-        "license_link": "https://ecs.utdallas.edu/research/researchlabs/"
-        "msp-lab/MSP-Podcast.html",
-        "licence_terms": "MSP-Podcast is distributed by UT Dallas' MSP "
-        "lab under its licence agreement (an academic licence, commercial "
-        "use under a separate one; the data may not be redistributed); "
-        "the front matter links the corpus' page as the licence of these "
-        "weights because no standard licence covers a model trained on "
-        "it. Whether the agreement allows publishing such a model is for "
-        "the publisher to check with UT Dallas.",
-    },
-    "csv": {
-        "name": "a corpus prepared from a CSV manifest",
-        "recipe": "IEMOCAP",
-        "dataset": None,
-        "language": None,
-        "about": f"{FILL} (who speaks, in which language and "
-        "setting, how the labels were given).",
-        "transcripts": "the transcripts of the corpus' manifest",
-        "license_name": "to-be-filled-by-the-publisher",
-        "license_link": "LICENSE",
-        "licence_terms": "The front matter's `license_name` and "
-        "`license_link` are placeholders: set `license_name` to a short "
-        "id of the corpus' licence and `license_link` to its URL (or put "
-        "its text in a `LICENSE` file next to this card), and add "
-        "`language` (ISO 639-1 codes) and `datasets` (hub ids, if the "
-        "corpus is on the hub) to the front matter.",
-    },
-}
-
 
 def corpus_facts(results):
     """What the card says of the corpus a run was trained on.
@@ -147,9 +75,10 @@ def corpus_facts(results):
     Returns
     -------
     dict
-        ``name``, ``recipe``, ``dataset``, ``language``, ``about``,
-        ``transcripts``, ``license_name``, ``license_link``,
-        ``licence_terms``.
+        ``corpus``, ``name``, ``recipe`` and the record's ``card``
+        (:data:`speechbrain_mtmm.data.corpora.CORPORA`): ``dataset``,
+        ``language``, ``about``, ``transcripts``, ``license_name``,
+        ``license_link``, ``licence_terms``.
 
     Example
     -------
@@ -158,7 +87,17 @@ def corpus_facts(results):
     >>> corpus_facts({})["name"]
     'IEMOCAP'
     """
-    return CORPORA.get(results.get("corpus", "iemocap"), CORPORA["csv"])
+    record = CORPORA.get(results.get("corpus", "iemocap"), CORPORA["csv"])
+    return {
+        "corpus": record.name,
+        "name": record.title,
+        "recipe": record.recipe,
+        **record.card,
+    }
+
+
+#: What a card says of IEMOCAP, the corpus of runs that do not say theirs
+IEMOCAP_FACTS = corpus_facts({"corpus": "iemocap"})
 
 
 #: Metric columns of a card: key, title
@@ -353,7 +292,7 @@ def run_results(results, settings, facts):
     >>> results = {"WA": 0.5, "UA": 0.4, "test_transcripts": "gold",
     ...     "conditions": {"gold": {"WA": 0.5}, "none": {"WA": 0.25}}}
     >>> entries = run_results(results, {"protocol": "speaker", "fold": 1},
-    ...                       CORPORA["iemocap"])
+    ...                       corpus_facts({"corpus": "iemocap"}))
     >>> [(e.dataset_config, e.metric_name, e.metric_value) for e in entries]
     ... # doctest: +NORMALIZE_WHITESPACE
     [('speaker_fold1', 'WA (accuracy)', 0.5),
@@ -400,7 +339,7 @@ def sweep_results(results, facts):
     >>> results = {"protocol": "speaker", "folds": [1, 2], "seeds": [1],
     ...            "summary": {"all": {"WA": {"mean": 0.5}}}}
     >>> [(e.dataset_config, e.metric_name, e.metric_value)
-    ...  for e in sweep_results(results, CORPORA["iemocap"])]
+    ...  for e in sweep_results(results, corpus_facts({"corpus": "iemocap"}))]
     [('speaker_cv', 'WA (accuracy), mean of 2 folds x 1 seeds', 0.5)]
     """
     mean = (
@@ -447,7 +386,7 @@ def card_metadata(config, facts, results=(), model_name=None, onnx=False):
     -------
     >>> config = {"audio": {"source": "facebook/hubert-large-ll60k"},
     ...           "text": {"source": "/models/deberta"}}
-    >>> data = card_metadata(config, CORPORA["msp-podcast"])
+    >>> data = card_metadata(config, corpus_facts({"corpus": "msp-podcast"}))
     >>> data.datasets, data.language, data.base_model, data.license_name
     (['msp-podcast'], ['en'], ['facebook/hubert-large-ll60k'], \
 'msp-podcast-license')
@@ -486,7 +425,7 @@ def front_matter(data):
     Example
     -------
     >>> data = card_metadata({"audio": {"source": "fbank"},
-    ...     "text": {"source": "hashing"}}, CORPORA["iemocap"])
+    ...     "text": {"source": "hashing"}}, corpus_facts({"corpus": "iemocap"}))
     >>> print(front_matter(data).splitlines()[1])
     datasets:
     """
@@ -495,9 +434,7 @@ def front_matter(data):
 
 def _labels_line(labels, facts=None):
     names = dict(LABEL_NAMES)
-    if (facts or CORPORA["iemocap"]) is CORPORA["iemocap"] and (
-        "exc" not in labels
-    ):
+    if (facts or IEMOCAP_FACTS)["corpus"] == "iemocap" and "exc" not in labels:
         names["hap"] = "happy (IEMOCAP's excited merged in)"
     return ", ".join(
         f"`{label}` ({names[label]})" if label in names else label
@@ -623,9 +560,9 @@ def limitations(settings, scale=RATING_SCALE, facts=None):
     str
         Markdown.
     """
-    facts = facts or CORPORA["iemocap"]
+    facts = facts or IEMOCAP_FACTS
     corpus = facts["name"]
-    if "label_map" in settings and facts is CORPORA["iemocap"]:
+    if "label_map" in settings and facts["corpus"] == "iemocap":
         corpus += f" ({settings['label_map']} label map)"
     heard = facts["transcripts"]
     protocol = settings.get("protocol")
@@ -752,9 +689,9 @@ def training_section(settings, config, info, facts=None):
         Markdown.
     """
     unknown = "not recorded"
-    facts = facts or CORPORA["iemocap"]
+    facts = facts or IEMOCAP_FACTS
     corpus = facts["name"]
-    if facts is CORPORA["iemocap"]:
+    if facts["corpus"] == "iemocap":
         corpus += f", label map `{settings.get('label_map', unknown)}`"
     terms = {
         "ce": "CE",
@@ -920,7 +857,7 @@ def sweep_card(
         ["folder", "fold", "seed"],
         [[f"`{name}`", *_fold_seed(name)] for name in members],
     )
-    facts = facts or CORPORA["iemocap"]
+    facts = facts or IEMOCAP_FACTS
     name = _model_name(
         model_ref, f"{facts['name']} {results['protocol']} cross-validation"
     )

@@ -27,12 +27,11 @@ from speechbrain.utils.distributed import (
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_mtmm.data.audio import AudioFileError
+from speechbrain_mtmm.data.corpora import CORPUS_ERRORS
 from speechbrain_mtmm.data.corpus import (
     CorpusError,
 )
 from speechbrain_mtmm.data.folds import FoldError
-from speechbrain_mtmm.data.iemocap import IEMOCAPError
-from speechbrain_mtmm.data.msp_podcast import MSPPodcastError
 from speechbrain_mtmm.encoders import EncoderError
 from speechbrain_mtmm.locks import FolderBusyError, FolderLock
 from speechbrain_mtmm.run_folder import (
@@ -231,9 +230,8 @@ def end_run():
 
 #: Errors that mean bad input or options: reported as one line, no trace
 RECIPE_ERRORS = (
-    IEMOCAPError,
+    *CORPUS_ERRORS,
     CorpusError,
-    MSPPodcastError,
     FoldError,
     AudioFileError,
     FeatureCacheError,

@@ -23,11 +23,10 @@ from speechbrain.utils.distributed import (
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_mtmm.data.corpus import (
-    corpus_manifest,
     read_corpus_info,
 )
 from speechbrain_mtmm.data.folds import FoldError, check_fold
-from speechbrain_mtmm.data.iemocap import IEMOCAPError, prepared_manifest
+from speechbrain_mtmm.data.iemocap import IEMOCAPError
 from speechbrain_mtmm.run_folder import (
     DIMENSIONS,
 )
@@ -112,8 +111,8 @@ def prepare_corpus(
 
     Returns
     -------
-    dict or None
-        The corpus description (None for an IEMOCAP preparation).
+    dict
+        The corpus description (``corpus.json``).
     """
     info = check_protocol(data_folder, protocol, fold, protocols)
     if info is None:
@@ -126,8 +125,11 @@ def prepare_corpus(
             },
         )
         info = read_corpus_info(prepare_folder)
-        if info is not None:  # the protocols the preparation wrote
-            check_fold(protocol, fold, info["protocols"])
+        if info is None:
+            raise DataError(
+                f"{prepare_folder}: the preparation wrote no corpus.json"
+            )
+        check_fold(protocol, fold, info["protocols"])  # those it wrote
     elif os.path.realpath(prepare_folder) != os.path.realpath(data_folder):
         raise DataError(
             f"{data_folder} is a prepared corpus, but prepare_folder is "
@@ -143,9 +145,8 @@ def check_ratings(info, folder, rating_scale, weights, n_dims):
 
     Arguments
     ---------
-    info : dict or None
-        The corpus description (None: IEMOCAP, rated on 1-5 for every
-        dimension).
+    info : dict
+        The corpus description (``corpus.json``).
     folder : str
         The prepared folder (for the message).
     rating_scale : list of float
@@ -165,8 +166,6 @@ def check_ratings(info, folder, rating_scale, weights, n_dims):
     speechbrain_mtmm.training.splits.DataError: p: no utterance is rated \
 for arousal; train without it (--w_arousal=0)
     """
-    if info is None:
-        return
     scale = info["rating_scale"]
     if scale is not None and list(rating_scale) != list(scale):
         raise DataError(
@@ -179,30 +178,6 @@ for arousal; train without it (--w_arousal=0)
                 f"{folder}: no utterance is rated for {name}; train "
                 f"without it (--w_{name}=0)"
             )
-
-
-def whole_manifest(prepare_folder, info):
-    """The manifest of the whole corpus of a prepared folder.
-
-    Arguments
-    ---------
-    prepare_folder : str
-        The prepared folder.
-    info : dict or None
-        Its description (None: an IEMOCAP preparation).
-
-    Returns
-    -------
-    str
-
-    Example
-    -------
-    >>> whole_manifest("p", None).replace(os.sep, "/")
-    'p/iemocap.json'
-    """
-    if info is None:
-        return prepared_manifest(prepare_folder)
-    return corpus_manifest(prepare_folder, info)
 
 
 def split_entries(path, heard=None):

@@ -45,6 +45,8 @@ import sys
 import torch
 from iemocap_prepare import prepare_iemocap
 from speechbrain_mtmm.data.audio import load_audio
+from speechbrain_mtmm.data.corpora import IEMOCAP
+from speechbrain_mtmm.data.corpus import corpus_manifest
 from speechbrain_mtmm.data.folds import fold_paths
 from speechbrain_mtmm.run_folder import (
     DIMENSIONS,
@@ -91,7 +93,6 @@ from speechbrain_mtmm.training.splits import (
     class_weights,
     prepare_corpus,
     split_entries,
-    whole_manifest,
 )
 from speechbrain_mtmm.training.transcripts import (
     asr_word_error_rates,
@@ -103,7 +104,7 @@ import speechbrain as sb
 from speechbrain.utils.distributed import ddp_init_group, if_main_process
 
 #: The protocols IEMOCAP's preparation writes, and their folds
-PROTOCOLS = {"speaker": 10, "session": 5}
+PROTOCOLS = IEMOCAP.protocols
 
 
 class EmotionBrain(sb.Brain):
@@ -512,7 +513,7 @@ def main(argv):
     asr = None
     if "asr" in (hparams["transcripts"], *conditions):
         asr = prepare_asr_transcripts(
-            whole_manifest(hparams["prepare_folder"], corpus),
+            corpus_manifest(hparams["prepare_folder"], corpus),
             run_opts,
             hparams["asr_source"],
             hparams["asr_cache_folder"],
@@ -598,7 +599,7 @@ def main(argv):
         wer = asr_word_error_rates(datasets["test"].data, asr) if asr else None
         results = with_conditions({c: tested[c][0] for c in conditions}, wer)
         # what the model card says of the data depends on the corpus
-        results["corpus"] = corpus["corpus"] if corpus else "iemocap"
+        results["corpus"] = corpus["corpus"]
         write_test_outputs(
             hparams["output_folder"], results, tested[conditions[0]][1]
         )

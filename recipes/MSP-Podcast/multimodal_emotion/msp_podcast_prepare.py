@@ -14,6 +14,6 @@ Authors
  * speechbrain-mtmm contributors, 2026
 """
 
-from speechbrain_mtmm.data.msp_podcast import PROTOCOL, prepare_msp_podcast
+from speechbrain_mtmm.data.msp_podcast import prepare_msp_podcast
 
-__all__ = ["PROTOCOL", "prepare_msp_podcast"]
+__all__ = ["prepare_msp_podcast"]

@@ -37,8 +37,10 @@ import math
 import sys
 
 import torch
-from msp_podcast_prepare import PROTOCOL, prepare_msp_podcast
+from msp_podcast_prepare import prepare_msp_podcast
 from speechbrain_mtmm.data.audio import load_audio
+from speechbrain_mtmm.data.corpora import MSP_PODCAST
+from speechbrain_mtmm.data.corpus import corpus_manifest
 from speechbrain_mtmm.data.folds import fold_paths
 from speechbrain_mtmm.run_folder import (
     DIMENSIONS,
@@ -86,7 +88,6 @@ from speechbrain_mtmm.training.splits import (
     class_weights,
     prepare_corpus,
     split_entries,
-    whole_manifest,
 )
 from speechbrain_mtmm.training.transcripts import (
     asr_word_error_rates,
@@ -98,7 +99,7 @@ import speechbrain as sb
 from speechbrain.utils.distributed import ddp_init_group, if_main_process
 
 #: The release's split is one fold of its own protocol
-PROTOCOLS = {PROTOCOL: 1}
+PROTOCOLS = MSP_PODCAST.protocols
 #: Our name of each test set -> the release's
 TEST_SETS = {"test": "Test1", "test2": "Test2"}
 
@@ -503,7 +504,7 @@ def main(argv):
     asr = None
     if "asr" in (hparams["transcripts"], *conditions):
         asr = prepare_asr_transcripts(
-            whole_manifest(hparams["prepare_folder"], corpus),
+            corpus_manifest(hparams["prepare_folder"], corpus),
             run_opts,
             hparams["asr_source"],
             hparams["asr_cache_folder"],
