@@ -29,7 +29,8 @@ its own in a CSV corpus (``rating_scale`` of the model configuration); the
 model predicts them on 0-1 (:func:`to_unit`, :func:`to_rating`). Prediction
 files and reports use the corpus' ratings, inference results give both.
 
-This module imports nothing of the package: every layer may use it.
+It imports only the leaf module that writes files atomically
+(:mod:`speechbrain_mtmm.atomic`): every other layer may use it.
 
 Authors
 -------
@@ -44,8 +45,11 @@ from pathlib import Path
 from speechbrain_mtmm.atomic import write_json, write_text
 
 DIMENSIONS = ("valence", "arousal", "dominance")
-RATING_MIN, RATING_MAX = 1.0, 5.0  # IEMOCAP's, the default scale
-RATING_SCALE = (RATING_MIN, RATING_MAX)
+#: The rating scale of valence, arousal and dominance of each corpus with
+#: one (a CSV corpus states its own when it is prepared)
+RATING_SCALES = {"iemocap": (1.0, 5.0), "msp-podcast": (1.0, 7.0)}
+#: The scale of runs and exports that do not record theirs (IEMOCAP's)
+RATING_SCALE = RATING_SCALES["iemocap"]
 
 HYPERPARAMS = "hyperparams.yaml"
 TRAIN_LOG = "train_log.txt"

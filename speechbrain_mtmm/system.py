@@ -36,17 +36,23 @@ from speechbrain.utils.checkpoints import (
     register_checkpoint_hooks,
 )
 
-from speechbrain_mtmm.encoders import MODALITIES, build_encoder
+from speechbrain_mtmm.encoders import (
+    LIGHT_SIZE,
+    MAX_TOKENS,
+    MODALITIES,
+    build_encoder,
+)
 from speechbrain_mtmm.nnet.builders import BlockError, build_block
 from speechbrain_mtmm.nnet.layer_sum import WeightedLayerSum
 from speechbrain_mtmm.nnet.masking import masked_modality_features
 from speechbrain_mtmm.nnet.model import MultimodalEmotionModel
+from speechbrain_mtmm.run_folder import RATING_SCALE
 
 # The configuration of the paper (Ispas et al., ICMI 2023) and its keys
 PAPER_CONFIG = {
     "labels": ["neu", "hap", "sad", "ang"],
     "n_dims": 2,
-    "rating_scale": [1.0, 5.0],
+    "rating_scale": list(RATING_SCALE),
     "modalities": ["audio", "text"],
     "sample_rate": 16000,
     "max_audio_seconds": 20.0,
@@ -54,14 +60,14 @@ PAPER_CONFIG = {
         "source": "facebook/hubert-large-ll60k",
         "layers": [-1],
         "freeze": "paper",
-        "light_size": 128,
+        "light_size": LIGHT_SIZE,
     },
     "text": {
         "source": "microsoft/deberta-v3-large",
         "layers": [-1],
         "freeze": "paper",
-        "max_length": 128,
-        "light_size": 128,
+        "max_length": MAX_TOKENS,
+        "light_size": LIGHT_SIZE,
     },
     "d_model": 1024,
     "n_heads": 32,
@@ -80,14 +86,18 @@ PAPER_CONFIG = {
 # Model settings a configuration may leave out (older exports), defaults
 MODEL_DEFAULTS = {
     "fusion_ffn": 0,
-    "rating_scale": [1.0, 5.0],
+    "rating_scale": list(RATING_SCALE),
     "refinement_type": "self_attention",
     "heads_type": "emotion_heads",
 }
 
 
 # Encoder settings a section may leave out, and their defaults
-ENCODER_DEFAULTS = {"freeze": "paper", "light_size": 128, "max_length": 128}
+ENCODER_DEFAULTS = {
+    "freeze": "paper",
+    "light_size": LIGHT_SIZE,
+    "max_length": MAX_TOKENS,
+}
 
 
 class ModelConfigError(ValueError):
@@ -248,7 +258,7 @@ class MultimodalEmotionSystem(torch.nn.Module):
                 save_path=save_path,
                 pretrained=pretrained,
                 light_size=section["light_size"],
-                max_length=section.get("max_length", 128),
+                max_length=section.get("max_length", MAX_TOKENS),
                 sample_rate=config["sample_rate"],
             )
             layers = encoder.normalize_layers(section["layers"])

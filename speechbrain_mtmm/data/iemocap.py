@@ -55,24 +55,11 @@ from speechbrain_mtmm.data.folds import (
     read_folds,
     write_folds,
 )
-from speechbrain_mtmm.run_folder import DIMENSIONS
+from speechbrain_mtmm.run_folder import DIMENSIONS, RATING_SCALES
 
 logger = get_logger(__name__)
 
 SESSIONS = (1, 2, 3, 4, 5)
-CATEGORY_CODES = (
-    "neu",
-    "hap",
-    "exc",
-    "sad",
-    "ang",
-    "fru",
-    "sur",
-    "fea",
-    "dis",
-    "oth",
-    "xxx",
-)
 _FOUR_CLASS = {
     "neu": "neu",
     "hap": "hap",
@@ -108,7 +95,7 @@ _HEADLESS_SUMMARY_RE = re.compile(
     r"^\s*[\d.]+\s*-\s*[\d.]+\]\s+Ses0\d[FM]_\S+\s+\w+\s+\["
 )
 # valence, activation and dominance are rated 1-5 in IEMOCAP
-RATING_RANGE = (1.0, 5.0)
+RATING_RANGE = RATING_SCALES["iemocap"]
 
 
 class IEMOCAPError(ValueError):

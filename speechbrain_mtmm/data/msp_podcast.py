@@ -54,6 +54,7 @@ from tqdm import tqdm
 from speechbrain_mtmm.atomic import write_json
 from speechbrain_mtmm.data.audio import audio_duration
 from speechbrain_mtmm.data.corpus import read_corpus_info, write_corpus_info
+from speechbrain_mtmm.run_folder import RATING_SCALES
 
 logger = get_logger(__name__)
 
@@ -82,7 +83,7 @@ SPLITS = {
     "Test2": "test2",
     "Test3": "test3",
 }
-RATING_RANGE = (1.0, 7.0)
+RATING_RANGE = RATING_SCALES["msp-podcast"]
 COLUMNS = (
     "FileName",
     "EmoClass",

@@ -12,6 +12,8 @@ Authors
 
 from speechbrain_mtmm.encoders.base import (
     FREEZE_POLICIES,
+    LIGHT_SIZE,
+    MAX_TOKENS,
     Encoder,
     EncoderError,
 )
@@ -27,7 +29,9 @@ LIGHT_SOURCES = {"audio": "fbank", "text": "hashing"}
 
 __all__ = [
     "FREEZE_POLICIES",
+    "LIGHT_SIZE",
     "LIGHT_SOURCES",
+    "MAX_TOKENS",
     "MODALITIES",
     "Encoder",
     "EncoderError",
@@ -46,8 +50,8 @@ def build_encoder(
     freeze="paper",
     save_path=None,
     pretrained=True,
-    light_size=128,
-    max_length=128,
+    light_size=LIGHT_SIZE,
+    max_length=MAX_TOKENS,
     sample_rate=16000,
 ):
     """The encoder of one modality, chosen by ``source``.

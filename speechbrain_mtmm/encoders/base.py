@@ -46,6 +46,11 @@ from speechbrain.dataio.dataio import length_to_mask
 from torch import nn
 
 FREEZE_POLICIES = ("paper", "frozen", "trainable")
+#: Tokens kept per transcript (special tokens included) unless a model's
+#: text section says otherwise; IEMOCAP and MSP-Podcast turns are shorter
+MAX_TOKENS = 128
+#: Width of the light from-scratch encoders (fbank, hashing)
+LIGHT_SIZE = 128
 
 
 class EncoderError(ValueError):

@@ -36,6 +36,7 @@ from transformers.models.deberta_v2.modeling_deberta_v2 import (
 )
 
 from speechbrain_mtmm.encoders.base import (
+    MAX_TOKENS,
     Encoder,
     EncoderError,
     lens_to_mask,
@@ -319,7 +320,7 @@ class HFTextEncoder(_HFEncoder):
         source,
         save_path=None,
         freeze="paper",
-        max_length=128,
+        max_length=MAX_TOKENS,
         pretrained=True,
         **kwargs,
     ):
@@ -396,7 +397,7 @@ class HFTokenizer:
         Tokens kept per transcript, special tokens included.
     """
 
-    def __init__(self, tokenizer, max_length=128):
+    def __init__(self, tokenizer, max_length=MAX_TOKENS):
         self.tokenizer = tokenizer
         self.max_length = int(max_length)
         pad_id = tokenizer.pad_token_id

@@ -20,7 +20,7 @@ from speechbrain.dataio.dataio import length_to_mask
 from speechbrain.lobes.features import Fbank
 from torch import nn
 
-from speechbrain_mtmm.encoders.base import Encoder, lens_to_mask
+from speechbrain_mtmm.encoders.base import MAX_TOKENS, Encoder, lens_to_mask
 
 
 class FbankAudioEncoder(Encoder):
@@ -191,7 +191,7 @@ class HashingTokenizer:
 
     _token_pattern = re.compile(r"\w+|[^\w\s]")
 
-    def __init__(self, vocab_size=2048, max_length=128, add_bos=True):
+    def __init__(self, vocab_size=2048, max_length=MAX_TOKENS, add_bos=True):
         first = 2 if add_bos else 1
         if vocab_size <= first:
             raise ValueError(f"vocab_size must be > {first}")
@@ -284,7 +284,7 @@ class TokenEmbeddingTextEncoder(Encoder):
         num_layers=1,
         kernel_size=3,
         dropout=0.1,
-        max_length=128,
+        max_length=MAX_TOKENS,
         freeze="trainable",
     ):
         super().__init__()

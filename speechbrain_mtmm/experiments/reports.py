@@ -38,19 +38,11 @@ from speechbrain_mtmm.run_folder import (
     read_predictions,
     read_train_log,
 )
+from speechbrain_mtmm.training.metrics import metric_columns
 
-PAPER_COLUMNS = (
-    ("UA", "UAR"),
-    ("WA", "WAR"),
-    ("CCC_valence", "CCC-V"),
-    ("CCC_arousal", "CCC-A"),
-)
-DETAIL_COLUMNS = (
-    ("UA", "UAR"),
-    ("WA", "WAR"),
-    ("macro_F1", "macro-F1"),
-    ("CCC_valence", "CCC-V"),
-    ("CCC_arousal", "CCC-A"),
+PAPER_COLUMNS = metric_columns(("UA", "WA", "CCC_valence", "CCC_arousal"))
+DETAIL_COLUMNS = metric_columns(
+    ("UA", "WA", "macro_F1", "CCC_valence", "CCC_arousal")
 )
 PLOTS = {
     "confusion": "confusion.png",

@@ -48,7 +48,12 @@ except ImportError:  # the optional extra: pip install speechbrain-mtmm[onnx]
     onnxruntime = None
 from transformers import AutoTokenizer
 
-from speechbrain_mtmm.encoders import LIGHT_SOURCES, build_encoder
+from speechbrain_mtmm.encoders import (
+    LIGHT_SIZE,
+    LIGHT_SOURCES,
+    MAX_TOKENS,
+    build_encoder,
+)
 from speechbrain_mtmm.encoders.huggingface import HFTokenizer
 from speechbrain_mtmm.nnet.masking import masked_modality_features
 from speechbrain_mtmm.run_folder import file_digest, read_json
@@ -340,13 +345,13 @@ def _tokenizer(folder, section):
         return build_encoder(
             "text",
             source,
-            light_size=section.get("light_size", 128),
-            max_length=section.get("max_length", 128),
+            light_size=section.get("light_size", LIGHT_SIZE),
+            max_length=section.get("max_length", MAX_TOKENS),
         )
     path = Path(folder) / ONNX_FOLDER / TOKENIZER_FOLDER
     if not path.is_dir():
         raise OnnxBackendError(f"{path}: missing; export with --onnx again")
     return HFTokenizer(
         AutoTokenizer.from_pretrained(str(path)),
-        section.get("max_length", 128),
+        section.get("max_length", MAX_TOKENS),
     )

@@ -44,6 +44,7 @@ from speechbrain_mtmm.inference.recognizer import MultimodalEmotionRecognizer
 from speechbrain_mtmm.run_folder import (
     DIMENSIONS,
     RATING_SCALE,
+    RATING_SCALES,
     rating_key,
     to_rating,
 )
@@ -232,7 +233,9 @@ trained with the MSP-Podcast recipe?
         )
 
 
-def write_submission(rows, folder, labels=None, scale=(1.0, 7.0)):
+def write_submission(
+    rows, folder, labels=None, scale=RATING_SCALES["msp-podcast"]
+):
     """The MSP-Podcast challenge's files for predictions of Test3.
 
     Writes ``categorical.csv`` (``FileName,EmoClass``: the class code,
@@ -347,7 +350,7 @@ def load_recognizer(model, asr_source=None, device="cpu", backend="torch"):
         return MultimodalEmotionRecognizer.from_onnx(
             model, int8=backend == "onnx-int8", overrides=overrides
         )
-    except Exception as error:
+    except (OSError, ValueError, RuntimeError) as error:  # bad input only
         raise UsageError(f"cannot load the model {model}: {error}") from None
 
 
@@ -356,7 +359,8 @@ def _predict_one(recognizer, file, text):
         if file is None:
             return {"file": None, **recognizer.predict_text(text)}
         return recognizer.predict_file(file, text)
-    except Exception as error:  # one bad input must not stop the others
+    # one bad input must not stop the others; a bug still stops it all
+    except (OSError, ValueError, RuntimeError, ArithmeticError) as error:
         return {"file": file, "error": f"{type(error).__name__}: {error}"}
 
 

@@ -92,7 +92,6 @@ from speechbrain_mtmm.run_folder import (
 
 logger = get_logger(__name__)
 
-PATHS = ("audio+text", "audio+asr", "audio-only", "text-only")
 # Below these, a prediction is flagged: too little audio, or no signal
 SHORT_AUDIO_SECONDS = 0.5
 SILENCE_RMS = 1e-4

@@ -47,6 +47,7 @@ from speechbrain_mtmm.run_folder import (
     read_run_config,
     read_test_results,
 )
+from speechbrain_mtmm.training.metrics import TEST_METRICS
 
 #: What each protocol guarantees about the test speakers
 PROTOCOL_NOTES = {
@@ -101,14 +102,7 @@ IEMOCAP_FACTS = corpus_facts({"corpus": "iemocap"})
 
 
 #: Metric columns of a card: key, title
-METRICS = (
-    ("WA", "WA (accuracy)"),
-    ("UA", "UA (mean recall)"),
-    ("macro_F1", "macro-F1"),
-    ("CCC_valence", "CCC valence"),
-    ("CCC_arousal", "CCC arousal"),
-    ("CCC_dominance", "CCC dominance"),
-)
+METRICS = tuple((key, names[1]) for key, names in TEST_METRICS.items())
 LABEL_NAMES = {
     "neu": "neutral",
     "hap": "happy",
@@ -147,10 +141,8 @@ CITATION = """```bibtex
 
 #: The hub's metric of each test metric: type, name, arguments
 HUB_METRICS = {
-    "WA": ("accuracy", "WA (accuracy)", None),
-    "UA": ("recall", "UA (unweighted mean recall)", {"average": "macro"}),
-    "macro_F1": ("f1", "macro-F1", {"average": "macro"}),
-    **{f"CCC_{d}": ("ccc", f"CCC {d}", None) for d in DIMENSIONS},
+    key: (hub, title, arguments)
+    for key, (_, title, hub, arguments) in TEST_METRICS.items()
 }
 #: The hub task of every result (classes and dimensions of one model)
 TASK = ("audio-classification", "Speech emotion recognition")

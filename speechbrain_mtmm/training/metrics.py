@@ -24,6 +24,45 @@ logger = get_logger(__name__)
 CLASS_METRICS = ("WA", "UA", "macro_F1")
 
 
+#: Every test metric, named once: key (in results files) -> ``(column,
+#: title, hub type, hub arguments)``: the short column of report tables,
+#: the title of model cards, and the metric of a hub ``model-index``
+TEST_METRICS = {
+    "WA": ("WAR", "WA (accuracy)", "accuracy", None),
+    "UA": (
+        "UAR",
+        "UA (unweighted mean recall)",
+        "recall",
+        {"average": "macro"},
+    ),
+    "macro_F1": ("macro-F1", "macro-F1", "f1", {"average": "macro"}),
+    **{
+        f"CCC_{d}": (f"CCC-{d[0].upper()}", f"CCC {d}", "ccc", None)
+        for d in DIMENSIONS
+    },
+}
+
+
+def metric_columns(keys):
+    """``(key, column)`` of some test metrics, for a report table.
+
+    Arguments
+    ---------
+    keys : sequence of str
+        Keys of :data:`TEST_METRICS`.
+
+    Returns
+    -------
+    tuple of tuple
+
+    Example
+    -------
+    >>> metric_columns(["UA", "CCC_valence"])
+    (('UA', 'UAR'), ('CCC_valence', 'CCC-V'))
+    """
+    return tuple((key, TEST_METRICS[key][0]) for key in keys)
+
+
 class CCCStats(MetricStats):
     """Tracks valence/arousal(/dominance) predictions and computes CCC.
 
