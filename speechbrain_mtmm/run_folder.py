@@ -530,6 +530,52 @@ def file_digest(path):
     return digest.hexdigest()
 
 
+def check_digests(base, names, digests, recorded_in, hashed=True):
+    """Checks files against recorded SHA-256 digests.
+
+    Arguments
+    ---------
+    base : str or path-like
+        The folder the names are relative to.
+    names : iterable of str
+        The files to check (POSIX paths inside ``base``).
+    digests : dict
+        Name -> SHA-256.
+    recorded_in : str
+        Where the digests are recorded (for the message).
+    hashed : bool
+        Compare the bytes (False: only require a digest for each file).
+
+    Returns
+    -------
+    str or None
+        What is wrong with the first bad file, naming it, or None.
+
+    Example
+    -------
+    >>> folder = getfixture("tmp_path")
+    >>> _ = (folder / "a.txt").write_text("a")
+    >>> digests = {"a.txt": file_digest(folder / "a.txt")}
+    >>> check_digests(folder, ["a.txt"], digests, "info.json") is None
+    True
+    >>> print(check_digests(folder, ["b.txt"], digests, "info.json"))
+    ... # doctest: +ELLIPSIS
+    /.../b.txt: not covered by the digests of info.json
+    """
+    for name in names:
+        path = Path(base) / name
+        if name not in digests:
+            return f"{path}: not covered by the digests of {recorded_in}"
+        if hashed and (
+            not path.is_file() or file_digest(path) != digests[name]
+        ):
+            return (
+                f"{path}: missing or changed since the export (SHA-256 "
+                f"differs from {recorded_in})"
+            )
+    return None
+
+
 def sweep_run_name(protocol, fold, seed):
     """Where one fold x seed lives inside a sweep folder.
 

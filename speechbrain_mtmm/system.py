@@ -517,15 +517,7 @@ class MultimodalEmotionSystem(torch.nn.Module):
                     f"({record['source']}) is not the one this checkpoint "
                     "was trained with (its weights differ)"
                 )
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        missing, unexpected = self.load_state_dict(state, strict=False)
-        prefixes = tuple(f"{m}_encoder." for m in recorded)
-        missing = [k for k in missing if not k.startswith(prefixes)]
-        if missing or unexpected:
-            raise RuntimeError(
-                f"{path}: the weights do not fit the model (missing "
-                f"{missing[:5]}, unexpected {unexpected[:5]})"
-            )
+        load_weights(self, path, skip=[f"{m}_encoder." for m in recorded])
 
     def forward(self, audio, audio_lens, text, text_lens):
         """Refines, fuses and predicts from both modalities' features.
@@ -543,6 +535,56 @@ class MultimodalEmotionSystem(torch.nn.Module):
             ``logits``, ``dims`` (0-1) and ``embedding``.
         """
         return self.model(audio, audio_lens, text, text_lens)
+
+
+def load_weights(module, path, skip=()):
+    """Loads a weights file into ``module``, every parameter matching.
+
+    Read with ``torch.load(weights_only=True)``, so that the file can run
+    no code; a parameter missing from the file or one the module lacks is
+    an error (``load_state_dict``'s non-strict default only warns in
+    SpeechBrain's transfer).
+
+    Arguments
+    ---------
+    module : torch.nn.Module
+        The module built from the model's description.
+    path : str or path-like
+        A state-dict file (``<name>.ckpt``).
+    skip : sequence of str
+        Prefixes of parameters the file may lack (frozen encoders, rebuilt
+        from their sources).
+
+    Raises
+    ------
+    RuntimeError
+        Naming the file and the parameters that do not fit.
+
+    Example
+    -------
+    >>> path = getfixture("tmpdir") / "linear.ckpt"
+    >>> torch.save(torch.nn.Linear(2, 3).state_dict(), path)
+    >>> load_weights(torch.nn.Linear(2, 3), path)
+    >>> load_weights(torch.nn.Sequential(torch.nn.Linear(2, 3)), path)
+    Traceback (most recent call last):
+    ...
+    RuntimeError: ...linear.ckpt: the weights do not fit the model (missing \
+['0.weight', '0.bias'], unexpected ['weight', 'bias'])
+    """
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        missing, unexpected = module.load_state_dict(state, strict=False)
+    except RuntimeError as error:  # a parameter of another shape
+        details = "; ".join(line.strip() for line in str(error).splitlines())
+        raise RuntimeError(
+            f"{path}: the weights do not fit the model: {details}"
+        ) from None
+    missing = [k for k in missing if not k.startswith(tuple(skip))]
+    if missing or unexpected:
+        raise RuntimeError(
+            f"{path}: the weights do not fit the model (missing "
+            f"{missing[:5]}, unexpected {unexpected[:5]})"
+        )
 
 
 def _frozen_path(path):

@@ -16,6 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "speechbrain_mtmm"
 LAYERS = {
     "atomic": 0,
     "locks": 0,
+    "plain_yaml": 0,
     "run_folder": 1,
     "nnet": 2,
     "data": 2,

@@ -51,7 +51,6 @@ import ruamel.yaml
 import ruamel.yaml.constructor
 import ruamel.yaml.nodes
 import torch
-from hyperpyyaml import resolve_references
 from speechbrain.utils.fetching import (
     FetchConfig,
     FetchFrom,
@@ -62,13 +61,18 @@ from speechbrain.utils.fetching import (
 from speechbrain.utils.parameter_transfer import Pretrainer
 
 from speechbrain_mtmm.nnet.builders import is_builtin
+from speechbrain_mtmm.plain_yaml import read_plain_yaml
 from speechbrain_mtmm.run_folder import (
     EXPORT_INFO,
     HYPERPARAMS,
-    file_digest,
+    check_digests,
     read_json,
 )
-from speechbrain_mtmm.system import MultimodalEmotionSystem, check_config
+from speechbrain_mtmm.system import (
+    MultimodalEmotionSystem,
+    check_config,
+    load_weights,
+)
 
 SYSTEM_FILE = "system.ckpt"
 INTERFACE_FILE = "custom_interface.py"
@@ -155,16 +159,9 @@ def load_state_dict_strict(module, path):
     >>> load_state_dict_strict(torch.nn.Linear(3, 3), path)
     Traceback (most recent call last):
     ...
-    RuntimeError: ...linear.ckpt: the weights do not fit the model ...
+    RuntimeError: ...linear.ckpt: the weights do not fit the model: ...size mismatch...
     """
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    try:
-        module.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        raise RuntimeError(
-            f"{path}: the weights do not fit the model built from "
-            f"hyperparams.yaml: {error}"
-        ) from None
+    load_weights(module, path)
 
 
 def export_source(source):
@@ -420,6 +417,7 @@ def verify_digests(folder, names, digests, error=ExportLoadError):
 
     Example
     -------
+    >>> from speechbrain_mtmm.run_folder import file_digest
     >>> folder = getfixture("tmp_path")
     >>> _ = (folder / "a.txt").write_text("a")
     >>> verify_digests(folder, ["a.txt"], {"a.txt": file_digest(folder /
@@ -431,19 +429,9 @@ def verify_digests(folder, names, digests, error=ExportLoadError):
 or changed since the export (SHA-256 differs from export_info.json); fetch \
 the model again or export it again
     """
-    for name in names:
-        path = Path(folder) / name
-        if name not in digests:
-            raise error(
-                f"{path}: not covered by the digests of {EXPORT_INFO}; "
-                "export the model again"
-            )
-        if not path.is_file() or file_digest(path) != digests[name]:
-            raise error(
-                f"{path}: missing or changed since the export (SHA-256 "
-                f"differs from {EXPORT_INFO}); fetch the model again or "
-                "export it again"
-            )
+    wrong = check_digests(folder, names, digests, EXPORT_INFO)
+    if wrong:
+        raise error(f"{wrong}; fetch the model again or export it again")
 
 
 def fetch_export(
@@ -484,6 +472,7 @@ def fetch_export(
 
     Example
     -------
+    >>> from speechbrain_mtmm.run_folder import file_digest
     >>> model, saved = getfixture("tmp_path") / "m", getfixture("tmp_path")
     >>> (model / "encoders").mkdir(parents=True)
     >>> _ = (model / "encoders" / "config.json").write_text("{}")
@@ -808,16 +797,6 @@ load it with trust_remote_code=True only if you trust its source
     return kind or "trusted"
 
 
-_TAGGED = object()  # what a !new:, !name:, ... entry reads as
-
-
-class _PlainConstructor(ruamel.yaml.constructor.SafeConstructor):
-    """Reads YAML building nothing: a tagged node becomes ``_TAGGED``."""
-
-
-_PlainConstructor.add_multi_constructor("!", lambda *_: _TAGGED)
-
-
 def plain_hparams(folder, overrides=None):
     """A model folder's hyperparameters, references resolved, nothing
     built: tagged entries (``!new:``, ...) are left out, so the file cannot
@@ -851,29 +830,11 @@ def plain_hparams(folder, overrides=None):
             "by mtmm export"
         )
     overrides = dict(overrides or {})
-    with open(path, encoding="utf-8") as fin:
-        if "model_folder" in _plain_yaml(path):
-            overrides.setdefault("model_folder", str(folder))
-        text = resolve_references(fin, overrides).getvalue()
-    reader = ruamel.yaml.YAML(typ="safe", pure=True)
-    reader.Constructor = _PlainConstructor
-    values = reader.load(text)
-
-    def plain(value):
-        """Whether a value holds no tagged entry."""
-        if isinstance(value, dict):
-            return all(plain(v) for v in value.values())
-        if isinstance(value, list):
-            return all(plain(v) for v in value)
-        return value is not _TAGGED
-
-    return {key: value for key, value in values.items() if plain(value)}
+    if "model_folder" in _plain_yaml(path):  # an export before 0.3
+        overrides.setdefault("model_folder", str(folder))
+    return read_plain_yaml(path, overrides)
 
 
 def _plain_yaml(path):
-    """A YAML mapping read safely, tagged nodes as ``_TAGGED``."""
-    reader = ruamel.yaml.YAML(typ="safe", pure=True)
-    reader.Constructor = _PlainConstructor
-    with open(path, encoding="utf-8") as fin:
-        values = reader.load(fin)
-    return values if isinstance(values, dict) else {}
+    """A YAML mapping as written, tagged nodes as ``TAGGED``."""
+    return read_plain_yaml(path, resolve=False, keep_tagged=True)

@@ -56,7 +56,7 @@ from speechbrain_mtmm.encoders import (
 )
 from speechbrain_mtmm.encoders.huggingface import HFTokenizer
 from speechbrain_mtmm.nnet.masking import masked_modality_features
-from speechbrain_mtmm.run_folder import file_digest, read_json
+from speechbrain_mtmm.run_folder import check_digests, read_json
 
 ONNX_FOLDER = "onnx"
 ONNX_INFO = "onnx_info.json"
@@ -157,6 +157,7 @@ def verify_onnx_files(folder, info, files, hashed=True):
 
     Example
     -------
+    >>> from speechbrain_mtmm.run_folder import file_digest
     >>> folder = getfixture("tmp_path")
     >>> (folder / "onnx").mkdir()
     >>> graph = folder / "onnx" / "head.onnx"
@@ -171,21 +172,16 @@ def verify_onnx_files(folder, info, files, hashed=True):
     True
     """
     base = Path(folder) / ONNX_FOLDER
-    for file in files:
-        key = Path(file).relative_to(base).as_posix()
-        expected = info.get("sha256", {}).get(key)
-        if expected is None:
-            raise OnnxBackendError(
-                f"{file}: no SHA-256 for it in {base / ONNX_INFO}, so it "
-                "cannot be checked (added after the export, or an export "
-                "from before tokenizer files were covered); export the "
-                "model again with --onnx"
-            )
-        if hashed and file_digest(file) != expected:
-            raise OnnxBackendError(
-                f"{file}: missing or changed since the export (SHA-256 "
-                f"differs from {base / ONNX_INFO}); export the model again"
-            )
+    names = [Path(file).relative_to(base).as_posix() for file in files]
+    wrong = check_digests(
+        base, names, info.get("sha256", {}), base / ONNX_INFO, hashed
+    )
+    if wrong:
+        raise OnnxBackendError(
+            f"{wrong}; export the model again with --onnx (a file added "
+            "since, or an export from before tokenizer files were covered, "
+            "has no digest)"
+        )
 
 
 class OnnxSystem(torch.nn.Module):

@@ -66,6 +66,7 @@ from speechbrain.utils.checkpoints import Checkpointer
 from speechbrain_mtmm.atomic import write_json, write_text
 from speechbrain_mtmm.encoders import LIGHT_SOURCES, MODALITIES
 from speechbrain_mtmm.inference.recognizer import MultimodalEmotionRecognizer
+from speechbrain_mtmm.plain_yaml import read_plain_yaml
 from speechbrain_mtmm.run_folder import (
     CV_RESULTS_JSON,
     EXPORT_INFO,
@@ -292,15 +293,14 @@ def read_model_config(run_folder):
         raise ExportError(
             f"{path}: missing; give the output folder of a recipe run"
         )
-    with open(path, encoding="utf-8") as fin:
-        tree = ruamel.yaml.YAML().load(fin)
-    if not hasattr(tree, "get") or "model_config" not in tree:
+    tree = read_plain_yaml(path, resolve=False)
+    if "model_config" not in tree:
         raise ExportError(
             f"{path}: no model_config; was the run made with a recipe "
             "older than speechbrain-mtmm 0.2?"
         )
     try:
-        return check_config(json.loads(json.dumps(tree["model_config"])))
+        return check_config(tree["model_config"])
     except (ModelConfigError, TypeError) as error:
         raise ExportError(f"{path}: {error}") from None
 

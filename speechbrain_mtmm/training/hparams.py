@@ -26,6 +26,7 @@ from speechbrain_mtmm.data.corpus import (
     read_corpus_info,
 )
 from speechbrain_mtmm.encoders import EncoderError
+from speechbrain_mtmm.plain_yaml import read_plain_yaml
 from speechbrain_mtmm.system import ModelConfigError
 
 logger = get_logger(__name__)
@@ -78,7 +79,8 @@ def check_values(hparams_file, defaults, overrides):
     hparams_file : str or path-like
         The recipe YAML (for the message).
     defaults : dict
-        Its top-level keys, as ruamel reads them (tags unresolved).
+        Its top-level keys as written (:func:`read_plain_yaml` with
+        ``keep_tagged``).
     overrides : str or dict
         As SpeechBrain's ``parse_arguments`` returns them.
 
@@ -166,8 +168,7 @@ def corpus_overrides(hparams_file, overrides=""):
     >>> extra["labels"], extra["protocol"], extra["prepare_folder"] == str(tmp)
     (['a', 'b'], 'split', True)
     """
-    with open(hparams_file, encoding="utf-8") as fin:
-        defaults = ruamel.yaml.YAML().load(fin) or {}
+    defaults = read_plain_yaml(hparams_file, resolve=False, keep_tagged=True)
     given = overrides
     if isinstance(overrides, str):
         given = ruamel.yaml.YAML().load(overrides) or {}
@@ -238,8 +239,7 @@ def load_recipe_hparams(hparams_file, overrides=""):
     speechbrain_mtmm.training.hparams.HparamsError: ...x.yaml: no key \
 fusion_typ to override (did you mean fusion_type?)
     """
-    with open(hparams_file, encoding="utf-8") as fin:
-        defaults = ruamel.yaml.YAML().load(fin)
+    defaults = read_plain_yaml(hparams_file, resolve=False, keep_tagged=True)
     check_values(hparams_file, defaults, overrides)
     with open(hparams_file, encoding="utf-8") as fin:
         try:

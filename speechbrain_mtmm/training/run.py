@@ -12,14 +12,11 @@ Authors
 """
 
 import atexit
-import json
 import shutil
 import sys
 from pathlib import Path
 
-import ruamel.yaml
 import torch
-from hyperpyyaml import resolve_references
 from speechbrain.utils.distributed import (
     ddp_barrier,
     if_main_process,
@@ -34,6 +31,7 @@ from speechbrain_mtmm.data.corpus import (
 from speechbrain_mtmm.data.folds import FoldError
 from speechbrain_mtmm.encoders import EncoderError
 from speechbrain_mtmm.locks import FolderBusyError, FolderLock
+from speechbrain_mtmm.plain_yaml import read_plain_yaml
 from speechbrain_mtmm.run_folder import (
     RUN_LOCK,
     SAVE_FOLDER,
@@ -117,25 +115,11 @@ def run_settings(hparams_file, overrides=""):
     >>> run_settings(path, {"lr": 0.2})
     {'lr': 0.2, 'out': 0.2}
     """
-    with open(hparams_file, encoding="utf-8") as fin:
-        text = resolve_references(fin, overrides).getvalue()
-    tree = ruamel.yaml.YAML().load(text)
-    settings = {}
-    for key, value in tree.items():
-        if key in HARMLESS_KEYS or key.startswith("__") or _tagged(value):
-            continue
-        settings[key] = json.loads(json.dumps(value))
-    return settings
-
-
-def _tagged(node):
-    if getattr(getattr(node, "tag", None), "value", None):
-        return True
-    if isinstance(node, dict):
-        return any(_tagged(v) for v in node.values())
-    if isinstance(node, list):
-        return any(_tagged(v) for v in node)
-    return False
+    return {
+        key: value
+        for key, value in read_plain_yaml(hparams_file, overrides).items()
+        if key not in HARMLESS_KEYS and not key.startswith("__")
+    }
 
 
 def hold_run_lock(folder):
