@@ -4,13 +4,16 @@ objectives and their rules for undefined cases, and its recipe preset."""
 import json
 import math
 import re
+from pathlib import Path
 
 import pytest
 import torch
 
 from speechbrain_mtmm.data.synthetic import generate_synthetic_iemocap
+from speechbrain_mtmm.experiments.ablation import cell_overrides
 from speechbrain_mtmm.nnet.auxiliary_heads import AuxiliaryHeads
 from speechbrain_mtmm.nnet.mmer import MMERFusion
+from speechbrain_mtmm.plain_yaml import read_plain_yaml
 from speechbrain_mtmm.testing.recipes import recipe_command, run_recipe_command
 from speechbrain_mtmm.training.auxiliary_losses import (
     AuxiliaryObjectives,
@@ -22,6 +25,7 @@ from speechbrain_mtmm.training.auxiliary_losses import (
     ctc_term,
     supervised_contrastive_loss,
 )
+from speechbrain_mtmm.training.hparams import format_override
 
 LIGHT = ("fbank", "hashing")
 
@@ -255,3 +259,18 @@ def test_mmer_multimodal_beats_each_single_modality(
     assert wa["both"] >= 0.85, wa
     assert wa["both"] >= wa["audio"] + 0.1, wa
     assert wa["both"] >= wa["text"] + 0.1, wa
+
+
+def test_the_ablation_row_takes_mmer_from_its_recipe_yaml(tmp_path):
+    """MMER is described once: the table's row reads hparams/mmer.yaml."""
+    hparams = (
+        Path(__file__).resolve().parents[1]
+        / "recipes/IEMOCAP/multimodal_emotion/hparams"
+    )
+    mmer = read_plain_yaml(hparams / "mmer.yaml", resolve=False)
+    cell = cell_overrides("mmer", "classes", None, hparams / "iemocap.yaml")
+    for key in ("audio_source", "text_source", "fusion_type", "d_model"):
+        assert cell[key] == format_override(mmer[key])
+    assert cell["w_ctc"] == "0.033"  # the table's weight, not the recipe's
+    with pytest.raises(ValueError, match="mmer.yaml, which is missing"):
+        cell_overrides("mmer", "classes", None, tmp_path / "iemocap.yaml")

@@ -48,6 +48,7 @@ from speechbrain_mtmm.experiments.sweep import (
     sweep_lock,
     write_plan,
 )
+from speechbrain_mtmm.plain_yaml import read_plain_yaml
 from speechbrain_mtmm.run_folder import TABLE_JSON, TABLE_MD
 from speechbrain_mtmm.training.hparams import format_override
 
@@ -139,9 +140,13 @@ def load_preset(path):
     return preset
 
 
-def cell_overrides(row, task, overrides=None):
+def cell_overrides(row, task, overrides=None, hparams_file=None):
     """The recipe overrides of one cell: row preset, task preset, then the
     command line's (the later win).
+
+    A row preset may take some settings from another YAML of the recipe
+    (``recipe_keys_from: mmer.yaml`` and the ``recipe_keys`` to take), so
+    that a system with a recipe YAML of its own is described once.
 
     Arguments
     ---------
@@ -151,6 +156,8 @@ def cell_overrides(row, task, overrides=None):
         A key of :data:`TASKS`.
     overrides : dict, optional
         Command-line overrides (strings).
+    hparams_file : str or path-like, optional
+        The table's recipe YAML (its folder holds ``recipe_keys_from``).
 
     Returns
     -------
@@ -165,6 +172,17 @@ def cell_overrides(row, task, overrides=None):
     ('hashing', 'False', '[UA]')
     """
     merged = load_preset(ABLATION_DIR / f"{row}.yaml")
+    source = merged.pop("recipe_keys_from", None)
+    keys = merged.pop("recipe_keys", [])
+    if source is not None:
+        path = Path(hparams_file or ".").parent / source
+        if not path.is_file():
+            raise ValueError(
+                f"row {row} takes its settings from {path}, which is "
+                "missing: give a recipe YAML whose folder holds it"
+            )
+        recipe = read_plain_yaml(path, resolve=False)
+        merged = {**{key: recipe[key] for key in keys}, **merged}
     merged.update(load_preset(ABLATION_DIR / "tasks" / f"{task}.yaml"))
     merged = {key: format_override(value) for key, value in merged.items()}
     merged.update(overrides or {})
@@ -383,7 +401,7 @@ def run_table(
             folds,
             seeds,
             output / row / task,
-            cell_overrides(row, task, overrides),
+            cell_overrides(row, task, overrides, hparams_file),
         )
         for row in rows
         for task in tasks
