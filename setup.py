@@ -63,7 +63,6 @@ setup(
             "mkdocstrings-python>=2.0",
             "mkdocs-gen-files>=0.5",
             "mkdocs-literate-nav>=0.6",
-            "mkdocs-section-index>=0.3",
         ],
     },
     entry_points={

@@ -27,11 +27,11 @@ def public_modules(module):
             yield from public_modules(sub)
 
 
-def first_line(obj):
-    """The summary line of ``obj``'s docstring, or an empty string."""
+def summary_of(obj):
+    """The first paragraph of ``obj``'s docstring, on one line, or ``""``."""
     if obj.docstring is None:
         return ""
-    return obj.docstring.value.strip().split("\n")[0]
+    return " ".join(obj.docstring.value.strip().split("\n\n")[0].split())
 
 
 def page_text(module):
@@ -53,9 +53,9 @@ def page_text(module):
         lines += ["", "## Re-exported here", ""]
         for name, target in sorted(aliases):
             anchor = target if target.docstring else target.module
-            summary = first_line(target)
+            text = summary_of(target)
             line = f"- [`{name}`][{anchor.path}]"
-            lines.append(f"{line}: {summary}" if summary else line)
+            lines.append(f"{line}: {text}" if text else line)
     return "\n".join(lines) + "\n"
 
 
