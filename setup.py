@@ -4,6 +4,7 @@ Dependency ranges live here; the exact known-good pins live in
 ``constraints.txt`` (used by the Makefile, CI and the README)::
 
     pip install -e ".[dev]" -c constraints.txt
+    pip install -e ".[docs]" -c constraints.txt   # make docs
 """
 
 from pathlib import Path
@@ -52,6 +53,16 @@ setup(
             "onnx>=1.16",
             "onnxscript>=0.3",
             "onnxruntime>=1.18",
+        ],
+        # make docs: the site of docs/ (mkdocs.yml), API reference included;
+        # mkdocstrings-python brings griffe, which docs/scripts/ use
+        "docs": [
+            "mkdocs>=1.6,<2",
+            "mkdocs-material>=9.5",
+            "mkdocstrings>=1.0",
+            "mkdocstrings-python>=2.0",
+            "mkdocs-gen-files>=0.5",
+            "mkdocs-literate-nav>=0.6",
         ],
     },
     entry_points={

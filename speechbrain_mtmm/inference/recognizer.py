@@ -169,19 +169,20 @@ class MultimodalEmotionRecognizer(Pretrained):
 
     Arguments
     ---------
-    modules : dict
-        ``system``: a :class:`~speechbrain_mtmm.MultimodalEmotionSystem`
-        (labels, dimensions, modalities and sample rate come from its
-        ``config``).
-    hparams : dict
-        At least ``max_audio_seconds`` and ``long_audio``.
-    run_opts : dict, optional
-        SpeechBrain run options (``device``, ...).
-    freeze_params : bool
-        Eval mode and no gradients (the default).
+    *args : tuple
+        SpeechBrain's ``Pretrained`` arguments, ``modules`` and
+        ``hparams``: ``modules["system"]`` is a
+        :class:`~speechbrain_mtmm.MultimodalEmotionSystem` (labels,
+        dimensions, modalities and sample rate come from its ``config``);
+        ``hparams`` holds at least ``max_audio_seconds`` and
+        ``long_audio``.
     transcriber : callable, optional
         ``transcriber(wav) -> str`` for a 16 kHz waveform; replaces the
         one built from ``asr_source``.
+    **kwargs : dict
+        The rest of ``Pretrained``'s arguments: ``run_opts`` (SpeechBrain
+        run options, ``device``, ...) and ``freeze_params`` (eval mode and
+        no gradients, the default).
 
     Example
     -------
