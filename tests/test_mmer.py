@@ -226,6 +226,7 @@ def train_mmer(recipe, corpus, prepared, output, extra):
     return run_recipe(recipe, command)
 
 
+@pytest.mark.slow
 def test_mmer_multimodal_beats_each_single_modality(
     tmp_path, session_corpus, recipe
 ):
