@@ -24,7 +24,7 @@ from speechbrain_mtmm.data.synthetic import (  # noqa: E402
     make_sentence,
     synthesize_utterance,
 )
-from speechbrain_mtmm.testing import demo  # noqa: E402
+from speechbrain_mtmm.testing import recipes  # noqa: E402
 from speechbrain_mtmm.testing.tiny_models import (  # noqa: E402
     build_tiny_deberta_v2,
     build_tiny_speech_ssl,
@@ -46,7 +46,7 @@ FOLD_TRAIN, FOLD_VALID, FOLD_TEST = 0.8, 0.1, 0.1
 
 def tiny_overrides():
     """The recipe's hparams/tiny_overrides.yaml as a dict."""
-    return demo.tiny_overrides()
+    return recipes.tiny_overrides()
 
 
 def load_hparams(overrides):
@@ -132,7 +132,7 @@ def texts_of(prepare_folder):
 
 def tiny_encoders(folder, texts):
     """Tiny random HuBERT + DeBERTa-v2 (the tests' and demo's models)."""
-    return demo.build_tiny_encoders(Path(folder), texts)
+    return recipes.build_tiny_encoders(Path(folder), texts)
 
 
 # Published sizes of the encoders (HuBERT-large / DeBERTaV3-large as in the

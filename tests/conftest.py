@@ -2,25 +2,34 @@
 
 ``synthetic_corpus`` and ``synthetic_prepared`` are session-scoped and
 shared by many tests: treat them as read-only (copy before modifying).
+So are the trained runs that several modules test different facts of:
+``tiny_hf_run`` (tiny HF encoders, exported with ONNX graphs) and
+``light_run`` (the light fbank/hashing pair); copy them before changing
+anything in them.
 """
 
 import json
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
 from speechbrain.core import INTRA_EPOCH_CKPT_FLAG
 
+from speechbrain_mtmm.cli import main as mtmm
 from speechbrain_mtmm.data.iemocap import prepare_iemocap
 from speechbrain_mtmm.data.synthetic import (
     RELEASE_DIRNAME,
     SIZES,
     generate_synthetic_iemocap,
 )
+from speechbrain_mtmm.run_folder import read_predictions
 from speechbrain_mtmm.testing.recipes import (
     OFFLINE_ENV,
     build_tiny_encoders,
@@ -157,3 +166,93 @@ def train_and_kill(recipe):
             assert 0 < intra_epoch_step(output) <= 2 * mid_epoch, "too late"
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_hf_run(
+    tmp_path_factory,
+    synthetic_corpus,
+    synthetic_prepared,
+    tiny_hf_encoders,
+    train,
+):
+    """One run with tiny random HF encoders (HuBERT + DeBERTa-v2), shared
+    by the modules that test its outputs, its exports and their loaders.
+
+    The paper's configuration at toy width, fold 1, 3 epochs, trained with
+    a copy of ``tiny_hf_encoders``, then
+
+    * exported from the command line with ``--onnx --int8`` (``model``),
+    * exported again (``mtmm export``, no ONNX) from a copy of the run that
+      is then deleted, the export moved elsewhere (``moved_model``),
+
+    and the encoder copy deleted, as a user's would be: every export must
+    be self-contained.
+
+    Returns
+    -------
+    types.SimpleNamespace
+        ``run`` (the run folder), ``model``, ``moved_model`` and ``rows``
+        (the run's test predictions, in recipe order).
+    """
+    work = tmp_path_factory.mktemp("tiny_hf_run")
+    audio, text = tiny_hf_encoders
+    encoders = work / "encoders"
+    audio = shutil.copytree(audio, encoders / Path(audio).name)
+    text = shutil.copytree(text, encoders / Path(text).name)
+    run = work / "run"
+    train(
+        synthetic_corpus,
+        synthetic_prepared,
+        run,
+        audio,
+        text,
+        {"number_of_epochs": 3},
+    )
+    model = work / "model"
+    command = [sys.executable, "-m", "speechbrain_mtmm", "export"]
+    command += ["--run", str(run), "--out", str(model), "--onnx", "--int8"]
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, **OFFLINE_ENV),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    doomed = shutil.copytree(run, work / "doomed_run")
+    exported = work / "exported"
+    assert mtmm(["export", "--run", str(doomed), "--out", str(exported)]) == 0
+    shutil.rmtree(doomed)
+    (work / "moved").mkdir()
+    moved = Path(shutil.move(exported, work / "moved" / "model"))
+    shutil.rmtree(encoders)
+    return SimpleNamespace(
+        run=run, model=model, moved_model=moved, rows=read_predictions(run)
+    )
+
+
+@pytest.fixture(scope="session")
+def light_run(tmp_path_factory, synthetic_corpus, synthetic_prepared, train):
+    """One run of the light fbank/hashing pair, fold 1, 1 epoch, the
+    encoders at their own learning rate, tested in fixed batches: shared
+    by the modules that test its log, its folder and its export.
+
+    Returns
+    -------
+    types.SimpleNamespace
+        ``folder`` (the run folder: copy it before changing it) and
+        ``extra`` (its overrides on top of ``tiny_overrides()``: the same
+        command with them resumes it, other settings are refused).
+    """
+    extra = {
+        "number_of_epochs": 1,
+        "lr": 1e-3,
+        "lr_encoders": 1e-4,
+        "eval_batching": "fixed",
+        "max_batch_length": 6.0,
+    }
+    folder = tmp_path_factory.mktemp("light_run") / "run"
+    train(
+        synthetic_corpus, synthetic_prepared, folder, "fbank", "hashing", extra
+    )
+    return SimpleNamespace(folder=folder, extra=extra)

@@ -167,6 +167,7 @@ def test_the_performance_check_fails_at_chance(row, tmp_path):
     assert value is not None and not met
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("row", rows())
 def test_the_debug_flags_run_the_recipe_and_pass_its_checks(row, tmp_path):
     """As SpeechBrain's runner: from the repository root, the row's setup

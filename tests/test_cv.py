@@ -113,6 +113,7 @@ def sweep(tmp_path_factory, synthetic_corpus, synthetic_prepared):
     return output, result
 
 
+@pytest.mark.slow
 def test_a_sweep_exports_every_run_with_its_cross_validation_card(
     sweep, tmp_path
 ):
@@ -144,6 +145,7 @@ def fake_recipe(tmp_path):
     return recipe / "hparams" / "fake.yaml"
 
 
+@pytest.mark.slow
 def test_sweep_runs_every_fold_and_seed_and_reports(sweep):
     output, result = sweep
     assert result.returncode == 0, result.stderr[-4000:]
@@ -167,6 +169,7 @@ def test_sweep_runs_every_fold_and_seed_and_reports(sweep):
     assert (output / "report.md").is_file()
 
 
+@pytest.mark.slow
 def test_second_invocation_skips_complete_runs_and_resumes_an_incomplete_one(
     sweep, tmp_path, synthetic_corpus, synthetic_prepared, capsys, monkeypatch
 ):
@@ -285,6 +288,7 @@ def test_keys_the_runner_sets_are_refused_as_overrides(capsys):
     assert "--fold is set by the runner" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_table_runs_two_rows_and_puts_the_paper_beside_ours(
     tmp_path, synthetic_corpus, synthetic_prepared, monkeypatch
 ):
@@ -319,6 +323,7 @@ def test_table_runs_two_rows_and_puts_the_paper_beside_ours(
         assert (output / row / "multi" / "report.md").is_file()
 
 
+@pytest.mark.slow
 def test_a_sweep_rerun_with_other_settings_is_refused(
     sweep, tmp_path, synthetic_corpus, synthetic_prepared, capsys, monkeypatch
 ):

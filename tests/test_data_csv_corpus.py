@@ -3,11 +3,10 @@ with speaker-independent folds in IEMOCAP's layout."""
 
 import csv
 import json
-import subprocess
-import sys
 
 import pytest
 
+from speechbrain_mtmm.cli import main as mtmm
 from speechbrain_mtmm.data.corpus import read_corpus_info
 from speechbrain_mtmm.data.csv_corpus import (
     MANIFEST_NAME,
@@ -247,36 +246,33 @@ def test_allow_missing_text_keeps_and_counts_empty_transcripts(
 
 
 def test_cli_prepares_a_csv_corpus_and_reports_errors_in_one_line(
-    corpus, tmp_path
+    corpus, tmp_path, capsys
 ):
-    base = [sys.executable, "-m", "speechbrain_mtmm", "prepare", "csv"]
+    """``mtmm prepare csv`` (its main, in this process: the entry point
+    ``python -m speechbrain_mtmm`` runs the same function)."""
     manifest = str(corpus[0] / "corpus.csv")
-    ok = subprocess.run(
-        [*base, "--manifest", manifest, "--save_folder", str(tmp_path / "a")]
-        + ["--scale", "1", "5", "--folds", "3"],
-        capture_output=True,
-        text=True,
+    ok = mtmm(
+        ["prepare", "csv", "--manifest", manifest]
+        + ["--save_folder", str(tmp_path / "a"), "--scale", "1", "5"]
+        + ["--folds", "3"]
     )
-    assert ok.returncode == 0, ok.stderr
-    assert "protocol speaker, 3 fold(s)" in ok.stdout
-    bad = subprocess.run(
-        [*base, "--manifest", manifest, "--save_folder", str(tmp_path / "b")],
-        capture_output=True,
-        text=True,
+    out = capsys.readouterr()
+    assert ok == 0, out.err
+    assert "protocol speaker, 3 fold(s)" in out.out
+    bad = mtmm(
+        ["prepare", "csv", "--manifest", manifest]
+        + ["--save_folder", str(tmp_path / "b")]
     )
-    assert bad.returncode == 1
+    assert bad == 1
     assert (
-        bad.stderr.strip()
+        capsys.readouterr()
+        .err.strip()
         .splitlines()[-1]
         .startswith("mtmm prepare: CorpusCSVError:")
     )
-    missing = subprocess.run(
-        [*base, "--save_folder", str(tmp_path / "c")],
-        capture_output=True,
-        text=True,
-    )
-    assert missing.returncode == 2
-    assert "--manifest is required" in missing.stderr
+    missing = mtmm(["prepare", "csv", "--save_folder", str(tmp_path / "c")])
+    assert missing == 2
+    assert "--manifest is required" in capsys.readouterr().err
 
 
 def test_a_sweep_over_a_prepared_corpus_runs_every_fold_of_its_protocol(

@@ -27,6 +27,9 @@ import pytest
 from speechbrain_mtmm.data.folds import fold_paths
 from speechbrain_mtmm.testing.recipes import OFFLINE_ENV, recipe_command
 
+# every test here trains with two processes: CI's second step (-m slow)
+pytestmark = pytest.mark.slow
+
 
 def free_port():
     with socket.socket() as sock:

@@ -1,8 +1,9 @@
 """An export loads the way SpeechBrain's hosted models load.
 
-One run with tiny random HF encoders (HuBERT + DeBERTa-v2), 1 epoch, is
-exported with ONNX graphs; the export is also laid out in an offline HF
-hub cache (``speechbrain_mtmm.testing.hub_cache``). Every loader
+One run with tiny random HF encoders (HuBERT + DeBERTa-v2), exported with
+ONNX graphs (conftest's ``tiny_hf_run``, shared with the other modules
+that test it); the export is also laid out in an offline HF hub cache
+(``speechbrain_mtmm.testing.hub_cache``). Every loader
 (``foreign_class`` with the export's ``custom_interface.py``,
 ``MultimodalEmotionRecognizer.from_hparams``, ``from_onnx``) must load it
 from the folder, into a savedir elsewhere and by hub id, and predict what
@@ -31,8 +32,7 @@ from speechbrain_mtmm.inference.loading import (
 )
 from speechbrain_mtmm.inference.onnx_runtime import OnnxBackendError
 from speechbrain_mtmm.inference.recognizer import MultimodalEmotionRecognizer
-from speechbrain_mtmm.run_folder import read_predictions
-from speechbrain_mtmm.sharing.export import TEMPLATE, export_model
+from speechbrain_mtmm.sharing.export import TEMPLATE
 from speechbrain_mtmm.sharing.export import record_digests as reseal
 from speechbrain_mtmm.system import MultimodalEmotionSystem
 from speechbrain_mtmm.testing.hub_cache import (
@@ -46,34 +46,17 @@ RECIPE_TOL = {"torch": 1e-4, "onnx": 2e-4}  # the recipe rounds to 1e-5
 
 
 @pytest.fixture(scope="module")
-def export(
-    tmp_path_factory,
-    synthetic_corpus,
-    synthetic_prepared,
-    tiny_hf_encoders,
-    train,
-):
-    """(model folder, inputs, recipe rows): tiny HF encoders, 1 epoch,
-    exported with ONNX graphs (fp32). The inputs are three test utterances
-    of the run (audio + transcript), then one without its transcript and
-    one transcript alone; the recipe rows are what the recipe's test stage
-    predicted for the first three (probabilities, then valence and arousal
-    on 0-1), an independent reference."""
-    work = tmp_path_factory.mktemp("hub_export")
-    audio, text = tiny_hf_encoders
-    run = work / "run"
-    train(
-        synthetic_corpus,
-        synthetic_prepared,
-        run,
-        audio,
-        text,
-        {"number_of_epochs": 1},
-    )
-    model = export_model(run, work / "model", onnx=True)
+def export(tiny_hf_run, synthetic_prepared):
+    """(model folder, inputs, recipe rows): tiny HF encoders, exported
+    with ONNX graphs (conftest's ``tiny_hf_run``). The inputs are three
+    test utterances of the run (audio + transcript), then one without its
+    transcript and one transcript alone; the recipe rows are what the
+    recipe's test stage predicted for the first three (probabilities, then
+    valence and arousal on 0-1), an independent reference."""
+    model = tiny_hf_run.model
     with open(synthetic_prepared / "iemocap.json") as fin:
         manifest = json.load(fin)
-    rows = read_predictions(run)[:3]
+    rows = tiny_hf_run.rows[:3]
     inputs = [
         (manifest[r["id"]]["wav"], manifest[r["id"]]["text"]) for r in rows
     ]

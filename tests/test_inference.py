@@ -1,9 +1,10 @@
 """Export, the Pretrained interface and the CLI, on tiny trained runs.
 
-Two runs are trained on the synthetic corpus: one with tiny random
-HuggingFace encoders (exported, then its run folder and encoder folders
-are deleted and the export moved), and one with the light fbank/hashing
-pair in an ablation configuration. Nothing is downloaded.
+Two runs trained on the synthetic corpus, conftest's shared ones: one with
+tiny random HuggingFace encoders (exported from a copy of the run, then
+that copy and the encoder folders deleted and the export moved), and one
+with the light fbank/hashing pair. Every variant of the model is also
+trained and exported (marked slow). Nothing is downloaded.
 """
 
 import csv
@@ -12,8 +13,6 @@ import math
 import os
 import re
 import shutil
-import subprocess
-import sys
 
 import pytest
 import ruamel.yaml
@@ -37,7 +36,7 @@ from speechbrain_mtmm.sharing.export import (
 from speechbrain_mtmm.sharing.export import (
     best_checkpoint as export_best_checkpoint,
 )
-from speechbrain_mtmm.testing.recipes import OFFLINE_ENV, build_tiny_encoders
+from speechbrain_mtmm.testing.recipes import OFFLINE_ENV
 from speechbrain_mtmm.testing.tiny_models import build_tiny_whisper
 
 OFFLINE = dict(os.environ, **OFFLINE_ENV)
@@ -56,36 +55,12 @@ def manifest(synthetic_prepared):
 
 
 @pytest.fixture(scope="module")
-def hf_export(
-    tmp_path_factory, synthetic_corpus, synthetic_prepared, manifest, train
-):
-    """Tiny HF encoders, 2 epochs, test set evaluated in batches of 8.
-    Exported with ``python -m speechbrain_mtmm export``; then the run and
-    encoder folders are deleted and the export is moved."""
-    work = tmp_path_factory.mktemp("hf_export")
-    texts = [entry["text"] for entry in manifest.values()]
-    audio, text = build_tiny_encoders(work / "encoders", texts)
-    run = work / "run"
-    train(
-        synthetic_corpus,
-        synthetic_prepared,
-        run,
-        audio,
-        text,
-        {"number_of_epochs": 2},
-    )
-    command = [sys.executable, "-m", "speechbrain_mtmm", "export"]
-    command += ["--run", str(run), "--out", str(work / "exported")]
-    result = subprocess.run(
-        command, capture_output=True, text=True, env=OFFLINE
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    rows = read_rows(run)
-    shutil.rmtree(run)
-    shutil.rmtree(work / "encoders")
-    model = work / "model"
-    shutil.move(work / "exported", model)
-    return model, rows
+def hf_export(tiny_hf_run):
+    """(model folder, test prediction rows): tiny HF encoders, test set
+    evaluated in batches of 8, exported with ``mtmm export`` from a copy of
+    the run; then that copy and the encoder folders were deleted and the
+    export moved (conftest's ``tiny_hf_run``)."""
+    return tiny_hf_run.moved_model, tiny_hf_run.rows
 
 
 @pytest.fixture(scope="module")
@@ -103,22 +78,10 @@ def test_utterances(hf_export, manifest):
 
 
 @pytest.fixture(scope="module")
-def light_run(tmp_path_factory, synthetic_corpus, synthetic_prepared, train):
-    """fbank/hashing, paired bridge tokens, no refinement, 3 dimensions,
-    batched evaluation (8 per batch)."""
-    run = tmp_path_factory.mktemp("light") / "run"
-    variant = {
-        "number_of_epochs": 1,
-        "fusion_type": "bridge_paired",
-        "refinement": False,
-        "n_heads": 2,
-        "n_dims": 3,
-        "w_dominance": 0.2,
-    }
-    train(
-        synthetic_corpus, synthetic_prepared, run, "fbank", "hashing", variant
-    )
-    return run
+def light_run(light_run):
+    """The shared fbank/hashing run folder of conftest's ``light_run``
+    (copy it before changing it)."""
+    return light_run.folder
 
 
 def assert_matches(result, row, probs_tol=PROBS_TOL, dims_tol=DIMS_TOL):
@@ -290,6 +253,7 @@ def variant_run(
     return get
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_every_variant_trains_with_its_settings(name, variant_run):
     variant, run, _ = variant_run(name)
@@ -309,6 +273,7 @@ def test_every_variant_trains_with_its_settings(name, variant_run):
         assert saved[key] == value, key
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_every_variant_export_reproduces_its_test_predictions(
     name, variant_run, manifest
@@ -330,6 +295,7 @@ def test_every_variant_export_reproduces_its_test_predictions(
         assert_matches(result, row, **tolerances)
 
 
+@pytest.mark.slow
 def test_a_multi_layer_cached_run_exports_its_learned_layer_weights(
     variant_run,
 ):

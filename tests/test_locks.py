@@ -84,6 +84,7 @@ def test_a_released_lock_leaves_an_empty_file(tmp_path):
     assert (tmp_path / RUN_LOCK).read_text() == ""
 
 
+@pytest.mark.slow
 def test_a_second_training_into_a_live_run_folder_is_refused(
     tmp_path, synthetic_corpus, synthetic_prepared, recipe
 ):
@@ -157,6 +158,7 @@ def sleeping_sweep(tmp_path):
         os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "stop", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"]
 )
@@ -168,6 +170,7 @@ def test_a_stopped_cv_runner_ends_its_runs(sleeping_sweep, stop):
     assert wait_for(lambda: not alive(child), 15), "the run trains on"
 
 
+@pytest.mark.slow
 def test_a_second_cv_runner_on_a_held_sweep_is_refused(sleeping_sweep):
     runner, _, output, command = sleeping_sweep
     second = subprocess.run(command, capture_output=True, text=True)

@@ -230,6 +230,7 @@ def train_mmer(recipe, corpus, prepared, output, extra):
     return run_recipe_command(recipe, command)
 
 
+@pytest.mark.slow
 def test_mmer_multimodal_beats_each_single_modality(
     tmp_path, session_corpus, recipe
 ):

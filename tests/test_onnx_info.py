@@ -1,7 +1,8 @@
 """``onnx_info.json`` is enough to run an export without this package.
 
-One run with tiny random HF encoders (HuBERT + DeBERTa-v2) is trained for
-one epoch on the synthetic corpus and exported with ``--onnx --int8``.
+One run with tiny random HF encoders (HuBERT + DeBERTa-v2) trained on the
+synthetic corpus and exported with ``--onnx --int8`` (conftest's
+``tiny_hf_run``, shared with the other modules that test it).
 The reference client ``docs/onnx_client.py`` (numpy, onnxruntime,
 soundfile, transformers' ``AutoTokenizer``; every name it uses read from
 ``onnx_info.json``) must give the PyTorch recognizer's probabilities and
@@ -14,10 +15,7 @@ import copy
 import hashlib
 import importlib.util
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +33,6 @@ from speechbrain_mtmm.inference.recognizer import (
 from speechbrain_mtmm.run_folder import read_predictions, read_test_results
 from speechbrain_mtmm.sharing.onnx_export import export_onnx
 from speechbrain_mtmm.system import PAPER_CONFIG
-from speechbrain_mtmm.testing.recipes import OFFLINE_ENV, build_tiny_encoders
 
 TOL = 1e-4  # probabilities and 0-1 dimensions, fp32 graphs
 CLIENT = Path(__file__).resolve().parents[1] / "docs" / "onnx_client.py"
@@ -53,27 +50,10 @@ client_module = load_client()
 
 
 @pytest.fixture(scope="module")
-def export(tmp_path_factory, synthetic_corpus, synthetic_prepared, train):
-    """(run folder, model folder): tiny HF encoders, 1 epoch,
-    ``mtmm export --onnx --int8``."""
-    work = tmp_path_factory.mktemp("onnx_info")
-    with open(synthetic_prepared / "iemocap.json") as fin:
-        texts = [entry["text"] for entry in json.load(fin).values()]
-    audio, text = build_tiny_encoders(work / "encoders", texts)
-    run = work / "run"
-    extra = {"number_of_epochs": 1}
-    train(synthetic_corpus, synthetic_prepared, run, audio, text, extra)
-    model = work / "model"
-    command = [sys.executable, "-m", "speechbrain_mtmm", "export"]
-    command += ["--run", str(run), "--out", str(model), "--onnx", "--int8"]
-    result = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, **OFFLINE_ENV),
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return run, model
+def export(tiny_hf_run):
+    """(run folder, model folder): tiny HF encoders,
+    ``mtmm export --onnx --int8`` (conftest's ``tiny_hf_run``)."""
+    return tiny_hf_run.run, tiny_hf_run.model
 
 
 @pytest.fixture(scope="module")

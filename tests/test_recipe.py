@@ -1,7 +1,9 @@
 """The IEMOCAP recipe end to end on synthetic corpora with tiny models."""
 
 import json
+import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -9,6 +11,7 @@ import time
 import pytest
 
 from speechbrain_mtmm.data.synthetic import generate_synthetic_iemocap
+from speechbrain_mtmm.encoders import HFAudioEncoder, HFTextEncoder
 from speechbrain_mtmm.testing.recipes import recipe_command
 from speechbrain_mtmm.testing.tiny_models import (
     build_tiny_roberta,
@@ -49,23 +52,10 @@ def logged_epochs(output):
 
 
 @pytest.fixture(scope="module")
-def paper_run(
-    tmp_path_factory,
-    synthetic_corpus,
-    synthetic_prepared,
-    tiny_hf_encoders,
-    train,
-):
-    """The paper's configuration at toy width, 3 epochs, fold 1."""
-    output = tmp_path_factory.mktemp("paper_run") / "run"
-    train(
-        synthetic_corpus,
-        synthetic_prepared,
-        output,
-        *tiny_hf_encoders,
-        {"number_of_epochs": 3},
-    )
-    return output
+def paper_run(tiny_hf_run):
+    """The paper's configuration at toy width, 3 epochs, fold 1 (the run
+    folder of conftest's ``tiny_hf_run``)."""
+    return tiny_hf_run.run
 
 
 def test_recipe_writes_log_checkpoints_results_and_predictions(paper_run):
@@ -109,6 +99,7 @@ def test_tested_checkpoint_is_the_best_on_validation(paper_run):
     assert loaded == 1 + scores.index(max(scores))
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_from_its_last_checkpoint(
     tmp_path, synthetic_corpus, synthetic_prepared, recipe, train
 ):
@@ -154,6 +145,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(
     assert (output / "test_results.json").exists()
 
 
+@pytest.mark.slow
 def test_a_run_resumed_mid_epoch_ends_with_the_results_of_an_uninterrupted_one(
     tmp_path, synthetic_corpus, synthetic_prepared, train, train_and_kill
 ):
@@ -211,7 +203,25 @@ def test_encoders_swap_by_source_key(
         roberta,
         {"number_of_epochs": 1, "freeze_policy": "frozen"},
     )
-    assert (output / "test_results.json").exists()
+    results = read_json(output / "test_results.json")
+    test_split = read_json(
+        synthetic_prepared / "folds" / "speaker" / "fold_1" / "test.json"
+    )
+    assert results["n"] == len(test_split)
+    assert sum(map(sum, results["confusion"])) == results["n"]
+    # the checkpoint records the frozen encoders it was trained with: the
+    # swapped ones, by folder and by the fingerprint of their weights
+    saved = sorted(output.glob("save/CKPT+*/system.frozen.json"))[-1]
+    record = read_json(saved)
+    for modality, source, encoder in (
+        ("audio", wavlm, HFAudioEncoder),
+        ("text", roberta, HFTextEncoder),
+    ):
+        fingerprint = encoder(source, freeze="frozen").fingerprint()
+        assert record[modality] == {
+            "source": str(source),
+            "fingerprint": fingerprint,
+        }
 
 
 def test_a_folder_that_is_not_iemocap_gets_a_clear_error(tmp_path, train):
@@ -246,7 +256,9 @@ def test_the_recipe_trains_a_fusion_of_yours_named_on_the_command_line(
         '        """Pads count too: a toy."""\n'
         "        return torch.cat([audio.amax(1), text.amax(1)], -1)\n"
     )
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    # beside the package the tests import (a checkout on PYTHONPATH)
+    paths = [str(tmp_path), os.environ.get("PYTHONPATH", "")]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, paths)))
     output = tmp_path / "run"
     train(
         synthetic_corpus,
@@ -284,6 +296,7 @@ def learning_corpus(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_multimodal_model_beats_both_single_modality_models(
     tmp_path, learning_corpus, train
 ):
@@ -414,15 +427,19 @@ def test_a_fold_out_of_range_is_one_line_and_leaves_no_run_folder(
 
 
 def test_a_rerun_with_other_settings_is_refused_naming_them(
-    tmp_path, synthetic_corpus, synthetic_prepared, train
+    tmp_path, synthetic_corpus, synthetic_prepared, light_run, train
 ):
     output = tmp_path / "run"
+    shutil.copytree(light_run.folder, output)  # trained for 1 epoch
     args = (synthetic_corpus, synthetic_prepared, output, "fbank", "hashing")
-    train(*args, {"number_of_epochs": 1})
     saved = (output / "hyperparams.yaml").read_text()
     result = train(
         *args,
-        {"number_of_epochs": 2, "fusion_type": "pooled_mean"},
+        {
+            **light_run.extra,
+            "number_of_epochs": 2,
+            "fusion_type": "pooled_mean",
+        },
         check=False,
     )
     assert result.returncode != 0
@@ -436,11 +453,11 @@ def test_a_rerun_with_other_settings_is_refused_naming_them(
 
 
 def test_start_over_discards_the_old_run_and_trains_anew(
-    tmp_path, synthetic_corpus, synthetic_prepared, train
+    tmp_path, synthetic_corpus, synthetic_prepared, light_run, train
 ):
     output = tmp_path / "run"
+    shutil.copytree(light_run.folder, output)  # trained for 1 epoch
     args = (synthetic_corpus, synthetic_prepared, output, "fbank", "hashing")
-    train(*args, {"number_of_epochs": 1})
     train(*args, {"number_of_epochs": 2, "start_over": True})
     assert logged_epochs(output) == [1, 2]  # one fresh log
     settings = read_json(output / "run_config.json")["settings"]
@@ -448,6 +465,7 @@ def test_start_over_discards_the_old_run_and_trains_anew(
     assert "start_over" not in settings
 
 
+@pytest.mark.slow
 def test_a_resumed_run_ends_with_the_results_of_an_uninterrupted_one(
     tmp_path, synthetic_corpus, synthetic_prepared, train, train_and_kill
 ):

@@ -186,6 +186,7 @@ def msp_export(msp_run):
     return exported
 
 
+@pytest.mark.slow
 def test_the_model_card_of_an_msp_run_names_its_corpus_and_scale(
     msp_export,
 ):
@@ -196,6 +197,7 @@ def test_the_model_card_of_an_msp_run_names_its_corpus_and_scale(
     assert "the release's split" in card
 
 
+@pytest.mark.slow
 def test_predict_writes_the_challenge_submission_files_for_test3(
     msp_run, msp_export
 ):
@@ -227,6 +229,7 @@ def test_predict_writes_the_challenge_submission_files_for_test3(
         assert all(1.0 <= float(v) <= 7.0 for v in line.split(",")[1:])
 
 
+@pytest.mark.slow
 def test_the_msp_recipe_trains_from_the_feature_cache_test2_included(msp_run):
     tmp, written, _, _ = msp_run
     output = tmp / "cached_run"
@@ -250,6 +253,7 @@ def test_the_msp_recipe_trains_from_the_feature_cache_test2_included(msp_run):
     assert "test2_predictions.jsonl" in {p.name for p in output.iterdir()}
 
 
+@pytest.mark.slow
 def test_a_sweep_over_a_csv_corpus_reports_and_reruns_without_refusal(
     tmp_path,
 ):
@@ -296,6 +300,7 @@ def test_a_sweep_over_a_csv_corpus_reports_and_reruns_without_refusal(
     assert "1 of 1 runs already complete" in second.stderr
 
 
+@pytest.mark.slow
 def test_the_demo_trains_the_iemocap_recipe_on_a_csv_corpus(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "speechbrain_mtmm", "demo", "--corpus", "csv"]

@@ -1,15 +1,13 @@
 """Sharing a trained model: the model card, sweep exports, ONNX graphs.
 
-One run with tiny random HF encoders (HuBERT + DeBERTa-v2) is trained on
-the synthetic corpus and exported with ``--onnx --int8``; the ONNX
+One run with tiny random HF encoders (HuBERT + DeBERTa-v2) trained on the
+synthetic corpus and exported with ``--onnx --int8`` (conftest's
+``tiny_hf_run``, shared with the other modules that test it): the ONNX
 backend must give the PyTorch backend's probabilities and dimensions.
 """
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 import yaml
@@ -23,41 +21,16 @@ from speechbrain_mtmm.inference.onnx_runtime import (
 from speechbrain_mtmm.inference.recognizer import MultimodalEmotionRecognizer
 from speechbrain_mtmm.run_folder import read_predictions, read_test_results
 from speechbrain_mtmm.sharing.export import record_digests
-from speechbrain_mtmm.testing.recipes import OFFLINE_ENV, build_tiny_encoders
 
 ONNX_TOL = 1e-4  # probabilities and 0-1 dimensions, fp32 graphs
 
 
 @pytest.fixture(scope="module")
-def onnx_export(tmp_path_factory, synthetic_corpus, synthetic_prepared, train):
-    """(run folder, model folder): tiny HF encoders, 1 epoch, exported
-    with ``mtmm export --onnx --int8`` (the encoder folders then deleted,
-    as a user's would be)."""
-    work = tmp_path_factory.mktemp("onnx_export")
-    with open(synthetic_prepared / "iemocap.json") as fin:
-        texts = [entry["text"] for entry in json.load(fin).values()]
-    audio, text = build_tiny_encoders(work / "encoders", texts)
-    run = work / "run"
-    train(
-        synthetic_corpus,
-        synthetic_prepared,
-        run,
-        audio,
-        text,
-        {"number_of_epochs": 1},
-    )
-    model = work / "model"
-    command = [sys.executable, "-m", "speechbrain_mtmm", "export"]
-    command += ["--run", str(run), "--out", str(model), "--onnx", "--int8"]
-    result = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, **OFFLINE_ENV),
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    shutil.rmtree(work / "encoders")
-    return run, model
+def onnx_export(tiny_hf_run):
+    """(run folder, model folder): tiny HF encoders, exported with
+    ``mtmm export --onnx --int8``, the encoder folders then deleted, as a
+    user's would be (conftest's ``tiny_hf_run``)."""
+    return tiny_hf_run.run, tiny_hf_run.model
 
 
 @pytest.fixture(scope="module")

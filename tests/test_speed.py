@@ -7,6 +7,7 @@ the options run, report what they should and change what they should.
 import json
 import math
 import re
+import shutil
 
 import pytest
 import torch
@@ -159,15 +160,18 @@ def padded_fraction(dataset, batches):
 
 
 def test_evaluation_batches_by_duration_pad_less_and_predict_the_same(
-    tmp_path, synthetic_corpus, synthetic_prepared, train
+    tmp_path, synthetic_corpus, synthetic_prepared, light_run, train
 ):
-    """One trained run, its test set evaluated again with each batching
-    (a rerun into a finished run folder only evaluates)."""
+    """One trained run (a copy of conftest's light run, tested in fixed
+    batches), its test set evaluated again with each batching (a rerun
+    into a finished run folder only evaluates)."""
+    assert light_run.extra["eval_batching"] == "fixed"
+    assert light_run.extra["max_batch_length"] == 6.0
     output = tmp_path / "run"
-    rows = {}
-    for mode in ("fixed", "sorted", "dynamic"):
-        extra = {"number_of_epochs": 1, "eval_batching": mode}
-        extra["max_batch_length"] = 6.0
+    shutil.copytree(light_run.folder, output)
+    rows = {"fixed": {r["id"]: r for r in read_predictions(output)}}
+    for mode in ("sorted", "dynamic"):
+        extra = {**light_run.extra, "eval_batching": mode}
         train(
             synthetic_corpus,
             synthetic_prepared,

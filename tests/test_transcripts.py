@@ -176,6 +176,7 @@ def asr_sweep(
     return work / "sweep", prepared
 
 
+@pytest.mark.slow
 def test_a_fold_on_asr_transcripts_writes_wer_beside_the_emotion_scores(
     asr_sweep,
 ):
@@ -196,6 +197,7 @@ def test_a_fold_on_asr_transcripts_writes_wer_beside_the_emotion_scores(
     assert results["WER"]["all"]["WER"] == pytest.approx(expected["WER"])
 
 
+@pytest.mark.slow
 def test_the_cv_report_puts_gold_asr_and_audio_only_side_by_side(asr_sweep):
     sweep, _ = asr_sweep
     report = (sweep / "report.md").read_text()
