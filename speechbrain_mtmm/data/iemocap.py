@@ -541,15 +541,15 @@ def summarize(manifest, classes=None):
     -------
     dict
         ``classes``, ``class_counts``, ``speaker_counts``,
-        ``session_counts``, ``improvised_counts``, ``total_utterances``,
-        ``total_seconds`` and ``total_hours``.
+        ``session_counts``, ``improvised_counts``, ``utterances``,
+        ``seconds`` and ``hours``.
 
     Example
     -------
     >>> entry = {"emo": "hap", "speaker": "Ses01F", "session": 1,
     ...          "improvised": True, "duration": 1800.0}
     >>> summary = summarize({"u": entry}, ["neu", "hap"])
-    >>> summary["class_counts"], summary["total_hours"]
+    >>> summary["class_counts"], summary["hours"]
     ({'neu': 0, 'hap': 1}, 0.5)
     """
     entries = list(manifest.values())
@@ -565,9 +565,9 @@ def summarize(manifest, classes=None):
             "improvised": sum(1 for e in entries if e["improvised"]),
             "scripted": sum(1 for e in entries if not e["improvised"]),
         },
-        "total_utterances": len(entries),
-        "total_seconds": round(seconds, 4),
-        "total_hours": round(seconds / 3600, 4),
+        "utterances": len(entries),
+        "seconds": round(seconds, 4),
+        "hours": round(seconds / 3600, 4),
     }
 
 
@@ -586,14 +586,14 @@ def format_summary(summary):
 
     Example
     -------
-    >>> print(format_summary({"total_utterances": 2, "total_hours": 0.1,
+    >>> print(format_summary({"utterances": 2, "hours": 0.1,
     ...                       "class_counts": {"neu": 2}}))
     IEMOCAP: 2 utterances, 0.1 h
       class_counts: neu=2
     """
     lines = [
-        f"IEMOCAP: {summary['total_utterances']} utterances, "
-        f"{summary['total_hours']} h"
+        f"IEMOCAP: {summary['utterances']} utterances, "
+        f"{summary['hours']} h"
     ]
     for key in (
         "class_counts",
