@@ -131,9 +131,7 @@ def test_total_duration_equals_generated_audio(summary, generated):
 
 def test_session_counts_sum_to_total(summary):
     assert sorted(summary["session_counts"]) == ["1", "2", "3", "4", "5"]
-    assert (
-        sum(summary["session_counts"].values()) == summary["utterances"]
-    )
+    assert sum(summary["session_counts"].values()) == summary["utterances"]
 
 
 def test_summary_is_printed(synthetic_corpus, tmp_path, capsys):
@@ -374,9 +372,7 @@ def test_skip_missing_drops_missing_wavs_and_reports_them(
     summary = _load(tmp_path / "summary.json")
     assert utt not in _load(path)
     assert summary["skipped_counts"]["missing_wav"] == 1
-    assert (
-        summary["utterances"] == generated["kept_utterances_4class"] - 1
-    )
+    assert summary["utterances"] == generated["kept_utterances_4class"] - 1
 
 
 def test_missing_wav_of_an_excluded_utterance_is_not_an_error(

@@ -592,8 +592,7 @@ def format_summary(summary):
       class_counts: neu=2
     """
     lines = [
-        f"IEMOCAP: {summary['utterances']} utterances, "
-        f"{summary['hours']} h"
+        f"IEMOCAP: {summary['utterances']} utterances, {summary['hours']} h"
     ]
     for key in (
         "class_counts",
