@@ -7,15 +7,18 @@ Layers, each importing only those below it (``tests/test_layout.py``
 checks this)::
 
     cli                         the ``mtmm`` command
+    demo                        ``mtmm demo``: a recipe on a synthetic corpus
+    testing                     tiny models and recipe commands for tests
     sharing                     export folders, model cards, ONNX graphs
     experiments | inference     sweeps, reports | recognizer, ONNX runtime
     training                    losses, metrics, checkpoints, cache, speed
     system                      the whole model, described once
-    encoders | data             audio/text encoders | corpora, folds, audio
-    nnet                        blocks that know nothing of files
-    run_folder, atomic, locks   file names, atomic writes, locks (leaves)
+    encoders                    audio/text encoders
+    nnet | data                 blocks that know nothing of files | corpora
+    run_folder                  file names, rating scales, digests
+    atomic, locks, plain_yaml   atomic writes, locks, YAML read as data
 
-``testing`` (tiny models, the demo) stands apart, on top.
+Inside each subpackage its modules are layered too.
 """
 
 from speechbrain_mtmm.nnet import (
