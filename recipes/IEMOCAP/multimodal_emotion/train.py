@@ -603,7 +603,7 @@ def main(argv):
         write_test_outputs(
             hparams["output_folder"], results, tested[conditions[0]][1]
         )
-    end_run()
+    end_run(brain)
 
 
 if __name__ == "__main__":

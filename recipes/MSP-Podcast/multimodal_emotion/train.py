@@ -607,7 +607,7 @@ def main(argv):
         write_test_outputs(
             hparams["output_folder"], results, tested["test", headline][1]
         )
-    end_run()
+    end_run(brain)
 
 
 if __name__ == "__main__":
