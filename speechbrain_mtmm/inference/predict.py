@@ -42,11 +42,12 @@ from speechbrain_mtmm.data.msp_podcast import CLASSES
 from speechbrain_mtmm.data.tables import CSVError
 from speechbrain_mtmm.inference.recognizer import MultimodalEmotionRecognizer
 from speechbrain_mtmm.run_folder import (
-    DIMENSIONS,
     RATING_SCALE,
     RATING_SCALES,
+    classes_trained,
     rating_key,
     to_rating,
+    trained_dimensions,
 )
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
@@ -176,8 +177,8 @@ class _Writer:
     def __init__(self, stream, fmt, labels, dims, scale=RATING_SCALE):
         self.stream, self.fmt = stream, fmt
         if fmt == "csv":
-            columns = ["file", "label", "path", *dims]
-            columns += [rating_key(d, scale) for d in dims]
+            columns = ["file", *(["label"] if labels else []), "path"]
+            columns += [*dims, *(rating_key(d, scale) for d in dims)]
             columns += [f"p_{label}" for label in labels]
             columns += ["windows", "text_used", "warning", "error"]
             self.csv = csv.DictWriter(stream, columns, extrasaction="ignore")
@@ -421,7 +422,8 @@ def run_predict(
         return 2
     where = getattr(recognizer.system, "folder", None) or Path(model).resolve()
     print(f"model: {where} ({backend})", file=sys.stderr)
-    scale = recognizer.system.config.get("rating_scale", RATING_SCALE)
+    config = recognizer.system.config
+    scale = config.get("rating_scale", RATING_SCALE)
     if fmt == "msp-podcast":
         return _predict_submission(recognizer, jobs, output, scale)
     stream = sys.stdout
@@ -432,8 +434,9 @@ def run_predict(
         writer = _Writer(
             stream,
             fmt,
-            recognizer.labels,
-            DIMENSIONS[: recognizer.system.n_dims],
+            # only the outputs the model was trained for
+            recognizer.labels if classes_trained(config) else [],
+            trained_dimensions(config),
             scale,
         )
         bar = tqdm(jobs, unit="file", disable=len(jobs) < 2, file=sys.stderr)
