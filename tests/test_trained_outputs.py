@@ -14,6 +14,7 @@ import json
 import pytest
 import soundfile
 import torch
+import yaml
 
 from speechbrain_mtmm.cli import main as mtmm
 from speechbrain_mtmm.experiments.aggregate import aggregate
@@ -26,7 +27,10 @@ from speechbrain_mtmm.run_folder import (
     read_predictions,
     read_test_results,
     sweep_run_name,
+    trained_dimensions,
 )
+from speechbrain_mtmm.sharing.export import read_model_config
+from speechbrain_mtmm.system import PAPER_CONFIG
 from speechbrain_mtmm.testing.recipes import recipe_command, run_recipe_command
 
 DIMENSION_WORDS = ("valence", "arousal", "dominance", "CCC")
@@ -149,3 +153,24 @@ def test_its_predict_output_has_no_dimension_column(
         header = next(csv.reader(fin))
     assert "label" in header and "p_neu" in header
     assert not [c for c in header if c.startswith(DIMENSION_WORDS)]
+
+
+def test_a_run_from_before_loss_weights_exports_with_the_runs_weights(
+    tmp_path,
+):
+    """Runs made before model_config recorded its loss weights: the export
+    takes them from the run's own w_* keys."""
+    config = {**PAPER_CONFIG}
+    del config["loss_weights"]
+    hparams = {"w_ce": 1.0, "w_valence": 0.0, "w_arousal": 0.0}
+    hparams["w_dominance"] = 0.0
+    text = yaml.safe_dump({**hparams, "model_config": config})
+    (tmp_path / "hyperparams.yaml").write_text(text)
+    read = read_model_config(tmp_path)
+    assert read["loss_weights"] == {
+        "classes": 1.0,
+        "valence": 0.0,
+        "arousal": 0.0,
+        "dominance": 0.0,
+    }
+    assert trained_dimensions(read) == []
