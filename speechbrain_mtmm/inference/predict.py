@@ -211,7 +211,8 @@ def check_submission_model(labels, scale):
     Arguments
     ---------
     labels : list of str
-        The model's classes (the challenge's 8, in its order).
+        The model's classes (the challenge's 8, in its order; empty: it
+        was not trained to predict classes).
     scale : sequence of float
         Its rating scale (1-7).
 
@@ -226,6 +227,11 @@ def check_submission_model(labels, scale):
 ['ang', 'sad', 'hap', 'sur', 'fea', 'dis', 'con', 'neu'] on [1, 7]: was it \
 trained with the MSP-Podcast recipe?
     """
+    if not labels:
+        raise UsageError(
+            "the model was not trained to predict classes (w_ce: 0): the "
+            "challenge's submission needs them"
+        )
     if list(labels) != list(CLASSES.values()) or list(scale) != [1, 7]:
         raise UsageError(
             f"the model predicts {list(labels)} on {list(scale)}, not "
@@ -462,7 +468,10 @@ def _predict_submission(recognizer, jobs, folder, scale):
     """Predicts every job and writes the challenge's files; any failed
     input fails the submission (it must hold every file)."""
     try:
-        check_submission_model(recognizer.labels, scale)
+        config = recognizer.system.config
+        check_submission_model(
+            recognizer.labels if classes_trained(config) else [], scale
+        )
     except UsageError as error:
         print(f"mtmm predict: error: {error}", file=sys.stderr)
         return 2
