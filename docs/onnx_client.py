@@ -142,15 +142,22 @@ class OnnxEmotionClient:
         feeds = {}
         feeds.update(self._modality("audio", windows))
         feeds.update(self._modality("text", [text] * len(windows)))
-        outputs = self.info["outputs"]
-        classes = next(k for k, v in outputs.items() if "labels" in v)
-        scores = next(k for k, v in outputs.items() if "names" in v)
-        logits, dims = self.sessions["head"].run([classes, scores], feeds)
+        # the outputs the model was trained for: classes, dimensions or both
+        names = list(self.info["outputs"])
+        values = dict(zip(names, self.sessions["head"].run(names, feeds)))
         weights = np.array([1.0 if w is None else len(w) for w in windows])
         weights = weights[:, None] / weights.sum()
-        probs = (softmax(logits) * weights).sum(axis=0)
-        dims = (dims * weights).sum(axis=0)
-        return self._result(probs, dims, wav, text, len(windows))
+        mean = {
+            name: ((softmax(v) if self._is_classes(name) else v) * weights).sum(
+                axis=0
+            )
+            for name, v in values.items()
+        }
+        return self._result(mean, wav, text, len(windows))
+
+    def _is_classes(self, name):
+        """Whether a head output holds class scores (it has labels)."""
+        return "labels" in self.info["outputs"][name]
 
     def windows(self, wav):
         """The long-audio windows of a waveform (``long_audio``).
@@ -209,19 +216,20 @@ class OnnxEmotionClient:
         )
         return {head["feats"]: feats, head["lens"]: out_lens}
 
-    def _result(self, probs, dims, wav, text, windows):
+    def _result(self, mean, wav, text, windows):
         """The prediction, named as ``onnx_info.json``'s outputs say."""
-        outputs = self.info["outputs"].values()
-        classes = next(v for v in outputs if "labels" in v)
-        scores = next(v for v in outputs if "names" in v)
-        low, high = scores["rating_scale"]
-        result = {
-            "label": classes["labels"][int(np.argmax(probs))],
-            "probs": dict(zip(classes["labels"], map(float, probs))),
-        }
-        for name, value in zip(scores["names"], dims):
-            result[name] = float(value)
-            result[f"{name}_rating"] = low + (high - low) * float(value)
+        result = {}
+        for output, values in mean.items():
+            spec = self.info["outputs"][output]
+            if "labels" in spec:
+                labels = spec["labels"]
+                result["label"] = labels[int(np.argmax(values))]
+                result["probs"] = dict(zip(labels, map(float, values)))
+                continue
+            low, high = spec["rating_scale"]
+            for name, value in zip(spec["names"], values):
+                result[name] = float(value)
+                result[f"{name}_rating"] = low + (high - low) * float(value)
         result["path"] = (
             "text-only"
             if wav is None

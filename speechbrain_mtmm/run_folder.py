@@ -51,6 +51,9 @@ RATING_SCALES = {"iemocap": (1.0, 5.0), "msp-podcast": (1.0, 7.0)}
 #: The scale of runs and exports that do not record theirs (IEMOCAP's)
 RATING_SCALE = RATING_SCALES["iemocap"]
 
+#: The tasks a loss can weigh: the classes and each dimension
+TASKS = ("classes", *DIMENSIONS)
+
 HYPERPARAMS = "hyperparams.yaml"
 TRAIN_LOG = "train_log.txt"
 SAVE_FOLDER = "save"
@@ -148,8 +151,72 @@ def rating_key(name, scale=RATING_SCALE):
     return f"{name}_{low:g}to{high:g}"
 
 
+def trained_dimensions(config):
+    """The dimensions a model was trained to predict, in its output order.
+
+    A dimension with loss weight 0 was never trained: its output is not a
+    prediction, so nothing reports, exports or predicts it. A model
+    configuration without ``loss_weights`` (exports made before it was
+    recorded) has trained every dimension it predicts.
+
+    Arguments
+    ---------
+    config : dict
+        A model configuration (``n_dims``, optional ``loss_weights``).
+
+    Returns
+    -------
+    list of str
+
+    Example
+    -------
+    >>> trained_dimensions({"n_dims": 2})
+    ['valence', 'arousal']
+    >>> trained_dimensions({"n_dims": 3, "loss_weights": {
+    ...     "classes": 1.0, "valence": 0.0, "arousal": 0.5, "dominance": 0.5}})
+    ['arousal', 'dominance']
+    """
+    weights = config.get("loss_weights")
+    return [
+        name
+        for name in DIMENSIONS[: config["n_dims"]]
+        if weights is None or weights.get(name, 0) > 0
+    ]
+
+
+def classes_trained(config):
+    """Whether a model was trained to predict classes (loss weight > 0).
+
+    Arguments
+    ---------
+    config : dict
+        A model configuration (optional ``loss_weights``; without it, yes).
+
+    Returns
+    -------
+    bool
+
+    Example
+    -------
+    >>> classes_trained({"loss_weights": {"classes": 0.0, "valence": 1.0}})
+    False
+    >>> classes_trained({})
+    True
+    """
+    weights = config.get("loss_weights")
+    return weights is None or weights.get("classes", 0) > 0
+
+
 def prediction_row(
-    utt_id, emo, pred_emo, probs, dims, pred_dims, scale=RATING_SCALE, **extra
+    utt_id,
+    emo,
+    pred_emo,
+    probs,
+    dims,
+    pred_dims,
+    scale=RATING_SCALE,
+    names=DIMENSIONS,
+    **extra,
 ):
     """One line of ``test_predictions.jsonl``.
 
@@ -158,15 +225,18 @@ def prediction_row(
     utt_id : str
         Utterance id.
     emo, pred_emo : str
-        True and predicted class.
+        True and predicted class (``pred_emo`` None: the classes were not
+        trained, and the row has no prediction of them).
     probs : dict
         Label -> probability.
     dims, pred_dims : sequence of float
         True and predicted dimensions on the 0-1 scale, in
-        :data:`DIMENSIONS` order (as many as the model predicts); a true
-        value that is not a number (not rated) is written as None.
+        ``names`` order; a true value that is not a number (not rated)
+        is written as None.
     scale : tuple of float
         The rating scale the rows are written on.
+    names : sequence of str
+        The dimensions given (those the model was trained to predict).
     **extra
         More fields (``speaker``, ``improvised``, ...).
 
@@ -186,13 +256,11 @@ def prediction_row(
      'pred_valence': 2.0, 'arousal': 5.0, 'pred_arousal': 4.0,
      'speaker': 'Ses01F'}
     """
-    row = {
-        "id": utt_id,
-        "emo": emo,
-        "pred_emo": pred_emo,
-        "probs": {label: round(float(p), 5) for label, p in probs.items()},
-    }
-    for name, true, pred in zip(DIMENSIONS, dims, pred_dims):
+    row = {"id": utt_id, "emo": emo}
+    if pred_emo is not None:
+        row["pred_emo"] = pred_emo
+        row["probs"] = {label: round(float(p), 5) for label, p in probs.items()}
+    for name, true, pred in zip(names, dims, pred_dims):
         true = float(true)
         row[name] = None if true != true else round(to_rating(true, scale), 4)
         row[f"pred_{name}"] = round(to_rating(float(pred), scale), 4)

@@ -46,7 +46,13 @@ from speechbrain_mtmm.nnet.builders import BlockError, build_block
 from speechbrain_mtmm.nnet.layer_sum import WeightedLayerSum
 from speechbrain_mtmm.nnet.masking import masked_modality_features
 from speechbrain_mtmm.nnet.model import MultimodalEmotionModel
-from speechbrain_mtmm.run_folder import RATING_SCALE
+from speechbrain_mtmm.run_folder import (
+    DIMENSIONS,
+    RATING_SCALE,
+    TASKS,
+    classes_trained,
+    trained_dimensions,
+)
 
 # The configuration of the paper (Ispas et al., ICMI 2023) and its keys
 PAPER_CONFIG = {
@@ -81,6 +87,9 @@ PAPER_CONFIG = {
     "fusion_ffn": 0,
     "dropout": 0.1,
     "heads_type": "emotion_heads",
+    # task -> loss weight (classes, valence, ...): an output whose weight
+    # is 0 was never trained and is not predicted; None: all were trained
+    "loss_weights": None,
 }
 
 # Model settings a configuration may leave out (older exports), defaults
@@ -89,6 +98,7 @@ MODEL_DEFAULTS = {
     "rating_scale": list(RATING_SCALE),
     "refinement_type": "self_attention",
     "heads_type": "emotion_heads",
+    "loss_weights": None,
 }
 
 
@@ -162,7 +172,35 @@ fusion_typ
             f"model config: modalities must be a non-empty subset of "
             f"{list(MODALITIES)}, got {modalities}"
         )
+    _check_loss_weights(config["loss_weights"], config["n_dims"])
     return config
+
+
+def _check_loss_weights(weights, n_dims):
+    if weights is None:
+        return
+    if not isinstance(weights, dict) or set(weights) - set(TASKS):
+        raise ModelConfigError(
+            f"model config: loss_weights must map some of {list(TASKS)} "
+            f"to a weight, got {weights}"
+        )
+    if not all(
+        isinstance(w, (int, float)) and w >= 0 for w in weights.values()
+    ):
+        raise ModelConfigError(
+            f"model config: loss weights must be numbers >= 0, got {weights}"
+        )
+    if not any(w > 0 for w in weights.values()):
+        raise ModelConfigError(
+            "model config: every loss weight is 0: nothing is trained"
+        )
+    beyond = [d for d in DIMENSIONS[n_dims:] if weights.get(d, 0) > 0]
+    if beyond:
+        raise ModelConfigError(
+            f"model config: {', '.join(beyond)} has a loss weight but the "
+            f"model predicts {n_dims} dimensions (n_dims: {n_dims + 1} "
+            "adds dominance)"
+        )
 
 
 def _sections(config):
@@ -326,8 +364,18 @@ class MultimodalEmotionSystem(torch.nn.Module):
 
     @property
     def n_dims(self):
-        """How many dimensions the regressor predicts."""
+        """How many dimensions the regressor has (trained or not)."""
         return self.config["n_dims"]
+
+    @property
+    def dimensions(self):
+        """The dimensions it was trained to predict, in output order."""
+        return trained_dimensions(self.config)
+
+    @property
+    def classes_trained(self):
+        """Whether it was trained to predict classes."""
+        return classes_trained(self.config)
 
     def encoder(self, modality):
         """The encoder of ``"audio"`` or ``"text"``."""
@@ -532,9 +580,47 @@ class MultimodalEmotionSystem(torch.nn.Module):
         Returns
         -------
         dict
-            ``logits``, ``dims`` (0-1) and ``embedding``.
+            ``logits`` (if the classes were trained), ``dims`` (0-1, the
+            trained :attr:`dimensions`, if any) and ``embedding``.
         """
-        return self.model(audio, audio_lens, text, text_lens)
+        out = self.model(audio, audio_lens, text, text_lens)
+        return trained_outputs(out, self.config)
+
+
+def trained_outputs(out, config):
+    """The outputs of the model that were trained, the others left out.
+
+    Arguments
+    ---------
+    out : dict
+        ``logits``, ``dims`` (every regressor column) and ``embedding``.
+    config : dict
+        The model configuration.
+
+    Returns
+    -------
+    dict
+        ``logits`` only if the classes were trained; ``dims`` with the
+        columns of :func:`trained_dimensions`, only if there are any.
+
+    Example
+    -------
+    >>> out = {"logits": torch.zeros(1, 4), "dims": torch.tensor([[.1, .2]]),
+    ...        "embedding": torch.zeros(1, 8)}
+    >>> weights = {"classes": 0.0, "valence": 0.0, "arousal": 1.0}
+    >>> kept = trained_outputs(out, {"n_dims": 2, "loss_weights": weights})
+    >>> sorted(kept), kept["dims"]
+    (['dims', 'embedding'], tensor([[0.2000]]))
+    """
+    out = dict(out)
+    if not classes_trained(config):
+        del out["logits"]
+    names = trained_dimensions(config)
+    if not names:
+        del out["dims"]
+    elif len(names) < out["dims"].shape[-1]:
+        out["dims"] = out["dims"][:, [DIMENSIONS.index(n) for n in names]]
+    return out
 
 
 def load_weights(module, path, skip=()):

@@ -619,3 +619,19 @@ def test_narrowing_spans_the_farthest_reachable_bucket(bucketed_deberta):
         assert span == 7
     with narrow_relative_positions(model, 128) as span:
         assert span is None
+
+
+@pytest.mark.parametrize(
+    "modality,source", [("audio", "fbank"), ("text", "hashing")]
+)
+def test_light_encoders_are_rebuilt_identically_whatever_the_global_seed(
+    modality, source
+):
+    torch.manual_seed(0)
+    first = build_encoder(modality, source, freeze="frozen")
+    torch.manual_seed(1)
+    state = torch.random.get_rng_state()
+    second = build_encoder(modality, source, freeze="frozen")
+    assert first.fingerprint() == second.fingerprint()
+    # the caller's random state is left as it was
+    assert torch.equal(torch.random.get_rng_state(), state)

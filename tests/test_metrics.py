@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from speechbrain_mtmm import CCCStats, EmotionClassificationStats, ccc
+from speechbrain_mtmm.training.metrics import epoch_scores, summarize_test
 
 LABELS = ["neu", "hap", "sad", "ang"]
 
@@ -104,3 +105,21 @@ def test_ccc_stats_with_dominance_and_shape_check():
     out = io.StringIO()
     stats.write_stats(out)
     assert out.getvalue().count("\n") == 4
+
+
+def test_ccc_stats_without_trained_dimensions_report_nothing():
+    stats = CCCStats([])
+    assert stats.summarize() == {}
+
+
+def test_epoch_scores_without_trained_classes_have_only_ccc():
+    dims = CCCStats(["arousal"])
+    dims.append(
+        ["u1", "u2"], torch.tensor([[0.0], [1.0]]), torch.tensor([[0.0], [1.0]])
+    )
+    scores = epoch_scores(None, dims, ["CCC_arousal"])
+    assert sorted(scores) == ["CCC_arousal", "CCC_mean", "score"]
+    assert summarize_test(None, scores) == {
+        "CCC_arousal": pytest.approx(1.0),
+        "CCC_mean": pytest.approx(1.0),
+    }

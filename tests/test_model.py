@@ -56,21 +56,20 @@ def test_loading_restores_the_trained_weights_around_the_frozen_ones(
     trained = MultimodalEmotionSystem(light_config())
     trained.save_trained(tmp_path / "system.ckpt")
     torch.manual_seed(1)
+    # other trained parts; the frozen encoder rebuilt from its config
     other = MultimodalEmotionSystem(light_config())
-    # same frozen encoder (from its "source"), different trained parts
-    other.audio_encoder.load_state_dict(trained.audio_encoder.state_dict())
     other.load_trained(tmp_path / "system.ckpt")
     for key, value in trained.state_dict().items():
         assert torch.equal(other.state_dict()[key], value), key
 
 
 def test_loading_refuses_a_frozen_encoder_that_differs(tmp_path):
-    torch.manual_seed(0)
     MultimodalEmotionSystem(light_config()).save_trained(
         tmp_path / "system.ckpt"
     )
-    torch.manual_seed(1)
     other = MultimodalEmotionSystem(light_config())
+    with torch.no_grad():
+        next(other.audio_encoder.parameters()).add_(1.0)
     with pytest.raises(RuntimeError, match="system.ckpt: the frozen audio"):
         other.load_trained(tmp_path / "system.ckpt")
 
@@ -186,3 +185,45 @@ def test_a_block_that_cannot_be_built_is_a_one_line_config_error(
 ):
     with pytest.raises(ModelConfigError, match=message):
         MultimodalEmotionSystem({**light_config(), key: value})
+
+
+# ------------------------------------------------- what was trained exists
+
+
+def weighted(classes, valence, arousal, dominance=0.0, n_dims=3):
+    """The light config with these loss weights."""
+    weights = {
+        "classes": classes,
+        "valence": valence,
+        "arousal": arousal,
+        "dominance": dominance,
+    }
+    return {**light_config(), "n_dims": n_dims, "loss_weights": weights}
+
+
+def test_a_zero_loss_weight_leaves_its_output_out_of_the_forward_pass():
+    system = MultimodalEmotionSystem(weighted(0.0, 1.0, 0.0, 0.5)).eval()
+    audio = system.encode("audio", torch.randn(2, 8000), torch.ones(2))
+    text = system.masked("text", 2)
+    out = system(*audio, *text)
+    full = system.model(*audio, *text)  # every head, trained or not
+    assert "logits" not in out
+    assert system.dimensions == ["valence", "dominance"]
+    torch.testing.assert_close(out["dims"], full["dims"][:, [0, 2]])
+
+
+def test_with_every_weight_positive_the_forward_pass_has_every_output():
+    system = MultimodalEmotionSystem(weighted(1.0, 1.0, 1.0, 1.0)).eval()
+    audio = system.encode("audio", torch.randn(2, 8000), torch.ones(2))
+    out = system(*audio, *system.masked("text", 2))
+    assert out["logits"].shape == (2, 4) and out["dims"].shape == (2, 3)
+
+
+def test_a_loss_weight_beyond_the_predicted_dimensions_is_refused():
+    with pytest.raises(ModelConfigError, match="dominance has a loss weight"):
+        check_config(weighted(1.0, 1.0, 1.0, 0.5, n_dims=2))
+
+
+def test_loss_weights_that_train_nothing_are_refused():
+    with pytest.raises(ModelConfigError, match="nothing is trained"):
+        check_config(weighted(0.0, 0.0, 0.0))

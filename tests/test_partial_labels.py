@@ -348,3 +348,15 @@ def test_a_missing_transcript_is_named_before_training_starts():
 def test_a_rating_scale_that_is_not_low_high_is_refused(scale):
     with pytest.raises(ModelConfigError, match="rating_scale must be"):
         check_config({**PAPER_CONFIG, "rating_scale": scale})
+
+
+def test_a_prediction_row_holds_only_what_the_model_was_trained_for():
+    row = prediction_row(
+        "u1", "ang", None, {}, [0.5], [0.25], names=["arousal"]
+    )
+    assert row == {
+        "id": "u1",
+        "emo": "ang",
+        "arousal": 3.0,
+        "pred_arousal": 2.0,
+    }

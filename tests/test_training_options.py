@@ -2,7 +2,6 @@
 selection rule and the encoder presets of the IEMOCAP recipe."""
 
 import json
-import logging
 import re
 import shutil
 from pathlib import Path
@@ -20,7 +19,10 @@ from speechbrain_mtmm.testing.tiny_models import (
     build_tiny_speech_ssl,
 )
 from speechbrain_mtmm.training.hparams import load_recipe_hparams
-from speechbrain_mtmm.training.metrics import selection_metrics
+from speechbrain_mtmm.training.metrics import (
+    MetricChoiceError,
+    selection_metrics,
+)
 from speechbrain_mtmm.training.optim import (
     LearningRateSchedule,
     parameter_groups,
@@ -214,22 +216,43 @@ def test_accumulating_two_batches_of_4_equals_one_batch_of_8(
 # ------------------------------------------------------------------ selection
 
 
+def trained(classes, valence, arousal, dominance=0.0):
+    """A model configuration with these loss weights."""
+    return {
+        "n_dims": 3,
+        "loss_weights": {
+            "classes": classes,
+            "valence": valence,
+            "arousal": arousal,
+            "dominance": dominance,
+        },
+    }
+
+
 def test_selection_scores_only_the_trained_heads_by_default():
-    assert selection_metrics("auto", 1.0, 0, 0) == ["UA"]
-    assert selection_metrics("auto", 0, 0.5, 0.5, 0.2) == [
+    assert selection_metrics("auto", trained(1.0, 0, 0)) == ["UA"]
+    assert selection_metrics("auto", trained(0, 0.5, 0.5, 0.2)) == [
         "CCC_valence",
         "CCC_arousal",
         "CCC_dominance",
     ]
-    with pytest.raises(ValueError, match="nothing is trained"):
-        selection_metrics("auto", 0, 0, 0)
 
 
-def test_a_chosen_score_of_an_untrained_head_gets_a_warning(caplog):
-    with caplog.at_level(logging.WARNING):
-        chosen = selection_metrics(["UA", "CCC_valence"], 1.0, 0, 0)
-    assert chosen == ["UA", "CCC_valence"]
-    assert "['CCC_valence'], whose heads are not trained" in caplog.text
+def test_selection_with_nothing_trained_is_refused():
+    with pytest.raises(MetricChoiceError, match="nothing is trained"):
+        selection_metrics("auto", {"n_dims": 2, "loss_weights": {}})
+
+
+def test_a_chosen_score_of_an_untrained_head_is_refused():
+    with pytest.raises(
+        MetricChoiceError, match=r"include \['CCC_valence'\], which are not"
+    ):
+        selection_metrics(["UA", "CCC_valence"], trained(1.0, 0, 0))
+
+
+def test_a_chosen_score_of_trained_heads_is_kept():
+    chosen = ["CCC_mean", "macro_F1"]
+    assert selection_metrics(chosen, trained(1.0, 0, 0.5)) == chosen
 
 
 # -------------------------------------------------------------------- presets

@@ -5,10 +5,17 @@ cache and inference alike: a ``source`` of ``"fbank"`` / ``"hashing"``
 picks the light pair trained from scratch (:mod:`.light`), anything else
 is a HuggingFace hub id or local folder (:mod:`.huggingface`).
 
+The light encoders start from weights drawn with a fixed seed
+(:data:`LIGHT_SEED`), as a pretrained encoder starts from its published
+weights: a frozen one is then rebuilt identically from its configuration,
+so a checkpoint need not hold it, and every run that trained exports.
+
 Authors
 -------
  * speechbrain-mtmm contributors, 2026
 """
+
+import torch
 
 from speechbrain_mtmm.encoders.base import (
     FREEZE_POLICIES,
@@ -26,9 +33,12 @@ from speechbrain_mtmm.encoders.light import (
 
 MODALITIES = ("audio", "text")
 LIGHT_SOURCES = {"audio": "fbank", "text": "hashing"}
+#: The seed of the light encoders' initial weights
+LIGHT_SEED = 0
 
 __all__ = [
     "FREEZE_POLICIES",
+    "LIGHT_SEED",
     "LIGHT_SIZE",
     "LIGHT_SOURCES",
     "MAX_TOKENS",
@@ -87,21 +97,28 @@ def build_encoder(
     16
     >>> build_encoder("text", "hashing", light_size=8).tokenize("Hi").tolist()
     [1, 1284]
+    >>> one, two = (build_encoder("audio", "fbank") for _ in range(2))
+    >>> one.fingerprint() == two.fingerprint()
+    True
     """
     if modality not in MODALITIES:
         raise EncoderError(f"modality must be one of {MODALITIES}: {modality}")
     source = str(source)
-    if modality == "audio":
-        if source == LIGHT_SOURCES["audio"]:
-            return FbankAudioEncoder(
-                d_model=light_size, sample_rate=sample_rate, freeze=freeze
+    if source == LIGHT_SOURCES.get(modality):
+        # the same initial weights every time, the caller's random state
+        # left as it was
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(LIGHT_SEED)
+            if modality == "audio":
+                return FbankAudioEncoder(
+                    d_model=light_size, sample_rate=sample_rate, freeze=freeze
+                )
+            return TokenEmbeddingTextEncoder(
+                d_model=light_size, max_length=max_length, freeze=freeze
             )
+    if modality == "audio":
         return HFAudioEncoder(
             source, save_path=save_path, freeze=freeze, pretrained=pretrained
-        )
-    if source == LIGHT_SOURCES["text"]:
-        return TokenEmbeddingTextEncoder(
-            d_model=light_size, max_length=max_length, freeze=freeze
         )
     return HFTextEncoder(
         source,

@@ -34,6 +34,8 @@ import yaml
 from speechbrain_mtmm.atomic import write_json, write_text
 from speechbrain_mtmm.experiments.aggregate import STD_DEFINITION
 from speechbrain_mtmm.experiments.reports import (
+    NOT_TRAINED,
+    NOT_TRAINED_NOTE,
     PAPER_COLUMNS,
     format_mean_std,
     format_score,
@@ -192,6 +194,8 @@ def cell_overrides(row, task, overrides=None, hparams_file=None):
 def _ours(results, metric):
     if results is None or results["summary"]["all"] is None:
         return "–"
+    if metric not in results["summary"]["all"]:
+        return NOT_TRAINED
     return format_mean_std(metric, results["summary"]["all"][metric])
 
 
@@ -243,13 +247,18 @@ def task_table(task, rows, cells):
             wer = (results or {}).get("WER", {}).get("all")
             cell.append("–" if not wer else f"{wer['mean']:.1f}")
         lines.append(cell)
-    return markdown_table(header, lines)
+    table = markdown_table(header, lines)
+    if any(NOT_TRAINED in line[1:] for line in lines):
+        table += f"\n\n{NOT_TRAINED_NOTE}"
+    return table
 
 
 def _ours_asr(results, metric):
     summary = (results or {}).get("transcripts", {}).get("asr")
     if not summary:
         return "–"
+    if metric not in summary:
+        return NOT_TRAINED
     return format_mean_std(metric, summary[metric])
 
 
@@ -265,14 +274,19 @@ def table_json(cells):
     -------
     dict
         ``{row: {task: {metric: {"paper", "mean", "std_seeds",
-        "std_folds"}}}}``.
+        "std_folds"}}}}``; a metric of an untrained head has
+        ``"trained": false`` and no values.
     """
     table = {}
     for (row, task), results in cells.items():
         entry = {}
         for metric in TASKS[task][1]:
-            summary = results and results["summary"]["all"][metric]
+            summary = results and results["summary"]["all"]
             entry[metric] = {"paper": PAPER[row][task].get(metric)}
+            if summary and metric not in summary:
+                entry[metric]["trained"] = False
+                continue
+            summary = summary and summary[metric]
             for key in ("mean", "std_seeds", "std_folds"):
                 entry[metric][key] = summary[key] if summary else None
         table.setdefault(row, {})[task] = entry

@@ -101,12 +101,16 @@ def prediction_metrics(rows, labels):
     if not rows:
         return None
     ids = [row["id"] for row in rows]
-    classes = EmotionClassificationStats(labels)
-    classes.append(
-        ids, [row["pred_emo"] for row in rows], [row["emo"] for row in rows]
-    )
-    summary = classes.summarize()
-    metrics = {key: summary[key] for key in ("WA", "UA", "macro_F1")}
+    metrics = {}
+    if "pred_emo" in rows[0]:  # the classes were trained
+        classes = EmotionClassificationStats(labels)
+        classes.append(
+            ids,
+            [row["pred_emo"] for row in rows],
+            [row["emo"] for row in rows],
+        )
+        summary = classes.summarize()
+        metrics = {key: summary[key] for key in ("WA", "UA", "macro_F1")}
     dims = [name for name in DIMENSIONS if f"pred_{name}" in rows[0]]
     ccc = CCCStats(dims)
     ccc.append(
@@ -138,7 +142,7 @@ def run_metrics(run, metrics):
     path = Path(run["path"])
     results = read_test_results(path)
     rows = read_predictions(path)
-    labels = results["labels"]
+    labels = results.get("labels")  # none: the classes were not trained
     entry = {
         "fold": run["fold"],
         "seed": run["seed"],
@@ -146,8 +150,9 @@ def run_metrics(run, metrics):
         # a corpus without speakers (utterance folds) names none
         "test_speakers": sorted({row.get("speaker") for row in rows} - {None}),
         "labels": labels,
-        "confusion": results["confusion"],
-        "all": {key: results[key] for key in metrics} | {"n": results["n"]},
+        "confusion": results.get("confusion"),
+        "all": {key: results[key] for key in metrics}
+        | {"n": results.get("n", len(rows))},
     }
     # IEMOCAP's improvised and scripted parts (other corpora have none)
     has_parts = all("improvised" in row for row in rows)
@@ -163,7 +168,8 @@ def run_metrics(run, metrics):
         entry[subset] = scores
     # the test conditions (gold, asr, none) and the ASR word error rate
     entry["conditions"] = {
-        condition: {key: scores[key] for key in (*metrics, "n")}
+        condition: {key: scores[key] for key in metrics}
+        | {"n": scores.get("n", len(rows))}
         for condition, scores in results.get("conditions", {}).items()
     }
     entry["WER"] = {
@@ -303,6 +309,8 @@ def pooled_confusion(runs):
     ...                   {"confusion": [[0, 1], [1, 1]]}])
     [[1, 1], [3, 4]]
     """
+    if any(run["confusion"] is None for run in runs):
+        return None  # the classes were not trained
     total = torch.tensor([run["confusion"] for run in runs]).sum(dim=0)
     return total.tolist()
 
@@ -332,11 +340,10 @@ def aggregate(folder, protocol):
     if (folder / SWEEP_PLAN).is_file():
         planned = read_json(folder / SWEEP_PLAN)["runs"]
     missing = [name for name in planned if name not in done]
+    # the metrics of the heads that were trained (the others are not
+    # computed: the tables show them as not trained)
     first = read_test_results(complete[0]["path"])
-    metrics = [
-        *METRICS,
-        *(["CCC_dominance"] if "CCC_dominance" in first else []),
-    ]
+    metrics = [m for m in (*METRICS, "CCC_dominance") if m in first]
     runs = [run_metrics(run, metrics) for run in complete]
     conditions, wer = summarize_conditions(runs, metrics)
     labels = runs[0]["labels"]

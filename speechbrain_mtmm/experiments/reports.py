@@ -44,6 +44,9 @@ PAPER_COLUMNS = metric_columns(("UA", "WA", "CCC_valence", "CCC_arousal"))
 DETAIL_COLUMNS = metric_columns(
     ("UA", "WA", "macro_F1", "CCC_valence", "CCC_arousal")
 )
+#: The cell of a metric that was not computed (its head was not trained)
+NOT_TRAINED = "-"
+NOT_TRAINED_NOTE = f"{NOT_TRAINED}: not trained (loss weight 0), not computed"
 PLOTS = {
     "confusion": "confusion.png",
     "dimensions": "dimensions.png",
@@ -229,6 +232,8 @@ def plot_folds(results, path):
     )
     for axis, columns, scale in panels:
         for metric, title in columns:
+            if metric not in results["metrics"]:
+                continue  # not trained
             values = [
                 [
                     scale * r["all"][metric]
@@ -244,7 +249,10 @@ def plot_folds(results, path):
             )
         axis.set_xticks(folds)
         axis.set_xlabel(f"{results['protocol']} fold")
-        axis.legend()
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend()
+        else:
+            axis.text(0.5, 0.5, "not trained", ha="center", va="center")
     axes[0].set_ylabel("%")
     axes[1].set_ylabel("CCC")
     axes[0].set_title("per-fold classification")
@@ -309,13 +317,35 @@ def results_table(name, results):
     summary = results["summary"]["all"]
     rows = [
         [f"{name} (mean ± std over seeds)"]
-        + [format_mean_std(m, summary[m]) for m, _ in PAPER_COLUMNS],
+        + [_mean_std(m, summary) for m, _ in PAPER_COLUMNS],
         ["std over folds"]
-        + [format_score(m, summary[m]["std_folds"]) for m, _ in PAPER_COLUMNS],
+        + [
+            format_score(m, summary[m]["std_folds"])
+            if m in summary
+            else NOT_TRAINED
+            for m, _ in PAPER_COLUMNS
+        ],
     ]
-    return markdown_table(
+    table = markdown_table(
         ["configuration", *(t for _, t in PAPER_COLUMNS)], rows
     )
+    return _noted(table, PAPER_COLUMNS, summary)
+
+
+def _mean_std(metric, summary):
+    """A metric's mean ± std cell, or :data:`NOT_TRAINED` when it was not
+    computed."""
+    if metric not in summary:
+        return NOT_TRAINED
+    return format_mean_std(metric, summary[metric])
+
+
+def _noted(table, columns, summary):
+    """The table, with :data:`NOT_TRAINED_NOTE` below it when one of its
+    columns was not computed."""
+    if all(metric in summary for metric, _ in columns):
+        return table
+    return f"{table}\n\n{NOT_TRAINED_NOTE}"
 
 
 def fold_table(results):
@@ -339,11 +369,14 @@ def fold_table(results):
             [fold, " ".join(speakers) or "-", runs[0]["all"]["n"], len(runs)]
             + [
                 format_score(m, summary[m]["per_fold"][str(fold)])
+                if m in summary
+                else NOT_TRAINED
                 for m, _ in DETAIL_COLUMNS
             ]
         )
     header = ["fold", "test speakers", "n", "seeds"]
-    return markdown_table(header + [t for _, t in DETAIL_COLUMNS], rows)
+    table = markdown_table(header + [t for _, t in DETAIL_COLUMNS], rows)
+    return _noted(table, DETAIL_COLUMNS, summary)
 
 
 def subset_table(results):
@@ -366,10 +399,11 @@ def subset_table(results):
             continue
         rows.append(
             [subset, summary["n"]]
-            + [format_mean_std(m, summary[m]) for m, _ in DETAIL_COLUMNS]
+            + [_mean_std(m, summary) for m, _ in DETAIL_COLUMNS]
         )
     header = ["part", "utterances (x seeds)"]
-    return markdown_table(header + [t for _, t in DETAIL_COLUMNS], rows)
+    table = markdown_table(header + [t for _, t in DETAIL_COLUMNS], rows)
+    return _noted(table, DETAIL_COLUMNS, results["summary"]["all"])
 
 
 #: How the report names the test conditions
@@ -419,12 +453,13 @@ def transcripts_table(results):
             )
         rows.append(
             [CONDITION_NAMES.get(condition, condition), summary["n"]]
-            + [format_mean_std(m, summary[m]) for m, _ in DETAIL_COLUMNS]
+            + [_mean_std(m, summary) for m, _ in DETAIL_COLUMNS]
             + [wer_cell]
         )
     header = ["tested with", "utterances (x seeds)"]
     header += [t for _, t in DETAIL_COLUMNS] + ["WER %"]
-    return markdown_table(header, rows)
+    first = next(s for s in conditions.values() if s is not None)
+    return _noted(markdown_table(header, rows), DETAIL_COLUMNS, first)
 
 
 def write_plots(folder, results):
@@ -437,16 +472,20 @@ def write_plots(folder, results):
     results : dict
         Content of ``cv_results.json``.
     """
-    plot_confusion(
-        results["confusion"], results["labels"], folder / PLOTS["confusion"]
-    )
+    if results["confusion"] is not None:  # None: classes not trained
+        plot_confusion(
+            results["confusion"],
+            results["labels"],
+            folder / PLOTS["confusion"],
+        )
     predictions = []
     logs = {}
     for run in results["runs"]:
         predictions += read_predictions(folder / run["path"])
         if (folder / run["path"] / TRAIN_LOG).is_file():
             logs[run["path"]] = read_train_log(folder / run["path"])
-    plot_dimensions(predictions, folder / PLOTS["dimensions"])
+    if any(m.startswith("CCC_") for m in results["metrics"]):
+        plot_dimensions(predictions, folder / PLOTS["dimensions"])
     plot_folds(results, folder / PLOTS["folds"])
     plot_curves(logs, folder / PLOTS["curves"])
 
@@ -530,10 +569,16 @@ def write_report(folder, results=None, name=None):
         "",
         "## Plots",
         "",
-        f"![confusion matrix]({PLOTS['confusion']})",
-        f"![valence and arousal]({PLOTS['dimensions']})",
-        f"![per-fold scores]({PLOTS['folds']})",
-        f"![training curves]({PLOTS['curves']})",
+        *(
+            f"![{title}]({PLOTS[plot]})"
+            for plot, title in (
+                ("confusion", "confusion matrix"),
+                ("dimensions", "valence and arousal"),
+                ("folds", "per-fold scores"),
+                ("curves", "training curves"),
+            )
+            if (folder / PLOTS[plot]).is_file()
+        ),
         "",
     ]
     report = folder / REPORT

@@ -56,7 +56,12 @@ from speechbrain_mtmm.encoders import (
 )
 from speechbrain_mtmm.encoders.huggingface import HFTokenizer
 from speechbrain_mtmm.nnet.masking import masked_modality_features
-from speechbrain_mtmm.run_folder import check_digests, read_json
+from speechbrain_mtmm.run_folder import (
+    check_digests,
+    classes_trained,
+    read_json,
+    trained_dimensions,
+)
 
 ONNX_FOLDER = "onnx"
 ONNX_INFO = "onnx_info.json"
@@ -74,6 +79,32 @@ GRAPHS = {
         ("logits", "dims"),
     ),
 }
+
+
+def head_outputs(config):
+    """The head graph's outputs: those of :data:`GRAPHS` the model was
+    trained for (``logits`` if the classes were, ``dims`` if any
+    dimension was).
+
+    Arguments
+    ---------
+    config : dict
+        The model configuration.
+
+    Returns
+    -------
+    tuple of str
+
+    Example
+    -------
+    >>> head_outputs({"n_dims": 2, "loss_weights": {"classes": 1.0}})
+    ('logits',)
+    """
+    trained = {
+        "logits": classes_trained(config),
+        "dims": bool(trained_dimensions(config)),
+    }
+    return tuple(name for name in GRAPHS["head"][1] if trained[name])
 
 
 class OnnxBackendError(ValueError):
@@ -320,18 +351,17 @@ class OnnxSystem(torch.nn.Module):
         Returns
         -------
         dict
-            ``logits`` and ``dims`` (0-1).
+            ``logits`` and ``dims`` (0-1), those the model was trained
+            for (:func:`head_outputs`).
         """
         values = (audio_feats, audio_lens, text_feats, text_lens)
         feeds = {
             name: value.detach().cpu().float().numpy()
             for name, value in zip(GRAPHS["head"][0], values)
         }
-        logits, dims = self.sessions["head"].run(None, feeds)
-        return {
-            "logits": torch.from_numpy(logits),
-            "dims": torch.from_numpy(dims),
-        }
+        names = head_outputs(self.config)
+        outputs = self.sessions["head"].run(list(names), feeds)
+        return {n: torch.from_numpy(v) for n, v in zip(names, outputs)}
 
 
 def _tokenizer(folder, section):

@@ -42,11 +42,12 @@ from speechbrain_mtmm.data.msp_podcast import CLASSES
 from speechbrain_mtmm.data.tables import CSVError
 from speechbrain_mtmm.inference.recognizer import MultimodalEmotionRecognizer
 from speechbrain_mtmm.run_folder import (
-    DIMENSIONS,
     RATING_SCALE,
     RATING_SCALES,
+    classes_trained,
     rating_key,
     to_rating,
+    trained_dimensions,
 )
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
@@ -176,8 +177,8 @@ class _Writer:
     def __init__(self, stream, fmt, labels, dims, scale=RATING_SCALE):
         self.stream, self.fmt = stream, fmt
         if fmt == "csv":
-            columns = ["file", "label", "path", *dims]
-            columns += [rating_key(d, scale) for d in dims]
+            columns = ["file", *(["label"] if labels else []), "path"]
+            columns += [*dims, *(rating_key(d, scale) for d in dims)]
             columns += [f"p_{label}" for label in labels]
             columns += ["windows", "text_used", "warning", "error"]
             self.csv = csv.DictWriter(stream, columns, extrasaction="ignore")
@@ -210,7 +211,8 @@ def check_submission_model(labels, scale):
     Arguments
     ---------
     labels : list of str
-        The model's classes (the challenge's 8, in its order).
+        The model's classes (the challenge's 8, in its order; empty: it
+        was not trained to predict classes).
     scale : sequence of float
         Its rating scale (1-7).
 
@@ -225,6 +227,11 @@ def check_submission_model(labels, scale):
 ['ang', 'sad', 'hap', 'sur', 'fea', 'dis', 'con', 'neu'] on [1, 7]: was it \
 trained with the MSP-Podcast recipe?
     """
+    if not labels:
+        raise UsageError(
+            "the model was not trained to predict classes (w_ce: 0): the "
+            "challenge's submission needs them"
+        )
     if list(labels) != list(CLASSES.values()) or list(scale) != [1, 7]:
         raise UsageError(
             f"the model predicts {list(labels)} on {list(scale)}, not "
@@ -421,7 +428,8 @@ def run_predict(
         return 2
     where = getattr(recognizer.system, "folder", None) or Path(model).resolve()
     print(f"model: {where} ({backend})", file=sys.stderr)
-    scale = recognizer.system.config.get("rating_scale", RATING_SCALE)
+    config = recognizer.system.config
+    scale = config.get("rating_scale", RATING_SCALE)
     if fmt == "msp-podcast":
         return _predict_submission(recognizer, jobs, output, scale)
     stream = sys.stdout
@@ -432,8 +440,9 @@ def run_predict(
         writer = _Writer(
             stream,
             fmt,
-            recognizer.labels,
-            DIMENSIONS[: recognizer.system.n_dims],
+            # only the outputs the model was trained for
+            recognizer.labels if classes_trained(config) else [],
+            trained_dimensions(config),
             scale,
         )
         bar = tqdm(jobs, unit="file", disable=len(jobs) < 2, file=sys.stderr)
@@ -459,7 +468,10 @@ def _predict_submission(recognizer, jobs, folder, scale):
     """Predicts every job and writes the challenge's files; any failed
     input fails the submission (it must hold every file)."""
     try:
-        check_submission_model(recognizer.labels, scale)
+        config = recognizer.system.config
+        check_submission_model(
+            recognizer.labels if classes_trained(config) else [], scale
+        )
     except UsageError as error:
         print(f"mtmm predict: error: {error}", file=sys.stderr)
         return 2

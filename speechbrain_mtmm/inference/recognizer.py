@@ -82,12 +82,13 @@ from speechbrain_mtmm.inference.onnx_runtime import (
     OnnxSystem,
 )
 from speechbrain_mtmm.run_folder import (
-    DIMENSIONS,
     EXPORT_INFO,
     HYPERPARAMS,
     RATING_SCALE,
+    classes_trained,
     rating_key,
     to_rating,
+    trained_dimensions,
 )
 
 logger = get_logger(__name__)
@@ -544,7 +545,8 @@ class MultimodalEmotionRecognizer(Pretrained):
         """Weighted mean class probabilities and dimensions per utterance."""
         n_classes = len(self.labels)
         probs = torch.zeros(len(utterances), n_classes)
-        dims = torch.zeros(len(utterances), self.system.n_dims)
+        n_dims = len(trained_dimensions(self.system.config))
+        dims = torch.zeros(len(utterances), n_dims)
         total = torch.zeros(len(utterances), 1)
         groups = {}  # same modalities present -> one forward pass
         for window in windows:
@@ -572,7 +574,7 @@ class MultimodalEmotionRecognizer(Pretrained):
             text = self._encode("text", texts)
             out = self.system(*audio, *text)
         for name in ("logits", "dims"):
-            if not torch.isfinite(out[name]).all():
+            if name in out and not torch.isfinite(out[name]).all():
                 where = getattr(self.system, "folder", None) or getattr(
                     self.hparams, "model_folder", "the model"
                 )
@@ -580,9 +582,13 @@ class MultimodalEmotionRecognizer(Pretrained):
                     f"{where}: the model predicts non-finite values "
                     f"({name}); its weights may be corrupt"
                 )
+        # an output that was not trained is not there: zero columns
+        rows = len(wavs)
+        probs = out.get("logits", torch.zeros(rows, len(self.labels)))
+        dims = out.get("dims", torch.zeros(rows, 0))
         return (
-            torch.softmax(out["logits"].float(), dim=-1).cpu(),
-            out["dims"].float().cpu(),
+            torch.softmax(probs.float(), dim=-1).cpu(),
+            dims.float().cpu(),
         )
 
     def _encode(self, modality, inputs):
@@ -597,11 +603,13 @@ class MultimodalEmotionRecognizer(Pretrained):
 
     def _result(self, utt, probs, dims):
         labels = self.labels
-        result = {
-            "label": labels[int(probs.argmax())],
-            "probs": {label: float(p) for label, p in zip(labels, probs)},
-        }
-        names = DIMENSIONS[: self.system.n_dims]
+        result = {}
+        if classes_trained(self.system.config):
+            result["label"] = labels[int(probs.argmax())]
+            result["probs"] = {
+                label: float(p) for label, p in zip(labels, probs)
+            }
+        names = trained_dimensions(self.system.config)
         # exports from before rating_scale was recorded: IEMOCAP's 1-5
         scale = self.system.config.get("rating_scale", RATING_SCALE)
         for name, value in zip(names, dims):

@@ -69,9 +69,11 @@ from speechbrain_mtmm.inference.recognizer import MultimodalEmotionRecognizer
 from speechbrain_mtmm.plain_yaml import read_plain_yaml
 from speechbrain_mtmm.run_folder import (
     CV_RESULTS_JSON,
+    DIMENSIONS,
     EXPORT_INFO,
     HYPERPARAMS,
     SAVE_FOLDER,
+    TASKS,
     file_digest,
     find_sweep_runs,
     read_json,
@@ -299,8 +301,18 @@ def read_model_config(run_folder):
             f"{path}: no model_config; was the run made with a recipe "
             "older than speechbrain-mtmm 0.2?"
         )
+    config = tree["model_config"]
+    if isinstance(config, dict) and "loss_weights" not in config:
+        # runs from before the model described its loss weights
+        keys = ("w_ce", *(f"w_{d}" for d in DIMENSIONS))
+        weights = {
+            task: tree[key]
+            for task, key in zip(TASKS, keys)
+            if isinstance(tree.get(key), (int, float))
+        }
+        config = {**config, "loss_weights": weights or None}
     try:
-        return check_config(tree["model_config"])
+        return check_config(config)
     except (ModelConfigError, TypeError) as error:
         raise ExportError(f"{path}: {error}") from None
 

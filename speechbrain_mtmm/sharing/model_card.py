@@ -42,10 +42,12 @@ from speechbrain_mtmm.run_folder import (
     DIMENSIONS,
     RATING_SCALE,
     TEST_RESULTS,
+    classes_trained,
     rating_key,
     read_predictions,
     read_run_config,
     read_test_results,
+    trained_dimensions,
 )
 from speechbrain_mtmm.training.metrics import TEST_METRICS
 
@@ -434,8 +436,22 @@ def _labels_line(labels, facts=None):
     )
 
 
-def _dimensions(config):
-    return list(DIMENSIONS[: config["n_dims"]])
+def _predicted(config, facts, low, high):
+    """What the model predicts, as the card's first sentence says it:
+    only the outputs it was trained for."""
+    parts = []
+    if classes_trained(config):
+        parts.append(
+            f"its emotion class ({_labels_line(config['labels'], facts)})"
+        )
+    dims = trained_dimensions(config)
+    if dims:
+        parts.append(
+            f"its {' and '.join(dims)} on the corpus' {low:g}-{high:g} scale "
+            f"({low:g} = negative/calm/weak, {high:g} = positive/excited/"
+            "strong; also given on 0-1)"
+        )
+    return " and ".join(parts)
 
 
 def _encoder_line(config, modality):
@@ -449,7 +465,7 @@ def _encoder_line(config, modality):
     return f"- {modality}: {source} ({which}, freeze policy `{freeze}`)"
 
 
-def usage(model_ref, dims, onnx=False, scale=RATING_SCALE):
+def usage(model_ref, dims, onnx=False, scale=RATING_SCALE, classes=True):
     """The Python and command-line use of a model folder.
 
     Arguments
@@ -460,6 +476,10 @@ def usage(model_ref, dims, onnx=False, scale=RATING_SCALE):
         The dimensions predicted.
     onnx : bool
         The folder holds ONNX graphs.
+    scale : tuple of float
+        The rating scale of the dimensions.
+    classes : bool
+        It predicts classes (``label``, ``probs``).
 
     Returns
     -------
@@ -468,7 +488,7 @@ def usage(model_ref, dims, onnx=False, scale=RATING_SCALE):
     """
     fields = ", ".join(
         f"`{name}`"
-        for name in ["label", "probs", *dims]
+        for name in [*(["label", "probs"] if classes else []), *dims]
         + [rating_key(d, scale) for d in dims]
     )
     onnx_text = (
@@ -542,8 +562,8 @@ def limitations(settings, scale=RATING_SCALE, facts=None):
     ---------
     settings : dict
         The run's recorded settings.
-    scale : tuple of float
-        The rating scale.
+    scale : tuple of float or None
+        The rating scale of the dimensions predicted (None: none are).
     facts : dict, optional
         :func:`corpus_facts` (default: IEMOCAP's).
 
@@ -554,6 +574,12 @@ def limitations(settings, scale=RATING_SCALE, facts=None):
     """
     facts = facts or IEMOCAP_FACTS
     corpus = facts["name"]
+    dimensions = (
+        ""
+        if scale is None
+        else " The dimensions are annotator\n  means on a "
+        f"{scale[0]:g}-{scale[1]:g} scale."
+    )
     if "label_map" in settings and facts["corpus"] == "iemocap":
         corpus += f" ({settings['label_map']} label map)"
     heard = facts["transcripts"]
@@ -581,8 +607,7 @@ def limitations(settings, scale=RATING_SCALE, facts=None):
   errors lower the scores; audio-only use lowers them more (see the
   evaluation above when the run was tested both ways).
 - **Labels are perceived emotion**: the majority of a few annotators'
-  judgements, not what the speaker felt. The dimensions are annotator
-  means on a {scale[0]:g}-{scale[1]:g} scale.
+  judgements, not what the speaker felt.{dimensions}
 - **Not for decisions about people** (hiring, health, policing, access to
   services, surveillance) or for inferring emotion without consent.
 - {split_note}"""
@@ -618,9 +643,10 @@ def run_card(run_folder, config, info, model_ref="<model folder>", onnx=False):
         else {}
     )
     facts = corpus_facts(tested)
-    dims = _dimensions(config)
+    dims = trained_dimensions(config)
     low, high = config.get("rating_scale", RATING_SCALE)
-    title_dims = " + ".join(["emotion class", *dims])
+    classes = classes_trained(config)
+    title_dims = " + ".join([*(["emotion class"] if classes else []), *dims])
     name = _model_name(
         model_ref,
         f"{facts['name']} {settings.get('protocol', '')} fold "
@@ -637,11 +663,7 @@ def run_card(run_folder, config, info, model_ref="<model folder>", onnx=False):
         front_matter(data),
         f"# Speech emotion recognition from audio and text: {title_dims}",
         "One model reads the audio and the transcript of an utterance and "
-        "predicts its emotion class "
-        f"({_labels_line(config['labels'], facts)}) and "
-        f"its {' and '.join(dims)} on the corpus' {low:g}-{high:g} scale "
-        f"({low:g} = negative/calm/weak, {high:g} = positive/excited/strong; "
-        "also given on 0-1). "
+        f"predicts {_predicted(config, facts, low, high)}. "
         f"It was trained on {facts['name']} with the {facts['recipe']} "
         "recipe of speechbrain-mtmm, after "
         + (
@@ -649,10 +671,10 @@ def run_card(run_folder, config, info, model_ref="<model folder>", onnx=False):
             if config["fusion_type"] == "mmer"
             else "Ispas et al. (ICMI 2023)."
         ),
-        usage(model_ref, dims, onnx, (low, high)),
+        usage(model_ref, dims, onnx, (low, high), classes),
         training_section(settings, config, info, facts),
         evaluation_section(run_folder, settings),
-        limitations(settings, (low, high), facts),
+        limitations(settings, (low, high) if dims else None, facts),
         f"## Licence\n\n- Weights: {facts['licence_terms']}\n"
         "- Encoders: their own licences (see the sources above).\n"
         f"- Contact: {FILL}.",
@@ -780,19 +802,34 @@ def evaluation_section(run_folder, settings):
                 for name, scores in conditions.items()
             ],
         )
+    # the scales of the metrics shown (those of the trained heads)
+    scales = " and ".join(
+        [
+            *(["WA, UA and macro-F1 in %"] if "WA" in results else []),
+            *(
+                ["CCC on -1..1"]
+                if any(k.startswith("CCC") for k, _ in shown)
+                else []
+            ),
+        ]
+    )
+    recall = results.get("recall", {})
     return (
         "## Evaluation\n\n"
         f"On the test split of {settings.get('protocol', '?')} fold "
         f"{settings.get('fold', '?')}{who}, with the checkpoint chosen on "
         f"validation; headline: tested with "
-        f"{CONDITIONS.get(headline, headline)}. WA, UA and macro-F1 in %, "
-        "CCC on -1..1:\n\n"
-        f"{table}\n\nPer-class recall (headline): "
-        + ", ".join(
-            f"{label} {format_score('UA', recall)}"
-            for label, recall in results.get("recall", {}).items()
+        f"{CONDITIONS.get(headline, headline)}. {scales}:\n\n{table}"
+        + (
+            "\n\nPer-class recall (headline): "
+            + ", ".join(
+                f"{label} {format_score('UA', value)}"
+                for label, value in recall.items()
+            )
+            + "."
+            if recall
+            else ""
         )
-        + "."
     )
 
 
@@ -826,14 +863,23 @@ def sweep_card(
     str
         Markdown with hub front matter.
     """
-    dims = _dimensions(config)
+    dims = trained_dimensions(config)
     scale = config.get("rating_scale", RATING_SCALE)
     one = f"{model_ref}/{members[0]}" if members else model_ref
+    predicted = " and ".join(
+        [
+            *(
+                [_labels_line(config["labels"], facts)]
+                if classes_trained(config)
+                else []
+            ),
+            *([" and ".join(dims)] if dims else []),
+        ]
+    )
     intro = (
         f"One model per fold and seed of a {results['protocol']} "
         "cross-validation; each subfolder is a complete model "
-        f"folder predicting {_labels_line(config['labels'], facts)} and "
-        f"{' and '.join(dims)}, tested on its fold's test set ("
+        f"folder predicting {predicted}, tested on its fold's test set ("
         + PROTOCOL_NOTES.get(results["protocol"], OTHER_PROTOCOL)
         + ")."
     )
@@ -863,8 +909,10 @@ def sweep_card(
         intro,
         cv,
         f"## Models\n\n{members_table}",
-        usage(one, dims, onnx, scale),
-        limitations({"protocol": results["protocol"]}, scale, facts),
+        usage(one, dims, onnx, scale, classes_trained(config)),
+        limitations(
+            {"protocol": results["protocol"]}, scale if dims else None, facts
+        ),
         f"## Licence\n\n- Weights: {facts['licence_terms']}\n"
         "- Encoders: their own licences (see the sources above).\n"
         f"- Contact: {FILL}.",

@@ -52,15 +52,16 @@ from speechbrain_mtmm.inference.onnx_runtime import (
     OnnxBackendError,
     OnnxSystem,
     graph_files,
+    head_outputs,
     onnxruntime,
     tokenizer_files,
 )
 from speechbrain_mtmm.inference.recognizer import plain_hparams
 from speechbrain_mtmm.run_folder import (
-    DIMENSIONS,
     HYPERPARAMS,
     RATING_SCALE,
     file_digest,
+    trained_dimensions,
 )
 
 #: Largest difference allowed between PyTorch and ONNX (fp32) outputs
@@ -112,9 +113,10 @@ class _Head(torch.nn.Module):
         self.system = system
 
     def forward(self, audio_feats, audio_lens, text_feats, text_lens):
-        """Class logits and 0-1 dimensions from both modalities."""
+        """Class logits and 0-1 dimensions from both modalities (those
+        the model was trained for)."""
         out = self.system(audio_feats, audio_lens, text_feats, text_lens)
-        return out["logits"], out["dims"]
+        return tuple(out[name] for name in head_outputs(self.system.config))
 
 
 def probe_inputs(system, batch, seconds):
@@ -204,7 +206,7 @@ def export_onnx(folder, system, int8=False):
         text_encoder.narrow_positions = False
     try:
         for name, path in files.items():
-            _export_graph(modules[name], traced[name], name, path)
+            _export_graph(modules[name], traced[name], name, path, config)
     finally:
         if narrow is not None:
             text_encoder.narrow_positions = narrow
@@ -387,10 +389,10 @@ def _input_conventions(modality, system):
 
 
 def _outputs(config):
-    """What the head's outputs mean."""
+    """What the head's outputs mean (those the model was trained for)."""
     logits, dims = GRAPHS["head"][1]
     low, high = config.get("rating_scale", RATING_SCALE)
-    return {
+    outputs = {
         logits: {
             "labels": list(config["labels"]),
             "meaning": "one unnormalised score per class, the columns in "
@@ -398,7 +400,7 @@ def _outputs(config):
             "probabilities": "softmax over the last axis",
         },
         dims: {
-            "names": list(DIMENSIONS[: int(config["n_dims"])]),
+            "names": trained_dimensions(config),
             "meaning": "one column per dimension, in the order of names, "
             "on 0-1",
             "range": [0.0, 1.0],
@@ -407,6 +409,7 @@ def _outputs(config):
             "[low, high] = rating_scale (the corpus' annotation scale)",
         },
     }
+    return {name: outputs[name] for name in head_outputs(config)}
 
 
 def _long_audio(folder, config):
@@ -429,8 +432,10 @@ def _long_audio(folder, config):
     }
 
 
-def _export_graph(module, inputs, name, path):
+def _export_graph(module, inputs, name, path, config):
     names_in, names_out = GRAPHS[name]
+    if name == "head":
+        names_out = head_outputs(config)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         logging.getLogger("torch.onnx").setLevel(logging.ERROR)
@@ -440,7 +445,11 @@ def _export_graph(module, inputs, name, path):
             str(path),
             input_names=list(names_in),
             output_names=list(names_out),
-            dynamic_axes=_DYNAMIC[name],
+            dynamic_axes={
+                key: axes
+                for key, axes in _DYNAMIC[name].items()
+                if key in (*names_in, *names_out)
+            },
             dynamo=True,
             external_data=False,
             verbose=False,
@@ -509,15 +518,18 @@ def check_parity(folder, system):
             chained[modality] = got
         head = inputs["head"]
         expected = system(*head)
+        names = head_outputs(system.config)
         differences["head"] = max(
-            relative(expected[k], onnx(*head)[k]) for k in ("logits", "dims")
+            relative(expected[k], onnx(*head)[k]) for k in names
         )
         audio = chained.get("audio", head[:2])
         text = chained.get("text", head[2:])
         got = onnx(*audio, *text)
     pairs = [
-        (expected["logits"].softmax(-1), got["logits"].softmax(-1)),
-        (expected["dims"], got["dims"]),
+        (expected[k].softmax(-1), got[k].softmax(-1))
+        if k == "logits"
+        else (expected[k], got[k])
+        for k in names
     ]
     differences["end_to_end"] = max(
         float((a.float() - b.float()).abs().max()) for a, b in pairs

@@ -16,7 +16,11 @@ import torch
 from speechbrain.utils.logger import get_logger
 from speechbrain.utils.metric_stats import ClassificationStats, MetricStats
 
-from speechbrain_mtmm.run_folder import DIMENSIONS
+from speechbrain_mtmm.run_folder import (
+    DIMENSIONS,
+    classes_trained,
+    trained_dimensions,
+)
 from speechbrain_mtmm.training.losses import masked_ccc
 
 logger = get_logger(__name__)
@@ -133,8 +137,12 @@ class CCCStats(MetricStats):
         Returns
         -------
         dict or float
-            ``{"CCC_<dim>": value, ..., "CCC_mean": value}`` or one value.
+            ``{"CCC_<dim>": value, ..., "CCC_mean": value}`` or one value;
+            ``{}`` without dimensions (none trained: nothing to report).
         """
+        if not self.dim_names:
+            self.summary = {}
+            return self.summary if field is None else self.summary[field]
         if not self.ids:
             raise ValueError("CCCStats.summarize: nothing was appended")
         predictions = torch.cat(self.predictions).double()
@@ -291,10 +299,10 @@ def epoch_scores(class_stats, ccc_stats, selection_metrics):
 
     Arguments
     ---------
-    class_stats : EmotionClassificationStats
-        The stage's classes.
+    class_stats : EmotionClassificationStats or None
+        The stage's classes (None: classes not trained, none reported).
     ccc_stats : CCCStats
-        The stage's dimensions.
+        The stage's dimensions (those trained).
     selection_metrics : sequence of str
         Scores whose mean is ``score`` (the checkpoint kept for testing
         is the best on the validation speaker).
@@ -317,9 +325,11 @@ def epoch_scores(class_stats, ccc_stats, selection_metrics):
     >>> scores["UA"], round(scores["CCC_valence"], 4), round(scores["score"], 4)
     (0.5, 1.0, 0.75)
     """
-    summary = class_stats.summarize()
-    scores = {key: summary[key] for key in ("WA", "UA", "macro_F1")}
-    scores["micro_F1"] = summary["WA"]
+    scores = {}
+    if class_stats is not None:
+        summary = class_stats.summarize()
+        scores = {key: summary[key] for key in ("WA", "UA", "macro_F1")}
+        scores["micro_F1"] = summary["WA"]
     scores.update(ccc_stats.summarize())
     scores["score"] = sum(scores[name] for name in selection_metrics) / len(
         selection_metrics
@@ -332,8 +342,8 @@ def summarize_test(class_stats, scores):
 
     Arguments
     ---------
-    class_stats : EmotionClassificationStats
-        The test stage's classes.
+    class_stats : EmotionClassificationStats or None
+        The test stage's classes (None: classes not trained).
     scores : dict
         The test loss and :func:`epoch_scores` (``score`` is left out: it
         is a selection criterion, not a test result).
@@ -341,65 +351,72 @@ def summarize_test(class_stats, scores):
     Returns
     -------
     dict
-        The scores, ``confusion``, ``labels``, ``recall`` and ``n``.
+        The scores, and with classes ``confusion``, ``labels``,
+        ``recall`` and ``n``.
     """
-    summary = class_stats.summarize()
     results = {k: v for k, v in scores.items() if k != "score"}
-    for key in ("confusion", "labels", "recall", "n"):
-        results[key] = summary[key]
+    if class_stats is not None:
+        summary = class_stats.summarize()
+        for key in ("confusion", "labels", "recall", "n"):
+            results[key] = summary[key]
     return results
 
 
-def selection_metrics(chosen, w_ce, w_valence, w_arousal, w_dominance=0.0):
+class MetricChoiceError(ValueError):
+    """``selection_metrics`` naming a score that is not computed."""
+
+
+def selection_metrics(chosen, config):
     """The validation scores whose mean selects the tested checkpoint.
 
     ``"auto"`` uses the heads that are trained: UA when the classes are
     (``w_ce > 0``), the CCC of every dimension with a positive weight. A
-    list chosen by the user is kept, with a warning when it scores a head
-    that is not trained (a classes-only run selected on CCC would select
-    on untrained regressors).
+    score of a head that is not trained (loss weight 0) is not computed,
+    so choosing it is refused.
 
     Arguments
     ---------
     chosen : str or list of str
         ``"auto"`` or metric names (``UA``, ``CCC_valence``, ...).
-    w_ce, w_valence, w_arousal, w_dominance : float
-        The loss weights.
+    config : dict
+        The model configuration (``n_dims``, ``loss_weights``).
 
     Returns
     -------
     list of str
 
+    Raises
+    ------
+    MetricChoiceError
+        Naming the untrained scores chosen.
+
     Example
     -------
-    >>> selection_metrics("auto", 0.33, 0.33, 0.33)
+    >>> weights = {"classes": 0.33, "valence": 0.33, "arousal": 0.33}
+    >>> selection_metrics("auto", {"n_dims": 2, "loss_weights": weights})
     ['UA', 'CCC_valence', 'CCC_arousal']
-    >>> selection_metrics("auto", 1.0, 0.0, 0.0)
+    >>> weights = {"classes": 1.0, "valence": 0.0, "arousal": 0.0}
+    >>> selection_metrics("auto", {"n_dims": 2, "loss_weights": weights})
     ['UA']
-    >>> selection_metrics("auto", 0.0, 0.5, 0.5)
-    ['CCC_valence', 'CCC_arousal']
     """
-    weights = {"valence": w_valence, "arousal": w_arousal}
-    weights["dominance"] = w_dominance
-    trained = ["UA"] if w_ce > 0 else []
-    trained += [f"CCC_{d}" for d in DIMENSIONS if weights[d] > 0]
+    dimensions = trained_dimensions(config)
+    computed = [*CLASS_METRICS, "micro_F1"] if classes_trained(config) else []
+    computed += [f"CCC_{d}" for d in dimensions]
+    computed += ["CCC_mean"] if dimensions else []
+    trained = ["UA"] if classes_trained(config) else []
+    trained += [f"CCC_{d}" for d in dimensions]
     if chosen == "auto":
         if not trained:
-            raise ValueError("every loss weight is 0: nothing is trained")
+            raise MetricChoiceError(
+                "every loss weight is 0: nothing is trained"
+            )
         return trained
     chosen = list(chosen)
-    weights["mean"] = max(weights.values())  # CCC_mean: any dimension
-    untrained = [
-        name
-        for name in chosen
-        if (name in (*CLASS_METRICS, "micro_F1") and w_ce <= 0)
-        or (name.startswith("CCC_") and weights.get(name[4:], 0) <= 0)
-    ]
+    untrained = [name for name in chosen if name not in computed]
     if untrained:
-        logger.warning(
-            f"selection_metrics {chosen} include {untrained}, whose heads "
-            f"are not trained (loss weight 0): the checkpoint is then chosen "
-            f"partly on untrained outputs; selection_metrics: auto uses "
-            f"{trained}"
+        raise MetricChoiceError(
+            f"selection_metrics {chosen} include {untrained}, which are not "
+            f"computed (their heads are not trained: loss weight 0, or not "
+            f"a test metric); selection_metrics: auto uses {trained}"
         )
     return chosen

@@ -52,6 +52,7 @@ from speechbrain_mtmm.training.cache import (
 )
 from speechbrain_mtmm.training.hparams import HparamsError
 from speechbrain_mtmm.training.losses import NonFiniteLossError
+from speechbrain_mtmm.training.metrics import MetricChoiceError
 from speechbrain_mtmm.training.splits import DataError
 from speechbrain_mtmm.training.transcripts import (
     TranscriptSettingError,
@@ -242,6 +243,7 @@ RECIPE_ERRORS = (
     RunFolderError,
     DataError,
     NonFiniteLossError,
+    MetricChoiceError,
 )
 
 

@@ -49,6 +49,7 @@ from speechbrain_mtmm.run_folder import (
     write_test_outputs,
     write_test_set,
 )
+from speechbrain_mtmm.system import trained_outputs
 from speechbrain_mtmm.training.auxiliary_losses import (
     auxiliary_modules,
     character_encoder,
@@ -133,8 +134,14 @@ class EmotionBrain(sb.Brain):
             self.speed = EpochSpeed(self.hparams.feature_cache, self.step)
             self.hparams.auxiliary_objectives.start_epoch()
         else:
-            self.class_stats = EmotionClassificationStats(self.hparams.labels)
-            self.ccc_stats = CCCStats(DIMENSIONS[: self.hparams.n_dims])
+            # only what was trained is scored (a loss weight of 0: not)
+            system = self.hparams.system
+            self.class_stats = (
+                EmotionClassificationStats(self.hparams.labels)
+                if system.classes_trained
+                else None
+            )
+            self.ccc_stats = CCCStats(system.dimensions)
             self.test_rows = []
 
     def compute_forward(self, batch, stage):
@@ -228,10 +235,17 @@ class EmotionBrain(sb.Brain):
     def track(self, batch, predictions, stage):
         """Adds a batch to the stage's metrics (and the test predictions)."""
         labels = self.hparams.labels
-        probs = torch.softmax(predictions["logits"], dim=-1)
-        predicted = [labels[i] for i in probs.argmax(-1)]
-        self.class_stats.append(batch.id, predicted, batch.emo)
-        self.ccc_stats.append(batch.id, predictions["dims"], batch.dims.data)
+        predictions = trained_outputs(predictions, self.hparams.model_config)
+        probs = predicted = None
+        if self.class_stats is not None:
+            probs = torch.softmax(predictions["logits"], dim=-1)
+            predicted = [labels[i] for i in probs.argmax(-1)]
+            self.class_stats.append(batch.id, predicted, batch.emo)
+        dimensions = self.hparams.system.dimensions
+        columns = [DIMENSIONS.index(name) for name in dimensions]
+        true_dims = batch.dims.data[:, columns]
+        pred_dims = predictions.get("dims", true_dims[:, :0])
+        self.ccc_stats.append(batch.id, pred_dims, true_dims)
         if stage != sb.Stage.TEST:
             return
         for i, utt_id in enumerate(batch.id):
@@ -239,11 +253,12 @@ class EmotionBrain(sb.Brain):
                 prediction_row(
                     utt_id,
                     batch.emo[i],
-                    predicted[i],
-                    dict(zip(labels, probs[i].tolist())),
-                    batch.dims.data[i].tolist(),
-                    predictions["dims"][i].tolist(),
+                    predicted[i] if predicted else None,
+                    dict(zip(labels, probs[i].tolist())) if predicted else {},
+                    true_dims[i].tolist(),
+                    pred_dims[i].tolist(),
                     scale=self.hparams.rating_scale,
+                    names=dimensions,
                     **passed_fields(batch, i),
                 )
             )
@@ -432,6 +447,11 @@ def main(argv):
     check_protocol(
         hparams["data_folder"], hparams["protocol"], hparams["fold"], PROTOCOLS
     )
+    # the tested checkpoint is the best on Development, by the mean of
+    # these scores (the challenge's primary metrics)
+    hparams["selection_metrics"] = selection_metrics(
+        hparams["selection_metrics"], hparams["model_config"]
+    )
     # one run folder, one set of settings: the same command resumes it,
     # other settings are refused (or discard it, with start_over)
     check_run_folder(
@@ -441,15 +461,6 @@ def main(argv):
         experiment_directory=hparams["output_folder"],
         hyperparams_to_save=hparams_file,
         overrides=overrides,
-    )
-    # the tested checkpoint is the best on Development, by the mean of
-    # these scores (the challenge's primary metrics)
-    hparams["selection_metrics"] = selection_metrics(
-        hparams["selection_metrics"],
-        hparams["w_ce"],
-        hparams["w_valence"],
-        hparams["w_arousal"],
-        hparams["w_dominance"],
     )
 
     # Data: the manifest and the official split (header-only durations),
