@@ -635,3 +635,11 @@ def test_light_encoders_are_rebuilt_identically_whatever_the_global_seed(
     assert first.fingerprint() == second.fingerprint()
     # the caller's random state is left as it was
     assert torch.equal(torch.random.get_rng_state(), state)
+
+
+def test_a_trainable_light_encoder_starts_from_the_runs_random_state():
+    torch.manual_seed(0)
+    first = build_encoder("audio", "fbank", freeze="trainable")
+    torch.manual_seed(1)
+    second = build_encoder("audio", "fbank", freeze="trainable")
+    assert first.fingerprint() != second.fingerprint()

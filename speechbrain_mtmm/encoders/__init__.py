@@ -5,10 +5,12 @@ cache and inference alike: a ``source`` of ``"fbank"`` / ``"hashing"``
 picks the light pair trained from scratch (:mod:`.light`), anything else
 is a HuggingFace hub id or local folder (:mod:`.huggingface`).
 
-The light encoders start from weights drawn with a fixed seed
-(:data:`LIGHT_SEED`), as a pretrained encoder starts from its published
-weights: a frozen one is then rebuilt identically from its configuration,
-so a checkpoint need not hold it, and every run that trained exports.
+A frozen light encoder draws its weights with a fixed seed
+(:data:`LIGHT_SEED`), as a frozen pretrained encoder has its published
+weights: it is rebuilt identically from its configuration, so checkpoints
+leave it out (as they leave out every frozen encoder) and the run still
+exports. A trainable one starts from the run's random state, and its
+weights go into the checkpoint.
 
 Authors
 -------
@@ -97,7 +99,8 @@ def build_encoder(
     16
     >>> build_encoder("text", "hashing", light_size=8).tokenize("Hi").tolist()
     [1, 1284]
-    >>> one, two = (build_encoder("audio", "fbank") for _ in range(2))
+    >>> one, two = (build_encoder("audio", "fbank", freeze="frozen")
+    ...             for _ in range(2))
     >>> one.fingerprint() == two.fingerprint()
     True
     """
@@ -105,17 +108,13 @@ def build_encoder(
         raise EncoderError(f"modality must be one of {MODALITIES}: {modality}")
     source = str(source)
     if source == LIGHT_SOURCES.get(modality):
-        # the same initial weights every time, the caller's random state
-        # left as it was
+        if freeze != "frozen":
+            return _light(modality, light_size, freeze, sample_rate, max_length)
+        # the same weights every time, the caller's random state left as
+        # it was
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(LIGHT_SEED)
-            if modality == "audio":
-                return FbankAudioEncoder(
-                    d_model=light_size, sample_rate=sample_rate, freeze=freeze
-                )
-            return TokenEmbeddingTextEncoder(
-                d_model=light_size, max_length=max_length, freeze=freeze
-            )
+            return _light(modality, light_size, freeze, sample_rate, max_length)
     if modality == "audio":
         return HFAudioEncoder(
             source, save_path=save_path, freeze=freeze, pretrained=pretrained
@@ -126,4 +125,14 @@ def build_encoder(
         freeze=freeze,
         max_length=max_length,
         pretrained=pretrained,
+    )
+
+
+def _light(modality, light_size, freeze, sample_rate, max_length):
+    if modality == "audio":
+        return FbankAudioEncoder(
+            d_model=light_size, sample_rate=sample_rate, freeze=freeze
+        )
+    return TokenEmbeddingTextEncoder(
+        d_model=light_size, max_length=max_length, freeze=freeze
     )
