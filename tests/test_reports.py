@@ -74,8 +74,12 @@ def prediction_rows(fold, seed):
     return rows
 
 
-def write_run(folder, fold, seed):
+def write_run(folder, fold, seed, corpus=None, parts=True, dominance=None):
+    """One run folder; ``corpus`` as the recipes write it, ``parts=False``
+    for a corpus without improvised/scripted parts, ``dominance`` a CCC."""
     rows = prediction_rows(fold, seed)
+    if not parts:
+        rows = [{k: v for k, v in r.items() if k != "improvised"} for r in rows]
     confusion = [[0] * len(LABELS) for _ in LABELS]
     for row in rows:
         confusion[LABELS.index(row["emo"])][LABELS.index(row["pred_emo"])] += 1
@@ -92,6 +96,10 @@ def write_run(folder, fold, seed):
         "recall": {},
         "n": len(rows),
     }
+    if corpus is not None:
+        results["corpus"] = corpus
+    if dominance is not None:
+        results["CCC_dominance"] = dominance
     run = folder / f"speaker_fold{fold}" / f"seed{seed}"
     run.mkdir(parents=True)
     (run / "test_results.json").write_text(json.dumps(results))
@@ -250,3 +258,37 @@ def test_planned_runs_without_results_are_named_in_the_report(tmp_path):
     report = write_report(tmp_path, results).read_text()
     assert "grid is incomplete**: 1 planned run(s)" in report
     assert "speaker_fold2/seed2" in report
+
+
+def test_msp_podcast_report_leads_with_macro_f1_and_all_three_cccs(tmp_path):
+    for fold, seed in WA:
+        write_run(tmp_path, fold, seed, "msp-podcast", False, 0.25)
+    text = write_report(tmp_path, aggregate(tmp_path, "speaker")).read_text()
+    headline = text.split("## Results")[1].split("\n\n")[1]
+    assert headline.splitlines()[0] == (
+        "| configuration | macro-F1 | CCC-A | CCC-V | CCC-D |"
+    )
+    # macro-F1 .3 in every run (in %), CCC-D .25 in every run
+    assert "| 30.00 ± 0.00 | .500 ± .000 |" in headline
+    assert "| .250 ± .000 |" in headline
+
+
+def test_a_corpus_without_improvised_or_scripted_parts_has_no_such_table(
+    tmp_path,
+):
+    for fold, seed in WA:
+        write_run(tmp_path, fold, seed, "csv", parts=False)
+    text = write_report(tmp_path, aggregate(tmp_path, "speaker")).read_text()
+    assert "| configuration | UAR | WAR | macro-F1 | CCC-V | CCC-A |" in text
+    assert "Improvised vs scripted" not in text
+
+
+def test_iemocap_report_keeps_the_paper_headline_and_its_parts(sweep):
+    for fold, seed in WA:  # the recipe names its corpus
+        path = sweep / f"speaker_fold{fold}" / f"seed{seed}"
+        results = json.loads((path / "test_results.json").read_text())
+        results["corpus"] = "iemocap"
+        (path / "test_results.json").write_text(json.dumps(results))
+    text = write_report(sweep, aggregate(sweep, "speaker")).read_text()
+    assert "| configuration | UAR | WAR | CCC-V | CCC-A |" in text
+    assert "## Improvised vs scripted" in text

@@ -96,6 +96,12 @@ class CorpusRecord:
         ``license_name``, ``license_link`` (the terms the corpus is
         distributed under, which bind models trained on it) and
         ``licence_terms``.
+    headline : tuple of str
+        The test metrics of a sweep report's headline table, in order
+        (keys of ``training.metrics.TEST_METRICS``): the corpus'
+        customary ones (IEMOCAP: the paper's UA, WA, CCC-V, CCC-A;
+        MSP-Podcast: the challenge's macro-F1, then CCC for arousal,
+        valence and dominance).
     """
 
     name: str
@@ -114,6 +120,7 @@ class CorpusRecord:
     hparams: str
     demo_options: dict = field(default_factory=dict)
     card: dict = field(default_factory=dict)
+    headline: tuple = ("UA", "WA", "CCC_valence", "CCC_arousal")
 
     def size(self, value):
         """The count a ``mtmm synth --size`` value stands for.
@@ -229,6 +236,7 @@ MSP_PODCAST = CorpusRecord(
     error=MSPPodcastError,
     recipe="recipes/MSP-Podcast/multimodal_emotion",
     hparams="hparams/msp_podcast.yaml",
+    headline=("macro_F1", "CCC_arousal", "CCC_valence", "CCC_dominance"),
     card={
         "dataset": "msp-podcast",
         "language": "en",
@@ -277,6 +285,7 @@ CSV = CorpusRecord(
     recipe="recipes/IEMOCAP/multimodal_emotion",
     hparams="hparams/iemocap.yaml",
     demo_options={"folds": 3, "scale": (1, 5)},
+    headline=("UA", "WA", "macro_F1", "CCC_valence", "CCC_arousal"),
     card={
         "dataset": None,
         "language": None,

@@ -350,6 +350,8 @@ def aggregate(folder, protocol):
     if any(run["labels"] != labels for run in runs):
         raise ValueError(f"{folder}: the runs do not share one label set")
     results = {
+        # the corpus names its report's headline metrics (experiments.reports)
+        "corpus": first.get("corpus"),
         "protocol": protocol,
         "folds": sorted({run["fold"] for run in runs}),
         "seeds": sorted({run["seed"] for run in runs}),

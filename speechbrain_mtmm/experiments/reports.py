@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from speechbrain_mtmm.atomic import write_text
+from speechbrain_mtmm.data.corpora import CORPORA, IEMOCAP
 from speechbrain_mtmm.experiments.aggregate import SUBSETS
 from speechbrain_mtmm.run_folder import (
     CV_RESULTS_JSON,
@@ -44,6 +45,62 @@ PAPER_COLUMNS = metric_columns(("UA", "WA", "CCC_valence", "CCC_arousal"))
 DETAIL_COLUMNS = metric_columns(
     ("UA", "WA", "macro_F1", "CCC_valence", "CCC_arousal")
 )
+
+
+def headline_columns(results):
+    """The columns of a sweep's headline table: its corpus' own metrics
+    (:attr:`~speechbrain_mtmm.data.corpora.CorpusRecord.headline`;
+    IEMOCAP's, the paper's, for results that name no corpus), then
+    CCC-dominance where it was computed and the corpus' headline lacks it.
+
+    Arguments
+    ---------
+    results : dict
+        Content of ``cv_results.json``.
+
+    Returns
+    -------
+    tuple of tuple
+        ``(key, column)`` pairs.
+
+    Example
+    -------
+    >>> [c for _, c in headline_columns({"corpus": "msp-podcast"})]
+    ['macro-F1', 'CCC-A', 'CCC-V', 'CCC-D']
+    >>> [c for _, c in headline_columns({"metrics": ["CCC_dominance"]})]
+    ['UAR', 'WAR', 'CCC-V', 'CCC-A', 'CCC-D']
+    """
+    keys = list(CORPORA.get(results.get("corpus"), IEMOCAP).headline)
+    if "CCC_dominance" in results.get("metrics", ()):
+        keys += [] if "CCC_dominance" in keys else ["CCC_dominance"]
+    return metric_columns(keys)
+
+
+def detail_columns(results):
+    """The columns of a sweep's detail tables (per fold, per part, per
+    transcript condition): those of :data:`DETAIL_COLUMNS`, then
+    CCC-dominance where it was computed, for every corpus.
+
+    Arguments
+    ---------
+    results : dict
+        Content of ``cv_results.json``.
+
+    Returns
+    -------
+    tuple of tuple
+        ``(key, column)`` pairs.
+
+    Example
+    -------
+    >>> [c for _, c in detail_columns({"metrics": ["CCC_dominance"]})]
+    ['UAR', 'WAR', 'macro-F1', 'CCC-V', 'CCC-A', 'CCC-D']
+    """
+    if "CCC_dominance" in results.get("metrics", ()):
+        return DETAIL_COLUMNS + metric_columns(["CCC_dominance"])
+    return DETAIL_COLUMNS
+
+
 #: The cell of a metric that was not computed (its head was not trained)
 NOT_TRAINED = "-"
 NOT_TRAINED_NOTE = f"{NOT_TRAINED}: not trained (loss weight 0), not computed"
@@ -301,7 +358,9 @@ def plot_curves(logs, path):
 
 
 def results_table(name, results):
-    """The paper-format table (UAR / WAR / CCC-V / CCC-A) of a sweep.
+    """The headline table of a sweep, in its corpus' metrics
+    (:func:`headline_columns`: IEMOCAP's paper format UAR / WAR / CCC-V /
+    CCC-A, MSP-Podcast's macro-F1 / CCC-A / CCC-V / CCC-D).
 
     Arguments
     ---------
@@ -315,21 +374,20 @@ def results_table(name, results):
     str
     """
     summary = results["summary"]["all"]
+    columns = headline_columns(results)
     rows = [
         [f"{name} (mean ± std over seeds)"]
-        + [_mean_std(m, summary) for m, _ in PAPER_COLUMNS],
+        + [_mean_std(m, summary) for m, _ in columns],
         ["std over folds"]
         + [
             format_score(m, summary[m]["std_folds"])
             if m in summary
             else NOT_TRAINED
-            for m, _ in PAPER_COLUMNS
+            for m, _ in columns
         ],
     ]
-    table = markdown_table(
-        ["configuration", *(t for _, t in PAPER_COLUMNS)], rows
-    )
-    return _noted(table, PAPER_COLUMNS, summary)
+    table = markdown_table(["configuration", *(t for _, t in columns)], rows)
+    return _noted(table, columns, summary)
 
 
 def _mean_std(metric, summary):
@@ -361,6 +419,7 @@ def fold_table(results):
     str
     """
     summary = results["summary"]["all"]
+    columns = detail_columns(results)
     rows = []
     for fold in results["folds"]:
         runs = [r for r in results["runs"] if r["fold"] == fold]
@@ -371,12 +430,12 @@ def fold_table(results):
                 format_score(m, summary[m]["per_fold"][str(fold)])
                 if m in summary
                 else NOT_TRAINED
-                for m, _ in DETAIL_COLUMNS
+                for m, _ in columns
             ]
         )
     header = ["fold", "test speakers", "n", "seeds"]
-    table = markdown_table(header + [t for _, t in DETAIL_COLUMNS], rows)
-    return _noted(table, DETAIL_COLUMNS, summary)
+    table = markdown_table(header + [t for _, t in columns], rows)
+    return _noted(table, columns, summary)
 
 
 def subset_table(results):
@@ -391,19 +450,19 @@ def subset_table(results):
     -------
     str
     """
+    columns = detail_columns(results)
     rows = []
     for subset in SUBSETS:
         summary = results["summary"][subset]
         if summary is None:
-            rows.append([subset, 0] + ["–"] * len(DETAIL_COLUMNS))
+            rows.append([subset, 0] + ["–"] * len(columns))
             continue
         rows.append(
-            [subset, summary["n"]]
-            + [_mean_std(m, summary) for m, _ in DETAIL_COLUMNS]
+            [subset, summary["n"]] + [_mean_std(m, summary) for m, _ in columns]
         )
     header = ["part", "utterances (x seeds)"]
-    table = markdown_table(header + [t for _, t in DETAIL_COLUMNS], rows)
-    return _noted(table, DETAIL_COLUMNS, results["summary"]["all"])
+    table = markdown_table(header + [t for _, t in columns], rows)
+    return _noted(table, columns, results["summary"]["all"])
 
 
 #: How the report names the test conditions
@@ -441,6 +500,7 @@ def transcripts_table(results):
     conditions = results.get("transcripts") or {}
     if len(conditions) < 2:
         return None
+    columns = detail_columns(results)
     wer = results.get("WER", {}).get("all")
     rows = []
     for condition, summary in conditions.items():
@@ -453,13 +513,13 @@ def transcripts_table(results):
             )
         rows.append(
             [CONDITION_NAMES.get(condition, condition), summary["n"]]
-            + [_mean_std(m, summary) for m, _ in DETAIL_COLUMNS]
+            + [_mean_std(m, summary) for m, _ in columns]
             + [wer_cell]
         )
     header = ["tested with", "utterances (x seeds)"]
-    header += [t for _, t in DETAIL_COLUMNS] + ["WER %"]
+    header += [t for _, t in columns] + ["WER %"]
     first = next(s for s in conditions.values() if s is not None)
-    return _noted(markdown_table(header, rows), DETAIL_COLUMNS, first)
+    return _noted(markdown_table(header, rows), columns, first)
 
 
 def write_plots(folder, results):
@@ -563,10 +623,16 @@ def write_report(folder, results=None, name=None):
         "",
         fold_table(results),
         "",
-        "## Improvised vs scripted (mean ± std over seeds)",
-        "",
-        subset_table(results),
-        "",
+    ]
+    # IEMOCAP's improvised and scripted parts (other corpora have none)
+    if any(results["summary"][part] for part in SUBSETS[1:]):
+        lines += [
+            "## Improvised vs scripted (mean ± std over seeds)",
+            "",
+            subset_table(results),
+            "",
+        ]
+    lines += [
         "## Plots",
         "",
         *(
