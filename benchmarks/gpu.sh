@@ -18,6 +18,8 @@
 #       tool: carry ["benchmarks/gpu_wheels"], timeout_s 540
 #   bash benchmarks/gpu.sh --dry-run   # on a CPU: the same steps with tiny
 #       models, to check the script (a few minutes)
+#   GPU_BENCH_WORK=DIR bash benchmarks/gpu.sh [--dry-run]   # the work
+#       folder (models, corpora, runs; kept); default: a new temporary one
 #
 # The package itself is used from the working tree (PYTHONPATH), not
 # installed. Figures print to stdout; keep them in benchmarks/README.md.
@@ -48,11 +50,14 @@ case "$mode" in
     run) size=large; device_args=(); work="${OUT:-/tmp}/gpu_bench"
          utterances=128; repeats=20; folds=2; epochs=3; corpus=small
          precision=bf16; device=cuda:0; step_size=large ;;
-    --dry-run) size=tiny; device_args=(--force-cpu); work=/tmp/gpu_dry_run
+    --dry-run) size=tiny; device_args=(--force-cpu)
+         work=$(mktemp -d "${TMPDIR:-/tmp}/gpu_dry_run.XXXXXX")
          utterances=24; repeats=3; folds=2; epochs=1; corpus=tiny
          precision=fp32; device=cpu; step_size=tiny ;;
     *) echo "usage: bash benchmarks/gpu.sh [--prepare|--dry-run]" >&2; exit 2 ;;
 esac
+work="${GPU_BENCH_WORK:-$work}"
+echo "work folder: $work"
 
 # What the GPU machine lacks is installed from the wheels that came along
 missing=$(python - <<'PY'

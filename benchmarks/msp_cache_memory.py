@@ -92,10 +92,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 4000])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--work", default=None, help="work folder (kept)")
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes = [300, 1200]
+    if args.threads:  # the training children's torch threads
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
     work = Path(args.work or tempfile.mkdtemp(prefix="msp_cache_"))
     peaks = []
     for size in args.sizes:
