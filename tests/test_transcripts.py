@@ -100,18 +100,22 @@ def test_a_killed_caching_run_resumes_without_recomputing(
     assert resumed.transcribed == len(wavs) - 2
 
 
-def test_a_changed_audio_file_is_transcribed_again(whisper, wavs, tmp_path):
+def test_a_changed_audio_file_is_transcribed_again_with_its_batch(
+    whisper, wavs, tmp_path
+):
+    """The batches are fixed (4 at a time over the sorted ids): the one
+    holding the changed file is transcribed again, whole; not the other."""
     files = {}
     for utt, wav in wavs.items():
         files[utt] = tmp_path / f"{utt}.wav"
         shutil.copy(wav, files[utt])
     transcriber = ASRTranscriber(whisper, batch_size=4)
     TranscriptCache(tmp_path / "cache", transcriber).transcribe(files, False)
-    first, second = list(files)[:2]
-    shutil.copy(wavs[second], files[first])
+    last, other = sorted(files)[-1], sorted(files)[0]
+    shutil.copy(wavs[other], files[last])
     again = Counting(transcriber)
     TranscriptCache(tmp_path / "cache", again).transcribe(files, False)
-    assert again.transcribed == 1
+    assert again.batches == 1 and again.transcribed == len(files) - 4
 
 
 def test_the_word_error_rate_of_a_hand_counted_case():

@@ -8,6 +8,17 @@ used as the ASR system writes it (casing and punctuation included; the
 gold transcripts have both too). Only the word error rate normalises
 (:func:`~speechbrain_mtmm.training.transcripts.normalize_for_wer`).
 
+:func:`check_asr_source` reads the model's configs only (no weights) and
+refuses, in one line, a language the model cannot take: an English-only
+Whisper (``*.en``: ``is_multilingual: false``) or one whose generation
+config lists no languages (a tiny test model, an old export) takes none;
+a multilingual one takes those of its ``lang_to_id``. A CTC model ignores
+the language (a warning says so). A CTC model whose feature extractor
+gives no attention mask (wav2vec 2.0 base layout: group norm) hears the
+zeros of padding, so it transcribes each utterance alone, whatever
+``batch_size`` says: its transcripts never depend on the other
+utterances of a batch.
+
 Authors
 -------
  * speechbrain-mtmm contributors, 2026
@@ -16,9 +27,168 @@ Authors
 import hashlib
 import json
 
-from transformers import pipeline
+from speechbrain.utils.logger import get_logger
+from transformers import AutoConfig, GenerationConfig, pipeline
+from transformers.models.whisper.tokenization_whisper import (
+    TO_LANGUAGE_CODE,
+)
 
-from speechbrain_mtmm.encoders.base import add_state_dict
+from speechbrain_mtmm.encoders.base import EncoderError, add_state_dict
+
+logger = get_logger(__name__)
+
+#: What to do about a language the ASR model cannot take
+_NO_LANGUAGE = (
+    "give --asr_language=null (asr_language: null in the YAML) to "
+    "transcribe without one, or a multilingual Whisper as asr_source "
+    "(e.g. openai/whisper-small)"
+)
+
+
+class ASRSettingError(EncoderError):
+    """An ASR model or option that cannot work together; one line."""
+
+
+def whisper_language_token(language, lang_to_id):
+    """The language token Whisper's ``generate`` would use for
+    ``language``, as transformers resolves it (a token, a name or a
+    code); None when it is no language the model knows.
+
+    Arguments
+    ---------
+    language : str
+        ``english``, ``en`` or ``<|en|>``.
+    lang_to_id : dict
+        The generation config's language tokens.
+
+    Returns
+    -------
+    str or None
+
+    Example
+    -------
+    >>> whisper_language_token("English", {"<|en|>": 3})
+    '<|en|>'
+    >>> whisper_language_token("klingon", {"<|en|>": 3}) is None
+    True
+    """
+    language = str(language).lower()
+    if language in lang_to_id:
+        token = language
+    elif language in TO_LANGUAGE_CODE:
+        token = f"<|{TO_LANGUAGE_CODE[language]}|>"
+    else:
+        token = f"<|{language}|>"
+    return token if token in lang_to_id else None
+
+
+def check_asr_language(source, config, generation_config, language):
+    """Refuses a language the ASR model cannot take, in one line.
+
+    Whisper's ``generate`` refuses a language with a ValueError from deep
+    inside when the model is English-only (``is_multilingual: false``,
+    the ``*.en`` models), when its generation config lists no languages
+    (no ``lang_to_id``: tiny or old exports) or when the language is not
+    one of them. Here the same rules are checked on the configs alone.
+    CTC models take no language: it is ignored, with a warning.
+
+    Arguments
+    ---------
+    source : str
+        The model (named in the message).
+    config : transformers.PretrainedConfig
+        Its config.
+    generation_config : transformers.GenerationConfig or None
+        Its generation config.
+    language : str or None
+        ``asr_language`` (None: nothing to check).
+
+    Raises
+    ------
+    ASRSettingError
+        Naming ``asr_language``, the model and what to do.
+
+    Example
+    -------
+    >>> from transformers import GenerationConfig, WhisperConfig
+    >>> english_only = GenerationConfig(is_multilingual=False)
+    >>> check_asr_language("m", WhisperConfig(), english_only, None)
+    >>> try:
+    ...     check_asr_language("m", WhisperConfig(), english_only, "english")
+    ... except ASRSettingError as error:
+    ...     print(str(error)[:61])
+    asr_language=english: m is an English-only Whisper, which tak
+    """
+    if language is None:
+        return
+    if getattr(config, "model_type", None) != "whisper":
+        logger.warning(
+            f"asr_language={language}: {source} "
+            f"({getattr(config, 'model_type', 'no model type')}) takes no "
+            "language; it is ignored"
+        )
+        return
+    multilingual = getattr(generation_config, "is_multilingual", None)
+    lang_to_id = getattr(generation_config, "lang_to_id", None) or {}
+    if multilingual is False:
+        kind = "an English-only Whisper"
+    elif not lang_to_id:
+        kind = "a Whisper whose generation config lists no languages"
+    else:
+        kind = None
+    if kind:
+        raise ASRSettingError(
+            f"asr_language={language}: {source} is {kind}, which takes no "
+            f"language; {_NO_LANGUAGE}"
+        )
+    if whisper_language_token(language, lang_to_id) is None:
+        known = sorted(t.strip("<|>") for t in lang_to_id)
+        shown = ", ".join(known[:8]) + (", ..." if len(known) > 8 else "")
+        raise ASRSettingError(
+            f"asr_language={language}: not a language {source} knows "
+            f"({shown}); give one of them (a name or a code: english, en), "
+            "or --asr_language=null to let it detect the language"
+        )
+
+
+def check_asr_source(source, language):
+    """Checks an ASR model and its language from its configs alone (no
+    weights loaded): before a run computes or writes anything.
+
+    Arguments
+    ---------
+    source : str
+        HF hub id or local folder (``asr_source``).
+    language : str or None
+        ``asr_language``.
+
+    Raises
+    ------
+    ASRSettingError
+        When the configs cannot be read, or the language does not fit
+        (:func:`check_asr_language`).
+
+    Example
+    -------
+    >>> try:
+    ...     check_asr_source(getfixture("tmp_path"), None)
+    ... except ASRSettingError as error:
+    ...     print(str(error).split(": ", 1)[1][:33])
+    cannot read an ASR model's config
+    """
+    try:
+        config = AutoConfig.from_pretrained(str(source))
+    except (OSError, ValueError) as error:
+        first = str(error).strip().splitlines()[0] if str(error) else ""
+        raise ASRSettingError(
+            f"asr_source {source}: cannot read an ASR model's config "
+            f"({type(error).__name__}: {first})"
+        ) from None
+    try:
+        generation = GenerationConfig.from_pretrained(str(source))
+    except (OSError, ValueError):  # none saved: the model config's
+        generation = None
+    check_asr_language(source, config, generation, language)
 
 
 class ASRTranscriber:
@@ -68,15 +238,35 @@ class ASRTranscriber:
                 ignore_warning=True,
             )
         except (OSError, ValueError) as error:
-            raise ValueError(
+            raise ASRSettingError(
                 f"asr_source {source}: cannot load an ASR model ({error})"
             ) from None
+        model = self.pipeline.model
+        check_asr_language(
+            source,
+            model.config,
+            getattr(model, "generation_config", None),
+            language,
+        )
         self.source = str(source)
         self.generate_kwargs = dict(generate_kwargs or {})
         if language:
             self.generate_kwargs["language"] = language
         self.sample_rate = sample_rate
-        self.batch_size = int(batch_size)
+        self.batch_size = max(1, int(batch_size))
+        if self.pads_audio:
+            # padding changes what it hears: one utterance at a time
+            self.batch_size = 1
+
+    @property
+    def pads_audio(self):
+        """True for a CTC model without an attention mask (wav2vec 2.0
+        base layout), which hears the zeros padding a batch; Whisper pads
+        every input to 30 s anyway."""
+        extractor = getattr(self.pipeline, "feature_extractor", None)
+        return str(getattr(self.pipeline, "type", "")).startswith(
+            "ctc"
+        ) and not getattr(extractor, "return_attention_mask", True)
 
     @property
     def decoding(self):
@@ -146,7 +336,8 @@ class ASRTranscriber:
         return self.transcribe([wav])[0]
 
     def transcribe(self, wavs):
-        """The transcripts of several waveforms, ``batch_size`` at a time.
+        """The transcripts of several waveforms, ``batch_size`` at a time
+        (in the order given: what shares a batch is the caller's choice).
 
         Arguments
         ---------

@@ -443,10 +443,16 @@ def build_tiny_roberta(
     return str(folder)
 
 
-def build_tiny_whisper(folder, seed=0):
-    """A tiny random Whisper with a byte-level BPE tokenizer and processor
-    (English-only layout: no language tokens), loadable by the
-    ``automatic-speech-recognition`` pipeline; it writes at most 6 tokens.
+def build_tiny_whisper(folder, seed=0, languages=(), english_only=False):
+    """A tiny random Whisper with a byte-level BPE tokenizer and processor,
+    loadable by the ``automatic-speech-recognition`` pipeline; it writes at
+    most 6 tokens.
+
+    By default its generation config lists no languages (as old exports),
+    so that it takes no ``language``; with ``languages`` it is laid out as
+    the multilingual models (language and task tokens, ``lang_to_id``,
+    ``task_to_id``, ``is_multilingual: true``); with ``english_only`` as
+    the ``*.en`` models (``is_multilingual: false``).
 
     Arguments
     ---------
@@ -454,6 +460,10 @@ def build_tiny_whisper(folder, seed=0):
         Where it goes (created).
     seed : int
         Of the random weights.
+    languages : sequence of str
+        Language codes (``en``, ``de``) it knows.
+    english_only : bool
+        Mark it English-only.
 
     Returns
     -------
@@ -489,7 +499,11 @@ def build_tiny_whisper(folder, seed=0):
         pad_token=end,
     )
     specials = ["<|startoftranscript|>", "<|notimestamps|>"]
-    tokenizer.add_special_tokens({"additional_special_tokens": specials})
+    language_tokens = [f"<|{code}|>" for code in languages]
+    tasks = ["<|transcribe|>", "<|translate|>"] if languages else []
+    tokenizer.add_special_tokens(
+        {"additional_special_tokens": specials + language_tokens + tasks}
+    )
     WhisperProcessor(WhisperFeatureExtractor(), tokenizer).save_pretrained(
         folder
     )
@@ -515,5 +529,89 @@ def build_tiny_whisper(folder, seed=0):
     model = WhisperForConditionalGeneration(config)
     model.generation_config.max_new_tokens = 6
     model.generation_config.no_timestamps_token_id = no_ts_id
+    generation = model.generation_config
+    if languages:
+        ids = tokenizer.convert_tokens_to_ids(language_tokens + tasks)
+        generation.lang_to_id = dict(zip(language_tokens, ids))
+        generation.task_to_id = {"transcribe": ids[-2], "translate": ids[-1]}
+        generation.is_multilingual = True
+    elif english_only:
+        generation.is_multilingual = False
+    if languages or english_only:
+        # as the hub's models: a generation config of its own, which
+        # loading keeps (not one derived again from the model config)
+        generation._from_model_config = False
     model.save_pretrained(folder)
+    return folder
+
+
+def build_tiny_wav2vec2_ctc(folder, seed=0, feat_extract_norm="group"):
+    """A tiny random wav2vec 2.0 CTC model with a character tokenizer and
+    processor, loadable by the ``automatic-speech-recognition`` pipeline.
+
+    The default ``"group"`` layout is wav2vec2-base's: its feature
+    extractor gives no attention mask, so padding changes what it hears.
+
+    Arguments
+    ---------
+    folder : str or path-like
+        Where it goes (created).
+    seed : int
+        Of the random weights.
+    feat_extract_norm : str
+        ``"group"`` (base layout, no attention mask) or ``"layer"``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``folder``.
+
+    Example
+    -------
+    >>> from transformers import AutoConfig
+    >>> folder = build_tiny_wav2vec2_ctc(getfixture("tmp_path") / "ctc")
+    >>> AutoConfig.from_pretrained(folder).architectures
+    ['Wav2Vec2ForCTC']
+    """
+    from transformers import (
+        Wav2Vec2Config,
+        Wav2Vec2CTCTokenizer,
+        Wav2Vec2FeatureExtractor,
+        Wav2Vec2ForCTC,
+        Wav2Vec2Processor,
+    )
+
+    folder = Path(folder)
+    folder.mkdir(parents=True)
+    letters = "abcdefghijklmnopqrstuvwxyz'"
+    vocab = {"<pad>": 0, "<unk>": 1, "|": 2}
+    vocab.update({c: i + len(vocab) for i, c in enumerate(letters)})
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    tokenizer = Wav2Vec2CTCTokenizer(
+        str(folder / "vocab.json"),
+        unk_token="<unk>",
+        pad_token="<pad>",
+        word_delimiter_token="|",
+    )
+    layer_norm = feat_extract_norm == "layer"
+    extractor = Wav2Vec2FeatureExtractor(
+        feature_size=1,
+        sampling_rate=16000,
+        padding_value=0.0,
+        do_normalize=True,
+        return_attention_mask=layer_norm,
+    )
+    Wav2Vec2Processor(
+        feature_extractor=extractor, tokenizer=tokenizer
+    ).save_pretrained(folder)
+    config = Wav2Vec2Config(
+        **dict(TINY_SPEECH_SSL, vocab_size=len(vocab)),
+        pad_token_id=0,
+        feat_extract_norm=feat_extract_norm,
+        conv_bias=layer_norm,
+        do_stable_layer_norm=layer_norm,
+        layerdrop=0.0,
+    )
+    torch.manual_seed(seed)
+    Wav2Vec2ForCTC(config).save_pretrained(folder)
     return folder

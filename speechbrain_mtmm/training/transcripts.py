@@ -13,10 +13,24 @@ prepared corpus once, into a cache beside the prepared data::
 
 ``key`` is a digest of the ASR model's weights, config, vocabulary and
 decoding options (not of where it was loaded from), so folds and seeds
-share the transcripts and another model or decoding gets its own; each
-entry records the SHA-256 of its audio file, so a changed file is
-transcribed again. Batches are written as they finish: a killed run
-resumes where it stopped.
+share the transcripts and another model or decoding gets its own.
+
+A transcript depends only on the corpus, never on what was cached before:
+the utterances are transcribed in fixed batches, ``batch_size`` at a time
+over their sorted ids (:func:`batch_plan`), whatever is cached. Each entry
+records the SHA-256 of its audio file and the batch it was transcribed in
+(its ids and audio digests, :func:`batch_key`); a batch is served from the
+cache only when all its entries are of that very batch, else it is
+transcribed again whole (a changed audio file, another ``batch_size``).
+Whole batches are written as they finish, atomically: a killed run
+resumes with the batches it lacks, and ends with exactly the transcripts
+of one uninterrupted pass.
+
+A run records the transcripts it reads in its own folder
+(:data:`RECORD_FILE`, with their SHA-256) before its first epoch; a
+resumed run (one with checkpoints) reads them back from there, checked
+against the digest, never from the shared cache
+(:func:`~speechbrain_mtmm.training.inputs.prepare_asr_transcripts`).
 
 The word error rate of the ASR transcripts against the gold ones uses
 SpeechBrain's ``ErrorRateStats`` on normalised words
@@ -28,6 +42,7 @@ Authors
  * speechbrain-mtmm contributors, 2026
 """
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -37,12 +52,15 @@ from tqdm import tqdm
 
 from speechbrain_mtmm.atomic import write_json
 from speechbrain_mtmm.data.audio import load_audio
+from speechbrain_mtmm.encoders.asr import check_asr_source
 from speechbrain_mtmm.run_folder import file_digest, read_json
 
 TRANSCRIPT_SOURCES = ("gold", "asr")
 TEST_CONDITIONS = ("gold", "asr", "none")
 CACHE_FILE = "transcripts.json"
 INFO_FILE = "asr_info.json"
+#: The transcripts a run reads, recorded in its folder before training
+RECORD_FILE = "asr_transcripts.json"
 _ANNOTATION = re.compile(r"\[[^\]]*\]|<[^>]*>|\([^)]*\)|\{[^}]*\}")
 _NOT_WORD = re.compile(r"[^a-z0-9' ]+")
 
@@ -111,9 +129,15 @@ def word_error_rate(ids, hypotheses, references):
 
 
 def check_transcript_settings(
-    transcripts, test_transcripts, modalities, feature_cache=False
+    transcripts,
+    test_transcripts,
+    modalities,
+    feature_cache=False,
+    asr_source=None,
+    asr_language=None,
 ):
-    """Refuses transcript settings that cannot run, in one line.
+    """Refuses transcript settings that cannot run, in one line; call it
+    before the run computes or writes anything.
 
     Arguments
     ---------
@@ -126,6 +150,12 @@ def check_transcript_settings(
     feature_cache : bool
         The text features come from the cache, computed on the gold
         transcripts (so ASR text cannot be fed).
+    asr_source : str, optional
+        The ASR model; when given and ASR transcripts are used, its
+        configs are read to check ``asr_language``
+        (:func:`~speechbrain_mtmm.encoders.asr.check_asr_source`).
+    asr_language : str, optional
+        Whisper's language (None: detected).
 
     Returns
     -------
@@ -164,7 +194,168 @@ def check_transcript_settings(
                 "test_transcripts: none (audio only) means nothing for a "
                 f"model of {list(modalities)}; list gold or asr"
             )
+    if asr_source is not None and "asr" in (transcripts, *conditions):
+        check_asr_source(asr_source, asr_language)
     return conditions
+
+
+def batch_plan(ids, size):
+    """The fixed batches ASR transcribes: the sorted ids, ``size`` at a
+    time (the last batch may be shorter), whatever is cached.
+
+    Arguments
+    ---------
+    ids : iterable of str
+        Utterance ids.
+    size : int
+        Utterances per batch.
+
+    Returns
+    -------
+    list of list of str
+
+    Example
+    -------
+    >>> batch_plan(["c", "a", "e", "b", "d"], 2)
+    [['a', 'b'], ['c', 'd'], ['e']]
+    """
+    ids = sorted(ids)
+    size = max(1, int(size))
+    return [ids[start : start + size] for start in range(0, len(ids), size)]
+
+
+def batch_key(batch, digests):
+    """What identifies a batch of the plan: its ids and their audio.
+
+    Arguments
+    ---------
+    batch : list of str
+        Utterance ids, in batch order.
+    digests : dict
+        Utterance id -> SHA-256 of its audio file.
+
+    Returns
+    -------
+    str
+        16 hex digits.
+
+    Example
+    -------
+    >>> batch_key(["a"], {"a": "0"}) == batch_key(["a"], {"a": "1"})
+    False
+    """
+    members = json.dumps([[utt, digests[utt]] for utt in batch])
+    return hashlib.sha256(members.encode("utf-8")).hexdigest()[:16]
+
+
+def transcripts_digest(texts):
+    """SHA-256 of a set of transcripts (sorted by id, as JSON).
+
+    Arguments
+    ---------
+    texts : dict
+        Utterance id -> transcript.
+
+    Returns
+    -------
+    str
+        64 hex digits.
+
+    Example
+    -------
+    >>> transcripts_digest({"b": "hi", "a": ""}) == transcripts_digest(
+    ...     {"a": "", "b": "hi"})
+    True
+    """
+    text = json.dumps(sorted(texts.items()), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def write_transcript_record(path, texts, source, fingerprint):
+    """Records the transcripts a run reads, with their digest
+    (atomically).
+
+    Arguments
+    ---------
+    path : str or path-like
+        The record (``<run folder>/asr_transcripts.json``).
+    texts : dict
+        Utterance id -> transcript.
+    source : str
+        The ASR model (``asr_source``).
+    fingerprint : str
+        Its fingerprint (weights, config, decoding).
+
+    Example
+    -------
+    >>> path = getfixture("tmp_path") / RECORD_FILE
+    >>> write_transcript_record(path, {"u1": "hello"}, "m", "0" * 64)
+    >>> read_transcript_record(path)
+    {'u1': 'hello'}
+    """
+    write_json(
+        path,
+        {
+            "asr_source": str(source),
+            "fingerprint": fingerprint,
+            "sha256": transcripts_digest(texts),
+            "transcripts": dict(sorted(texts.items())),
+        },
+    )
+
+
+def read_transcript_record(path):
+    """The transcripts a run recorded, checked against their digest.
+
+    Arguments
+    ---------
+    path : str or path-like
+        The record (:func:`write_transcript_record`).
+
+    Returns
+    -------
+    dict
+        Utterance id -> transcript.
+
+    Raises
+    ------
+    TranscriptSettingError
+        Naming the file, when it cannot be read or its transcripts are
+        not those recorded.
+
+    Example
+    -------
+    >>> path = getfixture("tmp_path") / RECORD_FILE
+    >>> _ = path.write_text('{"sha256": "0", "transcripts": {"u1": "hi"}}')
+    >>> try:
+    ...     read_transcript_record(path)
+    ... except TranscriptSettingError as error:
+    ...     print(str(error).split(": ", 1)[1][:46])
+    its transcripts are not those the run recorded
+    """
+    again = (
+        "give --start_over=True to transcribe again and train from the "
+        "start, or another --output_folder"
+    )
+    try:
+        record = read_json(path)
+        texts, digest = record["transcripts"], record["sha256"]
+        if not isinstance(texts, dict) or not all(
+            isinstance(t, str) for t in texts.values()
+        ):
+            raise TypeError("transcripts is not a mapping of id to text")
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise TranscriptSettingError(
+            f"{path}: cannot read the transcripts this run recorded "
+            f"({type(error).__name__}: {error}); {again}"
+        ) from None
+    actual = transcripts_digest(texts)
+    if actual != digest:
+        raise TranscriptSettingError(
+            f"{path}: its transcripts are not those the run recorded "
+            f"(SHA-256 {actual[:12]} instead of {str(digest)[:12]}); {again}"
+        )
+    return texts
 
 
 class TranscriptCache:
@@ -191,7 +382,8 @@ class TranscriptCache:
         return read_json(self.path) if self.path.is_file() else {}
 
     def transcribe(self, wavs, progress=True):
-        """The transcript of every utterance, computing what is missing.
+        """The transcript of every utterance, computing the batches of
+        :func:`batch_plan` that the cache lacks.
 
         Arguments
         ---------
@@ -207,11 +399,11 @@ class TranscriptCache:
         """
         entries = self.load()
         digests = {utt: file_digest(path) for utt, path in wavs.items()}
-        todo = [
-            utt
-            for utt in wavs
-            if entries.get(utt, {}).get("audio") != digests[utt]
-        ]
+        todo = []
+        for batch in batch_plan(wavs, self.transcriber.batch_size):
+            key = batch_key(batch, digests)
+            if any(entries.get(utt, {}).get("batch") != key for utt in batch):
+                todo.append((batch, key))
         if todo:
             write_json(
                 self.folder / INFO_FILE,
@@ -221,19 +413,25 @@ class TranscriptCache:
                     "decoding": self.transcriber.decoding,
                 },
             )
-        size = max(1, self.transcriber.batch_size)
         rate = self.transcriber.sample_rate
         with tqdm(
-            total=len(todo), unit="utt", desc="ASR", disable=not progress
+            total=sum(len(batch) for batch, _ in todo),
+            unit="utt",
+            desc="ASR",
+            disable=not progress,
         ) as bar:
-            for start in range(0, len(todo), size):
-                batch = todo[start : start + size]
+            for batch, key in todo:
                 texts = self.transcriber.transcribe(
                     [load_audio(wavs[utt], rate) for utt in batch]
                 )
                 for utt, text in zip(batch, texts):
-                    entries[utt] = {"audio": digests[utt], "text": text}
-                write_json(self.path, entries)  # a killed run resumes here
+                    entries[utt] = {
+                        "audio": digests[utt],
+                        "batch": key,
+                        "text": text,
+                    }
+                # whole batches, atomically: a killed run resumes here
+                write_json(self.path, entries)
                 bar.update(len(batch))
         return {utt: entries[utt]["text"] for utt in wavs}
 

@@ -455,6 +455,17 @@ def main(argv):
     check_protocol(
         hparams["data_folder"], hparams["protocol"], hparams["fold"], PROTOCOLS
     )
+    # Transcripts: gold or ASR for training; the test conditions (gold,
+    # asr, none = audio only), the first is the headline; checked (the ASR
+    # model's language too) before anything is computed or written
+    conditions = check_transcript_settings(
+        hparams["transcripts"],
+        hparams["test_transcripts"],
+        hparams["modalities"],
+        hparams["feature_cache"],
+        asr_source=hparams["asr_source"],
+        asr_language=hparams["asr_language"],
+    )
     # the tested checkpoint is the best on the validation speaker, by the
     # mean of these scores (auto: those of the trained heads)
     hparams["selection_metrics"] = selection_metrics(
@@ -513,14 +524,6 @@ def main(argv):
         run_opts=run_opts,
         empty_text=hparams["missing_transcripts"] == "empty",
     )
-    # Transcripts: gold or ASR for training; the test conditions (gold,
-    # asr, none = audio only), the first is the headline
-    conditions = check_transcript_settings(
-        hparams["transcripts"],
-        hparams["test_transcripts"],
-        hparams["modalities"],
-        hparams["feature_cache"],
-    )
     asr = None
     if "asr" in (hparams["transcripts"], *conditions):
         asr = prepare_asr_transcripts(
@@ -530,6 +533,9 @@ def main(argv):
             hparams["asr_cache_folder"],
             hparams["asr_language"],
             hparams["asr_batch_size"],
+            # fixed before the first epoch, recorded in the run folder: a
+            # resumed run reads what it trained with
+            run_folder=hparams["output_folder"],
         )
     heard = asr if hparams["transcripts"] == "asr" else None
     datasets = dataio_prepare(hparams, cached, {"train": heard, "valid": heard})
