@@ -49,7 +49,13 @@ SUBLAYERS = {
     ],
     "data": [
         ["audio", "corpus", "folds", "tables", "synthetic"],
-        ["iemocap", "msp_podcast", "csv_corpus", "synthetic_csv"],
+        [
+            "iemocap",
+            "msp_podcast",
+            "csv_corpus",
+            "synthetic_csv",
+            "fold_checks",
+        ],
         ["synthetic_msp"],
         ["corpora"],
     ],

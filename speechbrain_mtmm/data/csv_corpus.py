@@ -48,6 +48,7 @@ from tqdm import tqdm
 from speechbrain_mtmm.atomic import write_json
 from speechbrain_mtmm.data.audio import AudioFileError, audio_duration
 from speechbrain_mtmm.data.corpus import write_corpus_info
+from speechbrain_mtmm.data.fold_checks import check_fold_files
 from speechbrain_mtmm.data.folds import (
     FOLDS_DIRNAME,
     FOLDS_INDEX,
@@ -392,6 +393,13 @@ def prepare_csv(
     write_json(save / MANIFEST_NAME, entries)
     summary = summarize(entries, protocol, made, group)
     write_json(save / SUMMARY_NAME, summary)
+    # the same recording under two ids in two splits is a leak
+    # (corpus.json, written last, is not written then)
+    for fold in made:
+        try:
+            check_fold_files(save, protocol, fold)
+        except FoldError as error:
+            raise CorpusCSVError(f"{manifest}: {error}") from None
     rated = [
         name
         for name in DIMENSIONS

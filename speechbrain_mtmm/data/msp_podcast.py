@@ -54,6 +54,8 @@ from tqdm import tqdm
 from speechbrain_mtmm.atomic import write_json
 from speechbrain_mtmm.data.audio import audio_duration
 from speechbrain_mtmm.data.corpus import read_corpus_info, write_corpus_info
+from speechbrain_mtmm.data.fold_checks import check_fold_files
+from speechbrain_mtmm.data.folds import FoldError
 from speechbrain_mtmm.run_folder import RATING_SCALES
 
 logger = get_logger(__name__)
@@ -339,6 +341,10 @@ def prepare_msp_podcast(data_folder, save_folder, skip_missing=False):
         write_json(target, entries)
     write_json(save / MANIFEST_NAME, manifest)
     write_json(save / SUMMARY_NAME, summary)
+    try:  # one recording under two file names in two splits is a leak
+        check_fold_files(save, PROTOCOL, 1)
+    except FoldError as error:
+        raise MSPPodcastError(f"{data_folder}: {error}") from None
     write_corpus_info(
         save,
         corpus="msp-podcast",

@@ -1,0 +1,286 @@
+"""Protocol facts are checked, not trusted (issue 28, items 3-8): folds
+that share a speaker or audio across splits, duplicate ids, labels in
+several spellings, misspelt columns and transcripts that match no input
+are refused in one line naming the file, wherever they come from."""
+
+import csv
+import json
+import logging
+import shutil
+
+import pytest
+
+from speechbrain_mtmm.data.fold_checks import check_fold_files
+from speechbrain_mtmm.data.folds import FoldError, fold_paths, write_protocol
+from speechbrain_mtmm.training.splits import check_protocol
+
+SPEAKERS = ("Ses01F", "Ses01M", "Ses02F", "Ses02M")
+
+
+def read_json(path):
+    with open(path, encoding="utf-8") as fin:
+        return json.load(fin)
+
+
+def write_json(path, data):
+    with open(path, "w", encoding="utf-8") as fout:
+        json.dump(data, fout)
+
+
+def write_csv(path, header, rows):
+    with open(path, "w", newline="", encoding="utf-8") as fout:
+        out = csv.writer(fout)
+        out.writerow(header)
+        out.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def toy_fold(tmp_path):
+    """A prepared folder with one speaker-protocol fold of 4 speakers, 2
+    utterances each, every utterance its own (distinct) audio file."""
+    manifest = {}
+    for s, speaker in enumerate(SPEAKERS):
+        for i in range(2):
+            wav = tmp_path / "wav" / f"{speaker}_{i}.wav"
+            wav.parent.mkdir(exist_ok=True)
+            wav.write_bytes(bytes([s, i]) * 50)  # all of one size
+            manifest[f"{speaker}_{i}"] = {
+                "wav": str(wav),
+                "speaker": speaker,
+                "session": int(speaker[3:5]),
+            }
+    folds = {
+        1: {
+            "train": ["Ses02F", "Ses02M"],
+            "valid": ["Ses01M"],
+            "test": ["Ses01F"],
+        }
+    }
+    write_protocol(manifest, tmp_path / "p", "speaker", folds)
+    return tmp_path / "p", fold_paths(tmp_path / "p", "speaker", 1)
+
+
+def move(paths, utt, source, target, new_id=None):
+    """Copies an entry of one split file into another (a hand edit)."""
+    entries = read_json(paths[source])
+    into = read_json(paths[target])
+    into[new_id or utt] = entries[utt]
+    write_json(paths[target], into)
+
+
+# 3. folds edited by hand
+
+
+def test_a_test_speaker_added_to_training_is_refused_naming_file_and_speaker(
+    toy_fold,
+):
+    folder, paths = toy_fold
+    check_fold_files(folder, "speaker", 1)  # as prepared: accepted
+    move(paths, "Ses01F_0", "test", "train", new_id="extra")
+    with pytest.raises(FoldError) as error:
+        check_fold_files(folder, "speaker", 1)
+    message = str(error.value)
+    assert message.startswith(f"{paths['test']}: speaker(s) Ses01F also in")
+    assert f"train ({paths['train']})" in message
+    assert "\n" not in message
+
+
+def test_a_test_session_in_training_is_refused_by_the_session_protocol(
+    tmp_path,
+):
+    manifest = {
+        f"{s}_0": {"speaker": s, "session": int(s[3:5])} for s in SPEAKERS
+    }
+    manifest["Ses03F_0"] = {"speaker": "Ses03F", "session": 3}
+    # the session partner of the test speaker trains: a session leak
+    folds = {
+        1: {
+            "train": ["Ses01M", "Ses02M"],
+            "valid": ["Ses03F"],
+            "test": ["Ses01F", "Ses02F"],
+        }
+    }
+    write_protocol(manifest, tmp_path, "session", folds)
+    with pytest.raises(FoldError, match=r"session\(s\) 1, 2 also in train"):
+        check_fold_files(tmp_path, "session", 1)
+
+
+def test_the_session_protocol_validates_inside_the_training_sessions(
+    tmp_path,
+):
+    # IEMOCAP's session protocol: the validation speaker's partner trains
+    manifest = {
+        f"{s}_0": {"speaker": s, "session": int(s[3:5])} for s in SPEAKERS
+    }
+    manifest["Ses03F_0"] = {"speaker": "Ses03F", "session": 3}
+    manifest["Ses03M_0"] = {"speaker": "Ses03M", "session": 3}
+    folds = {
+        1: {
+            "train": ["Ses01F", "Ses01M", "Ses02M"],
+            "valid": ["Ses02F"],
+            "test": ["Ses03F", "Ses03M"],
+        }
+    }
+    write_protocol(manifest, tmp_path, "session", folds)
+    assert check_fold_files(tmp_path, "session", 1) == []
+
+
+def test_unknown_speakers_are_not_compared(tmp_path):
+    manifest = {
+        "a": {"speaker": "Unknown", "split": "train"},
+        "b": {"speaker": "Unknown", "split": "test"},
+        "c": {"speaker": "7", "split": "valid"},
+    }
+    folds = {1: {s: [s] for s in ("train", "valid", "test")}}
+    write_protocol(
+        manifest, tmp_path, "official", folds, lambda u, e: e["split"]
+    )
+    assert check_fold_files(tmp_path, "official", 1) == []
+
+
+def test_a_corpus_split_sharing_speakers_is_a_warning_with_the_count(
+    tmp_path, caplog
+):
+    manifest = {
+        "a": {"speaker": "x", "split": "train"},
+        "b": {"speaker": "x", "split": "test"},
+        "c": {"speaker": "y", "split": "valid"},
+    }
+    folds = {1: {s: [s] for s in ("train", "valid", "test")}}
+    write_protocol(manifest, tmp_path, "split", folds, lambda u, e: e["split"])
+    with caplog.at_level(logging.WARNING):
+        warnings = check_fold_files(tmp_path, "split", 1)
+    assert warnings == [
+        f"{fold_paths(tmp_path, 'split', 1)['test']}: 1 speaker(s) also in "
+        "train (x): the split split is not speaker-independent"
+    ]
+    assert warnings[0] in caplog.text
+
+
+def test_a_row_moved_to_another_split_file_is_refused(tmp_path):
+    manifest = {
+        "a": {"speaker": "x", "split": "train"},
+        "b": {"speaker": "y", "split": "valid"},
+        "c": {"speaker": "z", "split": "test"},
+    }
+    folds = {1: {s: [s] for s in ("train", "valid", "test")}}
+    write_protocol(manifest, tmp_path, "split", folds, lambda u, e: e["split"])
+    paths = fold_paths(tmp_path, "split", 1)
+    move(paths, "c", "test", "train")
+    with pytest.raises(FoldError, match="c is a test row of the corpus"):
+        check_fold_files(tmp_path, "split", 1)
+
+
+def test_check_protocol_refuses_a_bad_fold_of_a_prepared_folder(toy_fold):
+    folder, paths = toy_fold
+    move(paths, "Ses02F_0", "train", "valid")
+    with pytest.raises(FoldError, match="speaker\\(s\\) Ses02F also in train"):
+        check_protocol("release", "speaker", 1, {"speaker": 1}, folder)
+
+
+@pytest.mark.slow
+def test_a_run_on_a_fold_sharing_a_speaker_stops_before_its_run_folder(
+    tmp_path, synthetic_corpus, synthetic_prepared, train
+):
+    prepared = tmp_path / "prepared"
+    shutil.copytree(synthetic_prepared, prepared)
+    paths = fold_paths(prepared, "speaker", 1)
+    test = read_json(paths["test"])
+    utt = sorted(test)[0]
+    train_split = read_json(paths["train"])
+    train_split[f"{utt}_copy"] = {**test[utt], "wav": test[utt]["wav"]}
+    write_json(paths["train"], train_split)
+    output = tmp_path / "run"
+    result = train(
+        synthetic_corpus,
+        prepared,
+        output,
+        "fbank",
+        "hashing",
+        check=False,
+    )
+    assert result.returncode != 0
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith(
+        f"FoldError: {paths['test']}: speaker(s) Ses01F also in train"
+    ), error
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not output.exists()
+
+
+# 7. the same audio in two splits
+
+
+def test_one_audio_file_under_two_ids_in_train_and_test_is_refused(toy_fold):
+    folder, paths = toy_fold
+    test = read_json(paths["test"])
+    train = read_json(paths["train"])
+    train["Ses02F_9"] = {**test["Ses01F_1"], "speaker": "Ses02F"}
+    write_json(paths["train"], train)
+    with pytest.raises(FoldError) as error:
+        check_fold_files(folder, "speaker", 1)
+    assert str(error.value).startswith(
+        f"{paths['test']}: Ses01F_1 is the audio of Ses02F_9 in train "
+        f"({paths['train']}; the same file: "
+    )
+
+
+def test_a_copy_of_a_test_file_in_valid_is_refused_by_its_content(toy_fold):
+    folder, paths = toy_fold
+    test = read_json(paths["test"])
+    copy = folder / "copy.wav"
+    shutil.copy(test["Ses01F_0"]["wav"], copy)
+    valid = read_json(paths["valid"])
+    valid["Ses01M_9"] = {"wav": str(copy), "speaker": "Ses01M"}
+    write_json(paths["valid"], valid)
+    with pytest.raises(FoldError, match="the same content"):
+        check_fold_files(folder, "speaker", 1)
+
+
+def test_files_of_equal_size_and_other_content_are_not_the_same(toy_fold):
+    # every toy file has the same size and the same first block length
+    folder, paths = toy_fold
+    assert check_fold_files(folder, "speaker", 1) == []
+
+
+def test_the_same_audio_twice_inside_one_split_is_a_warning(toy_fold, caplog):
+    folder, paths = toy_fold
+    train = read_json(paths["train"])
+    train["Ses02F_9"] = dict(train["Ses02F_0"])
+    write_json(paths["train"], train)
+    with caplog.at_level(logging.WARNING):
+        warnings = check_fold_files(folder, "speaker", 1)
+    assert warnings == [
+        f"{paths['train']}: Ses02F_0 (train), Ses02F_9 (train) are the same "
+        "audio (counted 2 times)"
+    ]
+
+
+def test_a_csv_corpus_listing_one_file_in_train_and_test_is_refused(
+    tmp_path,
+):
+    from speechbrain_mtmm.data.csv_corpus import CorpusCSVError, prepare_csv
+    from speechbrain_mtmm.data.synthetic_csv import (
+        CORPUS_DIRNAME,
+        generate_synthetic_csv_corpus,
+    )
+
+    generate_synthetic_csv_corpus(
+        tmp_path, n_speakers=3, per_speaker=4, seconds=(0.2, 0.3), split=True
+    )
+    source = tmp_path / CORPUS_DIRNAME / "corpus.csv"
+    with open(source, newline="", encoding="utf-8") as fin:
+        rows = list(csv.reader(fin))
+    header = [*rows[0], "id"]
+    split, path = header.index("split"), header.index("path")
+    rows = [[*row, ""] for row in rows[1:]]
+    train = next(r for r in rows if r[split] == "train")
+    leak = list(next(r for r in rows if r[split] == "test"))
+    leak[path], leak[-1] = train[path], "leak"
+    write_csv(source, header, [*rows, leak])
+    with pytest.raises(CorpusCSVError) as error:
+        prepare_csv(source, tmp_path / "p", scale=(1, 5), progress=False)
+    stem = train[path].rsplit("/", 1)[-1][: -len(".wav")]
+    assert f"leak is the audio of {stem} in train" in str(error.value)
+    assert not (tmp_path / "p" / "corpus.json").exists()
