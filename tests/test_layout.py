@@ -49,13 +49,8 @@ SUBLAYERS = {
     ],
     "data": [
         ["audio", "corpus", "folds", "tables", "synthetic"],
-        [
-            "iemocap",
-            "msp_podcast",
-            "csv_corpus",
-            "synthetic_csv",
-            "fold_checks",
-        ],
+        ["fold_checks"],
+        ["iemocap", "msp_podcast", "csv_corpus", "synthetic_csv"],
         ["synthetic_msp"],
         ["corpora"],
     ],
