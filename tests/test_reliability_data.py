@@ -284,3 +284,57 @@ def test_a_csv_corpus_listing_one_file_in_train_and_test_is_refused(
     stem = train[path].rsplit("/", 1)[-1][: -len(".wav")]
     assert f"leak is the audio of {stem} in train" in str(error.value)
     assert not (tmp_path / "p" / "corpus.json").exists()
+
+
+# 4. MSP-Podcast: one file labelled twice
+
+MSP_HEADER = [
+    "FileName",
+    "EmoClass",
+    "EmoAct",
+    "EmoVal",
+    "EmoDom",
+    "SpkrID",
+    "Gender",
+    "Split_Set",
+]
+
+
+def msp_row(name, code="N", split="Train"):
+    return [name, code, "4.0", "4.0", "4.0", "12", "Female", split]
+
+
+def test_an_msp_podcast_file_labelled_twice_is_refused_naming_both_lines(
+    tmp_path,
+):
+    from speechbrain_mtmm.data.msp_podcast import MSPPodcastError, read_labels
+
+    (tmp_path / "Labels").mkdir()
+    path = write_csv(
+        tmp_path / "Labels" / "labels_consensus.csv",
+        MSP_HEADER,
+        [
+            msp_row("MSP-PODCAST_0001_0001.wav"),
+            msp_row("MSP-PODCAST_0001_0002.wav"),
+            msp_row("MSP-PODCAST_0001_0001.wav", "A", "Test1"),
+        ],
+    )
+    with pytest.raises(MSPPodcastError) as error:
+        read_labels(tmp_path)
+    assert str(error.value) == (
+        f"{path}: lines 2 and 4 are both utterance MSP-PODCAST_0001_0001 "
+        "(MSP-PODCAST_0001_0001.wav, MSP-PODCAST_0001_0001.wav); keep one "
+        "of them"
+    )
+
+
+def test_an_msp_podcast_json_key_given_twice_is_refused(tmp_path):
+    from speechbrain_mtmm.data.msp_podcast import MSPPodcastError, read_labels
+
+    (tmp_path / "Labels").mkdir()
+    fields = '{"EmoClass": "N", "EmoAct": 4, "EmoVal": 4, "EmoDom": 4, '
+    fields += '"SpkrID": 1, "Gender": "Male", "Split_Set": "Train"}'
+    path = tmp_path / "Labels" / "labels_consensus.json"
+    path.write_text(f'{{"a.wav": {fields}, "a.wav": {fields}}}')
+    with pytest.raises(MSPPodcastError, match="'a.wav' is given twice"):
+        read_labels(tmp_path)
