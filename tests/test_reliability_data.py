@@ -338,3 +338,45 @@ def test_an_msp_podcast_json_key_given_twice_is_refused(tmp_path):
     path.write_text(f'{{"a.wav": {fields}, "a.wav": {fields}}}')
     with pytest.raises(MSPPodcastError, match="'a.wav' is given twice"):
         read_labels(tmp_path)
+
+
+def test_an_iemocap_utterance_evaluated_twice_is_refused_naming_both_lines(
+    tmp_path,
+):
+    from speechbrain_mtmm.data.iemocap import (
+        IEMOCAPFormatError,
+        parse_evaluation,
+    )
+
+    line = "[6.29 - 8.23]\tSes01F_impro01_F000\tneu\t[2.5000, 3.0000, 2.0000]"
+    path = tmp_path / "Ses01F_impro01.txt"
+    path.write_text(f"% header\n\n{line}\n\n{line}\n")
+    with pytest.raises(IEMOCAPFormatError) as error:
+        parse_evaluation(path)
+    assert str(error.value) == (
+        f"{path}, line 5: utterance Ses01F_impro01_F000 evaluated twice "
+        "(first at line 3)"
+    )
+
+
+def test_an_iemocap_utterance_in_two_dialog_files_is_refused_naming_both(
+    tmp_path, synthetic_corpus
+):
+    from speechbrain_mtmm.data.iemocap import IEMOCAPFormatError, read_release
+    from speechbrain_mtmm.data.synthetic import RELEASE_DIRNAME
+
+    release = tmp_path / RELEASE_DIRNAME
+    shutil.copytree(
+        synthetic_corpus / RELEASE_DIRNAME,
+        release,
+        ignore=shutil.ignore_patterns("*.wav"),
+    )
+    evaluations = release / "Session1" / "dialog" / "EmoEvaluation"
+    first = sorted(evaluations.glob("Ses01*.txt"))[0]
+    shutil.copy(first, evaluations / "Ses01F_zcopy.txt")
+    with pytest.raises(IEMOCAPFormatError) as error:
+        read_release(release)
+    assert str(error.value).startswith(
+        f"{evaluations / 'Ses01F_zcopy.txt'}: utterance "
+    )
+    assert str(error.value).endswith(f"is also evaluated in {first}")
