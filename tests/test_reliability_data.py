@@ -380,3 +380,139 @@ def test_an_iemocap_utterance_in_two_dialog_files_is_refused_naming_both(
         f"{evaluations / 'Ses01F_zcopy.txt'}: utterance "
     )
     assert str(error.value).endswith(f"is also evaluated in {first}")
+
+
+# 5. and 6. CSV corpora: labels in several spellings, misspelt columns
+
+
+@pytest.fixture(scope="module")
+def csv_rows(tmp_path_factory):
+    """A small synthetic CSV corpus: its folder, header and rows."""
+    from speechbrain_mtmm.data.synthetic_csv import (
+        CORPUS_DIRNAME,
+        generate_synthetic_csv_corpus,
+    )
+
+    out = tmp_path_factory.mktemp("csv_rows")
+    generate_synthetic_csv_corpus(
+        out, n_speakers=3, per_speaker=4, seconds=(0.2, 0.3)
+    )
+    folder = out / CORPUS_DIRNAME
+    with open(folder / "corpus.csv", newline="", encoding="utf-8") as fin:
+        rows = list(csv.reader(fin))
+    return folder, rows[0], rows[1:]
+
+
+def prepare_rows(csv_rows, tmp_path, header=None, rows=None, **options):
+    """Prepares the corpus with another header or rows (the CSV beside the
+    audio, so that its relative paths hold); returns the CSV and summary."""
+    from speechbrain_mtmm.data.csv_corpus import prepare_csv
+
+    folder, original_header, original_rows = csv_rows
+    source = write_csv(
+        folder / f"{tmp_path.name}.csv",
+        header or original_header,
+        original_rows if rows is None else rows,
+    )
+    options = {"folds": 3, "scale": (1, 5), "progress": False, **options}
+    return source, prepare_csv(source, tmp_path / "p", **options)
+
+
+def respelt(csv_rows, spellings):
+    """The rows with the k-th 'angry' row spelt spellings[k]."""
+    _, header, rows = csv_rows
+    label = header.index("label")
+    rows = [list(r) for r in rows]
+    angry = [r for r in rows if r[label] == "angry"]
+    for row, spelling in zip(angry, spellings):
+        row[label] = spelling
+    return rows
+
+
+def test_a_label_in_two_cases_is_refused_naming_both_lines(csv_rows, tmp_path):
+    from speechbrain_mtmm.data.csv_corpus import CorpusCSVError
+
+    rows = respelt(csv_rows, ["angry", "Angry"])
+    with pytest.raises(CorpusCSVError) as error:
+        prepare_rows(csv_rows, tmp_path, rows=rows)
+    label = csv_rows[1].index("label")
+    lines = [
+        i + 2 for i, r in enumerate(rows) if r[label] in ("angry", "Angry")
+    ]
+    source = csv_rows[0] / f"{tmp_path.name}.csv"
+    assert str(error.value).startswith(
+        f"{source} line {lines[1]}: label 'Angry' is 'angry' ({source} line "
+        f"{lines[0]}) in another case: fix the CSV, or give the spelling"
+    )
+    assert not (tmp_path / "p" / "corpus.json").exists()
+
+
+def test_labels_given_with_labels_are_read_in_that_spelling_and_counted(
+    csv_rows, tmp_path
+):
+    rows = respelt(csv_rows, ["angry", "Angry", "ANGRY"])
+    labels = ["Angry", "happy", "neutral", "sad"]
+    _, summary = prepare_rows(csv_rows, tmp_path, rows=rows, labels=labels)
+    info = read_json(tmp_path / "p" / "corpus.json")
+    assert info["labels"] == labels
+    manifest = read_json(tmp_path / "p" / "manifest.json")
+    emos = {e["emo"] for e in manifest.values()}
+    assert emos == set(labels)  # three spellings, one class
+    angry = sum(e["emo"] == "Angry" for e in manifest.values())
+    assert angry == summary["class_counts"]["Angry"] >= 3
+    assert summary["respelled_labels"] == {"ANGRY": 1, "angry": angry - 2}
+
+
+def test_labels_option_giving_one_label_in_two_spellings_is_refused(
+    csv_rows, tmp_path
+):
+    from speechbrain_mtmm.data.csv_corpus import CorpusCSVError
+
+    with pytest.raises(CorpusCSVError, match="--labels gives 'sad' and 'Sad'"):
+        prepare_rows(csv_rows, tmp_path, labels=["sad", "Sad", "angry"])
+
+
+@pytest.mark.parametrize(
+    "written, meant",
+    [("valance", "valence"), ("Arousal", "arousal"), ("speaker_id", "speaker")],
+)
+def test_a_misspelt_column_is_refused_with_did_you_mean(
+    csv_rows, tmp_path, written, meant
+):
+    from speechbrain_mtmm.data.csv_corpus import CorpusCSVError
+
+    header = [written if c == meant else c for c in csv_rows[1]]
+    with pytest.raises(CorpusCSVError) as error:
+        prepare_rows(csv_rows, tmp_path, header=header)
+    source = csv_rows[0] / f"{tmp_path.name}.csv"
+    assert str(error.value) == (
+        f"{source}: unknown column {written!r}: did you mean {meant!r}? "
+        "(rename the column)"
+    )
+
+
+def test_an_unrelated_column_is_ignored_and_listed_in_the_summary(
+    csv_rows, tmp_path
+):
+    _, header, rows = csv_rows
+    _, summary = prepare_rows(
+        csv_rows,
+        tmp_path,
+        header=[*header, "recording_notes"],
+        rows=[[*r, "x"] for r in rows],
+    )
+    assert summary["ignored_columns"] == ["recording_notes"]
+    assert summary["rated_counts"]["valence"] == len(rows)
+
+
+def test_a_column_named_twice_is_refused(csv_rows, tmp_path):
+    from speechbrain_mtmm.data.csv_corpus import CorpusCSVError
+
+    _, header, rows = csv_rows
+    with pytest.raises(CorpusCSVError, match="line 1: column label twice"):
+        prepare_rows(
+            csv_rows,
+            tmp_path,
+            header=[*header, "label"],
+            rows=[[*r, "sad"] for r in rows],
+        )
