@@ -516,3 +516,82 @@ def test_a_column_named_twice_is_refused(csv_rows, tmp_path):
             header=[*header, "label"],
             rows=[[*r, "sad"] for r in rows],
         )
+
+
+# 8. mtmm predict --transcripts that match no input
+
+
+@pytest.fixture
+def audio_inputs(tmp_path):
+    """Two (empty) audio inputs of one name in two speakers' folders;
+    collect_inputs reads no audio."""
+    inputs = []
+    for speaker in ("spk1", "spk2"):
+        (tmp_path / "audio" / speaker).mkdir(parents=True)
+        inputs.append(tmp_path / "audio" / speaker / "a.wav")
+        inputs[-1].write_bytes(b"")
+    return [str(path) for path in inputs]
+
+
+def test_transcripts_matching_no_input_are_a_usage_error(
+    audio_inputs, tmp_path
+):
+    from speechbrain_mtmm.inference.predict import UsageError, collect_inputs
+
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    # paths relative to audio/, the CSV in another folder
+    rows = [["spk1/a.wav", "hi"], ["spk2/a.wav", "ho"]]
+    transcripts = write_csv(lists / "t.csv", ["path", "text"], rows)
+    with pytest.raises(UsageError) as error:
+        collect_inputs(audio_inputs, transcripts=str(transcripts))
+    assert str(error.value) == (
+        f"{transcripts}: no transcript matches an input (its first path "
+        f"'spk1/a.wav' reads as {lists / 'spk1' / 'a.wav'}; an input is "
+        f"{audio_inputs[0]}); relative paths are read against the CSV's "
+        "folder, else the current folder"
+    )
+
+
+def test_transcripts_matching_some_inputs_warn_with_the_count(
+    audio_inputs, tmp_path, capsys
+):
+    from speechbrain_mtmm.inference.predict import collect_inputs
+
+    transcripts = write_csv(
+        tmp_path / "t.csv", ["path", "text"], [["audio/spk1/a.wav", "hi"]]
+    )
+    jobs = collect_inputs(audio_inputs, transcripts=str(transcripts))
+    # spk2/a.wav has the CSV's only a.wav name, but not its transcript
+    assert jobs == [(audio_inputs[0], "hi"), (audio_inputs[1], None)]
+    assert capsys.readouterr().err == (
+        f"mtmm predict: warning: {transcripts}: no transcript for 1 of 2 "
+        f"inputs (e.g. {audio_inputs[1]}); they are transcribed by the ASR "
+        "model, if any, or predicted from audio alone\n"
+    )
+
+
+def test_relative_transcript_paths_are_read_against_the_current_folder_too(
+    audio_inputs, tmp_path, monkeypatch, capsys
+):
+    from speechbrain_mtmm.inference.predict import collect_inputs
+
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    rows = [["audio/spk1/a.wav", "hi"], ["audio/spk2/a.wav", "ho"]]
+    transcripts = write_csv(lists / "t.csv", ["path", "text"], rows)
+    monkeypatch.chdir(tmp_path)  # audio/ is here, not beside the CSV
+    jobs = collect_inputs(audio_inputs, transcripts=str(transcripts))
+    assert [text for _, text in jobs] == ["hi", "ho"]
+    assert capsys.readouterr().err == ""
+
+
+def test_a_transcript_path_given_twice_is_refused_naming_both_lines(
+    audio_inputs, tmp_path
+):
+    from speechbrain_mtmm.inference.predict import UsageError, collect_inputs
+
+    rows = [["audio/spk1/a.wav", "hi"], ["audio/spk1/a.wav", "x"]]
+    transcripts = write_csv(tmp_path / "t.csv", ["path", "text"], rows)
+    with pytest.raises(UsageError, match="line 3: audio/spk1/a.wav again"):
+        collect_inputs(audio_inputs, transcripts=str(transcripts))
