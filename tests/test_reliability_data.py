@@ -244,6 +244,25 @@ def test_files_of_equal_size_and_other_content_are_not_the_same(toy_fold):
     assert check_fold_files(folder, "speaker", 1) == []
 
 
+def test_files_of_one_first_block_and_other_content_are_not_the_same(
+    toy_fold,
+):
+    # leading digital silence: equal sizes and first blocks, other audio
+    folder, paths = toy_fold
+    test = read_json(paths["test"])
+    train = read_json(paths["train"])
+    silence = bytes(8192)
+    with open(test["Ses01F_0"]["wav"], "wb") as fout:
+        fout.write(silence + b"test")
+    with open(train["Ses02F_0"]["wav"], "wb") as fout:
+        fout.write(silence + b"tran")
+    assert check_fold_files(folder, "speaker", 1) == []
+    with open(train["Ses02F_0"]["wav"], "wb") as fout:
+        fout.write(silence + b"test")  # now the same
+    with pytest.raises(FoldError, match="the same content"):
+        check_fold_files(folder, "speaker", 1)
+
+
 def test_the_same_audio_twice_inside_one_split_is_a_warning(toy_fold, caplog):
     folder, paths = toy_fold
     train = read_json(paths["train"])
