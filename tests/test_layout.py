@@ -49,6 +49,7 @@ SUBLAYERS = {
     ],
     "data": [
         ["audio", "corpus", "folds", "tables", "synthetic"],
+        ["fold_checks"],
         ["iemocap", "msp_podcast", "csv_corpus", "synthetic_csv"],
         ["synthetic_msp"],
         ["corpora"],

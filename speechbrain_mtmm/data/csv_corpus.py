@@ -13,9 +13,12 @@ Reads a CSV with a header and the columns
 ``id``             optional utterance id (default: the file name's stem)
 =================  ========================================================
 
-and writes into ``save_folder`` the manifest (``manifest.json``, in the
-format of the IEMOCAP one: ``{utt_id: {wav, duration, text, emo, valence,
-arousal, dominance, speaker}}``), ``summary.json``, ``corpus.json``
+(other columns are ignored and listed in the summary, but one that looks
+like a misspelt column of these, ``valance``, ``Speaker``, is an error
+with "did you mean"), and writes into ``save_folder`` the manifest
+(``manifest.json``, in the format of the IEMOCAP one: ``{utt_id: {wav,
+duration, text, emo, valence, arousal, dominance, speaker}}``),
+``summary.json``, ``corpus.json``
 (:mod:`speechbrain_mtmm.data.corpus`) and the folds in IEMOCAP's layout,
 ``folds/<protocol>/fold_<k>/{train,valid,test}.json``:
 
@@ -29,14 +32,18 @@ arousal, dominance, speaker}}``), ``summary.json``, ``corpus.json``
 
 Every row is checked; a bad one is an error naming the CSV, its line and
 the problem (a missing or unreadable audio file, an unknown label, a
-rating off the scale, an empty transcript, a duplicate id). Durations come
-from the audio headers.
+rating off the scale, an empty transcript, a duplicate id, a label spelt
+in two cases, :class:`LabelSpellings`). Durations come from the audio
+headers. A fold whose splits share audio (one file under two ids, or two
+files of one content) is an error too
+(:mod:`~speechbrain_mtmm.data.fold_checks`).
 
 Authors
 -------
  * speechbrain-mtmm contributors, 2026
 """
 
+import difflib
 import math
 import os
 from collections import Counter
@@ -48,6 +55,7 @@ from tqdm import tqdm
 from speechbrain_mtmm.atomic import write_json
 from speechbrain_mtmm.data.audio import AudioFileError, audio_duration
 from speechbrain_mtmm.data.corpus import write_corpus_info
+from speechbrain_mtmm.data.fold_checks import check_fold_files
 from speechbrain_mtmm.data.folds import (
     FOLDS_DIRNAME,
     FOLDS_INDEX,
@@ -72,6 +80,12 @@ SPLIT_NAMES = {
     "test": "test",
 }
 SEED = 0  # utterance-level folds: the shuffle before dealing
+#: The columns read; others are ignored (and listed in the summary)
+COLUMNS = ("path", "text", "label", *DIMENSIONS, "speaker", "split", "id")
+REQUIRED = ("path", "text", "label")
+#: How close an unknown column must be to a missing known one to be taken
+#: for a misspelling of it (difflib's ratio)
+CLOSE = 0.75
 
 
 class CorpusCSVError(ValueError):
@@ -96,8 +110,139 @@ def _rating(value, name, scale, where):
     return number
 
 
+def check_columns(manifest, columns):
+    """Refuses a column that looks like a misspelt known one; returns the
+    other unknown columns (ignored).
+
+    A column that differs from a known column the file lacks only in case
+    (``Valence``), or is close to it (``valance``, ``speaker_id``), would
+    otherwise be ignored, and the run would train without that task or
+    those speakers without a word.
+
+    Arguments
+    ---------
+    manifest : str or os.PathLike
+        The CSV (for messages).
+    columns : list of str
+        Its header.
+
+    Returns
+    -------
+    list of str
+        Unknown columns not close to any missing known one.
+
+    Raises
+    ------
+    CorpusCSVError
+        With "did you mean", or naming a missing required column.
+
+    Example
+    -------
+    >>> check_columns("c.csv", ["path", "text", "label", "notes"])
+    ['notes']
+    >>> check_columns("c.csv", ["path", "text", "label", "valance"])
+    Traceback (most recent call last):
+    ...
+    speechbrain_mtmm.data.csv_corpus.CorpusCSVError: c.csv: unknown column \
+'valance': did you mean 'valence'? (rename the column)
+    """
+    missing = [name for name in COLUMNS if name not in columns]
+    ignored = []
+    for name in columns:
+        if name in COLUMNS:
+            continue
+        close = [m for m in missing if m == name.strip().lower()]
+        close = close or difflib.get_close_matches(
+            name.strip().lower(), missing, n=1, cutoff=CLOSE
+        )
+        if close:
+            raise CorpusCSVError(
+                f"{manifest}: unknown column {name!r}: did you mean "
+                f"{close[0]!r}? (rename the column)"
+            )
+        ignored.append(name)
+    absent = [name for name in REQUIRED if name in missing]
+    if absent:
+        raise CorpusCSVError(f"{manifest}: no column {', '.join(absent)}")
+    return ignored
+
+
+class LabelSpellings:
+    """One spelling per class, compared case-insensitively.
+
+    ``Angry`` and ``angry`` in one manifest would make two classes. Without
+    ``labels``, a second spelling of a label is refused (naming both lines):
+    the class names become the model's outputs, so the toolkit does not
+    pick one. With ``labels``, every spelling of a class is read as the
+    one given there, and counted (:attr:`respelled`).
+
+    Arguments
+    ---------
+    manifest : str or os.PathLike
+        The CSV (for messages).
+    labels : sequence of str, optional
+        The labels as they must be spelt (``--labels``).
+
+    Example
+    -------
+    >>> spell = LabelSpellings("c.csv", ["Angry", "sad"])
+    >>> spell("ANGRY", "c.csv line 2"), dict(spell.respelled)
+    ('Angry', {'ANGRY': 1})
+    >>> spell = LabelSpellings("c.csv")
+    >>> spell("Angry", "c.csv line 2")
+    'Angry'
+    >>> spell("angry", "c.csv line 3")
+    Traceback (most recent call last):
+    ...
+    speechbrain_mtmm.data.csv_corpus.CorpusCSVError: c.csv line 3: label \
+'angry' is 'Angry' (c.csv line 2) in another case: fix the CSV, or give the \
+spelling to keep with --labels (every spelling of a label is then read as \
+it)
+    """
+
+    def __init__(self, manifest, labels=None):
+        self.given = {}
+        for label in labels or ():
+            key = label.casefold()
+            if key in self.given and self.given[key] != label:
+                raise CorpusCSVError(
+                    f"--labels gives {self.given[key]!r} and {label!r}: one "
+                    "label in two spellings"
+                )
+            self.given[key] = label
+        self.labels = list(labels) if labels else None
+        self.seen = {}
+        self.respelled = Counter()
+
+    def __call__(self, label, where):
+        """The spelling of ``label`` to keep; ``where`` names its row."""
+        key = label.casefold()
+        if self.labels is not None:
+            if key not in self.given:
+                raise CorpusCSVError(
+                    f"{where}: label {label!r} is not one of "
+                    f"{sorted(self.labels)}"
+                )
+            if self.given[key] != label:
+                self.respelled[label] += 1
+            return self.given[key]
+        first, at = self.seen.setdefault(key, (label, where))
+        if first != label:
+            raise CorpusCSVError(
+                f"{where}: label {label!r} is {first!r} ({at}) in another "
+                "case: fix the CSV, or give the spelling to keep with "
+                "--labels (every spelling of a label is then read as it)"
+            )
+        return label
+
+
 def read_corpus_csv(
-    manifest, scale=None, labels=None, allow_missing_text=False, progress=True
+    manifest,
+    scale=None,
+    labels=None,
+    allow_missing_text=False,
+    progress=True,
+    notes=None,
 ):
     """The checked entries of a CSV manifest.
 
@@ -108,12 +253,18 @@ def read_corpus_csv(
     scale : tuple of float, optional
         Lowest and highest rating; needed when the CSV has rating columns.
     labels : sequence of str, optional
-        The allowed labels, in the model's order (default: those found).
+        The allowed labels, in the model's order (default: those found);
+        the manifest's labels are compared with them case-insensitively
+        and read in their spelling (:class:`LabelSpellings`).
     allow_missing_text : bool
         Keep rows with an empty ``text`` (``text: null``, counted) instead
         of stopping.
     progress : bool
         Show a progress bar while reading the audio headers.
+    notes : dict, optional
+        Filled with ``ignored_columns`` (unknown columns, not read) and
+        ``respelled_labels`` (spelling -> rows read in ``labels``'
+        spelling).
 
     Returns
     -------
@@ -123,15 +274,17 @@ def read_corpus_csv(
     Raises
     ------
     CorpusCSVError
-        Naming the file and line of the first bad row.
+        Naming the file and line of the first bad row, or a misspelt
+        column (:func:`check_columns`).
     """
     manifest = Path(manifest)
     try:
-        rows = read_csv(manifest, ("path", "text", "label"), lines=True)
+        rows = read_csv(manifest, (), lines=True)
     except CSVError as error:
         raise CorpusCSVError(str(error)) from None
     if not rows:
         raise CorpusCSVError(f"{manifest}: no rows")
+    ignored = check_columns(manifest, list(rows[0][1]))
     columns = set(rows[0][1])
     rated = [name for name in DIMENSIONS if name in columns]
     if rated and scale is None:
@@ -141,7 +294,7 @@ def read_corpus_csv(
         )
     if scale is not None and not float(scale[0]) < float(scale[1]):
         raise CorpusCSVError(f"--scale {scale}: LOW must be below HIGH")
-    allowed = set(labels) if labels else None
+    spell = LabelSpellings(manifest, labels)
     folder = manifest.parent
     entries, where_of = {}, {}
     for line, row in tqdm(
@@ -157,10 +310,8 @@ def read_corpus_csv(
                 f"{where_of[utt]}); give an id column"
             )
         label = row["label"].strip() or None
-        if label is not None and allowed is not None and label not in allowed:
-            raise CorpusCSVError(
-                f"{where}: label {label!r} is not one of {sorted(allowed)}"
-            )
+        if label is not None:
+            label = spell(label, where)
         ratings = {
             name: _rating(row[name], name, scale, where)
             if name in row
@@ -200,6 +351,9 @@ def read_corpus_csv(
             raise CorpusCSVError(f"{where}: {error}") from None
         entries[utt] = entry
         where_of[utt] = line
+    if notes is not None:
+        notes["ignored_columns"] = ignored
+        notes["respelled_labels"] = dict(sorted(spell.respelled.items()))
     return entries
 
 
@@ -370,8 +524,9 @@ def prepare_csv(
     >>> summary["utterances"], summary["protocol"], summary["fold_counts"]["1"]
     (16, 'speaker', {'train': 8, 'valid': 4, 'test': 4})
     """
+    notes = {}
     entries = read_corpus_csv(
-        manifest, scale, labels, allow_missing_text, progress
+        manifest, scale, labels, allow_missing_text, progress, notes
     )
     found = sorted({e["emo"] for e in entries.values() if e["emo"]})
     if not found:
@@ -391,7 +546,15 @@ def prepare_csv(
     write_json(save / FOLDS_DIRNAME / FOLDS_INDEX, index, sort_keys=True)
     write_json(save / MANIFEST_NAME, entries)
     summary = summarize(entries, protocol, made, group)
+    summary.update((key, value) for key, value in notes.items() if value)
     write_json(save / SUMMARY_NAME, summary)
+    # the same recording under two ids in two splits is a leak
+    # (corpus.json, written last, is not written then)
+    for fold in made:
+        try:
+            check_fold_files(save, protocol, fold)
+        except FoldError as error:
+            raise CorpusCSVError(f"{manifest}: {error}") from None
     rated = [
         name
         for name in DIMENSIONS
@@ -445,6 +608,16 @@ def format_summary(summary, save_folder):
         lines.append(
             f"{summary['missing_transcript']} without a transcript (read as "
             "an empty text)"
+        )
+    if summary.get("respelled_labels"):
+        spelt = ", ".join(
+            f"{k} {v}" for k, v in summary["respelled_labels"].items()
+        )
+        lines.append(f"read in the spelling of --labels: {spelt} row(s)")
+    if summary.get("ignored_columns"):
+        lines.append(
+            "ignored columns (not read): "
+            + ", ".join(summary["ignored_columns"])
         )
     if summary.get("speakers_in_several_splits"):
         shared = summary["speakers_in_several_splits"]

@@ -263,7 +263,8 @@ def parse_evaluation(path):
         utt = match["utt"]
         if utt in evaluations:
             raise IEMOCAPFormatError(
-                f"{path}, line {number}: utterance {utt} evaluated twice"
+                f"{path}, line {number}: utterance {utt} evaluated twice "
+                f"(first at line {evaluations[utt]['line']})"
             )
         ratings = [float(match[k]) for k in ("val", "act", "dom")]
         if not all(RATING_RANGE[0] <= r <= RATING_RANGE[1] for r in ratings):
@@ -434,10 +435,18 @@ def read_release(data_folder):
         the utterance has no transcript line.
     """
     sessions = check_release(data_folder)
-    records = []
+    records, seen = [], {}
     for session, folder in sessions.items():
         for dialog in _dialogs(folder):
-            records += _dialog_records(folder, session, dialog)
+            where = os.path.join(folder, "dialog", "EmoEvaluation", dialog)
+            for record in _dialog_records(folder, session, dialog):
+                if record["utt"] in seen:  # one id, two dialog files
+                    raise IEMOCAPFormatError(
+                        f"{where}.txt: utterance {record['utt']} is also "
+                        f"evaluated in {seen[record['utt']]}.txt"
+                    )
+                seen[record["utt"]] = where
+                records.append(record)
     return records
 
 

@@ -34,8 +34,9 @@ the folder.
   with a progress bar.
 * A malformed row (wrong column count, unknown class code, a rating that is
   not a number in 1-7, an unknown split) is an error naming the file and
-  the line; a missing wav is an error listing them (``skip_missing``
-  drops and counts them instead). Nothing is dropped silently.
+  the line; so is a file labelled twice (both lines); a missing wav is
+  an error listing them (``skip_missing`` drops and counts them instead).
+  Nothing is dropped silently.
 
 Authors
 -------
@@ -54,6 +55,8 @@ from tqdm import tqdm
 from speechbrain_mtmm.atomic import write_json
 from speechbrain_mtmm.data.audio import audio_duration
 from speechbrain_mtmm.data.corpus import read_corpus_info, write_corpus_info
+from speechbrain_mtmm.data.fold_checks import check_fold_files
+from speechbrain_mtmm.data.folds import FoldError
 from speechbrain_mtmm.run_folder import RATING_SCALES
 
 logger = get_logger(__name__)
@@ -136,7 +139,9 @@ def read_labels(data_folder):
                 for line, row in enumerate(reader, start=2)
                 if row
             ]
-        return [_row(path, line, fields, raw) for line, fields, raw in rows]
+        checked = [_row(path, line, fields, raw) for line, fields, raw in rows]
+        _no_duplicates(path, checked, [line for line, _, _ in rows])
+        return checked
     path = labels / "labels_consensus.json"
     if not path.is_file():
         raise MSPPodcastError(
@@ -144,11 +149,46 @@ def read_labels(data_folder):
             "give the MSP-Podcast release folder"
         )
     with open(path, encoding="utf-8-sig") as fin:
-        data = json.load(fin)
-    return [
+        data = json.load(fin, object_pairs_hook=_unique_keys(path))
+    checked = [
         _row(path, name, {"FileName": name, **fields}, list(fields))
         for name, fields in data.items()
     ]
+    _no_duplicates(path, checked, [repr(name) for name in data])
+    return checked
+
+
+def _unique_keys(path):
+    """A ``json`` object hook refusing a key given twice (``json`` keeps
+    the last one without a word)."""
+
+    def build(pairs):
+        """The object of ``pairs``; a FileName twice is an error."""
+        found = {}
+        for key, value in pairs:
+            if key in found:
+                raise MSPPodcastError(
+                    f"{path}: {key!r} is given twice; keep one of them"
+                )
+            found[key] = value
+        return found
+
+    return build
+
+
+def _no_duplicates(path, rows, where):
+    """Refuses two rows of one utterance (the same FileName, or two names
+    of one stem, which is the utterance id), naming both."""
+    first = {}
+    for row, at in zip(rows, where):
+        if row["utt"] in first:
+            before, name = first[row["utt"]]
+            what = "lines" if isinstance(at, int) else "entries"
+            raise MSPPodcastError(
+                f"{path}: {what} {before} and {at} are both utterance "
+                f"{row['utt']} ({name}, {row['file']}); keep one of them"
+            )
+        first[row["utt"]] = (at, row["file"])
 
 
 def _row(path, line, fields, raw):
@@ -339,6 +379,10 @@ def prepare_msp_podcast(data_folder, save_folder, skip_missing=False):
         write_json(target, entries)
     write_json(save / MANIFEST_NAME, manifest)
     write_json(save / SUMMARY_NAME, summary)
+    try:  # one recording under two file names in two splits is a leak
+        check_fold_files(save, PROTOCOL, 1)
+    except FoldError as error:
+        raise MSPPodcastError(f"{data_folder}: {error}") from None
     write_corpus_info(
         save,
         corpus="msp-podcast",

@@ -22,6 +22,7 @@ def read_csv(path, required=("path",), lines=False):
 
     A byte-order mark (Excel's "CSV UTF-8") is skipped. A row with more or
     fewer fields than the header (an unquoted comma in a transcript), a
+    column named twice in the header, a
     quoted field running over several lines (an unterminated quote would
     swallow the rows after it) or an empty required value is an error
     naming its line: no row is dropped or merged silently.
@@ -57,6 +58,11 @@ fields, the header has 2 (quote a text that holds commas)
         with open(path, newline="", encoding="utf-8-sig") as fin:
             reader = csv.reader(fin)
             columns = [name.strip() for name in next(reader, [])]
+            twice = sorted({c for c in columns if columns.count(c) > 1})
+            if twice:  # a row would keep only the last of its values
+                raise CSVError(
+                    f"{path}: line 1: column {', '.join(twice)} twice"
+                )
             missing = [name for name in required if name not in columns]
             if missing:
                 raise CSVError(f"{path}: no column {', '.join(missing)}")

@@ -13,9 +13,13 @@ resolved against the CSV's folder, and an optional ``text`` column).
 Transcripts: ``--text`` for a single input (or, with no input at all, a
 text-only prediction), the manifest's ``text`` column, or
 ``--transcripts`` (a CSV with ``path`` and ``text`` columns, matched on the
-resolved path, then on the file name when it is unique). Files without a
-transcript are transcribed when the model (or ``--asr_source``) names an
-ASR model, otherwise predicted from audio alone with the text masked.
+resolved path, then on the file name when it is unique in the CSV and
+among the inputs; a relative path is read against the CSV's folder, or,
+when no file is there, the current folder). A ``--transcripts`` CSV that
+matches no input is a usage error; one that leaves some inputs without a
+transcript is a warning with their count. Files without a transcript are
+transcribed when the model (or ``--asr_source``) names an ASR model,
+otherwise predicted from audio alone with the text masked.
 
 Output: one JSON object per line (``--format json``, the default) or one
 CSV row per input (``--format csv``), to ``--output`` or stdout. A file
@@ -94,12 +98,19 @@ def collect_inputs(inputs, text=None, transcripts=None):
     text : str, optional
         Transcript of the single input (or text-only when no inputs).
     transcripts : str, optional
-        CSV with ``path`` and ``text`` columns.
+        CSV with ``path`` and ``text`` columns: it must match at least
+        one input that has no transcript yet (a warning counts those it
+        leaves without one).
 
     Returns
     -------
     list of tuple
         ``(file or None, text or None)``.
+
+    Raises
+    ------
+    UsageError
+        Bad inputs, or ``transcripts`` matching none of them.
 
     Example
     -------
@@ -124,8 +135,7 @@ def collect_inputs(inputs, text=None, transcripts=None):
             "no input files (give files, folders, a CSV or --text)"
         )
     if transcripts is not None:
-        lookup = _transcript_lookup(transcripts)
-        jobs = [(f, t if t is not None else lookup(f)) for f, t in jobs]
+        jobs = _with_transcripts(jobs, transcripts)
     return jobs
 
 
@@ -154,21 +164,75 @@ def _resolve(path, folder):
 
 
 def _transcript_lookup(csv_path):
-    by_path, by_name = {}, {}
+    """``(lookup, example)``: the transcript of an input (by resolved
+    path, else by a file name unique in the CSV and among the inputs), and
+    the first row's path as written and as resolved (for messages). A
+    relative path is read against the CSV's folder, or, when no file is
+    there, against the current folder; a path given twice is an error
+    naming both lines."""
+    by_path, by_name, line_of = {}, {}, {}
     folder = Path(csv_path).parent
-    for row in read_csv(csv_path, required=("path", "text")):
+    try:
+        rows = tables.read_csv(csv_path, ("path", "text"), lines=True)
+    except CSVError as error:
+        raise UsageError(str(error)) from None
+    for line, row in rows:
         path = _resolve(row["path"], folder)
-        by_path[str(path.resolve())] = row["text"]
+        if not path.exists() and _resolve(row["path"], Path.cwd()).exists():
+            path = _resolve(row["path"], Path.cwd())
+        key = str(path.resolve())
+        if key in line_of:
+            raise UsageError(
+                f"{csv_path} line {line}: {row['path']} again (first at "
+                f"line {line_of[key]}); keep one transcript per file"
+            )
+        line_of[key] = line
+        by_path[key] = row["text"]
         by_name.setdefault(path.name, []).append(row["text"])
+    example = None
+    if rows:
+        written = rows[0][1]["path"]
+        example = (written, str(_resolve(written, folder).resolve()))
 
-    def lookup(file):
+    def lookup(file, by_name_too=True):
         """The transcript of a file, by path, else by unique name."""
         if str(Path(file).resolve()) in by_path:
             return by_path[str(Path(file).resolve())]
-        texts = by_name.get(Path(file).name, [])
+        texts = by_name.get(Path(file).name, []) if by_name_too else []
         return texts[0] if len(texts) == 1 else None
 
-    return lookup
+    return lookup, example
+
+
+def _with_transcripts(jobs, transcripts):
+    """The jobs with the transcripts of a ``--transcripts`` CSV; refuses a
+    CSV that matches no input and warns of inputs it does not cover."""
+    lookup, example = _transcript_lookup(transcripts)
+    wanted = [file for file, text in jobs if file is not None and text is None]
+    names = Counter(Path(file).name for file in wanted)
+    # a name shared by two inputs tells neither apart
+    found = {file: lookup(file, names[Path(file).name] == 1) for file in wanted}
+    missed = [file for file, text in found.items() if text is None]
+    if wanted and len(missed) == len(wanted):
+        shown = (
+            f"its first path {example[0]!r} reads as {example[1]}"
+            if example
+            else "it has no rows"
+        )
+        raise UsageError(
+            f"{transcripts}: no transcript matches an input ({shown}; an "
+            f"input is {wanted[0]}); relative paths are read against the "
+            "CSV's folder, else the current folder"
+        )
+    if missed:
+        print(
+            f"mtmm predict: warning: {transcripts}: no transcript for "
+            f"{len(missed)} of {len(wanted)} inputs (e.g. {missed[0]}); "
+            "they are transcribed by the ASR model, if any, or predicted "
+            "from audio alone",
+            file=sys.stderr,
+        )
+    return [(f, t if t is not None else found[f]) for f, t in jobs]
 
 
 class _Writer:

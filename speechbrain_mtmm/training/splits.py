@@ -1,7 +1,9 @@
 """The corpus of a run and the splits of its fold, checked before training.
 
 :func:`check_protocol` and :func:`prepare_corpus` (the protocol and fold
-exist; the corpus is prepared once, on the main process);
+exist, and the fold's splits share no speaker and no audio,
+:func:`check_prepared_fold`; the corpus is prepared once, on the main
+process);
 :func:`check_ratings` (the corpus rates what the model learns, on its
 scale); :func:`split_entries` and :func:`check_split` (a split as the
 recipe's data pipelines read it, and the protocol facts it must meet);
@@ -25,6 +27,7 @@ from speechbrain.utils.logger import get_logger
 from speechbrain_mtmm.data.corpus import (
     read_corpus_info,
 )
+from speechbrain_mtmm.data.fold_checks import check_fold_files, fold_files
 from speechbrain_mtmm.data.folds import FoldError, check_fold
 from speechbrain_mtmm.data.iemocap import IEMOCAPError
 from speechbrain_mtmm.run_folder import (
@@ -49,9 +52,58 @@ MISSING_TRANSCRIPTS = ("error", "empty")
 NO_CLASS = -100
 
 
-def check_protocol(data_folder, protocol, fold, protocols=None):
-    """Stops on a protocol or fold the corpus does not have, before any
-    folder is made or any data prepared.
+#: Fold files already checked by this process: (path, mtime, size) tuples
+_CHECKED = set()
+
+
+def check_prepared_fold(folder, protocol, fold):
+    """Checks a prepared fold's splits once per process and version of its
+    files (:func:`~speechbrain_mtmm.data.fold_checks.check_fold_files`).
+
+    Arguments
+    ---------
+    folder : str or os.PathLike
+        The prepared folder.
+    protocol : str
+        The run's protocol.
+    fold : int
+        Its fold.
+
+    Returns
+    -------
+    bool
+        Whether the fold's files exist (and were checked).
+
+    Raises
+    ------
+    FoldError
+        A speaker, test session or audio file shared across its splits.
+
+    Example
+    -------
+    >>> check_prepared_fold(getfixture("tmp_path"), "speaker", 1)
+    False
+    """
+    try:
+        stamp = tuple(
+            (path, os.stat(path).st_mtime_ns, os.stat(path).st_size)
+            for path in fold_files(folder, protocol, fold).values()
+        )
+    except OSError:
+        return False  # not prepared yet
+    if stamp not in _CHECKED:
+        if check_fold_files(folder, protocol, fold) is None:
+            return False
+        _CHECKED.add(stamp)
+    return True
+
+
+def check_protocol(
+    data_folder, protocol, fold, protocols=None, prepare_folder=None
+):
+    """Stops on a protocol or fold the corpus does not have, or on a
+    prepared fold whose splits share a speaker or audio, before any folder
+    is made or any data prepared.
 
     Arguments
     ---------
@@ -64,6 +116,9 @@ def check_protocol(data_folder, protocol, fold, protocols=None):
     protocols : dict, optional
         Protocol -> folds that the recipe's preparation makes (default:
         IEMOCAP's); a prepared ``data_folder`` brings its own.
+    prepare_folder : str, optional
+        Where a release is prepared: its fold is checked when it is
+        already there (:func:`check_prepared_fold`).
 
     Returns
     -------
@@ -72,6 +127,9 @@ def check_protocol(data_folder, protocol, fold, protocols=None):
     """
     info = read_corpus_info(data_folder)
     check_fold(protocol, fold, protocols if info is None else info["protocols"])
+    folder = data_folder if info is not None else prepare_folder
+    if folder is not None:
+        check_prepared_fold(folder, protocol, fold)
     return info
 
 
@@ -89,7 +147,10 @@ def prepare_corpus(
     A ``data_folder`` that is already a prepared folder (``corpus.json``,
     :func:`corpus_overrides`) is used as it is. Otherwise ``prepare`` writes
     ``data_folder`` into ``prepare_folder`` on the main process (the others
-    wait), and the protocol and fold must be among those it wrote.
+    wait), and the protocol and fold must be among those it wrote; the
+    fold's splits must share no speaker and no audio
+    (:func:`check_prepared_fold`, at no cost when :func:`check_protocol`
+    checked the same files).
 
     Arguments
     ---------
@@ -130,6 +191,7 @@ def prepare_corpus(
                 f"{prepare_folder}: the preparation wrote no corpus.json"
             )
         check_fold(protocol, fold, info["protocols"])  # those it wrote
+        check_prepared_fold(prepare_folder, protocol, fold)
     elif os.path.realpath(prepare_folder) != os.path.realpath(data_folder):
         raise DataError(
             f"{data_folder} is a prepared corpus, but prepare_folder is "

@@ -452,8 +452,14 @@ def main(argv):
     # labels, rating scale and protocol
     overrides = corpus_overrides(hparams_file, overrides)
     hparams = load_recipe_hparams(hparams_file, overrides)
+    # the fold exists, and (once prepared) its splits share no speaker
+    # and no audio: before the run folder is made
     check_protocol(
-        hparams["data_folder"], hparams["protocol"], hparams["fold"], PROTOCOLS
+        hparams["data_folder"],
+        hparams["protocol"],
+        hparams["fold"],
+        PROTOCOLS,
+        hparams["prepare_folder"],
     )
     # Transcripts: gold or ASR for training; the test conditions (gold,
     # asr, none = audio only), the first is the headline; checked (the ASR
