@@ -16,7 +16,8 @@ checks this)::
     encoders                    audio/text encoders
     nnet | data                 blocks that know nothing of files | corpora
     run_folder                  file names, rating scales, digests
-    atomic, locks, plain_yaml   atomic writes, locks, YAML read as data
+    atomic, locks, plain_yaml   atomic writes, locks, YAML read as data,
+    quiet                       third-party chatter filtered
 
 Inside each subpackage its modules are layered too.
 """

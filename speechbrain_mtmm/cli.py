@@ -45,6 +45,7 @@ from speechbrain_mtmm.inference.onnx_runtime import (
 )
 from speechbrain_mtmm.inference.predict import BACKENDS, run_predict
 from speechbrain_mtmm.locks import FolderBusyError
+from speechbrain_mtmm.quiet import quiet_third_party
 from speechbrain_mtmm.run_folder import EXPORT_INFO, read_json
 from speechbrain_mtmm.sharing.export import ExportError, export_sweep
 from speechbrain_mtmm.sharing.export import export_model as export
@@ -226,6 +227,14 @@ def build_parser():
         description="speechbrain-mtmm: multi-task, multi-modal speech "
         "emotion recognition",
         allow_abbrev=False,
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show third-party notices that are filtered by default "
+        "(deprecations, optional figure back-ends, exporter chatter; see "
+        "speechbrain_mtmm.quiet); MTMM_VERBOSE=1 does the same, also for "
+        "train.py",
     )
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
 
@@ -463,6 +472,7 @@ def main(argv=None):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as stop:  # --help (0) or a usage error (2)
         return stop.code
+    quiet_third_party(verbose=args.verbose or None)
     try:
         return args.handler(args)
     except (

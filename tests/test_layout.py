@@ -17,6 +17,7 @@ LAYERS = {
     "atomic": 0,
     "locks": 0,
     "plain_yaml": 0,
+    "quiet": 0,
     "run_folder": 1,
     "nnet": 2,
     "data": 2,

@@ -33,6 +33,7 @@ from speechbrain_mtmm.data.folds import FoldError
 from speechbrain_mtmm.encoders import EncoderError
 from speechbrain_mtmm.locks import FolderBusyError, FolderLock
 from speechbrain_mtmm.plain_yaml import read_plain_yaml
+from speechbrain_mtmm.quiet import quiet_third_party
 from speechbrain_mtmm.run_folder import (
     RUN_LOCK,
     SAVE_FOLDER,
@@ -257,6 +258,7 @@ def run_main(main, argv=None):
     argv : list of str, optional
         Default ``sys.argv[1:]``.
     """
+    quiet_third_party()  # MTMM_VERBOSE=1 keeps the third-party notices
     try:
         main(sys.argv[1:] if argv is None else argv)
     except RECIPE_ERRORS as error:
