@@ -27,6 +27,7 @@ import json
 import os
 import sys
 
+from speechbrain_mtmm.atomic import write_error
 from speechbrain_mtmm.data.corpora import CORPORA, CORPUS_ERRORS
 from speechbrain_mtmm.data.folds import SPEAKER_VALID_RULES, write_folds
 from speechbrain_mtmm.data.iemocap import LABEL_MAPS
@@ -484,11 +485,24 @@ def main(argv=None):
         ValueError,
         OSError,
     ) as error:
+        if isinstance(error, OSError):  # a full disk, a read-only folder
+            error = write_error(_written(args, error), error) or error
         print(
             f"mtmm {args.verb}: {type(error).__name__}: {error}",
             file=sys.stderr,
         )
         return 1
+
+
+def _written(args, error):
+    """What a verb failed to write: the system's file name, or else the
+    verb's output (the system names none when a write fails)."""
+    if error.filename:
+        return error.filename
+    for name in ("save_folder", "out", "output"):
+        if getattr(args, name, None):
+            return getattr(args, name)
+    return f"the output of mtmm {args.verb}"
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ loading them builds the objects their tags name (``!new:``, ``!apply:``,
 ...), which runs code. The settings of a run, the model configuration of
 an export and the checks of a command line only need the plain values:
 :func:`read_plain_yaml` gives those, references and overrides resolved,
-and leaves out every entry holding a tag.
+and leaves out every entry holding a tag. A file that is not valid YAML
+(a tab where YAML wants spaces, ...) is one line naming the file, the line
+and the column (:class:`YamlSyntaxError`).
 
 Authors
 -------
@@ -17,6 +19,47 @@ import ruamel.yaml.constructor
 from hyperpyyaml import resolve_references
 
 TAGGED = object()  # what a tagged node (!new:, !name:, !ref, ...) reads as
+
+
+class YamlSyntaxError(ValueError):
+    """A YAML file that cannot be read; the message names the file, the
+    line and the column."""
+
+
+def yaml_syntax_error(path, error):
+    """The one-line :class:`YamlSyntaxError` of a YAML parser's error.
+
+    Arguments
+    ---------
+    path : str or path-like
+        The file read.
+    error : ruamel.yaml.YAMLError
+        The parser's error (its marks count from 0).
+
+    Returns
+    -------
+    YamlSyntaxError
+
+    Example
+    -------
+    >>> try:
+    ...     ruamel.yaml.YAML(typ="safe", pure=True).load("a: 1\\n\\tb: 2\\n")
+    ... except ruamel.yaml.YAMLError as error:
+    ...     print(yaml_syntax_error("x.yaml", error))
+    x.yaml, line 2, column 1: found character '\\t' that cannot start any \
+token (YAML indents with spaces, not tabs: replace the tab with spaces)
+    """
+    mark = getattr(error, "problem_mark", None) or getattr(
+        error, "context_mark", None
+    )
+    where = f"{path}"
+    if mark is not None:
+        where += f", line {mark.line + 1}, column {mark.column + 1}"
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    if "\\t" in problem or "\t" in problem:
+        problem += " (YAML indents with spaces, not tabs: replace the tab "
+        problem += "with spaces)"
+    return YamlSyntaxError(f"{where}: {problem}")
 
 
 class _PlainConstructor(ruamel.yaml.constructor.SafeConstructor):
@@ -71,6 +114,11 @@ def read_plain_yaml(path, overrides=None, resolve=True, keep_tagged=False):
     dict
         Key -> value (plain dicts, lists, strings, numbers, booleans).
 
+    Raises
+    ------
+    YamlSyntaxError
+        When the file is not valid YAML, naming the line and column.
+
     Example
     -------
     >>> path = getfixture("tmp_path") / "x.yaml"
@@ -81,14 +129,17 @@ def read_plain_yaml(path, overrides=None, resolve=True, keep_tagged=False):
     >>> read_plain_yaml(path, resolve=False)
     {'lr': 0.1, 'flag': True}
     """
-    with open(path, encoding="utf-8") as fin:
-        if resolve:
-            text = resolve_references(fin, overrides or {}).getvalue()
-        else:
-            text = fin.read()
     reader = ruamel.yaml.YAML(typ="safe", pure=True)
     reader.Constructor = _PlainConstructor
-    values = reader.load(text)
+    with open(path, encoding="utf-8") as fin:
+        try:  # the file as written first: a syntax error names its line
+            values = reader.load(fin.read())
+        except ruamel.yaml.YAMLError as error:
+            raise yaml_syntax_error(path, error) from None
+        if resolve:  # from the file (an !include is relative to it)
+            fin.seek(0)
+            text = resolve_references(fin, overrides or {}).getvalue()
+            values = reader.load(text)
     if not isinstance(values, dict):
         return {}
     return {

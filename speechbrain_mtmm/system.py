@@ -131,7 +131,8 @@ def check_config(config):
     Raises
     ------
     ModelConfigError
-        Naming an unknown or a missing key, or a bad modality list.
+        Naming an unknown or a missing key, a bad modality list, or a
+        width the attention heads do not divide.
 
     Example
     -------
@@ -140,6 +141,12 @@ def check_config(config):
     ...
     speechbrain_mtmm.system.ModelConfigError: model config: unknown key \
 fusion_typ
+    >>> check_config({**PAPER_CONFIG, "d_model": 100, "n_heads": 32})
+    Traceback (most recent call last):
+    ...
+    speechbrain_mtmm.system.ModelConfigError: model config: d_model (100) \
+must be a multiple of n_heads (32): each attention head takes d_model / \
+n_heads features; change d_model or n_heads
     """
     config = _plain(config)
     for key, value in MODEL_DEFAULTS.items():
@@ -173,6 +180,18 @@ fusion_typ
             f"{list(MODALITIES)}, got {modalities}"
         )
     _check_loss_weights(config["loss_weights"], config["n_dims"])
+    width, heads = config["d_model"], config["n_heads"]
+    if (
+        isinstance(width, int)
+        and isinstance(heads, int)
+        and heads > 0
+        and width % heads
+    ):
+        raise ModelConfigError(
+            f"model config: d_model ({width}) must be a multiple of n_heads "
+            f"({heads}): each attention head takes d_model / n_heads "
+            "features; change d_model or n_heads"
+        )
     return config
 
 

@@ -191,7 +191,8 @@ def parse_overrides(args):
     """Recipe overrides from the command line, in ``--key=value`` form.
 
     ``--key value`` is accepted too. The keys the runner sets itself
-    (protocol, fold, seed, output_folder) are refused.
+    (protocol, fold, seed, output_folder) are refused, and so is a key
+    given twice.
 
     Arguments
     ---------
@@ -221,6 +222,11 @@ def parse_overrides(args):
             if not args or args[0].startswith("--"):
                 raise ValueError(f"override --{key} has no value")
             value = args.pop(0)
+        if key in overrides:  # as train.py refuses it (override_values)
+            raise ValueError(
+                f"--{key} is given twice (--{key}={overrides[key]}, "
+                f"--{key}={value}): give it once"
+            )
         if key in RESERVED_KEYS:
             raise ValueError(
                 f"--{key} is set by the runner for each run: use --protocol, "

@@ -4,7 +4,10 @@ SpeechBrain writes a checkpoint file by file into its final ``CKPT+...``
 folder and deletes old ones with ``shutil.rmtree``. A run killed during
 either leaves a folder that looks like a checkpoint but holds a truncated
 or missing file, and the next run then fails to resume from it. Written
-here because SpeechBrain has no atomic variant.
+here because SpeechBrain has no atomic variant. A checkpoint the disk has
+no room for (or a folder that cannot be written) is removed and reported
+in one line (:class:`~speechbrain_mtmm.atomic.WriteError`); the previous
+checkpoints stay as they were.
 
 Authors
 -------
@@ -30,6 +33,8 @@ from speechbrain.utils.checkpoints import (
 )
 from speechbrain.utils.distributed import ddp_barrier, if_main_process
 from speechbrain.utils.logger import get_logger
+
+from speechbrain_mtmm.atomic import write_error, write_problem
 
 logger = get_logger(__name__)
 
@@ -76,6 +81,7 @@ class AtomicCheckpointer(Checkpointer):
         # Not under DDP: another process may be creating the same folder
         # at that moment (removing it under it made its makedirs fail).
         first_new = _first_missing(Path(checkpoints_dir))
+        self._staged = None  # the staging folder of the save under way
         super().__init__(checkpoints_dir, recoverables, **kwargs)
         distributed = (
             torch.distributed.is_available()
@@ -94,10 +100,12 @@ class AtomicCheckpointer(Checkpointer):
                     shutil.rmtree(stale, ignore_errors=True)
 
     def _new_checkpoint_dirpath(self):
-        return _staging(super()._new_checkpoint_dirpath())
+        self._staged = _staging(super()._new_checkpoint_dirpath())
+        return self._staged
 
     def _custom_checkpoint_dirpath(self, name):
-        return _staging(super()._custom_checkpoint_dirpath(name))
+        self._staged = _staging(super()._custom_checkpoint_dirpath(name))
+        return self._staged
 
     def save_checkpoint(
         self, meta=None, end_of_epoch=True, name=None, verbosity=logging.INFO
@@ -121,9 +129,14 @@ class AtomicCheckpointer(Checkpointer):
             The saved checkpoint (None on non-main processes).
         """
         start = time.time()
-        staged = super().save_checkpoint(
-            meta or {}, end_of_epoch, name, verbosity=logging.DEBUG
-        )
+        self._staged = None
+        try:
+            staged = super().save_checkpoint(
+                meta or {}, end_of_epoch, name, verbosity=logging.DEBUG
+            )
+        except (OSError, RuntimeError) as error:
+            self._failed_save(error)
+            raise
         ddp_barrier()
         # Under DDP every process lists the checkpoints right after saving
         # (save_and_keep_only): all must see the renamed folder, or they
@@ -147,6 +160,34 @@ class AtomicCheckpointer(Checkpointer):
         )
         paramfiles = {k: final / p.name for k, p in staged.paramfiles.items()}
         return Checkpoint(final, staged.meta, paramfiles)
+
+    def _failed_save(self, error):
+        """Removes a checkpoint that could not be written; a full disk or
+        a folder that cannot be written becomes one line naming it.
+
+        Raises
+        ------
+        WriteError
+            For those; other errors are left to the caller.
+        """
+        cause = error
+        if not isinstance(error, OSError) and self.checkpoints_dir.is_dir():
+            # torch's zip writer gives no cause: ask the disk, while the
+            # partial checkpoint still takes its space
+            cause = write_problem(self.checkpoints_dir)
+        if self._staged is not None:
+            shutil.rmtree(self._staged, ignore_errors=True)
+        report = None
+        if cause is not None:
+            report = write_error(
+                self.checkpoints_dir,
+                cause,
+                "saving a checkpoint",
+                "run the same command again to resume (the previous "
+                "checkpoints are intact)",
+            )
+        if report is not None:
+            raise report from None
 
     def _list_checkpoint_dirs(self):
         if not self.checkpoints_dir.exists():

@@ -5,7 +5,9 @@ checked first.
 labels, rating scale and protocol); :func:`load_recipe_hparams` loads the
 YAML with SpeechBrain's overrides and turns an unknown key (with the keys
 renamed in 0.2), a value of the wrong kind or one an object refuses into one
-line naming the key; :func:`format_override` writes a value back as a
+line naming the key; :func:`override_values` refuses an override given
+twice; :func:`check_checkpoint_interval` refuses two kinds of intra-epoch
+checkpoints at once; :func:`format_override` writes a value back as a
 ``--key=value`` override.
 
 Authors
@@ -26,7 +28,7 @@ from speechbrain_mtmm.data.corpus import (
     read_corpus_info,
 )
 from speechbrain_mtmm.encoders import EncoderError
-from speechbrain_mtmm.plain_yaml import read_plain_yaml
+from speechbrain_mtmm.plain_yaml import read_plain_yaml, yaml_syntax_error
 from speechbrain_mtmm.system import ModelConfigError
 
 logger = get_logger(__name__)
@@ -63,6 +65,141 @@ POSITIVE_KEYS = (
     "fusion_layers",
     "lr",
 )
+
+
+def override_values(overrides):
+    """The overrides as a mapping; a key given twice is refused.
+
+    ``--lr=1 --lr=2`` is refused rather than read as argparse would (the
+    last one wins): a command line assembled from several places (a
+    script, a sweep, a pasted option) that sets a key twice says two
+    things, and the run would record only one of them without a word.
+
+    Arguments
+    ---------
+    overrides : str or dict
+        As SpeechBrain's ``parse_arguments`` returns them (YAML text, one
+        ``key: value`` line per ``--key=value``).
+
+    Returns
+    -------
+    dict
+        Key -> value.
+
+    Raises
+    ------
+    HparamsError
+        Naming a key given twice and its values, or an override that is
+        not valid YAML.
+
+    Example
+    -------
+    >>> override_values("lr: 0.1\\nseed: 2")
+    {'lr': 0.1, 'seed': 2}
+    >>> override_values("lr: 1\\nseed: 2\\nlr: 2")
+    Traceback (most recent call last):
+    ...
+    speechbrain_mtmm.training.hparams.HparamsError: --lr is given twice \
+(--lr=1, --lr=2): give it once
+    """
+    if not isinstance(overrides, str):
+        return dict(overrides or {})
+    reader = ruamel.yaml.YAML(typ="safe", pure=True)
+    lines = overrides.splitlines()
+    try:
+        root = reader.compose(overrides)
+    except ruamel.yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = lines[mark.line] if mark and mark.line < len(lines) else ""
+        key, _, value = line.partition(":")
+        problem = str(yaml_syntax_error("overrides", error)).split(": ", 1)
+        raise HparamsError(
+            f"--{key.strip()}={value.strip()} is not a valid value "
+            f"({problem[-1]})"
+        ) from None
+    if root is None:
+        return {}
+    given = {}
+    for key, value in getattr(root, "value", ()):
+        text = value.value if isinstance(value.value, str) else "..."
+        given.setdefault(str(key.value), []).append(text)
+    for key, values in given.items():
+        if len(values) > 1:
+            shown = ", ".join(f"--{key}={value}" for value in values)
+            raise HparamsError(
+                f"--{key} is given {_times(len(values))} ({shown}): give it "
+                "once"
+            )
+    return ruamel.yaml.YAML().load(overrides) or {}
+
+
+def _times(count):
+    """``twice``, ``3 times``, ..."""
+    return "twice" if count == 2 else f"{count} times"
+
+
+def check_checkpoint_interval(hparams_file, hparams, run_opts):
+    """Refuses intra-epoch checkpoints asked for both by time and by steps.
+
+    SpeechBrain takes either ``ckpt_interval_minutes`` or
+    ``ckpt_interval_steps`` (the command line's value, else the YAML's)
+    and stops when both are above 0, after the run folder was made. This
+    says which to drop before anything is made.
+
+    Arguments
+    ---------
+    hparams_file : str or path-like
+        The recipe YAML.
+    hparams : dict
+        Its loaded hyperparameters.
+    run_opts : speechbrain.utils.run_opts.RunOptions or dict
+        SpeechBrain's run options (``overridden_args``: those on the
+        command line).
+
+    Raises
+    ------
+    HparamsError
+        Naming both settings and where each comes from.
+
+    Example
+    -------
+    >>> opts = {"ckpt_interval_steps": 50,
+    ...         "overridden_args": {"ckpt_interval_steps"}}
+    >>> check_checkpoint_interval("x.yaml", {"ckpt_interval_minutes": 0},
+    ...                           opts)
+    >>> check_checkpoint_interval("x.yaml", {"ckpt_interval_minutes": 15},
+    ...                           opts)
+    Traceback (most recent call last):
+    ...
+    speechbrain_mtmm.training.hparams.HparamsError: --ckpt_interval_steps=50 \
+and ckpt_interval_minutes: 15 (x.yaml) both ask for intra-epoch checkpoints; \
+keep one: give --ckpt_interval_minutes=0 to save every 50 steps, or \
+--ckpt_interval_steps=0 to save every 15 minutes
+    """
+    if not isinstance(run_opts, dict):
+        run_opts = {
+            **run_opts.as_dict(),
+            "overridden_args": run_opts.overridden_args,
+        }
+    given = run_opts.get("overridden_args") or set()
+    values, origin = {}, {}
+    for key in ("ckpt_interval_minutes", "ckpt_interval_steps"):
+        if key in given:
+            values[key] = run_opts.get(key) or 0
+            origin[key] = f"--{key}={values[key]}"
+        else:
+            values[key] = hparams.get(key, run_opts.get(key)) or 0
+            origin[key] = f"{key}: {values[key]} ({hparams_file})"
+    minutes = values["ckpt_interval_minutes"]
+    steps = values["ckpt_interval_steps"]
+    if minutes > 0 and steps > 0:
+        raise HparamsError(
+            f"{origin['ckpt_interval_steps']} and "
+            f"{origin['ckpt_interval_minutes']} both ask for intra-epoch "
+            "checkpoints; keep one: give --ckpt_interval_minutes=0 to save "
+            f"every {steps} steps, or --ckpt_interval_steps=0 to save every "
+            f"{minutes} minutes"
+        )
 
 
 def check_values(hparams_file, defaults, overrides):
@@ -104,10 +241,9 @@ number (like 0.1), not 'abc'
     speechbrain_mtmm.training.hparams.HparamsError: x.yaml: batch_size must \
 be positive, not 0
     """
-    if isinstance(overrides, str):
-        overrides = ruamel.yaml.YAML().load(overrides) or {}
-    values = {**defaults, **(overrides or {})}
-    for key, value in (overrides or {}).items():
+    overrides = override_values(overrides)
+    values = {**defaults, **overrides}
+    for key, value in overrides.items():
         default = defaults.get(key)
         if isinstance(default, bool):
             kind, ok = "True or False", isinstance(value, bool)
@@ -169,9 +305,7 @@ def corpus_overrides(hparams_file, overrides=""):
     (['a', 'b'], 'split', True)
     """
     defaults = read_plain_yaml(hparams_file, resolve=False, keep_tagged=True)
-    given = overrides
-    if isinstance(overrides, str):
-        given = ruamel.yaml.YAML().load(overrides) or {}
+    given = override_values(overrides)
     data_folder = given.get("data_folder", defaults.get("data_folder"))
     if not isinstance(data_folder, str):
         return overrides
@@ -256,6 +390,9 @@ fusion_typ to override (did you mean fusion_type?)
             raise HparamsError(f"{hparams_file}: {error}") from None
         except EncoderError:
             raise  # names the encoder's source already
+        except ruamel.yaml.YAMLError as error:
+            # in a file it includes (the file itself was read before)
+            raise yaml_syntax_error(hparams_file, error) from None
         except (ValueError, TypeError) as error:
             # an object of the YAML refused its arguments (they name the key)
             raise HparamsError(f"{hparams_file}: {error}") from None

@@ -4,7 +4,10 @@ end, bad input as one line.
 :func:`check_run_folder` locks the run folder and refuses a rerun with other
 settings (or, with ``start_over``, discards the old run); :func:`end_run`
 leaves a torchrun process group cleanly; :func:`run_main` runs a recipe's
-``main`` and turns the errors of :data:`RECIPE_ERRORS` into one line.
+``main`` and turns the errors of :data:`RECIPE_ERRORS`, a full disk and a
+folder that cannot be written into one line, and removes a run folder it
+made that holds nothing but what the start wrote
+(:func:`discard_unused_run_folder`).
 
 Authors
 -------
@@ -13,6 +16,7 @@ Authors
 
 import atexit
 import gc
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -24,6 +28,7 @@ from speechbrain.utils.distributed import (
 )
 from speechbrain.utils.logger import get_logger
 
+from speechbrain_mtmm.atomic import WriteError, write_error
 from speechbrain_mtmm.data.audio import AudioFileError
 from speechbrain_mtmm.data.corpora import CORPUS_ERRORS
 from speechbrain_mtmm.data.corpus import (
@@ -32,9 +37,11 @@ from speechbrain_mtmm.data.corpus import (
 from speechbrain_mtmm.data.folds import FoldError
 from speechbrain_mtmm.encoders import EncoderError
 from speechbrain_mtmm.locks import FolderBusyError, FolderLock
-from speechbrain_mtmm.plain_yaml import read_plain_yaml
+from speechbrain_mtmm.plain_yaml import YamlSyntaxError, read_plain_yaml
 from speechbrain_mtmm.quiet import quiet_third_party
 from speechbrain_mtmm.run_folder import (
+    HYPERPARAMS,
+    RUN_CONFIG,
     RUN_LOCK,
     SAVE_FOLDER,
     TEST_PREDICTIONS,
@@ -64,6 +71,12 @@ logger = get_logger(__name__)
 
 # the run folder lock of this process, held until it exits
 _HELD_LOCKS = []
+# (run folder, outermost folder made for it) when this process made it
+_MADE_FOLDERS = []
+
+#: What a run writes before it trains (SpeechBrain's experiment folder:
+#: the YAML, the environment, the log, and a copy of the script)
+START_FILES = (RUN_LOCK, RUN_CONFIG, HYPERPARAMS, "env.log", "log.txt")
 
 
 class RunFolderError(ValueError):
@@ -142,13 +155,70 @@ def hold_run_lock(folder):
     RunFolderError
         Naming the process that holds it.
     """
+    folder = Path(folder)
+    made = None
+    for path in [folder.absolute(), *folder.absolute().parents]:
+        if path.exists():
+            break
+        made = path
     lock = FolderLock(folder, RUN_LOCK, "run folder")
     try:
         lock.acquire()
     except FolderBusyError as error:
         raise RunFolderError(str(error)) from None
     _HELD_LOCKS.append(lock)
+    if made is not None:
+        _MADE_FOLDERS.append((folder, made))
     atexit.register(lock.release)
+
+
+def discard_unused_run_folder():
+    """Removes the run folder this process made, if nothing was trained.
+
+    A run refused after its folder was made (bad data found while
+    preparing, a full disk) leaves no folder behind: the folder goes when
+    it holds only :data:`START_FILES`, the script's copy and empty
+    folders, and so do the parents made for it, when empty. A folder that
+    existed before, or holds anything else, is left alone.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The folders removed.
+
+    Example
+    -------
+    >>> folder = getfixture("tmp_path") / "runs" / "run"
+    >>> hold_run_lock(folder)
+    >>> _ = (folder / "log.txt").write_text("refused")
+    >>> [p.name for p in discard_unused_run_folder()], folder.exists()
+    (['runs'], False)
+    """
+    script = os.path.basename(sys.argv[0]) if sys.argv else ""
+    removed = []
+    while _MADE_FOLDERS:
+        folder, made = _MADE_FOLDERS.pop()
+        if not folder.is_dir() or not all(
+            (path.is_file() and path.name in (*START_FILES, script))
+            or (path.is_dir() and not any(path.rglob("*")))
+            for path in folder.iterdir()
+        ):
+            continue
+        for lock in list(_HELD_LOCKS):
+            if lock.folder == folder:
+                lock.release()
+                _HELD_LOCKS.remove(lock)
+        shutil.rmtree(folder, ignore_errors=True)
+        gone = folder.absolute()
+        while gone != made:
+            parent = gone.parent
+            try:
+                parent.rmdir()  # only when empty
+            except OSError:
+                break
+            gone = parent
+        removed.append(gone)
+    return removed
 
 
 def check_run_folder(hparams_file, overrides, output_folder, start_over=False):
@@ -241,15 +311,25 @@ RECIPE_ERRORS = (
     AuxiliaryOptionsError,
     TranscriptSettingError,
     HparamsError,
+    YamlSyntaxError,
     RunFolderError,
     DataError,
     NonFiniteLossError,
     MetricChoiceError,
+    WriteError,
 )
 
 
 def run_main(main, argv=None):
     """Runs a recipe's ``main``; bad input ends with one line, no trace.
+
+    The errors of :data:`RECIPE_ERRORS`, a full disk and a folder that
+    cannot be written (:func:`~speechbrain_mtmm.atomic.write_error`;
+    naming the file, or else the run folder) end the process with one
+    line; a run folder made by this run and still holding nothing is
+    removed (:func:`discard_unused_run_folder`), also when SpeechBrain
+    stops with a message. Other errors are programming errors and keep
+    their traceback.
 
     Arguments
     ---------
@@ -257,9 +337,31 @@ def run_main(main, argv=None):
         ``main(argv)``.
     argv : list of str, optional
         Default ``sys.argv[1:]``.
+
+    Example
+    -------
+    >>> def main(argv):
+    ...     raise HparamsError(f"x.yaml: no key {argv[0]} to override")
+    >>> run_main(main, ["fusion_typ"])
+    Traceback (most recent call last):
+    ...
+    SystemExit: HparamsError: x.yaml: no key fusion_typ to override
     """
     quiet_third_party()  # MTMM_VERBOSE=1 keeps the third-party notices
     try:
         main(sys.argv[1:] if argv is None else argv)
     except RECIPE_ERRORS as error:
+        discard_unused_run_folder()
         sys.exit(f"{type(error).__name__}: {error}")
+    except OSError as error:
+        folders = [lock.folder for lock in _HELD_LOCKS]
+        where = error.filename or (folders[0] if folders else None)
+        report = write_error(where, error) if where else None
+        if report is None:
+            raise
+        discard_unused_run_folder()
+        sys.exit(f"{type(report).__name__}: {report}")
+    except SystemExit as stop:  # SpeechBrain refusing with a message
+        if stop.code not in (0, None):
+            discard_unused_run_folder()
+        raise

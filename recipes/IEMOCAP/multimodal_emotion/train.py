@@ -68,6 +68,7 @@ from speechbrain_mtmm.training.batches import (
 )
 from speechbrain_mtmm.training.cache import feature_pipeline
 from speechbrain_mtmm.training.hparams import (
+    check_checkpoint_interval,
     corpus_overrides,
     load_recipe_hparams,
 )
@@ -452,6 +453,9 @@ def main(argv):
     # labels, rating scale and protocol
     overrides = corpus_overrides(hparams_file, overrides)
     hparams = load_recipe_hparams(hparams_file, overrides)
+    # SpeechBrain would stop on both kinds of intra-epoch checkpoints only
+    # once the run folder is made
+    check_checkpoint_interval(hparams_file, hparams, run_opts)
     # the fold exists, and (once prepared) its splits share no speaker
     # and no audio: before the run folder is made
     check_protocol(
