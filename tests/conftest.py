@@ -192,8 +192,10 @@ def tiny_hf_run(
     Returns
     -------
     types.SimpleNamespace
-        ``run`` (the run folder), ``model``, ``moved_model`` and ``rows``
-        (the run's test predictions, in recipe order).
+        ``run`` (the run folder), ``model``, ``moved_model``, ``rows``
+        (the run's test predictions, in recipe order) and
+        ``export_stderr`` (what ``mtmm export --onnx --int8`` printed on
+        stderr).
     """
     work = tmp_path_factory.mktemp("tiny_hf_run")
     audio, text = tiny_hf_encoders
@@ -227,7 +229,11 @@ def tiny_hf_run(
     moved = Path(shutil.move(exported, work / "moved" / "model"))
     shutil.rmtree(encoders)
     return SimpleNamespace(
-        run=run, model=model, moved_model=moved, rows=read_predictions(run)
+        run=run,
+        model=model,
+        moved_model=moved,
+        rows=read_predictions(run),
+        export_stderr=result.stderr,
     )
 
 

@@ -160,3 +160,21 @@ def test_an_onnx_export_without_a_rating_scale_reads_as_1_to_5(
     assert result["valence_1to5"] == pytest.approx(
         1 + 4 * result["valence"], abs=1e-6
     )
+
+
+def test_export_with_onnx_prints_no_third_party_notice(tiny_hf_run):
+    """``mtmm export --onnx --int8`` printed transformers' deprecation, the
+    ONNX optimizer's chatter and onnxruntime's quantizer advice (with a
+    protobuf dump) on every export: none of it is left (quiet.py)."""
+    for notice in (
+        "FutureWarning",
+        "gradient_checkpointing_disable",
+        "Skipping constant folding",
+        "Attribute type is ambiguous",
+        "pre-processing before quantization",
+        "unsupported type to quantize",
+        "torchvision is not available",
+    ):
+        assert notice not in tiny_hf_run.export_stderr, (
+            tiny_hf_run.export_stderr
+        )
