@@ -207,6 +207,19 @@ def test_overwrite_refuses_a_model_folder_holding_files_it_did_not_write(
     assert (out / "my_notes.txt").read_text() == "mine"
 
 
+def test_overwrite_may_replace_a_sweep_export_but_not_a_file_added_to_it(
+    model, tmp_path
+):
+    models = tmp_path / "models"
+    shutil.copytree(model, models / "speaker_fold1" / "seed1")
+    (models / "README.md").write_text("the sweep card")
+    assert export_module.replace_problem(models) is None
+    stray = models / "speaker_fold1" / "plot.png"
+    stray.write_bytes(b"png")
+    message = export_module.replace_problem(models)
+    assert message.startswith(f"{stray}: not written by mtmm export")
+
+
 def test_overwrite_replaces_an_earlier_export_through_a_rename(
     model, run, tmp_path
 ):

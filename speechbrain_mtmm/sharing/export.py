@@ -173,7 +173,8 @@ def export_model(
         or folder, e.g. "openai/whisper-small"; kept as given). None: such
         files run audio-only.
     overwrite : bool
-        Replace ``out_folder`` if it exists and is not empty.
+        Replace ``out_folder`` if it exists and is not empty: only a
+        folder that ``mtmm export`` wrote (see :func:`replace_problem`).
     onnx : bool
         Also write the ONNX graphs, checked against PyTorch.
     int8 : bool
@@ -294,6 +295,12 @@ def _check_target(out, source, overwrite):
         raise ExportError(
             f"{out}: is the run folder {source} or holds it; exporting "
             "there would delete the run; choose another --out"
+        )
+    cwd = Path.cwd().resolve()
+    if target == cwd or target in cwd.parents:
+        raise ExportError(
+            f"{out}: is the current directory or one of its parents; "
+            "choose another --out"
         )
     if not out.exists() or (out.is_dir() and not any(out.iterdir())):
         return  # nothing to replace
@@ -458,7 +465,8 @@ def target_lock(out):
 def _write_atomically(out, source, overwrite, write):
     """``write(staging)`` into a hidden sibling of this command's own,
     renamed into place under the target's lock."""
-    lock = target_lock(out)
+    target = Path(os.path.abspath(out))  # "model/", "a/..": a name
+    lock = target_lock(target)
     try:
         lock.acquire()
     except FolderBusyError as error:
@@ -468,15 +476,16 @@ def _write_atomically(out, source, overwrite, write):
         ) from None
     try:
         _check_target(out, source, overwrite)  # again, now that it is ours
-        for stale in out.parent.glob(f".{out.name}.export-*"):
+        name, parent = target.name, target.parent
+        for stale in parent.glob(f".{name}.export-*"):
             shutil.rmtree(stale, ignore_errors=True)  # of a killed export
-        shutil.rmtree(out.parent / f".{out.name}.exporting", True)  # < 0.3
+        shutil.rmtree(parent / f".{name}.exporting", True)  # before 0.2.1
         tag = f"{os.getpid()}-{secrets.token_hex(4)}"
-        staging = out.parent / f".{out.name}.export-{tag}"
+        staging = parent / f".{name}.export-{tag}"
         staging.mkdir()
         try:
             write(staging)
-            _replace(staging, out, tag)
+            _replace(staging, target, tag)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
