@@ -173,6 +173,7 @@ def _predict(args):
         fmt=args.format,
         output=args.output,
         backend=args.backend,
+        trust_remote_code=args.trust_remote_code,
     )
 
 
@@ -444,6 +445,12 @@ def build_parser():
         help="run the PyTorch model or its ONNX graphs (export --onnx)",
     )
     sub.add_argument("--output", help="output file (default: stdout)")
+    sub.add_argument(
+        "--trust_remote_code",
+        action="store_true",
+        help="let the model's hyperparams.yaml run code that mtmm export "
+        "does not write (only for a model you trust)",
+    )
     return parser
 
 

@@ -38,7 +38,10 @@ logger = logging.getLogger(__name__)
 
 
 class FolderBusyError(RuntimeError):
-    """Another live process holds the folder's lock; the message names it."""
+    """Another live process holds the folder's lock; the message names it
+    (and ``holder`` holds its pid, host and start time)."""
+
+    holder = "another process"
 
 
 class FolderLock:
@@ -52,6 +55,11 @@ class FolderLock:
         The lock file's name in it.
     what : str
         What the folder is, for the messages ("run folder", "sweep").
+    remove : bool
+        Delete the lock file on release (a lock beside a folder, not in
+        it: nothing is left behind). A process that opened the file just
+        before it was deleted sees that it locked a deleted file and takes
+        the lock again on the new one.
 
     Example
     -------
@@ -66,10 +74,11 @@ use by process ... since ...; wait for it to end or end it
     ...     pass
     """
 
-    def __init__(self, folder, name, what="run folder"):
+    def __init__(self, folder, name, what="run folder", remove=False):
         self.folder = Path(folder)
         self.path = self.folder / name
         self.what = what
+        self.remove = remove
         self.fd = None
 
     def acquire(self):
@@ -89,19 +98,7 @@ use by process ... since ...; wait for it to end or end it
             logger.warning(f"{self.folder}: folders cannot be locked here")
             return self
         self.folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read(fd) or "another process"
-            os.close(fd)
-            raise FolderBusyError(
-                f"{self.folder}: this {self.what} is in use by {holder}; "
-                "wait for it to end or end it"
-            ) from None
-        except BaseException:  # e.g. no locks on this file system
-            os.close(fd)
-            raise
+        fd = self._lock()
         try:
             previous = _read(fd)
             if previous:
@@ -124,10 +121,43 @@ use by process ... since ...; wait for it to end or end it
         self.fd = fd
         return self
 
+    def _lock(self):
+        """The locked file's descriptor (the file as it is now, not one
+        deleted by a holder releasing it meanwhile)."""
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _read(fd) or "another process"
+                os.close(fd)
+                error = FolderBusyError(
+                    f"{self.folder}: this {self.what} is in use by {holder}; "
+                    "wait for it to end or end it"
+                )
+                error.holder = holder
+                raise error from None
+            except BaseException:  # e.g. no locks on this file system
+                os.close(fd)
+                raise
+            try:
+                current = os.stat(self.path).st_ino
+            except FileNotFoundError:
+                current = None
+            if current == os.fstat(fd).st_ino:
+                return fd
+            os.close(fd)  # deleted by its last holder: lock the new one
+
     def release(self):
-        """Releases the lock (emptying the file: a clean end)."""
+        """Releases the lock (emptying the file: a clean end; deleting it
+        with ``remove``)."""
         if self.fd is None:
             return
+        if self.remove:  # still locked: no one can take the old file
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
         os.ftruncate(self.fd, 0)
         fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)

@@ -71,6 +71,8 @@ TABLE_MD = "table.md"
 TABLE_JSON = "table.json"
 # an exported model folder (mtmm export)
 EXPORT_INFO = "export_info.json"
+#: The key of export_info.json holding the digest of its own content
+SELF_DIGEST = "self_sha256"
 
 _EPOCH_RE = re.compile(r"^epoch: (\d+)\b")
 _STAT_RE = re.compile(
@@ -596,6 +598,33 @@ def file_digest(path):
         for block in iter(lambda: fin.read(2**20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def json_digest(value):
+    """SHA-256 of a JSON value's canonical text (keys sorted, no spaces),
+    so that re-indenting the file does not change it.
+
+    Arguments
+    ---------
+    value : object
+        A JSON-serialisable value.
+
+    Returns
+    -------
+    str
+        64 hex digits.
+
+    Example
+    -------
+    >>> json_digest({"b": 1, "a": [2]}) == json_digest({"a": [2], "b": 1})
+    True
+    >>> json_digest({"a": 1}) == json_digest({"a": 2})
+    False
+    """
+    text = json.dumps(
+        value, sort_keys=True, ensure_ascii=False, separators=(",", ":")
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def check_digests(base, names, digests, recorded_in, hashed=True):

@@ -29,13 +29,20 @@ built, and nothing else:
 * :func:`fetch_file`, :func:`fetch_export`, :func:`verify_digests`:
   one-line errors naming the file or the source and what to do, instead
   of a dangling symlink or a stack trace from huggingface_hub.
-* :func:`check_trusted`: the tags of a ``hyperparams.yaml`` must be the
-  ones ``mtmm export`` writes, and the model must use built-in blocks,
+* :func:`check_trusted`: the tags of a ``hyperparams.yaml`` (every tag,
+  on keys too, ``!!python/...`` and ``%TAG`` shorthands included) must be
+  the ones ``mtmm export`` writes, and the model must use built-in blocks,
   unless the caller passes ``trust_remote_code=True`` (as in transformers).
 
-``README.md`` and ``labels.txt`` are covered by the digests too, but
-loading neither reads nor checks them (a hub card is often edited in the
-browser).
+An export is one signed unit: ``export_info.json`` lists the SHA-256 of
+every other file and of its own content (``self_sha256``); loading refuses,
+in one line naming the file, a missing ``export_info.json``, one without
+its digests or changed since, and any file it reads (``hyperparams.yaml``,
+``system.ckpt``, ``labels.txt``, the encoder and tokenizer files, the ONNX
+graphs and ``onnx_info.json``) that is missing, changed or not listed;
+nothing is guessed. ``labels.txt`` must also name the classes of
+``model_config`` in their order. Only ``README.md``, the model card, is
+read by no loader and may be edited (a hub card often is, in the browser).
 
 Authors
 -------
@@ -65,7 +72,9 @@ from speechbrain_mtmm.plain_yaml import read_plain_yaml
 from speechbrain_mtmm.run_folder import (
     EXPORT_INFO,
     HYPERPARAMS,
+    SELF_DIGEST,
     check_digests,
+    json_digest,
     read_json,
 )
 from speechbrain_mtmm.system import (
@@ -76,10 +85,23 @@ from speechbrain_mtmm.system import (
 
 SYSTEM_FILE = "system.ckpt"
 INTERFACE_FILE = "custom_interface.py"
+LABELS_FILE = "labels.txt"
 # Covered by the digests, neither read nor checked when loading
-DOC_FILES = ("README.md", "labels.txt")
+DOC_FILES = ("README.md",)
 ONNX_PREFIX = "onnx/"
 INT8_PREFIX = "onnx/int8/"
+# Folders read whole (transformers reads whatever files are there): a file
+# in them that the digests do not list is refused
+READ_WHOLE = ("encoders/", "onnx/tokenizer/")
+# The tags a YAML parser gives plain values; any other is refused
+CORE_TAGS = frozenset(
+    f"tag:yaml.org,2002:{name}"
+    for name in ("str", "int", "float", "bool", "null", "map", "seq")
+)
+RESIGN = (
+    "export the model again (or, only if you trust the folder as it is, "
+    "sign it again with speechbrain_mtmm.sharing.export.record_digests)"
+)
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 # Keys of model_config naming a block class; a dotted value is an import
 # path, i.e. code from outside the package
@@ -292,6 +314,12 @@ the folder that mtmm export --out wrote
 
 def _hub_error(source, name, error):
     """The one-line error of a hub file that could not be fetched."""
+    if isinstance(error, huggingface_hub.errors.RemoteEntryNotFoundError):
+        return ExportLoadError(
+            f"{source}: {name} is not in the hub repository: not a complete "
+            "model written by mtmm export; upload the whole folder that "
+            "mtmm export wrote"
+        )
     if huggingface_hub.constants.HF_HUB_OFFLINE:
         where = (
             f"not in the HF hub cache ({huggingface_hub.constants.HF_HUB_CACHE}"
@@ -308,7 +336,8 @@ def _hub_error(source, name, error):
 
 
 def read_digests(path):
-    """The SHA-256 digests an ``export_info.json`` records.
+    """The SHA-256 digests an ``export_info.json`` records, after checking
+    its own digest (``self_sha256``).
 
     Arguments
     ---------
@@ -320,34 +349,67 @@ def read_digests(path):
     dict
         File path inside the export -> hex digest.
 
+    Raises
+    ------
+    ExportLoadError
+        Naming the file: not JSON, no digests, changed since the export, a
+        path outside the folder.
+
     Example
     -------
+    >>> import json
+    >>> from speechbrain_mtmm.run_folder import json_digest
     >>> path = getfixture("tmp_path") / "export_info.json"
-    >>> _ = path.write_text('{"sha256": {"system.ckpt": "ab"}}')
+    >>> info = {"sha256": {"system.ckpt": "ab"}}
+    >>> info["self_sha256"] = json_digest(info)
+    >>> _ = path.write_text(json.dumps(info))
     >>> read_digests(path)
     {'system.ckpt': 'ab'}
-    >>> _ = path.write_text('{"sha256": {"../../.bashrc": "ab"}}')
+    >>> _ = path.write_text(json.dumps({**info, "validation": 1}))
     >>> read_digests(path)
     Traceback (most recent call last):
     ...
     speechbrain_mtmm.inference.loading.ExportLoadError: ...export_info.json: \
-'../../.bashrc' is not a path inside the model folder; export the model again
+changed since the export (its content differs from its self_sha256); \
+fetch the model again or export it again
     """
     try:
-        digests = read_json(path).get("sha256", {})
-    except (ValueError, AttributeError):
+        info = read_json(path)
+    except (ValueError, UnicodeDecodeError):
+        info = None
+    if not isinstance(info, dict):
         raise ExportLoadError(
             f"{path}: not an export_info.json written by mtmm export (no "
             "JSON mapping); export the model again"
-        ) from None
-    if not isinstance(digests, dict):
-        raise ExportLoadError(f"{path}: sha256 is not a mapping; export again")
-    for name in digests:  # fetched under savedir: never outside it
+        )
+    digests = info.get("sha256")
+    if not isinstance(digests, dict) or not digests:
+        raise ExportLoadError(
+            f"{path}: no sha256 mapping (the digests of the export's "
+            f"files): its files cannot be checked; {RESIGN}"
+        )
+    if SELF_DIGEST not in info:
+        raise ExportLoadError(
+            f"{path}: no {SELF_DIGEST} (the digest of its own content: an "
+            f"export made before speechbrain-mtmm 0.2.1?); {RESIGN}"
+        )
+    rest = {key: value for key, value in info.items() if key != SELF_DIGEST}
+    if info[SELF_DIGEST] != json_digest(rest):
+        raise ExportLoadError(
+            f"{path}: changed since the export (its content differs from "
+            f"its {SELF_DIGEST}); fetch the model again or export it again"
+        )
+    for name, digest in digests.items():  # fetched under savedir only
         parts = PurePosixPath(name).parts
         if not parts or name.startswith("/") or "\\" in name or ".." in parts:
             raise ExportLoadError(
                 f"{path}: {name!r} is not a path inside the model folder; "
                 "export the model again"
+            )
+        if not isinstance(digest, str):
+            raise ExportLoadError(
+                f"{path}: the digest of {name} is not a string; export the "
+                "model again"
             )
     return digests
 
@@ -360,8 +422,8 @@ def files_to_load(digests, onnx=False, int8=False):
     digests : dict
         ``export_info.json``'s digests (every file of the export).
     onnx : bool
-        The ONNX backend (``hyperparams.yaml`` and the graphs) instead of
-        PyTorch (everything else but the documentation).
+        The ONNX backend (``hyperparams.yaml``, ``labels.txt`` and the
+        graphs) instead of PyTorch (everything else but the model card).
     int8 : bool
         The int8 graphs (with ``onnx``).
 
@@ -374,17 +436,18 @@ def files_to_load(digests, onnx=False, int8=False):
     -------
     >>> names = ["README.md", "hyperparams.yaml", "system.ckpt",
     ...          "onnx/head.onnx", "onnx/int8/head.onnx"]
+    >>> names += ["labels.txt"]
     >>> files_to_load(dict.fromkeys(names))
-    ['hyperparams.yaml', 'system.ckpt']
+    ['hyperparams.yaml', 'labels.txt', 'system.ckpt']
     >>> files_to_load(dict.fromkeys(names), onnx=True)
-    ['hyperparams.yaml', 'onnx/head.onnx']
+    ['hyperparams.yaml', 'labels.txt', 'onnx/head.onnx']
     """
 
     def wanted(name):
         """Whether the backend reads the file."""
         if not onnx:
             return not name.startswith(ONNX_PREFIX) and name not in DOC_FILES
-        if name == HYPERPARAMS:
+        if name in (HYPERPARAMS, LABELS_FILE):
             return True
         if not name.startswith(ONNX_PREFIX):
             return False
@@ -498,7 +561,100 @@ def fetch_export(
                 f"other files in {folder}; pass a savedir"
             )
     verify_digests(folder, names, digests, error)
+    check_unlisted(folder, names, digests, error)
     return folder
+
+
+def check_unlisted(folder, names, digests, error=ExportLoadError):
+    """Refuses a file that the digests do not list in a folder that is
+    read whole (an encoder's or tokenizer's: transformers reads whatever
+    files are there).
+
+    Arguments
+    ---------
+    folder : str or path-like
+        Where the export's files lie.
+    names : list of str
+        The files loading reads (which folders it reads).
+    digests : dict
+        The export's digests.
+    error : type
+        The exception raised.
+
+    Raises
+    ------
+    ExportLoadError
+        (or ``error``) Naming the first such file.
+
+    Example
+    -------
+    >>> folder = getfixture("tmp_path")
+    >>> (folder / "encoders" / "text").mkdir(parents=True)
+    >>> _ = (folder / "encoders" / "text" / "vocab.txt").write_text("a")
+    >>> names = ["encoders/text/vocab.txt"]
+    >>> check_unlisted(folder, names, dict.fromkeys(names))
+    >>> _ = (folder / "encoders" / "text" / "added.json").write_text("{}")
+    >>> check_unlisted(folder, names, dict.fromkeys(names))
+    Traceback (most recent call last):
+    ...
+    speechbrain_mtmm.inference.loading.ExportLoadError: .../added.json: \
+not covered by the digests of export_info.json, in a folder that loading \
+reads whole; remove it (or load into an empty savedir) or export the \
+model again
+    """
+    folder = Path(folder)
+    for prefix in READ_WHOLE:
+        if not any(name.startswith(prefix) for name in names):
+            continue
+        for path in sorted((folder / prefix).rglob("*")):
+            name = path.relative_to(folder).as_posix()
+            if name not in digests and not path.is_dir():
+                raise error(
+                    f"{path}: not covered by the digests of {EXPORT_INFO}, "
+                    "in a folder that loading reads whole; remove it (or "
+                    "load into an empty savedir) or export the model again"
+                )
+
+
+def check_labels(folder, config, error=ExportLoadError):
+    """Refuses a ``labels.txt`` that does not name the model's classes in
+    their order.
+
+    Arguments
+    ---------
+    folder : str or path-like
+        Where the export's files lie.
+    config : dict
+        Its ``model_config``.
+    error : type
+        The exception raised.
+
+    Raises
+    ------
+    ExportLoadError
+        (or ``error``) Naming the file and both orders.
+
+    Example
+    -------
+    >>> folder = getfixture("tmp_path")
+    >>> _ = (folder / "labels.txt").write_text("neu\\nhap\\n")
+    >>> check_labels(folder, {"labels": ["neu", "hap"]})
+    >>> check_labels(folder, {"labels": ["hap", "neu"]})
+    Traceback (most recent call last):
+    ...
+    speechbrain_mtmm.inference.loading.ExportLoadError: .../labels.txt: \
+neu, hap, but model_config has the labels hap, neu; export the model again
+    """
+    path = Path(folder) / LABELS_FILE
+    if not path.is_file():
+        return  # an export without one (checked against the digests)
+    listed = path.read_text(encoding="utf-8").split()
+    labels = [str(label) for label in config.get("labels", [])]
+    if listed != labels:
+        raise error(
+            f"{path}: {', '.join(listed)}, but model_config has the labels "
+            f"{', '.join(labels)}; export the model again"
+        )
 
 
 def fetched_root(path, name):
@@ -670,6 +826,7 @@ no source given; load the model with from_hparams(source=...)
     def _load_system(self, system, path):
         """Load hook: builds the system beside its files, then loads the
         weights."""
+        check_labels(self.folder, system.config)
         system.build(self.folder)
         load_state_dict_strict(system, path)
 
@@ -693,6 +850,9 @@ def yaml_tags(path):
     >>> _ = path.write_text("a: 1\\nb: !ref <a>\\nc: !new:x.Y\\n    d: 2\\n")
     >>> yaml_tags(path)
     ((('b',), '!ref', '<a>'), (('c',), '!new:x.Y', ''))
+    >>> _ = path.write_text("? !!python/name:os.system\\n: 1\\n")
+    >>> yaml_tags(path)
+    ((('? (key)',), '!!python/name:os.system', ''),)
     """
     with open(path, encoding="utf-8") as fin:
         try:
@@ -707,17 +867,20 @@ def yaml_tags(path):
     seen = set()
 
     def walk(node, keys):
-        """Records tagged nodes under ``node``."""
+        """Records tagged nodes under ``node`` (keys included)."""
         if id(node) in seen:
             return
         seen.add(id(node))
         tag = str(getattr(node.tag, "value", node.tag) or "")
-        if tag.startswith("!"):
+        if tag and tag not in CORE_TAGS:
             value = node.value if isinstance(node.value, str) else ""
-            found.append((keys, tag, value))
+            found.append((keys, _short_tag(tag), value))
         if isinstance(node, ruamel.yaml.nodes.MappingNode):
             for key, value in node.value:
-                walk(value, (*keys, str(key.value)))
+                name = key.value if isinstance(key.value, str) else ""
+                name = name or "?"
+                walk(key, (*keys, f"{name} (key)"))
+                walk(value, (*keys, str(name)))
         elif isinstance(node, ruamel.yaml.nodes.SequenceNode):
             for index, value in enumerate(node.value):
                 walk(value, (*keys, index))
@@ -725,6 +888,13 @@ def yaml_tags(path):
     if root is not None:
         walk(root, ())
     return tuple(found)
+
+
+def _short_tag(tag):
+    """A tag as it would be written: ``!!python/...`` for the YAML
+    namespace."""
+    prefix = "tag:yaml.org,2002:"
+    return "!!" + tag[len(prefix) :] if tag.startswith(prefix) else tag
 
 
 def check_trusted(path, trust_remote_code=False):
@@ -766,7 +936,8 @@ def check_trusted(path, trust_remote_code=False):
     ...
     speechbrain_mtmm.inference.loading.ExportLoadError: ...hyperparams.yaml: \
 x: !apply:os.system is not what mtmm export writes (it would run code); \
-load it with trust_remote_code=True only if you trust its source
+load it with trust_remote_code=True (mtmm predict --trust_remote_code) only \
+if you trust its source
     """
     tags = yaml_tags(path)
     kind = {EXPORT_TAGS: "export", LEGACY_TAGS: "legacy"}.get(tags)
@@ -779,10 +950,18 @@ load it with trust_remote_code=True only if you trust its source
             what = "its tags differ from an export's (removed or moved)"
         raise ExportLoadError(
             f"{path}: {what} is not what mtmm export writes (it would run "
-            "code); load it with trust_remote_code=True only if you trust "
-            "its source"
+            "code); load it with trust_remote_code=True (mtmm predict "
+            "--trust_remote_code) only if you trust its source"
         )
-    config = _plain_yaml(path).get("model_config")
+    try:
+        config = _plain_yaml(path).get("model_config")
+    except (ruamel.yaml.YAMLError, AttributeError, TypeError):
+        if not trust_remote_code:
+            raise ExportLoadError(
+                f"{path}: not the YAML mtmm export writes; export the model "
+                "again"
+            ) from None
+        config = None  # trusted: HyperPyYAML reads it as it is
     config = config if isinstance(config, dict) else {}
     for key, block in CLASS_KEYS.items():
         value = config.get(key)
@@ -792,7 +971,8 @@ load it with trust_remote_code=True only if you trust its source
             raise ExportLoadError(
                 f"{path}: model_config {key} is {value}, a class from "
                 "outside speechbrain-mtmm (its code would run); load it "
-                "with trust_remote_code=True only if you trust its source"
+                "with trust_remote_code=True (mtmm predict "
+                "--trust_remote_code) only if you trust its source"
             )
     return kind or "trusted"
 

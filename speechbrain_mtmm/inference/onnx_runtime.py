@@ -215,6 +215,98 @@ def verify_onnx_files(folder, info, files, hashed=True):
         )
 
 
+def _describe(value):
+    """A JSON value's kind, for messages."""
+    names = {dict: "mapping", list: "list", str: "str", bool: "bool"}
+    return f"a {names.get(type(value), type(value).__name__)}"
+
+
+def read_onnx_info(path):
+    """An ``onnx_info.json``, its schema checked: what the backend reads
+    (``format``, ``feature_sizes``, ``sha256``) must be there, of the
+    right kind.
+
+    Arguments
+    ---------
+    path : str or path-like
+        The file.
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    OnnxBackendError
+        One line naming the file, the key and what is expected.
+
+    Example
+    -------
+    >>> import json
+    >>> path = getfixture("tmp_path") / "onnx_info.json"
+    >>> info = {"format": INFO_FORMAT, "feature_sizes": {"audio": 8,
+    ...         "text": 8}, "sha256": {"head.onnx": "ab"}}
+    >>> _ = path.write_text(json.dumps(info))
+    >>> read_onnx_info(path)["feature_sizes"]
+    {'audio': 8, 'text': 8}
+    >>> _ = path.write_text(json.dumps({**info, "feature_sizes": [8, 8]}))
+    >>> read_onnx_info(path)
+    Traceback (most recent call last):
+    ...
+    speechbrain_mtmm.inference.onnx_runtime.OnnxBackendError: \
+.../onnx_info.json: feature_sizes: a list, expected a mapping of modality \
+-> positive integer; export the model again with --onnx
+    """
+    redo = "export the model again with --onnx"
+    try:
+        info = read_json(path)
+    except (ValueError, UnicodeDecodeError):
+        raise OnnxBackendError(f"{path}: not valid JSON; {redo}") from None
+
+    def wrong(key, value, expected):
+        """The error for one key."""
+        found = "missing" if value is _MISSING else _describe(value)
+        return OnnxBackendError(
+            f"{path}: {key}: {found}, expected {expected}; {redo}"
+        )
+
+    if not isinstance(info, dict):
+        raise wrong("(top level)", info, "a mapping")
+    fmt = info.get("format", _MISSING)
+    expected = f"{{name: {INFO_FORMAT['name']}, version: <integer>}}"
+    if not isinstance(fmt, dict):
+        raise wrong("format", fmt, expected)
+    if fmt.get("name") != INFO_FORMAT["name"]:
+        raise wrong("format.name", fmt.get("name", _MISSING), expected)
+    version = fmt.get("version", _MISSING)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise wrong("format.version", version, "an integer")
+    if version > INFO_FORMAT["version"]:
+        raise OnnxBackendError(
+            f"{path}: format.version {version} is newer than this "
+            f"speechbrain-mtmm reads ({INFO_FORMAT['version']}); upgrade it"
+        )
+    sizes = info.get("feature_sizes", _MISSING)
+    if not isinstance(sizes, dict):
+        raise wrong(
+            "feature_sizes", sizes, "a mapping of modality -> positive integer"
+        )
+    for modality in ("audio", "text"):
+        size = sizes.get(modality, _MISSING)
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise wrong(f"feature_sizes.{modality}", size, "a positive integer")
+    digests = info.get("sha256", _MISSING)
+    if not isinstance(digests, dict):
+        raise wrong("sha256", digests, "a mapping of file -> SHA-256")
+    for name, digest in digests.items():
+        if not isinstance(digest, str):
+            raise wrong(f"sha256.{name}", digest, "a SHA-256 (64 hex digits)")
+    return info
+
+
+_MISSING = object()
+
+
 class OnnxSystem(torch.nn.Module):
     """The three graphs of an exported model behind the system interface.
 
@@ -252,7 +344,7 @@ class OnnxSystem(torch.nn.Module):
                 f"{info_path}: missing; export the model with --onnx"
                 + (" --int8" if int8 else "")
             )
-        info = read_json(info_path)
+        info = read_onnx_info(info_path)
         self.config = config
         self.labels = list(config["labels"])
         self.n_dims = int(config["n_dims"])

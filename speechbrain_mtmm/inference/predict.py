@@ -390,7 +390,9 @@ def _rounded(value):
 BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
-def load_recognizer(model, asr_source=None, device="cpu", backend="torch"):
+def load_recognizer(
+    model, asr_source=None, device="cpu", backend="torch", trust=False
+):
     """The recognizer of a model folder, or a :class:`UsageError`.
 
     Arguments
@@ -403,6 +405,9 @@ def load_recognizer(model, asr_source=None, device="cpu", backend="torch"):
         Where the model runs (the ONNX backends run on the CPU).
     backend : str
         One of :data:`BACKENDS`.
+    trust : bool
+        ``trust_remote_code``: let the model's ``hyperparams.yaml`` run
+        code an export does not write (PyTorch backend).
 
     Returns
     -------
@@ -416,7 +421,10 @@ def load_recognizer(model, asr_source=None, device="cpu", backend="torch"):
     try:
         if backend == "torch":
             return MultimodalEmotionRecognizer.from_hparams(
-                model, overrides=overrides, run_opts={"device": device}
+                model,
+                overrides=overrides,
+                run_opts={"device": device},
+                trust_remote_code=trust,
             )
         return MultimodalEmotionRecognizer.from_onnx(
             model, int8=backend == "onnx-int8", overrides=overrides
@@ -445,6 +453,7 @@ def run_predict(
     fmt="json",
     output=None,
     backend="torch",
+    trust_remote_code=False,
 ):
     """Predicts every input and writes one row each (see the module doc).
 
@@ -471,6 +480,9 @@ def run_predict(
     backend : str
         ``"torch"``, ``"onnx"`` or ``"onnx-int8"`` (``mtmm export
         --onnx [--int8]``).
+    trust_remote_code : bool
+        Let the model run code an export does not write (only for a
+        model you trust; see ``from_hparams``).
 
     Returns
     -------
@@ -486,7 +498,9 @@ def run_predict(
         return 2
     try:
         jobs = collect_inputs(list(inputs), text, transcripts)
-        recognizer = load_recognizer(model, asr_source, device, backend)
+        recognizer = load_recognizer(
+            model, asr_source, device, backend, trust_remote_code
+        )
     except UsageError as error:
         print(f"mtmm predict: error: {error}", file=sys.stderr)
         return 2

@@ -66,6 +66,7 @@ from speechbrain_mtmm.data.audio import load_audio
 from speechbrain_mtmm.encoders.asr import ASRTranscriber
 from speechbrain_mtmm.inference.loading import (
     ExportLoadError,
+    check_labels,
     check_trusted,
     export_source,
     fetch_export,
@@ -290,7 +291,16 @@ class MultimodalEmotionRecognizer(Pretrained):
         overrides = dict(overrides or {})
         if kind == "legacy":  # made before custom_interface.py
             folder = _legacy_folder(source, hparams, hparams_file)
-            verify_digests(folder, sorted(digests), digests)
+            names = [
+                path.relative_to(folder).as_posix()
+                for path in sorted(folder.rglob("*"))
+                if path.is_file()
+            ]
+            names = files_to_load(dict.fromkeys(names))
+            names.remove(EXPORT_INFO)
+            verify_digests(folder, names, digests)
+            values = plain_hparams(folder, overrides)
+            check_labels(folder, values["model_config"])
             overrides.setdefault("model_folder", str(folder))
         return super().from_hparams(
             source=source,
@@ -317,8 +327,8 @@ class MultimodalEmotionRecognizer(Pretrained):
         The same paths, windows, warnings and results as
         :meth:`from_hparams`, computed by onnxruntime on the CPU. The
         ``hyperparams.yaml`` is read as plain YAML: nothing in it is built
-        or run. Only ``hyperparams.yaml`` and ``onnx/`` are fetched, and
-        checked against the export's SHA-256.
+        or run. Only ``hyperparams.yaml``, ``labels.txt`` and ``onnx/``
+        are fetched, and checked against the export's SHA-256.
 
         Arguments
         ---------
@@ -345,27 +355,20 @@ class MultimodalEmotionRecognizer(Pretrained):
             "local_strategy": local_strategy,
             "fetch_config": fetch_config or FetchConfig(),
         }
-        hparams, digests = _fetch_hparams(source, HYPERPARAMS, fetched)
-        if HYPERPARAMS in digests:
-            names = files_to_load(digests, onnx=True, int8=int8)
-            if not any(name.endswith(".onnx") for name in names):
-                raise OnnxBackendError(
-                    f"{source}: no {'int8 ' if int8 else ''}ONNX graphs in "
-                    "this export; export the model with --onnx"
-                    + (" --int8" if int8 else "")
-                )
-            folder = fetch_export(
-                source,
-                names,
-                digests=digests,
-                error=OnnxBackendError,
-                **fetched,
+        _, digests = _fetch_hparams(source, HYPERPARAMS, fetched)
+        names = files_to_load(digests, onnx=True, int8=int8)
+        if not any(name.endswith(".onnx") for name in names):
+            raise OnnxBackendError(
+                f"{source}: no {'int8 ' if int8 else ''}ONNX graphs in "
+                "this export; export the model with --onnx"
+                + (" --int8" if int8 else "")
             )
-            checked = True
-        else:  # made before custom_interface.py: onnx_info.json's digests
-            folder = _legacy_folder(source, hparams, HYPERPARAMS)
-            checked = False
+        folder = fetch_export(
+            source, names, digests=digests, error=OnnxBackendError, **fetched
+        )
+        checked = True
         values = plain_hparams(folder, overrides)
+        check_labels(folder, values["model_config"], OnnxBackendError)
         system = OnnxSystem(
             folder, values["model_config"], int8, threads, checked=checked
         )
@@ -642,21 +645,20 @@ class MultimodalEmotionRecognizer(Pretrained):
 
 def _fetch_hparams(source, hparams_file, fetched):
     """Fetches ``hyperparams.yaml`` and ``export_info.json`` and checks the
-    former against the latter's digest (exports made before the digest
-    covered it pass)."""
+    former against the latter's digests (both must be there: nothing is
+    guessed)."""
     path = fetch_file(source, hparams_file, **fetched)
-    try:
-        info = fetch_file(source, EXPORT_INFO, **fetched)
-    except ExportLoadError:
+    if Path(source).is_dir() and not (Path(source) / EXPORT_INFO).is_file():
         raise ExportLoadError(
-            f"{source}: has {hparams_file} but no {EXPORT_INFO}: not a model "
-            "written by mtmm export (a run folder? export it with mtmm "
-            "export --run <run> --out <model>)"
-        ) from None
+            f"{Path(source) / EXPORT_INFO}: missing; {source} has "
+            f"{hparams_file} but no {EXPORT_INFO}: not a model written by "
+            "mtmm export, or one whose digests were deleted (its files "
+            "cannot be checked); fetch or export the model again (a run "
+            "folder? export it with mtmm export --run <run> --out <model>)"
+        )
+    info = fetch_file(source, EXPORT_INFO, **fetched)
     digests = read_digests(info)
-    if hparams_file in digests:
-        root = fetched_root(path, hparams_file)
-        verify_digests(root, [hparams_file], digests)
+    verify_digests(fetched_root(path, hparams_file), [hparams_file], digests)
     return path, digests
 
 

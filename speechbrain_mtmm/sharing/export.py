@@ -36,9 +36,18 @@ after the training folders are deleted; hub ids stay hub ids (their config and
 tokenizer are fetched when loading). ``hyperparams.yaml`` names no
 folder: the export loads wherever its files were fetched to (the folder, a
 ``savedir``, a HF hub cache; see :mod:`~speechbrain_mtmm.inference.loading`).
-The export is written to a hidden sibling folder, loaded once as a check,
-then renamed into place; the digests are recorded last, after the card and
-the ONNX graphs.
+The export is written to a hidden sibling folder of its own
+(``.<out>.export-<pid>-<random>``), loaded once as a check, then renamed
+into place; the digests are recorded last, after the card and the ONNX
+graphs, and ``export_info.json`` carries a digest of itself. One export at
+a time writes a target: a second is refused, naming the first (a lock file
+beside the target, ``.<out>.export.lock``, removed at the end).
+
+``--overwrite`` replaces only what ``mtmm export`` wrote: it refuses a
+target that is, holds or lies inside a run, a sweep, a corpus (raw or
+prepared) or the current directory, or that holds a file no export wrote
+(named), and the earlier export is moved aside and deleted only once the
+new one is in place.
 
 ``mtmm export --sweep <sweep> --out <models>`` exports every complete run
 of a cross-validation sweep into ``<models>/<protocol>_fold<k>/seed<s>/``
@@ -54,6 +63,7 @@ import datetime
 import json
 import os
 import re
+import secrets
 import shutil
 from importlib import resources
 from pathlib import Path
@@ -64,18 +74,29 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from speechbrain.utils.checkpoints import Checkpointer
 
 from speechbrain_mtmm.atomic import write_json, write_text
+from speechbrain_mtmm.data import corpus as corpus_module
+from speechbrain_mtmm.data import csv_corpus, folds, iemocap, msp_podcast
 from speechbrain_mtmm.encoders import LIGHT_SOURCES, MODALITIES
 from speechbrain_mtmm.inference.recognizer import MultimodalEmotionRecognizer
+from speechbrain_mtmm.locks import FolderBusyError, FolderLock
 from speechbrain_mtmm.plain_yaml import read_plain_yaml
 from speechbrain_mtmm.run_folder import (
     CV_RESULTS_JSON,
     DIMENSIONS,
     EXPORT_INFO,
     HYPERPARAMS,
+    RUN_CONFIG,
+    RUN_LOCK,
     SAVE_FOLDER,
+    SELF_DIGEST,
+    SWEEP_LOCK,
+    SWEEP_PLAN,
     TASKS,
+    TEST_RESULTS,
+    TRAIN_LOG,
     file_digest,
     find_sweep_runs,
+    json_digest,
     read_json,
     read_test_results,
     sweep_run_name,
@@ -112,6 +133,19 @@ WEIGHT_PATTERNS = (
     ".*",
 )
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+#: Files that make a folder a run (a save/ folder does too)
+RUN_MARKERS = (RUN_LOCK, RUN_CONFIG, TRAIN_LOG, TEST_RESULTS)
+SWEEP_MARKERS = (SWEEP_LOCK, SWEEP_PLAN, CV_RESULTS_JSON)
+#: Files that make a folder a prepared corpus (mtmm prepare's outputs)
+CORPUS_MARKERS = (
+    corpus_module.CORPUS_INFO,
+    csv_corpus.MANIFEST_NAME,
+    folds.FOLDS_INDEX,
+    iemocap.MANIFEST_NAME,
+    iemocap.OPTIONS_NAME,
+    msp_podcast.MANIFEST_NAME,
+)
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".opus", ".sph")
 
 
 class ExportError(ValueError):
@@ -139,7 +173,8 @@ def export_model(
         or folder, e.g. "openai/whisper-small"; kept as given). None: such
         files run audio-only.
     overwrite : bool
-        Replace ``out_folder`` if it exists and is not empty.
+        Replace ``out_folder`` if it exists and is not empty: only a
+        folder that ``mtmm export`` wrote (see :func:`replace_problem`).
     onnx : bool
         Also write the ONNX graphs, checked against PyTorch.
     int8 : bool
@@ -164,23 +199,30 @@ def export_model(
     """
     run_folder, out = Path(run_folder), Path(out_folder)
     _check_target(out, run_folder, overwrite)
-    config = read_model_config(run_folder)
-    checkpoint = best_checkpoint(run_folder)
+    read_model_config(run_folder)  # fails early, before any folder
+    best_checkpoint(run_folder)
 
     def write(staging):
         """Writes the export into the staging folder."""
-        trained = copy.deepcopy(config)  # the sources as trained
-        _write_export(run_folder, config, checkpoint, staging, asr_source)
-        record_digests(staging)
-        recognizer = _check_loads(staging)
-        if onnx or int8:
-            export_onnx(staging, recognizer.system, int8)
-        info = read_json(staging / EXPORT_INFO)
-        card = run_card(run_folder, trained, info, onnx=onnx or int8)
-        write_text(staging / CARD, card)
-        record_digests(staging)  # last: every file, card and graphs too
+        _export_run(run_folder, staging, asr_source, onnx, int8)
 
-    return _write_atomically(out, write)
+    return _write_atomically(out, run_folder, overwrite, write)
+
+
+def _export_run(run_folder, folder, asr_source, onnx, int8):
+    """Writes the export of one run into an empty ``folder``."""
+    config = read_model_config(run_folder)
+    checkpoint = best_checkpoint(run_folder)
+    trained = copy.deepcopy(config)  # the sources as trained
+    _write_export(run_folder, config, checkpoint, folder, asr_source)
+    record_digests(folder)
+    recognizer = _check_loads(folder)
+    if onnx or int8:
+        export_onnx(folder, recognizer.system, int8)
+    info = read_json(folder / EXPORT_INFO)
+    card = run_card(run_folder, trained, info, onnx=onnx or int8)
+    write_text(folder / CARD, card)
+    record_digests(folder)  # last: every file, card and graphs too
 
 
 def export_sweep(
@@ -232,9 +274,8 @@ def export_sweep(
         names = []
         for run in runs:
             name = sweep_run_name(protocol, run["fold"], run["seed"])
-            export_model(
-                run["path"], staging / name, asr_source, False, onnx, int8
-            )
+            (staging / name).mkdir(parents=True)
+            _export_run(run["path"], staging / name, asr_source, onnx, int8)
             names.append(name)
         config = read_model_config(runs[0]["path"])
         facts = corpus_facts(read_test_results(runs[0]["path"]))
@@ -243,37 +284,230 @@ def export_sweep(
         )
         write_text(staging / CARD, card)
 
-    return _write_atomically(out, write)
+    return _write_atomically(out, sweep, overwrite, write)
 
 
 def _check_target(out, source, overwrite):
-    """Refuses an output folder that would destroy the source or others'
-    files."""
-    if out.resolve() == source.resolve() or out.resolve() in (
-        source.resolve().parents
-    ):
+    """Refuses an output folder that would destroy the source or any data
+    ``mtmm export`` did not write (see the module docstring)."""
+    target, source = out.resolve(), source.resolve()
+    if target == source or target in source.parents:
         raise ExportError(
             f"{out}: is the run folder {source} or holds it; exporting "
             "there would delete the run; choose another --out"
         )
-    if out.exists() and any(out.iterdir()) and not overwrite:
+    cwd = Path.cwd().resolve()
+    if target == cwd or target in cwd.parents:
+        raise ExportError(
+            f"{out}: is the current directory or one of its parents; "
+            "choose another --out"
+        )
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return  # nothing to replace
+    if not overwrite:
         raise ExportError(f"{out}: exists and is not empty (use --overwrite)")
+    problem = replace_problem(out)
+    if problem:
+        raise ExportError(problem)
 
 
-def _write_atomically(out, write):
-    """``write(staging)`` into a hidden sibling, renamed into place."""
-    staging = out.parent / f".{out.name}.exporting"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+def replace_problem(out):
+    """Why ``--overwrite`` must not replace a folder, or None.
+
+    It may replace only what ``mtmm export`` wrote: not the current
+    directory or its parents, nothing that is, holds or lies inside a run,
+    a sweep or a corpus, and no folder holding a file that no export
+    wrote.
+
+    Arguments
+    ---------
+    out : pathlib.Path
+        The existing output folder.
+
+    Returns
+    -------
+    str or None
+        A one-line message naming the folder or file, and what to do.
+
+    Example
+    -------
+    >>> folder = getfixture("tmp_path") / "model"
+    >>> (folder / "save").mkdir(parents=True)
+    >>> print(replace_problem(folder))  # doctest: +ELLIPSIS
+    /.../model: is a run folder (it has save/); --overwrite never deletes \
+a run, a sweep or a corpus: choose another --out
+    """
+    target = out.resolve()
+    todo = "choose another --out"
+    if not out.is_dir():
+        return f"{out}: not a folder; {todo}"
+    cwd = Path.cwd().resolve()
+    if target == cwd or target in cwd.parents or target == Path.home():
+        return (
+            f"{out}: is the current directory, one of its parents or your "
+            f"home folder; --overwrite would delete it: {todo}"
+        )
+    for folder in target.parents:
+        what = _kind_of(folder, audio=False)
+        if what:
+            return (
+                f"{out}: lies inside the {what} {folder}; --overwrite never "
+                f"deletes inside a run, a sweep or a corpus: {todo}"
+            )
+    for folder, names in _walk(target):
+        what = _kind_of(folder)
+        if what == "run folder" and folder == target:
+            why = next(n for n in (SAVE_FOLDER, *RUN_MARKERS) if n in names)
+            return (
+                f"{out}: is a run folder (it has {why}"
+                f"{'/' if why == SAVE_FOLDER else ''}); --overwrite never "
+                f"deletes a run, a sweep or a corpus: {todo}"
+            )
+        if what:
+            return (
+                f"{out}: holds the {what} {folder}; --overwrite never "
+                f"deletes a run, a sweep or a corpus: {todo}"
+            )
+    stranger = _not_exported(target)
+    if stranger is not None:
+        return (
+            f"{out / stranger.relative_to(target)}: not written by mtmm "
+            "export; --overwrite replaces only what an export wrote: move "
+            f"it away or {todo}"
+        )
+    return None
+
+
+def _walk(folder):
+    """(folder, names in it) for a folder and every folder below it,
+    top-down, symlinks not followed."""
+    for root, dirs, files in os.walk(folder):
+        yield Path(root), set(dirs) | set(files)
+
+
+def _kind_of(folder, audio=True):
+    """ "run folder", "sweep", "corpus" or None, from the files in it (with
+    ``audio``, an audio file makes a corpus)."""
+    if (folder / SAVE_FOLDER).is_dir() or any(
+        (folder / name).exists() for name in RUN_MARKERS
+    ):
+        return "run folder"
+    if any((folder / name).exists() for name in SWEEP_MARKERS):
+        return "sweep"
+    if any((folder / name).exists() for name in CORPUS_MARKERS):
+        return "corpus"
+    if audio and any(
+        p.suffix.lower() in AUDIO_SUFFIXES
+        for p in folder.iterdir()
+        if p.is_file()
+    ):
+        return "corpus"  # audio files: a raw corpus
+    return None
+
+
+def _not_exported(folder):
+    """The first file under ``folder`` that no export wrote, or None: a
+    model folder's files are those its ``export_info.json`` lists; a sweep
+    export holds model folders and its card."""
+    info = folder / EXPORT_INFO
+    if info.is_file():
+        try:
+            listed = set(read_json(info).get("sha256", {}))
+        except (ValueError, AttributeError):
+            return info
+        for path in sorted(folder.rglob("*")):
+            name = path.relative_to(folder).as_posix()
+            if path.is_file() and path != info and name not in listed:
+                return path
+            if path.is_symlink():
+                return path
+        return None
+    for path in sorted(folder.iterdir()):
+        if path.is_dir() and not path.is_symlink():
+            found = _not_exported(path)
+            if found is not None:
+                return found
+        elif path.name != CARD:
+            return path
+    return None
+
+
+def target_lock(out):
+    """The lock that one export at a time holds on its target.
+
+    Arguments
+    ---------
+    out : pathlib.Path
+        The output folder.
+
+    Returns
+    -------
+    speechbrain_mtmm.locks.FolderLock
+        On ``.<name>.export.lock`` beside it, removed on release.
+
+    Example
+    -------
+    >>> out = getfixture("tmp_path") / "model"
+    >>> with target_lock(out):
+    ...     target_lock(out).acquire()
+    Traceback (most recent call last):
+    ...
+    speechbrain_mtmm.locks.FolderBusyError: ...
+    >>> sorted(p.name for p in out.parent.iterdir())
+    []
+    """
+    out = Path(out)
+    return FolderLock(
+        out.parent, f".{out.name}.export.lock", "export target", remove=True
+    )
+
+
+def _write_atomically(out, source, overwrite, write):
+    """``write(staging)`` into a hidden sibling of this command's own,
+    renamed into place under the target's lock."""
+    target = Path(os.path.abspath(out))  # "model/", "a/..": a name
+    lock = target_lock(target)
     try:
-        write(staging)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(staging, out)
+        lock.acquire()
+    except FolderBusyError as error:
+        raise ExportError(
+            f"{out}: another mtmm export is writing it ({error.holder}); "
+            "wait for it to end, then export again"
+        ) from None
+    try:
+        _check_target(out, source, overwrite)  # again, now that it is ours
+        name, parent = target.name, target.parent
+        for stale in parent.glob(f".{name}.export-*"):
+            shutil.rmtree(stale, ignore_errors=True)  # of a killed export
+        shutil.rmtree(parent / f".{name}.exporting", True)  # before 0.2.1
+        tag = f"{os.getpid()}-{secrets.token_hex(4)}"
+        staging = parent / f".{name}.export-{tag}"
+        staging.mkdir()
+        try:
+            write(staging)
+            _replace(staging, target, tag)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    finally:
+        lock.release()
     return out
+
+
+def _replace(staging, out, tag):
+    """Renames ``staging`` to ``out``; an earlier ``out`` is moved aside
+    first and deleted only once the new one is in place."""
+    if not out.exists():
+        os.replace(staging, out)
+        return
+    aside = out.parent / f".{out.name}.export-{tag}-replaced"
+    os.replace(out, aside)
+    try:
+        os.replace(staging, out)
+    except BaseException:
+        os.replace(aside, out)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def read_model_config(run_folder):
@@ -395,11 +629,13 @@ def _write_export(run_folder, config, checkpoint, out, asr_source):
 
 def record_digests(folder):
     """Records the SHA-256 of every file of a model folder (but
-    ``export_info.json`` itself) in its ``export_info.json``.
+    ``export_info.json`` itself) in its ``export_info.json``, and the
+    SHA-256 of ``export_info.json``'s own content (``self_sha256``, over
+    its canonical JSON, :func:`~speechbrain_mtmm.run_folder.json_digest`).
 
     Loading checks the files it reads against them
     (:func:`~speechbrain_mtmm.inference.loading.verify_digests`). Call it
-    again after changing a file on purpose.
+    again after changing a file on purpose: it signs the folder as it is.
 
     Arguments
     ---------
@@ -422,11 +658,13 @@ def record_digests(folder):
     """
     folder = Path(folder)
     info = read_json(folder / EXPORT_INFO)
+    info.pop(SELF_DIGEST, None)
     info["sha256"] = {
         path.relative_to(folder).as_posix(): file_digest(path)
         for path in sorted(folder.rglob("*"))
         if path.is_file() and path != folder / EXPORT_INFO
     }
+    info[SELF_DIGEST] = json_digest(info)
     write_json(folder / EXPORT_INFO, info)
     return info["sha256"]
 
