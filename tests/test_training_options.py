@@ -12,13 +12,18 @@ import torch
 import yaml
 from transformers import AutoConfig
 
+from speechbrain_mtmm.plain_yaml import read_plain_yaml
+from speechbrain_mtmm.run_folder import write_run_config
 from speechbrain_mtmm.testing.recipes import recipe_command
 from speechbrain_mtmm.testing.tiny_models import (
     build_tiny_deberta_v2,
     build_tiny_roberta,
     build_tiny_speech_ssl,
 )
-from speechbrain_mtmm.training.hparams import load_recipe_hparams
+from speechbrain_mtmm.training.hparams import (
+    load_recipe_hparams,
+    run_option_overrides,
+)
 from speechbrain_mtmm.training.metrics import (
     MetricChoiceError,
     selection_metrics,
@@ -26,6 +31,11 @@ from speechbrain_mtmm.training.metrics import (
 from speechbrain_mtmm.training.optim import (
     LearningRateSchedule,
     parameter_groups,
+)
+from speechbrain_mtmm.training.run import (
+    RunFolderError,
+    check_run_folder,
+    run_settings,
 )
 
 RECIPE = (
@@ -324,3 +334,60 @@ def test_each_encoder_preset_included_in_one_line_builds_its_encoder(
     if modality == "text":
         assert encoder.max_length == settings["max_length"]
     assert hparams["model_config"][other]["source"] == LIGHT[other == "text"]
+
+
+#: SpeechBrain run options that are also keys of the recipes' YAMLs, and a
+#: value other than the YAML's
+RUN_OPTIONS_IN_YAML = (
+    ("grad_accumulation_factor", 4),
+    ("max_grad_norm", 1.5),
+    ("ckpt_interval_minutes", 2),
+)
+
+
+def _parsed(recipe, *args):
+    """SpeechBrain's parse_arguments of the IEMOCAP recipe's command, with
+    the run options put back as overrides as the recipes do."""
+    hparams_file, run_opts, overrides = sb.parse_arguments(
+        [str(recipe / "hparams" / "iemocap.yaml"), "--data_folder=/c", *args]
+    )
+    return (
+        hparams_file,
+        run_opts,
+        run_option_overrides(hparams_file, run_opts, overrides),
+    )
+
+
+@pytest.mark.parametrize(("option", "value"), RUN_OPTIONS_IN_YAML)
+def test_a_run_option_on_the_command_line_is_the_value_recorded(
+    recipe, option, value
+):
+    """The value SpeechBrain's Brain applies is the one in the recipe's
+    hparams, hyperparams.yaml and run_config.json (it used to keep the
+    YAML's: --grad_accumulation_factor=4 applied, 1 recorded)."""
+    hparams_file, run_opts, overrides = _parsed(recipe, f"--{option}={value}")
+    recorded = read_plain_yaml(hparams_file, overrides)[option]
+    brain = sb.Brain(hparams={option: recorded}, run_opts=run_opts)
+    assert recorded == value == getattr(brain, option)
+
+
+@pytest.mark.parametrize(("option", "value"), RUN_OPTIONS_IN_YAML)
+def test_a_run_option_in_the_yaml_alone_is_the_value_applied(
+    recipe, option, value
+):
+    hparams_file, run_opts, overrides = _parsed(recipe)
+    recorded = read_plain_yaml(hparams_file, overrides)[option]
+    brain = sb.Brain(hparams={option: recorded}, run_opts=run_opts)
+    assert recorded != value and getattr(brain, option) == recorded
+
+
+def test_a_resume_with_another_accumulation_factor_is_other_settings(
+    recipe, tmp_path
+):
+    hparams_file, _, first = _parsed(recipe, "--grad_accumulation_factor=1")
+    write_run_config(tmp_path, run_settings(hparams_file, first))
+    _, _, second = _parsed(recipe, "--grad_accumulation_factor=4")
+    with pytest.raises(
+        RunFolderError, match="grad_accumulation_factor: 1 -> 4"
+    ):
+        check_run_folder(hparams_file, second, tmp_path)

@@ -338,6 +338,64 @@ def corpus_overrides(hparams_file, overrides=""):
     return {**overrides, **added}
 
 
+def run_option_overrides(hparams_file, run_opts, overrides=""):
+    """The overrides, with every SpeechBrain run option given on the
+    command line that is also a key of the recipe YAML.
+
+    SpeechBrain's ``parse_arguments`` takes its run options
+    (``--grad_accumulation_factor``, ``--max_grad_norm``,
+    ``--ckpt_interval_minutes``, ``--precision``, ...) out of the command
+    line, and its ``Brain`` applies them over the YAML's keys of the same
+    names, while the YAML's values would stay in ``hparams``, in the
+    saved ``hyperparams.yaml`` and in ``run_config.json``: the recipe
+    would count steps with one value while the Brain uses another, and a
+    resume with another value would not be seen as other settings. Given
+    back as overrides too, the value the Brain applies is the one the
+    recipe reads, records and compares.
+
+    Arguments
+    ---------
+    hparams_file : str or path-like
+        The recipe YAML.
+    run_opts : speechbrain.utils.run_opts.RunOptions or dict
+        As ``parse_arguments`` returns them (``overridden_args`` names
+        those given on the command line).
+    overrides : str or dict
+        As ``parse_arguments`` returns them.
+
+    Returns
+    -------
+    str or dict
+        The overrides, of the same kind, with those run options added.
+
+    Example
+    -------
+    >>> path = getfixture("tmp_path") / "x.yaml"
+    >>> _ = path.write_text("grad_accumulation_factor: 1\\nlr: 0.1\\n")
+    >>> opts = {"grad_accumulation_factor": 4, "precision": "bf16",
+    ...         "overridden_args": {"grad_accumulation_factor", "precision"}}
+    >>> run_option_overrides(path, opts, "lr: 0.2")
+    'lr: 0.2\\ngrad_accumulation_factor: 4'
+    """
+    if not isinstance(run_opts, dict):
+        run_opts = {
+            **run_opts.as_dict(),
+            "overridden_args": run_opts.overridden_args,
+        }
+    keys = read_plain_yaml(hparams_file, resolve=False, keep_tagged=True)
+    given = sorted(set(run_opts.get("overridden_args", ())) & set(keys))
+    applied = {key: run_opts[key] for key in given}
+    if not applied:
+        return overrides
+    if isinstance(overrides, str):
+        lines = [
+            f"{key}: {json.dumps(value, ensure_ascii=False)}"
+            for key, value in applied.items()
+        ]
+        return "\n".join([overrides.rstrip(), *lines]).lstrip()
+    return {**overrides, **applied}
+
+
 def load_recipe_hparams(hparams_file, overrides=""):
     """Loads a recipe YAML with command-line overrides.
 

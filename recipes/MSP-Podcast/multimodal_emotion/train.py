@@ -66,6 +66,7 @@ from speechbrain_mtmm.training.hparams import (
     check_checkpoint_interval,
     corpus_overrides,
     load_recipe_hparams,
+    run_option_overrides,
 )
 from speechbrain_mtmm.training.inputs import (
     prepare_asr_transcripts,
@@ -444,6 +445,9 @@ def main(argv):
     # a folder prepared by `mtmm prepare csv|msp-podcast` brings its own
     # labels, rating scale and protocol
     overrides = corpus_overrides(hparams_file, overrides)
+    # run options that are also YAML keys (grad_accumulation_factor, ...):
+    # the value the Brain applies is the one counted, saved and compared
+    overrides = run_option_overrides(hparams_file, run_opts, overrides)
     hparams = load_recipe_hparams(hparams_file, overrides)
     # SpeechBrain would stop on both kinds of intra-epoch checkpoints only
     # once the run folder is made
