@@ -294,13 +294,15 @@ audio; send WAV, FLAC, OGG or MP3
         )
 
 
-async def _read_body(request, limit):
-    """The request body, refused (413) as soon as it passes ``limit``."""
+async def _read_body(request, limits):
+    """The request body, refused (413) as soon as it passes the limit
+    (before reading it when its ``Content-Length`` does)."""
+    limit = limits.max_upload_bytes + FORM_OVERHEAD
     declared = request.headers.get("content-length")
     too_big = RequestError(
         413,
-        f"the request is larger than the limit of {limit / 2**20:g} MiB "
-        "(--max_upload_mb)",
+        f"the request is larger than the limit of {limits.max_upload_mb:g} "
+        "MiB (--max_upload_mb)",
     )
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_big
@@ -451,9 +453,7 @@ def create_app(recognizer, info, limits=None, api_key=None, cors_origin=None):
         micro-batch."""
         authorize(request)
         with batcher.slot():
-            body = await _read_body(
-                request, limits.max_upload_bytes + FORM_OVERHEAD
-            )
+            body = await _read_body(request, limits)
             fields = parse_form(body, request.headers.get("content-type"))
             text = check_text(fields.get("text", (None,))[0], limits)
             wav, name = None, None

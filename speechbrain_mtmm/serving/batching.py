@@ -112,8 +112,8 @@ class ServeLimits:
     Example
     -------
     >>> limits = ServeLimits(max_upload_mb=1)
-    >>> limits.max_upload_bytes, limits.capacity
-    (1048576, 40)
+    >>> limits.max_upload_bytes
+    1048576
     """
 
     max_upload_mb: float = 20.0
@@ -138,11 +138,6 @@ class ServeLimits:
     def max_upload_bytes(self):
         """The largest request body, in bytes."""
         return int(self.max_upload_mb * 2**20)
-
-    @property
-    def capacity(self):
-        """Requests admitted at once: those queued and one running batch."""
-        return self.queue_size + self.max_batch
 
 
 @dataclass
@@ -359,17 +354,17 @@ class MicroBatcher:
         Raises
         ------
         QueueFullError
-            When ``queue_size`` requests already wait: nothing of the
-            request needs to be read.
+            When ``queue_size`` requests already wait (besides the batch
+            being predicted): nothing of the request needs to be read.
         """
-        if self.admitted >= self.limits.capacity:
+        if self.queued >= self.limits.queue_size:
             raise QueueFullError(self.retry_after(), self.limits.queue_size)
         return _Slot(self)
 
     def retry_after(self):
         """Seconds until the queue has drained, at the recent batch speed
         (at least 1)."""
-        batches = self.admitted / self.limits.max_batch
+        batches = 1 + self.queued / self.limits.max_batch
         return max(1, math.ceil(batches * self.batch_seconds))
 
     @property

@@ -135,8 +135,9 @@ def run_serve(
     Returns
     -------
     int
-        0 after a clean stop; 1 without the serve extra; 2 for a model
-        that cannot be loaded or bad options.
+        0 after a clean stop (Ctrl-C; SIGTERM ends the process as the
+        signal's default, after the same clean shutdown); 1 without the
+        serve extra; 2 for a model that cannot be loaded or bad options.
     """
     if MISSING is not None:
         print(f"{INSTALL_HINT} ({MISSING} is missing)", file=sys.stderr)
@@ -170,5 +171,9 @@ def run_serve(
         file=sys.stderr,
         flush=True,
     )
-    server.run(sockets=[sock])
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down cleanly
+        pass
+    print("mtmm serve: stopped", file=sys.stderr)
     return 0
