@@ -10,8 +10,9 @@ Routes:
 * ``GET /v1/model``: the model's labels, dimensions, rating scale,
   encoders, backend and model card summary
   (:func:`~speechbrain_mtmm.serving.model_info.model_info`);
-* ``GET /health``: ``{"status": "ok"}`` and the queue's state, answered
-  at once however busy the model is;
+* ``GET /health``: ``{"status": "ok"}``, the queue's state and how many
+  batches and requests were predicted, answered at once however busy the
+  model is;
 * ``GET /``: the web page (``static/``: plain HTML, JavaScript and CSS
   served by the app, nothing from elsewhere);
 * ``GET /openapi.json``: the API's OpenAPI schema (FastAPI's ``/docs``
@@ -426,6 +427,8 @@ def create_app(recognizer, info, limits=None, api_key=None, cors_origin=None):
             "queued": batcher.queued,
             "running": batcher.running,
             "queue_size": limits.queue_size,
+            "batches": batcher.batches,
+            "predicted": batcher.predicted,
         }
 
     @app.get("/v1/model", summary="The served model")
