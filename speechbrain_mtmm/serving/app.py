@@ -72,6 +72,7 @@ FIELDS = ("audio", "text")
 #: Room for the multipart boundaries and part headers of a request
 FORM_OVERHEAD = 64 * 1024
 MAX_NAME = 200
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 try:
     VERSION = importlib.metadata.version("speechbrain-mtmm")
 except importlib.metadata.PackageNotFoundError:  # a checkout on the path
@@ -462,7 +463,8 @@ def create_app(recognizer, info, limits=None, api_key=None, cors_origin=None):
             wav, name = None, None
             if "audio" in fields:
                 data, name, content_type = fields["audio"]
-                name = (name or "audio")[:MAX_NAME]
+                # echoed and logged: no control characters, bounded
+                name = CONTROL.sub("?", name or "audio")[:MAX_NAME]
                 check_audio_type(name, content_type)
                 if len(data) > limits.max_upload_bytes:
                     raise RequestError(

@@ -226,7 +226,8 @@ def rounded(value, decimals=DECIMALS):
 
     Returns
     -------
-    The same structure, floats rounded.
+    dict or float
+        The same structure, its floats rounded.
 
     Example
     -------

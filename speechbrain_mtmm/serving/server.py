@@ -23,6 +23,8 @@ Authors
 
 import os
 import sys
+import threading
+import time
 from pathlib import Path
 
 import torch
@@ -164,13 +166,21 @@ def run_serve(
     bound = sock.getsockname()[1]
     where = getattr(recognizer.system, "folder", None) or Path(model)
     name = f"[{host}]" if ":" in host else host
-    print(
-        f"mtmm serve: {where} ({backend}) on http://{name}:{bound}/ "
-        f"(API: POST /v1/predict; schema: /openapi.json)"
-        + ("; API key required" if api_key else ""),
-        file=sys.stderr,
-        flush=True,
-    )
+
+    def announce():
+        """Says where the server listens, once it accepts requests."""
+        while not (server.started or server.should_exit):
+            time.sleep(0.05)
+        if server.started:
+            print(
+                f"mtmm serve: {where} ({backend}) on http://{name}:{bound}/ "
+                f"(API: POST /v1/predict; schema: /openapi.json)"
+                + ("; API key required" if api_key else ""),
+                file=sys.stderr,
+                flush=True,
+            )
+
+    threading.Thread(target=announce, daemon=True).start()
     try:
         server.run(sockets=[sock])
     except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down cleanly
