@@ -391,8 +391,9 @@ def create_app(recognizer, info, limits=None, api_key=None, cors_origin=None):
     async def failed(request, error):
         """A bug: 500 with one line (the traceback goes to the log)."""
         logger.exception("mtmm serve: request failed")
+        line = _one_line(error, None)
         return JSONResponse(
-            {"detail": f"internal error: {type(error).__name__}: {error}"},
+            {"detail": f"internal error: {type(error).__name__}: {line}"},
             500,
         )
 
