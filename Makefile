@@ -5,7 +5,8 @@
 # of docs/) and the wheel check.
 PYTHON ?= python
 PIP_INSTALL = $(PYTHON) -m pip install --quiet --disable-pip-version-check
-PYTEST = HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PYTHON) -m pytest -q
+# -rs: every skipped test says why (e.g. no headless browser)
+PYTEST = HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PYTHON) -m pytest -q -rs
 # pytest exits with 5 when it collected no test: a run that checked nothing
 # fails, and says why
 NOTHING_RAN = || { status=$$?; [ $$status -ne 5 ] \
@@ -24,8 +25,9 @@ test: install
 	$(PYTEST) $(NOTHING_RAN)
 
 # the tests marked slow: trainings that check a model learns, kill/resume
-# runs, sweeps, DDP, concurrent processes, exports end to end and
-# benchmarks/gpu.sh --dry-run (CI's second step, after `make test`)
+# runs, sweeps, DDP, concurrent processes, exports end to end,
+# benchmarks/gpu.sh --dry-run, mtmm serve under a flood and its page in a
+# headless Chromium (CI's second step, after `make test`)
 test-slow: install
 	$(PYTEST) -m slow $(NOTHING_RAN)
 

@@ -26,7 +26,14 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["speechbrain_mtmm", "speechbrain_mtmm.*"]),
     # presets ship inside the package (read with importlib.resources)
-    package_data={"speechbrain_mtmm": ["presets/*.yaml", "presets/**/*.yaml"]},
+    # and so does mtmm serve's page
+    package_data={
+        "speechbrain_mtmm": [
+            "presets/*.yaml",
+            "presets/**/*.yaml",
+            "serving/static/*",
+        ]
+    },
     install_requires=[
         "speechbrain>=1.1,<1.2",
         # 2.6: torch.load defaults to weights_only=True, also inside
@@ -45,6 +52,12 @@ setup(
     extras_require={
         # mtmm export --onnx, mtmm predict --backend onnx
         "onnx": ["onnx>=1.16", "onnxscript>=0.3", "onnxruntime>=1.18"],
+        # mtmm serve: the HTTP API and the web page
+        "serve": [
+            "fastapi>=0.110,<1",
+            "uvicorn>=0.29,<1",
+            "python-multipart>=0.0.20,<0.1",
+        ],
         "dev": [
             "pytest>=7",
             "ruff>=0.5",
@@ -53,6 +66,11 @@ setup(
             "onnx>=1.16",
             "onnxscript>=0.3",
             "onnxruntime>=1.18",
+            "fastapi>=0.110,<1",
+            "uvicorn>=0.29,<1",
+            "python-multipart>=0.0.20,<0.1",
+            # the page's test in a real (headless) Chromium
+            "selenium>=4.11",
         ],
         # make docs: the site of docs/ (mkdocs.yml), API reference included;
         # mkdocstrings-python brings griffe, which docs/scripts/ use

@@ -9,6 +9,7 @@ checks this)::
     cli                         the ``mtmm`` command
     demo                        ``mtmm demo``: a recipe on a synthetic corpus
     testing                     tiny models and recipe commands for tests
+    serving                     ``mtmm serve``: HTTP API, web page
     sharing                     export folders, model cards, ONNX graphs
     experiments | inference     sweeps, reports | recognizer, ONNX runtime
     training                    losses, metrics, checkpoints, cache, speed

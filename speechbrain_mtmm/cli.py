@@ -13,6 +13,7 @@ Verbs, each with ``--help``::
     mtmm table     the paper's ablation table as cross-validation sweeps
     mtmm export    a trained run as a self-contained model folder
     mtmm predict   emotions of audio files (and transcripts) from the shell
+    mtmm serve     a model behind an HTTP API and a web page
 
 This module only parses arguments and calls the library; a bad input ends
 with one line on stderr and a non-zero exit code (2 for usage errors).
@@ -48,6 +49,12 @@ from speechbrain_mtmm.inference.predict import BACKENDS, run_predict
 from speechbrain_mtmm.locks import FolderBusyError
 from speechbrain_mtmm.quiet import quiet_third_party
 from speechbrain_mtmm.run_folder import EXPORT_INFO, read_json
+from speechbrain_mtmm.serving.batching import ServeLimits
+from speechbrain_mtmm.serving.server import (
+    API_KEY_VARIABLE,
+    TRUST_NOTE,
+    run_serve,
+)
 from speechbrain_mtmm.sharing.export import ExportError, export_sweep
 from speechbrain_mtmm.sharing.export import export_model as export
 from speechbrain_mtmm.testing.recipes import RecipeNotFoundError
@@ -175,6 +182,41 @@ def _predict(args):
         backend=args.backend,
         trust_remote_code=args.trust_remote_code,
     )
+
+
+def _serve(args):
+    try:
+        limits = ServeLimits(
+            **{name: getattr(args, name) for name in SERVE_LIMITS}
+        )
+    except ValueError as error:
+        print(f"mtmm serve: error: {error}", file=sys.stderr)
+        return 2
+    return run_serve(
+        args.model,
+        backend=args.backend,
+        asr_source=args.asr_source,
+        device=args.device,
+        host=args.host,
+        port=args.port,
+        limits=limits,
+        api_key=args.api_key,
+        cors_origin=args.cors_origin,
+        threads=args.threads,
+        trust_remote_code=args.trust_remote_code,
+    )
+
+
+#: ``mtmm serve`` options that are ServeLimits fields, with their help
+SERVE_LIMITS = {
+    "max_upload_mb": "largest request, in MiB",
+    "max_audio_seconds": "longest audio, in seconds",
+    "max_text_chars": "longest transcript, in characters",
+    "queue_size": "requests that may wait; more get 503 with Retry-After",
+    "max_batch": "most requests predicted together (1: no micro-batching)",
+    "max_wait_ms": "how long a request waits for others to join its batch",
+    "timeout_s": "longest wait for the model, queue included (then 504)",
+}
 
 
 def _sweep_arguments(parser):
@@ -451,6 +493,64 @@ def build_parser():
         help="let the model's hyperparams.yaml run code that mtmm export "
         "does not write (only for a model you trust)",
     )
+
+    sub = verb(
+        "serve",
+        _serve,
+        "a model behind an HTTP API (POST /v1/predict, GET /v1/model, GET "
+        "/health) and a web page at / (pip install "
+        '"speechbrain-mtmm[serve]")',
+        epilog=TRUST_NOTE,
+    )
+    sub.add_argument(
+        "--trust_remote_code",
+        action="store_true",
+        help="let the model's hyperparams.yaml run code that mtmm export "
+        "does not write (only for a model you trust)",
+    )
+    sub.add_argument(
+        "--model",
+        required=True,
+        help="folder written by mtmm export, or its HF hub id",
+    )
+    sub.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="torch",
+        help="run the PyTorch model or its ONNX graphs (export --onnx)",
+    )
+    sub.add_argument("--asr_source", help="ASR model for missing text")
+    sub.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1")
+    sub.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1, this machine only; "
+        "0.0.0.0 gets a warning)",
+    )
+    sub.add_argument(
+        "--port", type=int, default=8000, help="default 8000; 0: any free"
+    )
+    sub.add_argument(
+        "--api_key",
+        help="requests to /v1/* must send 'Authorization: Bearer <key>' "
+        f"(default: ${API_KEY_VARIABLE} if set; none otherwise)",
+    )
+    sub.add_argument(
+        "--cors_origin",
+        nargs="+",
+        metavar="ORIGIN",
+        help="origins whose pages may call the API (default: none)",
+    )
+    sub.add_argument("--threads", type=int, help="torch threads")
+    defaults = ServeLimits()
+    for name, help_text in SERVE_LIMITS.items():
+        default = getattr(defaults, name)
+        sub.add_argument(
+            f"--{name}",
+            type=type(default),
+            default=default,
+            help=f"{help_text} (default: {default:g})",
+        )
     return parser
 
 

@@ -620,7 +620,17 @@ def test_cli_predicts_text_alone(hf_export, capsys):
 
 @pytest.mark.parametrize(
     "verb",
-    ["prepare", "folds", "synth", "demo", "cv", "table", "export", "predict"],
+    [
+        "prepare",
+        "folds",
+        "synth",
+        "demo",
+        "cv",
+        "table",
+        "export",
+        "predict",
+        "serve",
+    ],
 )
 def test_every_verb_of_the_one_command_has_help(verb, capsys):
     assert mtmm([verb, "--help"]) == 0

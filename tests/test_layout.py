@@ -27,10 +27,11 @@ LAYERS = {
     "experiments": 6,
     "inference": 6,
     "sharing": 7,
-    "testing": 8,
-    "demo": 9,
-    "cli": 10,
-    "__main__": 11,
+    "serving": 8,
+    "testing": 9,
+    "demo": 10,
+    "cli": 11,
+    "__main__": 12,
 }
 # Inside a subpackage, its modules in layers too, bottom first: a module
 # imports only modules of lower groups (its __init__ may import any)
@@ -73,6 +74,7 @@ SUBLAYERS = {
     "experiments": [["aggregate"], ["reports"], ["sweep"], ["ablation"]],
     "inference": [["loading", "onnx_runtime"], ["recognizer"], ["predict"]],
     "sharing": [["interface", "model_card", "onnx_export"], ["export"]],
+    "serving": [["batching", "model_info"], ["app"], ["server"]],
     "testing": [["tiny_models", "hub_cache"], ["recipes"]],
 }
 

@@ -88,18 +88,21 @@ contains NaN or inf samples
     return info.frames / info.sample_rate
 
 
-def load_audio(path, sample_rate=16000, max_seconds=None):
+def load_audio(path, sample_rate=16000, max_seconds=None, name=None):
     """Loads one file as a mono waveform at ``sample_rate``.
 
     Arguments
     ---------
-    path : str
-        Audio file (any format soundfile reads).
+    path : str or file-like
+        Audio file (any format soundfile reads), or a binary file object
+        (e.g. ``io.BytesIO`` of an upload: decoded in memory).
     sample_rate : int
         Target sample rate.
     max_seconds : float, optional
         Keep only the first ``max_seconds`` (None keeps everything). Callers
         count and report cropped files; see the recipe's data preparation.
+    name : str, optional
+        What messages call the audio (default: ``path``).
 
     Returns
     -------
@@ -118,26 +121,34 @@ def load_audio(path, sample_rate=16000, max_seconds=None):
     >>> audio_io.save(path, torch.rand(2, 8000) - 0.5, 8000)
     >>> load_audio(path).shape
     torch.Size([16000])
+    >>> import io
+    >>> with open(path, "rb") as fin:
+    ...     upload = io.BytesIO(fin.read())
+    >>> load_audio(upload, name="upload.wav").shape
+    torch.Size([16000])
     """
+    source = path if hasattr(path, "read") else str(path)
+    name = str(path) if name is None else name
     try:
-        wav, file_rate = audio_io.load(str(path))
+        wav, file_rate = audio_io.load(source)
     except Exception as error:  # soundfile raises several types
-        raise AudioFileError(f"{path}: cannot read audio ({error})") from None
+        cause = error.__cause__ or error
+        raise AudioFileError(f"{name}: cannot read audio ({cause})") from None
     if wav.numel() == 0:
-        raise AudioFileError(f"{path}: the file holds no audio samples")
+        raise AudioFileError(f"{name}: the file holds no audio samples")
     if not torch.isfinite(wav).all():
-        raise AudioFileError(f"{path}: the audio contains NaN or inf samples")
+        raise AudioFileError(f"{name}: the audio contains NaN or inf samples")
     if wav.shape[0] > 1:
-        logger.warning(f"{path}: {wav.shape[0]} channels, mixed down to mono")
+        logger.warning(f"{name}: {wav.shape[0]} channels, mixed down to mono")
         wav = wav.mean(dim=0, keepdim=True)
     if file_rate != sample_rate:
         if file_rate < sample_rate:
             logger.warning(
-                f"{path}: {file_rate} Hz audio upsampled to {sample_rate} Hz; "
+                f"{name}: {file_rate} Hz audio upsampled to {sample_rate} Hz; "
                 f"content above {file_rate // 2} Hz is missing"
             )
         else:
-            logger.info(f"{path}: resampled {file_rate} -> {sample_rate} Hz")
+            logger.info(f"{name}: resampled {file_rate} -> {sample_rate} Hz")
         wav = _resampler(file_rate, sample_rate)(wav)
     wav = wav[0]
     if max_seconds is not None:
