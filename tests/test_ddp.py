@@ -1,5 +1,10 @@
 """Multi-process training: torchrun + SpeechBrain DDP, on CPU with gloo.
 
+The command is the one docs/recipes.md shows, ``torchrun --nproc_per_node=2
+train.py ... --device=cpu``, without ``--distributed_backend``: on the CPU
+the recipe takes gloo itself (SpeechBrain's default, nccl, stopped with
+"Not enough GPUs available!").
+
 Two processes train one fold together: each sees half of the training set
 per epoch (SpeechBrain's DistributedSampler), gradients are averaged by
 DistributedDataParallel, validation and test run in full on every process
@@ -54,8 +59,7 @@ def torchrun(recipe, corpus, prepared, output, audio, text, extra):
         "--nproc_per_node=2",
         f"--master_port={free_port()}",
         *command[1:],
-        "--distributed_backend=gloo",
-    ]
+    ]  # no --distributed_backend: on the CPU the recipe takes gloo itself
     env = dict(os.environ, **OFFLINE_ENV)
     process = subprocess.Popen(
         command,

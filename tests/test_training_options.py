@@ -33,8 +33,10 @@ from speechbrain_mtmm.training.optim import (
     parameter_groups,
 )
 from speechbrain_mtmm.training.run import (
+    DDPSettingError,
     RunFolderError,
     check_run_folder,
+    choose_ddp_backend,
     run_settings,
 )
 
@@ -391,3 +393,39 @@ def test_a_resume_with_another_accumulation_factor_is_other_settings(
         RunFolderError, match="grad_accumulation_factor: 1 -> 4"
     ):
         check_run_folder(hparams_file, second, tmp_path)
+
+
+TORCHRUN_ENV = {"RANK": "0", "LOCAL_RANK": "0"}
+
+
+def test_torchrun_on_the_cpu_takes_gloo_without_being_told(monkeypatch):
+    for key, value in TORCHRUN_ENV.items():
+        monkeypatch.setenv(key, value)
+    _, run_opts, _ = sb.parse_arguments(["x.yaml", "--device=cpu"])
+    assert run_opts["distributed_backend"] == "nccl"  # SpeechBrain's default
+    chosen = choose_ddp_backend(run_opts)
+    assert chosen["distributed_backend"] == "gloo"
+    # applied by the Brain too, as if given on the command line
+    brain = sb.Brain(run_opts=chosen)
+    assert brain.distributed_backend == "gloo"
+
+
+def test_torchrun_on_the_cpu_asked_for_nccl_is_one_line_naming_it(
+    monkeypatch,
+):
+    for key, value in TORCHRUN_ENV.items():
+        monkeypatch.setenv(key, value)
+    _, run_opts, _ = sb.parse_arguments(
+        ["x.yaml", "--device=cpu", "--distributed_backend=nccl"]
+    )
+    with pytest.raises(DDPSettingError, match="--distributed_backend=nccl"):
+        choose_ddp_backend(run_opts)
+
+
+def test_a_gpu_or_single_process_run_keeps_its_backend(monkeypatch):
+    _, run_opts, _ = sb.parse_arguments(["x.yaml", "--device=cpu"])
+    assert choose_ddp_backend(run_opts) is run_opts  # no torchrun
+    for key, value in TORCHRUN_ENV.items():
+        monkeypatch.setenv(key, value)
+    _, run_opts, _ = sb.parse_arguments(["x.yaml", "--device=cuda:0"])
+    assert choose_ddp_backend(run_opts) is run_opts

@@ -15,6 +15,7 @@ Authors
 """
 
 import atexit
+import dataclasses
 import gc
 import os
 import shutil
@@ -77,6 +78,75 @@ _MADE_FOLDERS = []
 #: What a run writes before it trains (SpeechBrain's experiment folder:
 #: the YAML, the environment, the log, and a copy of the script)
 START_FILES = (RUN_LOCK, RUN_CONFIG, HYPERPARAMS, "env.log", "log.txt")
+
+
+class DDPSettingError(ValueError):
+    """A torchrun launch whose options cannot work; the message names the
+    option."""
+
+
+def choose_ddp_backend(run_opts):
+    """Under torchrun, a CPU run takes gloo as its process group backend.
+
+    SpeechBrain's default backend is nccl, which needs a GPU per process:
+    ``torchrun ... --device=cpu`` stopped with "Not enough GPUs available!"
+    unless given ``--distributed_backend=gloo``. A CPU run (``--device=cpu``,
+    or no device given on a machine without CUDA) that names no backend
+    gets gloo, as if given on the command line (so SpeechBrain's Brain
+    applies it too); one that names nccl is refused in one line. GPU runs
+    and single-process runs are left as they are. Call it before
+    SpeechBrain's ``ddp_init_group``.
+
+    Arguments
+    ---------
+    run_opts : speechbrain.utils.run_opts.RunOptions or dict
+        As ``parse_arguments`` returns them.
+
+    Returns
+    -------
+    speechbrain.utils.run_opts.RunOptions or dict
+        The run options, of the same kind (a new object when changed:
+        ``RunOptions`` is frozen).
+
+    Raises
+    ------
+    DDPSettingError
+        nccl asked for a CPU run.
+
+    Example
+    -------
+    >>> import os
+    >>> from unittest import mock
+    >>> opts = {"device": "cpu", "distributed_backend": "nccl",
+    ...         "overridden_args": {"device"}}
+    >>> with mock.patch.dict(os.environ, {"RANK": "0", "LOCAL_RANK": "0"}):
+    ...     choose_ddp_backend(opts)["distributed_backend"]
+    'gloo'
+    """
+    if os.environ.get("RANK") is None or os.environ.get("LOCAL_RANK") is None:
+        return run_opts
+    device = run_opts["device"]
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if not str(device).startswith("cpu"):
+        return run_opts
+    given = set(run_opts["overridden_args"])
+    if "distributed_backend" in given:
+        if run_opts["distributed_backend"] == "nccl":
+            raise DDPSettingError(
+                "--distributed_backend=nccl needs one GPU per process, and "
+                f"this run is on the CPU (--device={device}): leave "
+                "--distributed_backend out (gloo is taken on the CPU) or "
+                "give --distributed_backend=gloo"
+            )
+        return run_opts
+    changes = {
+        "distributed_backend": "gloo",
+        "overridden_args": given | {"distributed_backend"},
+    }
+    if isinstance(run_opts, dict):
+        return {**run_opts, **changes}
+    return dataclasses.replace(run_opts, **changes)
 
 
 class RunFolderError(ValueError):
@@ -313,6 +383,7 @@ RECIPE_ERRORS = (
     HparamsError,
     YamlSyntaxError,
     RunFolderError,
+    DDPSettingError,
     DataError,
     NonFiniteLossError,
     MetricChoiceError,

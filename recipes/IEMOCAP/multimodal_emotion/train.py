@@ -86,7 +86,12 @@ from speechbrain_mtmm.training.metrics import (
     summarize_test,
 )
 from speechbrain_mtmm.training.optim import parameter_groups
-from speechbrain_mtmm.training.run import check_run_folder, end_run, run_main
+from speechbrain_mtmm.training.run import (
+    check_run_folder,
+    choose_ddp_backend,
+    end_run,
+    run_main,
+)
 from speechbrain_mtmm.training.speed import EpochSpeed
 from speechbrain_mtmm.training.splits import (
     NO_CLASS,
@@ -448,7 +453,9 @@ def dataio_prepare(hparams, cached=None, heard=None):
 def main(argv):
     """Prepares the data, trains one fold, tests the selected checkpoint."""
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    # torchrun: one process per device, joined in one process group
+    # torchrun: one process per device, joined in one process group (gloo
+    # for processes on the CPU, nccl on GPUs)
+    run_opts = choose_ddp_backend(run_opts)
     ddp_init_group(run_opts)
     # a folder prepared by `mtmm prepare csv|msp-podcast` brings its own
     # labels, rating scale and protocol
