@@ -516,3 +516,25 @@ def test_a_run_into_a_read_only_file_system_is_one_line_naming_the_folder(
         "the folder is read-only or not yours; give a folder you can write "
         "to"
     )
+
+
+# issue 30, item 3: every check of a run's settings before anything is made
+
+
+def test_auxiliary_options_the_cache_cannot_feed_stop_before_any_work(
+    tmp_path, recipe_main, synthetic_corpus
+):
+    """The auxiliary objectives train on what the feature cache does not
+    keep: refused before the corpus is prepared or the run folder made (it
+    used to be refused after preparing), so nothing is computed and the
+    corrected command starts cleanly."""
+    output, prepared = tmp_path / "run", tmp_path / "prepared"
+    line = start_recipe(
+        recipe_main,
+        synthetic_corpus,
+        prepared,
+        output,
+        {"w_aug": 0.1, "feature_cache": True, "freeze_policy": "frozen"},
+    )
+    assert line.startswith("AuxiliaryOptionsError: ") and "\n" not in line
+    assert not output.exists() and not prepared.exists()

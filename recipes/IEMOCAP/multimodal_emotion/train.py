@@ -492,6 +492,13 @@ def main(argv):
     hparams["selection_metrics"] = selection_metrics(
         hparams["selection_metrics"], hparams["model_config"]
     )
+    # the auxiliary objectives need what they train on (not the cache)
+    check_auxiliary_options(
+        hparams["w_ctc"],
+        hparams["w_aug"],
+        hparams["feature_cache"],
+        hparams["modalities"],
+    )
     # one run folder, one set of settings: the same command resumes it,
     # other settings are refused (or discard it, with start_over)
     check_run_folder(
@@ -525,12 +532,6 @@ def main(argv):
             "dominance": hparams["w_dominance"],
         },
         hparams["n_dims"],
-    )
-    check_auxiliary_options(
-        hparams["w_ctc"],
-        hparams["w_aug"],
-        hparams["feature_cache"],
-        hparams["modalities"],
     )
     # Frozen encoders run once over the fold: their features are cached
     cached = prepare_feature_cache(
