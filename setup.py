@@ -15,7 +15,7 @@ HERE = Path(__file__).parent
 
 setup(
     name="speechbrain-mtmm",
-    version="0.2.0",
+    version="0.2.1",
     description=(
         "Multi-task, multi-modal speech emotion recognition (classes + "
         "valence/arousal from audio + transcript) on top of SpeechBrain"

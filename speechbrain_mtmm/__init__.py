@@ -43,7 +43,7 @@ from speechbrain_mtmm.training.metrics import (
     EmotionClassificationStats,
 )
 
-__version__ = "0.2.0"
+__version__ = "0.2.1"
 
 __all__ = [
     "AuxiliaryObjectives",
