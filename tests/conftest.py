@@ -34,9 +34,11 @@ from speechbrain_mtmm.testing.recipes import (
     OFFLINE_ENV,
     build_tiny_encoders,
     find_recipe,
+    load_recipe,
     recipe_command,
     run_recipe_command,
 )
+from speechbrain_mtmm.training.run import run_main
 
 
 @pytest.fixture(scope="session")
@@ -85,6 +87,36 @@ RECIPE = (
 def recipe():
     """The checkout's IEMOCAP recipe folder."""
     return find_recipe(RECIPE)
+
+
+@pytest.fixture(scope="session")
+def refused(recipe):
+    """``refused(corpus, prepared, output, audio, text, extra=None,
+    args=())`` runs the recipe's ``main`` in this process as train.py does
+    (``run_main``), for a command refused at start-up, and returns the line
+    it exits with; a traceback fails the test, and so does a run that is
+    not refused. Seconds cheaper than a train.py process (its interpreter
+    and imports) for checks that stop before training."""
+    main = load_recipe(recipe).main
+
+    def run(corpus, prepared, output, audio, text, extra=None, args=()):
+        command = recipe_command(
+            recipe,
+            corpus / RELEASE_DIRNAME,
+            prepared,
+            output,
+            audio,
+            text,
+            extra,
+        )
+        argv = [str(recipe / command[2]), *command[3:], *args]
+        with pytest.raises(SystemExit) as stop:
+            run_main(main, argv)
+        line = str(stop.value.code)
+        assert stop.value.code not in (0, None) and "\n" not in line, line
+        return line
+
+    return run
 
 
 @pytest.fixture(scope="session")

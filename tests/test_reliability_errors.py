@@ -538,3 +538,22 @@ def test_auxiliary_options_the_cache_cannot_feed_stop_before_any_work(
     )
     assert line.startswith("AuxiliaryOptionsError: ") and "\n" not in line
     assert not output.exists() and not prepared.exists()
+
+
+def test_an_encoder_that_cannot_be_loaded_is_one_line_naming_it(
+    tmp_path, recipe_main, synthetic_corpus, synthetic_prepared, monkeypatch
+):
+    """A typo'd hub id, or offline without the files: transformers' OSError
+    (a paragraph, under a traceback) becomes one line naming the source."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    missing = "nobody/no-such-hubert"
+    line = start_recipe(
+        recipe_main,
+        synthetic_corpus,
+        synthetic_prepared,
+        tmp_path / "run",
+        {"audio_source": missing},
+    )
+    assert line.startswith(f"EncoderError: {missing}: cannot be loaded (")
+    assert "\n" not in line and "HF_HUB_OFFLINE" in line
+    assert not (tmp_path / "run").exists()

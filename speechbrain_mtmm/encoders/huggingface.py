@@ -22,6 +22,7 @@ Authors
 """
 
 import contextlib
+import os
 import threading
 import weakref
 
@@ -45,15 +46,54 @@ from speechbrain_mtmm.encoders.base import (
 logger = get_logger(__name__)
 
 
+def unloadable(source, error):
+    """The one-line reason an HF model cannot be loaded.
+
+    Arguments
+    ---------
+    source : str
+        The hub id or folder given.
+    error : OSError
+        What transformers raised.
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> print(unloadable("no/such-model", OSError("x\\ny")))
+    ... # doctest: +ELLIPSIS
+    no/such-model: cannot be loaded (x); give a local folder or a hub id...
+    """
+    first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+    where = (
+        "HF_HUB_OFFLINE is set: only the local HF cache is read"
+        if offline
+        else "is the id spelt right, and the hub reachable?"
+    )
+    return (
+        f"{source}: cannot be loaded ({first}); give a local folder or a "
+        f"hub id whose files can be fetched or are in the HF cache "
+        f"({where})"
+    )
+
+
 class _HFEncoder(Encoder, HFTransformersInterface):
     """Shared loading and hidden-state selection for HuggingFace encoders."""
 
     def __init__(self, source, save_path, pretrained, **kwargs):
         self._pretrained = bool(pretrained)
         # The freeze policy is applied by _init_freeze, not by SB's bool.
-        super().__init__(
-            source=source, save_path=save_path, freeze=False, **kwargs
-        )
+        try:
+            super().__init__(
+                source=source, save_path=save_path, freeze=False, **kwargs
+            )
+        except OSError as error:
+            # a typo'd hub id, no network, or offline without the files:
+            # transformers' message is a paragraph, with a traceback above
+            raise EncoderError(unloadable(source, error)) from None
         self.source = source
         self.output_size = int(self.model.config.hidden_size)
         self.num_layers = int(self.model.config.num_hidden_layers)
