@@ -24,6 +24,7 @@ from speechbrain_mtmm.data.synthetic import (  # noqa: E402
     make_sentence,
     synthesize_utterance,
 )
+from speechbrain_mtmm.quiet import quiet_third_party  # noqa: E402
 from speechbrain_mtmm.testing import recipes  # noqa: E402
 from speechbrain_mtmm.testing.tiny_models import (  # noqa: E402
     build_tiny_deberta_v2,
@@ -31,6 +32,8 @@ from speechbrain_mtmm.testing.tiny_models import (  # noqa: E402
 )
 
 RECIPE = REPO / "recipes" / "IEMOCAP" / "multimodal_emotion"
+# the figures, not third-party notices (MTMM_VERBOSE=1 keeps them)
+quiet_third_party()
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
