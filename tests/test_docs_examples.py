@@ -25,6 +25,7 @@ the walkthroughs are compared with the ``test_results.json`` of the same
 commands (:data:`FIGURES`).
 """
 
+import json
 import os
 import re
 import shutil
@@ -530,3 +531,170 @@ DOCS_RUN = [doc for doc in DOCS if blocks_to_run(doc)]
 def test_the_examples_of_each_doc_run_as_written(doc, ran_docs):
     _, failure = ran_docs(doc)
     assert failure is None, failure
+
+
+# ##### The figures the docs quote #####
+
+
+def pct(value):
+    """A score in %, as the results tables write it: 100.0, 61.5."""
+    return f"{100 * value:.1f}"
+
+
+def ccc(value):
+    """A CCC (or a fraction) without its leading zero: .769, -.021."""
+    return f"{value:.3f}".replace("0.", ".", 1)
+
+
+def scores(results):
+    """WA, UA and macro-F1 as the docs' prose writes them: one figure
+    when they are equal ("WA, UA and macro-F1 100")."""
+    values = [pct(results[k]).removesuffix(".0") for k in SCORES]
+    if len(set(values)) == 1:
+        return f"WA, UA and macro-F1 {values[0]}"
+    return ", ".join(
+        f"{k.replace('_', '-')} {v}" for k, v in zip(SCORES, values)
+    )
+
+
+SCORES = ("WA", "UA", "macro_F1")
+
+
+def table_row(results, dims=("valence", "arousal")):
+    """The cells of README.md's results table from a test_results.json:
+    utterances, WA, UA, macro-F1 in %, CCCs."""
+    cells = [str(results["n"]), *(pct(results[k]) for k in SCORES)]
+    cells.append(" / ".join(ccc(results[f"CCC_{d}"]) for d in dims))
+    return "| " + " | ".join(cells) + " |"
+
+
+def quoted(doc, marker, expected):
+    """Fails unless ``expected`` follows ``marker`` in ``doc`` (within its
+    line for a table row, within 400 characters for prose; line breaks
+    read as spaces)."""
+    text = (ROOT / doc).read_text(encoding="utf-8")
+    whole = " ".join(text.split())
+    assert marker in whole, f"{doc}: {marker!r} is gone; update FIGURES"
+    after = whole[whole.index(marker) :]
+    rows = [line for line in text.splitlines() if marker in line]
+    window = rows[0] if rows and rows[0].startswith("|") else after[:400]
+    assert expected in window, (
+        f"{doc}: the figures after {marker!r} are not those of the run: "
+        f"expected {expected!r} in {window!r}"
+    )
+
+
+def user_env():
+    """The environment of a user's shell: offline, this checkout's code,
+    the machine's threads."""
+    env = {**os.environ, **OFFLINE_ENV}
+    env.pop("OMP_NUM_THREADS")
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+def demo_results(tmp_path_factory):
+    """The test_results.json of ``mtmm demo`` (what ``make demo`` runs
+    after installing), run once from the checkout."""
+    out = tmp_path_factory.mktemp("demo")
+    command = [sys.executable, "-m", "speechbrain_mtmm", "demo"]
+    result = subprocess.run(
+        [*command, "--out", str(out)],
+        cwd=ROOT,
+        env=user_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    return json.loads((out / "run" / "test_results.json").read_text())
+
+
+def walkthrough_results(ran_docs, doc, run):
+    """The test_results.json that a doc's walkthrough wrote in ``run``
+    (under its work folder, where /tmp/ stands)."""
+    work, failure = ran_docs(doc)
+    assert failure is None, failure
+    return json.loads((work / run / "test_results.json").read_text())
+
+
+@pytest.mark.slow
+def test_the_demo_gives_the_figures_the_docs_quote(demo_results):
+    gold, none = demo_results, demo_results["conditions"]["none"]
+    row = "tiny random HuBERT + DeBERTa-v2, 6) | `make demo`"
+    quoted("README.md", row, table_row(gold))
+    quoted("README.md", "the same, tested without transcripts", table_row(none))
+    quoted(
+        IEMOCAP_README,
+        "the demo, seed 1):",
+        f"{scores(gold)}, CCC-V {ccc(gold['CCC_valence'])}, CCC-A "
+        f"{ccc(gold['CCC_arousal'])} on {gold['n']} test utterances",
+    )
+    quoted(
+        IEMOCAP_README,
+        "tested without transcripts: WA",
+        f"tested without transcripts: WA {pct(none['WA'])}, CCC-V "
+        f"{ccc(none['CCC_valence'])}",
+    )
+    quoted(
+        IEMOCAP_README,
+        "puts valence in the words), CCC-A",
+        f"CCC-A {ccc(none['CCC_arousal'])}.",
+    )
+
+
+@pytest.mark.slow
+def test_the_iemocap_walkthrough_gives_the_figures_the_readme_quotes(
+    ran_docs,
+):
+    results = walkthrough_results(ran_docs, IEMOCAP_README, "tmp/syn/run")
+    row = "(light fbank + hashing, 6) | IEMOCAP recipe, *Try it without"
+    quoted("README.md", row, table_row(results))
+    quoted(
+        IEMOCAP_README,
+        "6 synthetic speakers x 20",
+        scores_csv(walkthrough_results(ran_docs, IEMOCAP_README, CSV_RUN)),
+    )
+
+
+CSV_RUN = "tmp/mine/run"
+
+
+def scores_csv(results):
+    """The CSV walkthrough's sentence: gold, then audio only."""
+    none = results["conditions"]["none"]
+    return (
+        f"{scores(results)}, CCC valence {ccc(results['CCC_valence'])}, "
+        f"arousal {ccc(results['CCC_arousal'])} on the {results['n']} "
+        f"utterances of the two test speakers; audio only: WA "
+        f"{pct(none['WA'])}, CCC valence {ccc(none['CCC_valence'])} (the "
+        f"words carry valence), arousal {ccc(none['CCC_arousal'])}."
+    )
+
+
+@pytest.mark.slow
+def test_the_csv_walkthrough_gives_the_figures_the_readme_quotes(ran_docs):
+    results = walkthrough_results(ran_docs, IEMOCAP_README, CSV_RUN)
+    quoted("README.md", "CSV manifest, 6 speakers", table_row(results))
+
+
+@pytest.mark.slow
+def test_the_msp_walkthrough_gives_the_figures_the_readmes_quote(ran_docs):
+    results = walkthrough_results(ran_docs, MSP_README, "tmp/msp/run")
+    dims = ("valence", "arousal", "dominance")
+    quoted("README.md", "MSP-Podcast layout, Test1", table_row(results, dims))
+    rows = {
+        ("Test1", "gold"): results["test_sets"]["Test1"],
+        ("Test1", "none"): results["conditions"]["none"],
+        ("Test2", "gold"): results["test_sets"]["Test2"],
+    }
+    for (test_set, transcripts), scores_ in rows.items():
+        cells = [test_set, transcripts]
+        for key in ("macro_F1", "micro_F1", "UA", "CCC_arousal"):
+            cells.append(f"{scores_[key]:.3f}")
+        for key in ("CCC_valence", "CCC_dominance"):
+            cells.append(f"{scores_[key]:.3f}")
+        row = "| " + " | ".join(cells) + " |"
+        quoted(MSP_README, f"| {test_set} | {transcripts} |", row)
