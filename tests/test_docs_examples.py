@@ -31,6 +31,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,7 +62,7 @@ NOT_COMMANDS = {"text", "console", "output", "yaml", "json", "csv", "toml"}
 #: The light encoders at toy width, one epoch: a training of seconds
 LIGHT = (
     " --audio_source=fbank --text_source=hashing --d_model=64 --n_heads=4"
-    " --refinement_ffn=128 --bridge_tokens=8 --fusion_ffn=128 --lr=0.001"
+    " --refinement_ffn=128 --bridge_tokens=8 --lr=0.001"
     " --batch_size=8 --num_workers=0 --ckpt_interval_minutes=0"
     " --number_of_epochs=1 --device=cpu"
 )
@@ -146,7 +147,11 @@ EXAMPLES = {
         "placeholder: my_package is the reader's own module"
     ),
     (IEMOCAP_README, "python train.py hparams/mmer.yaml"): Run(
-        append=(*TRAIN, ("mtmm cv", PRINTED)),
+        # MMER's fusion layers at toy width, as tests/recipes/IEMOCAP.csv
+        append=(
+            ("python train.py", LIGHT + " --fusion_ffn=128"),
+            ("mtmm cv", PRINTED),
+        ),
         replace=(("--fold=3 ...", "--fold=3 --data_folder={iemocap}"),),
     ),
     (IEMOCAP_README, "mtmm synth --out /tmp/syn"): Run(),
@@ -226,7 +231,13 @@ EXAMPLES = {
     ("docs/sharing.md", "mtmm export --sweep results/cv/paper"): (
         "needs a finished sweep; tests/test_sharing.py exports one"
     ),
-    ("docs/sharing.md", "--onnx --int8"): Run(),
+    ("docs/sharing.md", "--onnx --int8"): Run(
+        # the page's first export wrote my_model: replaced, as a reader
+        # trying both would
+        replace=(
+            ("--out my_model --onnx", "--out my_model --overwrite --onnx"),
+        )
+    ),
     ("docs/sharing.md", "MultimodalEmotionRecognizer.from_onnx"): Run(
         prefix="from speechbrain_mtmm.inference import "
         "MultimodalEmotionRecognizer\n"
@@ -341,7 +352,9 @@ def entry_of_key(same):
     return value if isinstance(value, Run) else None
 
 
-def test_a_block_in_no_entry_is_reported_with_what_to_do(tmp_path):
+def test_a_new_block_is_read_with_its_line_and_language_and_has_no_entry(
+    tmp_path,
+):
     doc = tmp_path / "new.md"
     doc.write_text("text\n\n```bash\nmtmm new-verb\n```\n\n```\nx\n```\n")
     blocks = read_blocks(doc)  # an absolute path is read as given
@@ -454,7 +467,8 @@ def doc_values(tmp_path_factory, synthetic_corpus, light_run):
     generate_synthetic_csv_corpus(base / "csv", n_speakers=6, per_speaker=4)
     release = synthetic_corpus / RELEASE_DIRNAME
     wavs = sorted(release.glob("Session1/sentences/wav/*/*.wav"))[:7]
-    whisper = build_tiny_whisper(base / "whisper")
+    # multilingual, as openai/whisper-small
+    whisper = build_tiny_whisper(base / "whisper", languages=("en", "de"))
     return {
         "iemocap": str(release),
         "msp": str(base / "MSP-PODCAST"),
@@ -479,7 +493,7 @@ def run_doc(doc, work, values):
     """Runs a file's blocks in order in ``work``; returns the failure of
     the first that fails (its place, script and output's end) or None."""
     values = {**values, "work": str(work)}
-    cwd = work / Path(doc).parent if doc.startswith("recipes/") else work
+    recipe = work / Path(doc).parent if doc.startswith("recipes/") else work
     env = {
         **os.environ,
         **OFFLINE_ENV,
@@ -497,9 +511,13 @@ def run_doc(doc, work, values):
         else:
             script = shell_script(block, run, values)
             command = ["bash", "-c", script]
+        # a block that goes to a recipe starts at the checkout's root
+        cwd = work if "cd recipes/" in block.text else recipe
+        start = time.monotonic()
         result = subprocess.run(
             command, cwd=cwd, env=env, capture_output=True, text=True
         )
+        print(f"{block.where()}: {time.monotonic() - start:.1f} s")
         if result.returncode:
             output = (result.stdout + result.stderr)[-3000:]
             return f"{block.where()} failed:\n{script}\n---\n{output}"
