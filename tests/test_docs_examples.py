@@ -176,7 +176,9 @@ EXAMPLES = {
     ("docs/corpora.md", "mtmm prepare csv --manifest corpus.csv"): Run(
         append=(*TRAIN, ("mtmm cv", PRINTED))
     ),
-    ("docs/corpora.md", "mtmm synth --out /tmp/syn"): Run(),
+    ("docs/corpora.md", "mtmm synth --out /tmp/syn"): Run(
+        append=(("mtmm synth", " --size tiny"),)
+    ),
     ("docs/cross-validation.md", "mtmm cv recipes/IEMOCAP"): Run(
         append=(("mtmm cv", PRINTED),)
     ),
