@@ -434,6 +434,7 @@ def work_folder(folder):
     tracked = subprocess.run(
         ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True
     ).stdout.split()
+    assert tracked, f"{ROOT} is not a git checkout: the docs' examples need one"
     for name in sorted({path.split("/")[0] for path in tracked}):
         if name == "recipes":
             shutil.copytree(
