@@ -53,7 +53,7 @@ from tqdm import tqdm
 from speechbrain_mtmm.atomic import write_json
 from speechbrain_mtmm.data.audio import load_audio
 from speechbrain_mtmm.encoders.asr import check_asr_source
-from speechbrain_mtmm.run_folder import file_digest, read_json
+from speechbrain_mtmm.run_folder import file_digest, json_digest, read_json
 
 TRANSCRIPT_SOURCES = ("gold", "asr")
 TEST_CONDITIONS = ("gold", "asr", "none")
@@ -267,8 +267,7 @@ def transcripts_digest(texts):
     ...     {"a": "", "b": "hi"})
     True
     """
-    text = json.dumps(sorted(texts.items()), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return json_digest(texts)
 
 
 def write_transcript_record(path, texts, source, fingerprint):
