@@ -9,6 +9,7 @@ anything in them.
 """
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -39,6 +40,45 @@ from speechbrain_mtmm.testing.recipes import (
     run_recipe_command,
 )
 from speechbrain_mtmm.training.run import run_main
+
+
+def _loggers():
+    """The root logger and every logger made so far."""
+    made = logging.Logger.manager.loggerDict.values()
+    return [logging.getLogger()] + [
+        logger for logger in made if isinstance(logger, logging.Logger)
+    ]
+
+
+@pytest.fixture(autouse=True)
+def logging_restored():
+    """Each test leaves logging as it found it. A recipe run in this
+    process (the ``refused`` fixture, ``run_main`` in the reliability
+    tests) configures logging as SpeechBrain's
+    ``create_experiment_directory`` does, with a file handler into its run
+    folder: left in place, every later log record would go to that file,
+    or fail once the folder is removed."""
+    saved = {
+        id(logger): (
+            logger.handlers[:],
+            logger.level,
+            logger.disabled,
+            logger.propagate,
+        )
+        for logger in _loggers()
+    }
+    yield
+    for logger in _loggers():
+        handlers, level, disabled, propagate = saved.get(
+            id(logger), ([], logging.NOTSET, False, True)
+        )
+        for handler in logger.handlers:
+            if handler not in handlers:
+                handler.close()
+        logger.handlers = list(handlers)
+        logger.setLevel(level)
+        logger.disabled = disabled
+        logger.propagate = propagate
 
 
 @pytest.fixture(scope="session")
