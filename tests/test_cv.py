@@ -333,7 +333,12 @@ def test_a_sweep_rerun_with_other_settings_is_refused(
     shutil.copytree(sweep[0], output)
     logs = {p: p.read_text() for p in output.glob("*/seed*/stdout.log")}
     args = sweep_args(output, synthetic_corpus, synthetic_prepared)
-    assert mtmm(["cv", *args, "--number_of_epochs=2"]) == 1
+    # the same command with 2 epochs (an override given once)
+    args = [
+        "--number_of_epochs=2" if a.startswith("--number_of_epochs=") else a
+        for a in args
+    ]
+    assert mtmm(["cv", *args]) == 1
     err = capsys.readouterr().err
     assert "4 run(s) of this sweep were made with other settings" in err
     assert "number_of_epochs: 1 -> 2" in err
