@@ -3,7 +3,9 @@
 :func:`build_encoder` is the one builder used by training, the feature
 cache and inference alike: a ``source`` of ``"fbank"`` / ``"hashing"``
 picks the light pair trained from scratch (:mod:`.light`), anything else
-is a HuggingFace hub id or local folder (:mod:`.huggingface`).
+is a HuggingFace hub id or local folder (:mod:`.huggingface`); an audio
+source whose config is a Whisper one (``openai/whisper-*``, or a folder
+with ``model_type: whisper``) gets Whisper's encoder (:mod:`.whisper`).
 
 A frozen light encoder draws its weights with a fixed seed
 (:data:`LIGHT_SEED`), as a frozen pretrained encoder has its published
@@ -32,6 +34,7 @@ from speechbrain_mtmm.encoders.light import (
     HashingTokenizer,
     TokenEmbeddingTextEncoder,
 )
+from speechbrain_mtmm.encoders.whisper import WhisperAudioEncoder, is_whisper
 
 MODALITIES = ("audio", "text")
 LIGHT_SOURCES = {"audio": "fbank", "text": "hashing"}
@@ -52,6 +55,7 @@ __all__ = [
     "HFTextEncoder",
     "HashingTokenizer",
     "TokenEmbeddingTextEncoder",
+    "WhisperAudioEncoder",
     "build_encoder",
 ]
 
@@ -74,7 +78,8 @@ def build_encoder(
         ``"audio"`` or ``"text"``.
     source : str
         ``"fbank"`` (audio) / ``"hashing"`` (text) for the light pair,
-        otherwise a HF hub id or local folder.
+        otherwise a HF hub id or local folder (a Whisper checkpoint:
+        :class:`WhisperAudioEncoder`).
     freeze : str
         ``"paper"``, ``"frozen"`` or ``"trainable"``.
     save_path : str, optional
@@ -87,7 +92,8 @@ def build_encoder(
     max_length : int
         Tokens kept per transcript (text encoders).
     sample_rate : int
-        Sample rate of the waveforms (the light audio encoder).
+        Sample rate of the waveforms (the light audio encoder; Whisper
+        checks it against its feature extractor's).
 
     Returns
     -------
@@ -115,6 +121,14 @@ def build_encoder(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(LIGHT_SEED)
             return _light(modality, light_size, freeze, sample_rate, max_length)
+    if modality == "audio" and is_whisper(source, save_path):
+        return WhisperAudioEncoder(
+            source,
+            save_path=save_path,
+            freeze=freeze,
+            pretrained=pretrained,
+            sample_rate=sample_rate,
+        )
     if modality == "audio":
         return HFAudioEncoder(
             source, save_path=save_path, freeze=freeze, pretrained=pretrained

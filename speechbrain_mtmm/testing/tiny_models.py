@@ -443,6 +443,95 @@ def build_tiny_roberta(
     return str(folder)
 
 
+#: The tiny Whisper encoder layout: Whisper's front end (80 mel bins, 30 s
+#: windows of 1500 frames) with a 2-layer, 16-wide transformer
+TINY_WHISPER = {
+    "d_model": 16,
+    "encoder_layers": 2,
+    "encoder_attention_heads": 2,
+    "encoder_ffn_dim": 32,
+    "decoder_layers": 1,
+    "decoder_attention_heads": 2,
+    "decoder_ffn_dim": 32,
+    "num_mel_bins": 80,
+    "max_source_positions": 1500,
+    "max_target_positions": 32,
+    "vocab_size": 64,
+    "pad_token_id": 1,
+    "bos_token_id": 1,
+    "eos_token_id": 1,
+    "decoder_start_token_id": 2,
+    "suppress_tokens": [],
+    "begin_suppress_tokens": [],
+}
+#: Whisper-large-v3's encoder dimensions (its decoder kept tiny: only the
+#: encoder is used), for random-weight benchmarks
+WHISPER_LARGE_V3 = {
+    "d_model": 1280,
+    "encoder_layers": 32,
+    "encoder_attention_heads": 20,
+    "encoder_ffn_dim": 5120,
+    "num_mel_bins": 128,
+}
+#: Whisper-small's encoder dimensions
+WHISPER_SMALL = {
+    "d_model": 768,
+    "encoder_layers": 12,
+    "encoder_attention_heads": 12,
+    "encoder_ffn_dim": 3072,
+    "num_mel_bins": 80,
+}
+
+
+def build_tiny_whisper_encoder(folder, seed=0, weights=True, **config):
+    """Writes a random ``WhisperModel`` and its ``WhisperFeatureExtractor``
+    to ``folder`` (tiny unless ``config`` says otherwise), for
+    :class:`~speechbrain_mtmm.encoders.whisper.WhisperAudioEncoder`.
+
+    Arguments
+    ---------
+    folder : str or path-like
+        Output folder (created if missing).
+    seed : int
+        Seed for the random initialisation.
+    weights : bool
+        False: only the config and the feature extractor (a model to build
+        with ``pretrained=False``, e.g. Whisper-large-v3's size with
+        :data:`WHISPER_LARGE_V3`, without writing gigabytes).
+    **config
+        Config values replacing those of :data:`TINY_WHISPER`.
+
+    Returns
+    -------
+    str
+        The folder, loadable with ``from_pretrained``.
+
+    Example
+    -------
+    >>> from transformers import AutoConfig
+    >>> folder = build_tiny_whisper_encoder(getfixture("tmpdir") / "w")
+    >>> config = AutoConfig.from_pretrained(folder)
+    >>> config.model_type, config.d_model, config.encoder_layers
+    ('whisper', 16, 2)
+    """
+    from transformers import (
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperModel,
+    )
+
+    config = WhisperConfig(**dict(TINY_WHISPER, **config))
+    WhisperFeatureExtractor(feature_size=config.num_mel_bins).save_pretrained(
+        folder
+    )
+    if weights:
+        torch.manual_seed(seed)
+        WhisperModel(config).save_pretrained(folder)
+    else:
+        config.save_pretrained(folder)
+    return str(folder)
+
+
 def build_tiny_whisper(folder, seed=0, languages=(), english_only=False):
     """A tiny random Whisper with a byte-level BPE tokenizer and processor,
     loadable by the ``automatic-speech-recognition`` pipeline; it writes at
