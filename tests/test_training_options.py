@@ -19,6 +19,7 @@ from speechbrain_mtmm.testing.tiny_models import (
     build_tiny_deberta_v2,
     build_tiny_roberta,
     build_tiny_speech_ssl,
+    build_tiny_whisper_encoder,
 )
 from speechbrain_mtmm.training.hparams import (
     load_recipe_hparams,
@@ -277,6 +278,7 @@ FAMILIES = {  # preset source -> tiny model of the same family
     "data2vec-audio": lambda f, texts: build_tiny_speech_ssl(
         f, "data2vec-audio"
     ),
+    "whisper": lambda f, texts: build_tiny_whisper_encoder(f),
     "deberta": build_tiny_deberta_v2,
     "roberta": build_tiny_roberta,
 }
@@ -287,6 +289,7 @@ MODEL_CLASSES = {  # family -> transformers model class it builds
     "wavlm": "WavLMModel",
     "wav2vec2": "Wav2Vec2Model",
     "data2vec-audio": "Data2VecAudioModel",
+    "whisper": "WhisperEncoder",
     "deberta": "DebertaV2Model",
     "roberta": "RobertaModel",
 }

@@ -1,0 +1,210 @@
+"""Whisper's encoder as an audio encoder (speechbrain_mtmm.encoders.whisper).
+
+A tiny random Whisper is written to a temp folder (nothing downloaded).
+The references are transformers' own: ``WhisperFeatureExtractor`` for the
+log-mel and ``WhisperModel``'s encoder on its features for the frames.
+"""
+
+import json
+import math
+import shutil
+
+import pytest
+import torch
+from transformers import WhisperFeatureExtractor, WhisperModel
+
+from speechbrain_mtmm.encoders import (
+    EncoderError,
+    HFAudioEncoder,
+    WhisperAudioEncoder,
+    build_encoder,
+)
+from speechbrain_mtmm.nnet import WeightedLayerSum
+from speechbrain_mtmm.testing.tiny_models import (
+    build_tiny_hubert,
+    build_tiny_whisper,
+    build_tiny_whisper_encoder,
+)
+
+RATE = 16000
+WINDOW = 30 * RATE
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """A tiny random Whisper (WhisperModel + feature extractor)."""
+    return build_tiny_whisper_encoder(tmp_path_factory.mktemp("whisper") / "w")
+
+
+@pytest.fixture(scope="module")
+def encoder(folder):
+    """The tiny Whisper as a frozen audio encoder, in eval mode."""
+    return build_encoder("audio", folder, freeze="frozen").eval()
+
+
+@pytest.fixture(scope="module")
+def reference(folder):
+    """transformers' feature extractor and encoder of the same folder."""
+    model = WhisperModel.from_pretrained(folder).encoder.eval()
+    return WhisperFeatureExtractor.from_pretrained(folder), model
+
+
+def wave(samples, seed=0):
+    """A random waveform of ``samples`` samples."""
+    generator = torch.Generator().manual_seed(seed)
+    return 0.1 * torch.randn(samples, generator=generator)
+
+
+def reference_frames(reference, wav):
+    """transformers' encoder output on the extractor's log-mel of each
+    consecutive 30 s piece of ``wav``, concatenated, cut to the frames
+    that start inside the audio (one per 320 samples)."""
+    extractor, model = reference
+    pieces = []
+    for start in range(0, len(wav), WINDOW):
+        piece = wav[start : start + WINDOW].numpy()
+        mel = extractor(piece, sampling_rate=RATE, return_tensors="pt")
+        with torch.no_grad():
+            pieces.append(model(mel.input_features).last_hidden_state[0])
+    return torch.cat(pieces)[: math.ceil(len(wav) / 320)]
+
+
+def test_a_whisper_folder_is_built_as_the_whisper_encoder(folder, tmp_path):
+    assert isinstance(build_encoder("audio", folder), WhisperAudioEncoder)
+    hubert = build_tiny_hubert(tmp_path / "hubert")
+    assert type(build_encoder("audio", hubert)) is HFAudioEncoder
+
+
+def test_the_encoder_of_a_whisper_asr_checkpoint_is_loaded(tmp_path):
+    """A WhisperForConditionalGeneration checkpoint (as openai/whisper-*):
+    its encoder's weights, under the ``model.`` prefix, are the ones
+    loaded; its decoder is left out."""
+    folder = build_tiny_whisper(tmp_path / "asr")
+    encoder = build_encoder("audio", str(folder), freeze="frozen")
+    saved = WhisperModel.from_pretrained(folder).encoder.state_dict()
+    loaded = encoder.model.state_dict()
+    assert loaded.keys() == saved.keys()
+    assert all(torch.equal(loaded[k], saved[k]) for k in saved)
+
+
+def test_the_log_mel_equals_the_feature_extractors(encoder, reference):
+    wav = wave(3 * RATE + 7)
+    expected = reference[0](wav.numpy(), sampling_rate=RATE).input_features
+    padded = torch.nn.functional.pad(wav, (0, WINDOW - len(wav)))
+    got = encoder.log_mel(padded[None])
+    assert got.shape == (1, 80, 3000)
+    assert torch.allclose(got, torch.as_tensor(expected), atol=1e-4)
+
+
+@pytest.mark.parametrize("samples", [1, 319, 320, 321, 16000, 40007, WINDOW])
+def test_the_frames_are_those_of_the_real_audio_50_per_second(encoder, samples):
+    feats = encoder(wave(samples)[None])
+    assert feats.shape[1] == math.ceil(samples * 50 / RATE)
+
+
+def test_one_utterance_equals_transformers_encoder_on_its_log_mel(
+    encoder, reference
+):
+    wav = wave(2 * RATE + 123)
+    with torch.no_grad():
+        got = encoder(wav[None])[0]
+    expected = reference_frames(reference, wav)
+    assert got.shape == expected.shape == (math.ceil(len(wav) / 320), 16)
+    assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_audio_longer_than_30_s_is_encoded_in_consecutive_windows(
+    encoder, reference
+):
+    wav = wave(2 * WINDOW + 5 * RATE + 1)  # 65 s: three windows
+    with torch.no_grad():
+        got = encoder(wav[None])[0]
+    assert got.shape[0] == 2 * 1500 + 250 + 1
+    assert torch.allclose(got, reference_frames(reference, wav), atol=1e-5)
+
+
+def test_a_batch_of_mixed_lengths_equals_each_utterance_alone(encoder):
+    lengths = [WINDOW + RATE, 3 * RATE + 11, RATE // 2]  # 2 windows padded
+    wavs = [wave(n, seed=n) for n in lengths]
+    batch = torch.zeros(len(wavs), max(lengths))
+    for i, wav in enumerate(wavs):
+        batch[i, : len(wav)] = wav
+        batch[i, len(wav) :] = 1.0  # padding must not be heard
+    lens = torch.tensor(lengths, dtype=torch.float) / max(lengths)
+    with torch.no_grad():
+        feats = encoder(batch, lens)
+        out_lens = encoder.output_lens(lens, batch.shape[1], feats.shape[1])
+        frames = torch.round(out_lens * feats.shape[1]).long().tolist()
+        for i, wav in enumerate(wavs):
+            alone = encoder(wav[None])[0]
+            assert frames[i] == alone.shape[0] == math.ceil(lengths[i] / 320)
+            assert torch.allclose(feats[i, : frames[i]], alone, atol=1e-5)
+
+
+def test_the_hidden_states_are_transformers_and_feed_a_layer_sum(
+    encoder, reference
+):
+    """``all``: the input of the first layer, then every layer's output
+    (the last after the final LayerNorm, the encoder's output); a
+    WeightedLayerSum over them starts as their mean."""
+    wav = wave(RATE)
+    extractor, model = reference
+    mel = extractor(wav.numpy(), sampling_rate=RATE, return_tensors="pt")
+    with torch.no_grad():
+        stacked = encoder.hidden_states(wav[None], None, "all")
+        out = model(mel.input_features, output_hidden_states=True)
+    expected = [*out.hidden_states[:-1], out.last_hidden_state]
+    assert stacked.shape == (1, 50, 3, 16)
+    for layer, hidden in enumerate(expected):
+        assert torch.allclose(stacked[0, :, layer], hidden[0, :50], atol=1e-5)
+    summed = WeightedLayerSum(3)(stacked)
+    assert torch.allclose(summed, stacked.mean(2), atol=1e-6)
+
+
+def trained(encoder):
+    """Names of the parameters that receive a gradient from one batch."""
+    encoder.train()
+    encoder.zero_grad()
+    encoder(wave(RATE)[None]).pow(2).mean().backward()
+    return {
+        name
+        for name, param in encoder.model.named_parameters()
+        if param.grad is not None and param.grad.abs().sum() > 0
+    }
+
+
+@pytest.mark.parametrize("freeze", ["frozen", "paper", "trainable"])
+def test_each_freeze_policy_trains_its_parameters(folder, freeze):
+    """frozen: none; paper: the transformer, not the convolutions;
+    trainable: all but the fixed sinusoidal positions."""
+    encoder = build_encoder("audio", folder, freeze=freeze)
+    every = {n for n, _ in encoder.model.named_parameters()}
+    front = {n for n in every if n.startswith(("conv1.", "conv2."))}
+    expected = {
+        "frozen": set(),
+        "paper": every - front - {"embed_positions.weight"},
+        "trainable": every - {"embed_positions.weight"},
+    }[freeze]
+    if freeze == "frozen":
+        with pytest.raises(RuntimeError, match="does not require grad"):
+            trained(encoder)
+        return
+    assert trained(encoder) == expected
+
+
+def test_the_fingerprint_holds_the_log_mel_settings(folder, tmp_path):
+    """Another FFT size (same model weights) gives other features, so
+    another feature-cache key."""
+    other = shutil.copytree(folder, tmp_path / "other")
+    config = json.loads((other / "preprocessor_config.json").read_text())
+    config["n_fft"] = 512
+    (other / "preprocessor_config.json").write_text(json.dumps(config))
+    one = build_encoder("audio", folder, freeze="frozen")
+    two = build_encoder("audio", str(other), freeze="frozen")
+    assert one.fingerprint() != two.fingerprint()
+    assert one.fingerprint() == build_encoder("audio", folder).fingerprint()
+
+
+def test_another_sample_rate_is_refused_naming_the_model(folder):
+    with pytest.raises(EncoderError, match="takes 16000 Hz audio.*8000"):
+        build_encoder("audio", folder, sample_rate=8000)
