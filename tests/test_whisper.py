@@ -7,7 +7,11 @@ log-mel and ``WhisperModel``'s encoder on its features for the frames.
 
 import json
 import math
+import os
 import shutil
+import subprocess
+import sys
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -19,7 +23,9 @@ from speechbrain_mtmm.encoders import (
     WhisperAudioEncoder,
     build_encoder,
 )
+from speechbrain_mtmm.inference.predict import load_recognizer
 from speechbrain_mtmm.nnet import WeightedLayerSum
+from speechbrain_mtmm.testing.recipes import OFFLINE_ENV
 from speechbrain_mtmm.testing.tiny_models import (
     build_tiny_hubert,
     build_tiny_whisper,
@@ -208,3 +214,116 @@ def test_the_fingerprint_holds_the_log_mel_settings(folder, tmp_path):
 def test_another_sample_rate_is_refused_naming_the_model(folder):
     with pytest.raises(EncoderError, match="takes 16000 Hz audio.*8000"):
         build_encoder("audio", folder, sample_rate=8000)
+
+
+# ------------------------------------------- a fold: train, cache, export
+
+
+@pytest.fixture(scope="module")
+def whisper_fold(tmp_path_factory, synthetic_corpus, synthetic_prepared, train):
+    """A tiny Whisper + hashing fold trained with the recipe twice, fold
+    1, 1 epoch: fine-tuned (freeze paper) and frozen from the feature
+    cache; the fine-tuned one exported with ONNX graphs."""
+    root = tmp_path_factory.mktemp("whisper_fold")
+    audio = build_tiny_whisper_encoder(root / "whisper")
+    runs = {}
+    cache = root / "feature_cache"
+    for name, extra in (
+        # no modality masking: the audio encoder is trained in epoch 1
+        ("tuned", {"number_of_epochs": 1, "modality_masking": False}),
+        (
+            "cached",
+            {
+                "number_of_epochs": 1,
+                "freeze_policy": "frozen",
+                "feature_cache": True,
+                "feature_cache_folder": str(cache),
+            },
+        ),
+    ):
+        runs[name] = root / name
+        train(
+            synthetic_corpus,
+            synthetic_prepared,
+            runs[name],
+            audio,
+            "hashing",
+            extra,
+        )
+    model = root / "model"
+    command = [sys.executable, "-m", "speechbrain_mtmm", "export"]
+    command += ["--run", str(runs["tuned"]), "--out", str(model), "--onnx"]
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, **OFFLINE_ENV),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return SimpleNamespace(runs=runs, cache=cache, model=model, audio=audio)
+
+
+@pytest.mark.slow
+def test_a_frozen_whisper_fold_trains_from_the_feature_cache(whisper_fold):
+    """Every utterance's audio features cached once, one frame per 320
+    samples of its audio (at most the recipe's crop)."""
+    run = whisper_fold.runs["cached"]
+    assert (run / "test_results.json").is_file()
+    (folder,) = whisper_fold.cache.glob("audio-*")
+    index = json.loads((folder / "index.json").read_text())
+    assert "WhisperAudioEncoder" in json.dumps(index["spec"])
+    shapes = [item["shape"] for item in index["items"].values()]
+    assert shapes and all(s[1:] == [1, 16] for s in shapes)
+
+
+@pytest.mark.slow
+def test_a_fine_tuned_whisper_fold_predicts_alike_in_pytorch_and_onnx(
+    whisper_fold,
+):
+    """The export's PyTorch recognizer and its ONNX one, on utterances of
+    other lengths than the export's probes: probabilities and dimensions
+    within 1e-4."""
+    torch_model = load_recognizer(str(whisper_fold.model))
+    onnx_model = load_recognizer(str(whisper_fold.model), backend="onnx")
+    lengths = [int(3.3 * RATE), int(0.7 * RATE), int(9.1 * RATE)]
+    wavs = torch.zeros(len(lengths), max(lengths))
+    for i, n in enumerate(lengths):
+        wavs[i, :n] = wave(n, seed=i)
+    lens = torch.tensor(lengths, dtype=torch.float) / max(lengths)
+    texts = ["I got the job!", "Why?", "Calm down, please."]
+    expected = torch_model.predict_batch(wavs, lens, texts)
+    got = onnx_model.predict_batch(wavs, lens, texts)
+    assert len(got) == len(expected) == 3
+    for one, two in zip(expected, got):
+        assert one["probs"].keys() == two["probs"].keys()
+        for label, p in one["probs"].items():
+            assert abs(p - two["probs"][label]) <= 1e-4
+        numbers = [k for k, v in one.items() if isinstance(v, float)]
+        assert "valence" in numbers
+        for key in numbers:
+            assert abs(one[key] - two[key]) <= 1e-4, key
+
+
+@pytest.mark.slow
+def test_a_fine_tuned_whisper_fold_trains_the_transformer_not_the_front_end(
+    whisper_fold,
+):
+    """The export's audio encoder, against the weights it started from:
+    every transformer layer changed, the convolutions did not."""
+    exported = torch.load(whisper_fold.model / "system.ckpt", weights_only=True)
+    start = WhisperModel.from_pretrained(whisper_fold.audio).encoder
+    prefix = "audio_encoder.model."
+    tuned = {
+        k[len(prefix) :]: v for k, v in exported.items() if k.startswith(prefix)
+    }
+    assert tuned.keys() == start.state_dict().keys()
+    changed = {
+        name
+        for name, value in start.state_dict().items()
+        if not torch.equal(value, tuned[name])
+    }
+    assert not changed & {n for n in tuned if n.startswith(("conv1", "conv2"))}
+    assert {n.split(".")[1] for n in changed if n.startswith("layers.")} == {
+        "0",
+        "1",
+    }

@@ -405,4 +405,6 @@ class WhisperAudioEncoder(_HFEncoder):
         # the frames of the longest waveform (samples >= 1; no max(): a
         # graph's length stays symbolic)
         step = self.samples_per_frame
-        return feats[:, : (samples + step - 1) // step]
+        # contiguous: a slice's batch stride would be symbolic in a graph
+        # that takes these features as input (the ONNX head)
+        return feats[:, : (samples + step - 1) // step].contiguous()

@@ -336,7 +336,9 @@ def _input_conventions(modality, system):
             "range": [-1.0, 1.0],
             "preprocessing": "mix the channels down to mono (their mean) "
             "and resample to sample_rate; nothing else: the graph "
-            "standardises the waveform when its encoder does",
+            "standardises the waveform when its encoder does, and "
+            "computes Whisper's log-mel (30 s windows) for a Whisper "
+            "encoder",
             "batch": "pad each waveform at the end with zeros to the "
             "longest; lens[i] = samples of i / padded samples, in (0, 1]",
         }
