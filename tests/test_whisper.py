@@ -93,6 +93,24 @@ def test_the_encoder_of_a_whisper_asr_checkpoint_is_loaded(tmp_path):
     assert all(torch.equal(loaded[k], saved[k]) for k in saved)
 
 
+def test_a_whisper_built_from_its_config_takes_the_pretrained_weights(
+    folder,
+):
+    """pretrained=False (an export: the weights come from its
+    checkpoint): the same modules, the same fingerprint once loaded."""
+    pretrained = build_encoder("audio", folder, freeze="frozen")
+    bare = build_encoder("audio", folder, freeze="frozen", pretrained=False)
+    assert bare.fingerprint() != pretrained.fingerprint()
+    bare.load_state_dict(pretrained.state_dict())
+    assert bare.fingerprint() == pretrained.fingerprint()
+
+
+def test_whisper_runs_on_fused_attention(folder):
+    for pretrained in (True, False):
+        encoder = build_encoder("audio", folder, pretrained=pretrained)
+        assert encoder.model.config._attn_implementation == "sdpa"
+
+
 def test_the_log_mel_equals_the_feature_extractors(encoder, reference):
     wav = wave(3 * RATE + 7)
     expected = reference[0](wav.numpy(), sampling_rate=RATE).input_features
