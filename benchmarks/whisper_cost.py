@@ -33,6 +33,17 @@ from speechbrain_mtmm.testing.tiny_models import (
 MODELS = {"large-v3": WHISPER_LARGE_V3, "small": WHISPER_SMALL}
 
 
+def window_gmac(config, mel_frames=3000):
+    """Multiply-adds of the encoder on one 30 s window, from its sizes:
+    the two convolutions, then per layer the attention projections, the
+    attention itself and the feed-forward block."""
+    d, ffn = config["d_model"], config["encoder_ffn_dim"]
+    frames = mel_frames // 2
+    convs = mel_frames * 3 * config["num_mel_bins"] * d + frames * 3 * d * d
+    layer = frames * (4 * d * d + 2 * d * ffn) + 2 * frames * frames * d
+    return (convs + config["encoder_layers"] * layer) / 1e9
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -73,7 +84,8 @@ def main(argv=None):
         f"weights, built in {built:.1f} s), {args.seconds:g} s utterance "
         f"-> {frames} frames, batch 1, fp32, {args.threads} threads: "
         f"median {median:.2f} s per utterance (min {min(times[1:]):.2f}, "
-        f"{args.repeats} repeats), real-time factor "
+        f"{args.repeats} repeats; {window_gmac(MODELS[args.model]):.0f} "
+        f"GMAC per 30 s window, whatever the length), real-time factor "
         f"{median / args.seconds:.2f}, peak RSS "
         f"{common.peak_memory_mb('cpu'):.0f} MB"
     )
