@@ -162,7 +162,9 @@ class _HFEncoder(Encoder, HFTransformersInterface):
 
 class HFAudioEncoder(_HFEncoder):
     """Any HuggingFace speech SSL model (HuBERT, WavLM, wav2vec 2.0,
-    data2vec-audio) loaded with ``AutoModel``, as a waveform encoder.
+    data2vec-audio) loaded with ``AutoModel``, as a waveform encoder
+    (Whisper checkpoints have an encoder of their own:
+    :class:`~speechbrain_mtmm.encoders.whisper.WhisperAudioEncoder`).
 
     The waveform is standardised per utterance over its valid samples when
     the model's feature-extractor config says ``do_normalize`` (padding is
