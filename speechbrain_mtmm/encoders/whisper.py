@@ -274,12 +274,15 @@ class WhisperAudioEncoder(_HFEncoder):
                 f"{source}: the feature extractor ({extractor.feature_size} "
                 f"mel bins, {mel_frames} frames per window) does not fit "
                 f"the model ({self.config.num_mel_bins} mel bins, "
-                f"{self.window_frames * stride} frames)"
+                f"{self.window_frames * stride} frames); its "
+                "preprocessor_config.json must be the one of its config.json"
             )
         filters = torch.as_tensor(extractor.mel_filters, dtype=torch.float32)
         # (mel bins, frequencies); buffers that follow the model's device,
         # rebuilt from the extractor's config, not saved in checkpoints
-        self.register_buffer("mel_filters", filters.T, persistent=False)
+        self.register_buffer(
+            "mel_filters", filters.T.contiguous(), persistent=False
+        )
         self.register_buffer(
             "stft_window", torch.hann_window(self.n_fft), persistent=False
         )
