@@ -227,7 +227,7 @@ def fetch_file(
     >>> fetch_file(str(folder), "system.ckpt")
     Traceback (most recent call last):
     ...
-    speechbrain_mtmm.inference.loading.ExportLoadError: .../system.ckpt: \
+    speechbrain_mtmm.inference.model_source.ExportLoadError: .../system.ckpt: \
 missing; ... is not a complete model folder written by mtmm export: give \
 the folder that mtmm export --out wrote
     """
@@ -316,7 +316,8 @@ def read_digests(path):
     >>> read_digests(path)
     Traceback (most recent call last):
     ...
-    speechbrain_mtmm.inference.loading.ExportLoadError: ...export_info.json: \
+    speechbrain_mtmm.inference.model_source.ExportLoadError: \
+...export_info.json: \
 changed since the export (its content differs from its self_sha256); \
 fetch the model again or export it again
     """
@@ -435,7 +436,8 @@ def verify_digests(folder, names, digests, error=ExportLoadError):
     >>> verify_digests(folder, ["a.txt"], {"a.txt": "0" * 64})
     Traceback (most recent call last):
     ...
-    speechbrain_mtmm.inference.loading.ExportLoadError: .../a.txt: missing \
+    speechbrain_mtmm.inference.model_source.ExportLoadError: \
+.../a.txt: missing \
 or changed since the export (SHA-256 differs from export_info.json); fetch \
 the model again or export it again
     """
@@ -544,7 +546,7 @@ def check_unlisted(folder, names, digests, error=ExportLoadError):
     >>> check_unlisted(folder, names, dict.fromkeys(names))
     Traceback (most recent call last):
     ...
-    speechbrain_mtmm.inference.loading.ExportLoadError: .../added.json: \
+    speechbrain_mtmm.inference.model_source.ExportLoadError: .../added.json: \
 not covered by the digests of export_info.json, in a folder that loading \
 reads whole; remove it (or load into an empty savedir) or export the \
 model again
@@ -589,7 +591,7 @@ def check_labels(folder, config, error=ExportLoadError):
     >>> check_labels(folder, {"labels": ["hap", "neu"]})
     Traceback (most recent call last):
     ...
-    speechbrain_mtmm.inference.loading.ExportLoadError: .../labels.txt: \
+    speechbrain_mtmm.inference.model_source.ExportLoadError: .../labels.txt: \
 neu, hap, but model_config has the labels hap, neu; export the model again
     """
     path = Path(folder) / LABELS_FILE
@@ -706,7 +708,7 @@ class ExportPretrainer(Pretrainer):
     >>> pretrainer.collect_files()
     Traceback (most recent call last):
     ...
-    speechbrain_mtmm.inference.loading.ExportLoadError: ExportPretrainer: \
+    speechbrain_mtmm.inference.model_source.ExportLoadError: ExportPretrainer: \
 no source given; load the model with from_hparams(source=...)
     """
 
@@ -881,7 +883,8 @@ def check_trusted(path, trust_remote_code=False):
     >>> check_trusted(path)
     Traceback (most recent call last):
     ...
-    speechbrain_mtmm.inference.loading.ExportLoadError: ...hyperparams.yaml: \
+    speechbrain_mtmm.inference.model_source.ExportLoadError: \
+...hyperparams.yaml: \
 x: !apply:os.system is not what mtmm export writes (it would run code); \
 load it with trust_remote_code=True (mtmm predict --trust_remote_code) only \
 if you trust its source
