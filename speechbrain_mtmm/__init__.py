@@ -27,34 +27,33 @@ speechbrain_mtmm`` and ``mtmm --help`` load no torch.
 Inside each subpackage its modules are layered too.
 """
 
+from typing import TYPE_CHECKING
+
 from speechbrain_mtmm.lazy import lazy_exports
 
-# Public name -> its module, imported on first use (PEP 562): importing the
-# package, or the ``mtmm`` command under it, loads no torch
-_EXPORTS = {
-    **dict.fromkeys(
-        (
-            "BridgeTokenFusion",
-            "CrossAttentionFusion",
-            "EmotionHeads",
-            "MMERFusion",
-            "MultimodalEmotionModel",
-            "PooledFusion",
-            "RandomModalityMasking",
-            "SelfAttentionRefinement",
-            "WeightedLayerSum",
-            "masked_modality_features",
-        ),
-        "speechbrain_mtmm.nnet",
-    ),
-    "MultimodalEmotionSystem": "speechbrain_mtmm.system",
-    "AuxiliaryObjectives": "speechbrain_mtmm.training.auxiliary_losses",
-    "MultiTaskLoss": "speechbrain_mtmm.training.losses",
-    "ccc": "speechbrain_mtmm.training.losses",
-    "CCCStats": "speechbrain_mtmm.training.metrics",
-    "EmotionClassificationStats": "speechbrain_mtmm.training.metrics",
-}
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+if TYPE_CHECKING:  # imported on first use (PEP 562): the package, and the
+    # mtmm command under it, load no torch
+    from speechbrain_mtmm.nnet import (
+        BridgeTokenFusion,
+        CrossAttentionFusion,
+        EmotionHeads,
+        MMERFusion,
+        MultimodalEmotionModel,
+        PooledFusion,
+        RandomModalityMasking,
+        SelfAttentionRefinement,
+        WeightedLayerSum,
+        masked_modality_features,
+    )
+    from speechbrain_mtmm.system import MultimodalEmotionSystem
+    from speechbrain_mtmm.training.auxiliary_losses import AuxiliaryObjectives
+    from speechbrain_mtmm.training.losses import MultiTaskLoss, ccc
+    from speechbrain_mtmm.training.metrics import (
+        CCCStats,
+        EmotionClassificationStats,
+    )
+
+__getattr__, __dir__ = lazy_exports(__name__, __file__)
 
 __version__ = "0.2.1"
 

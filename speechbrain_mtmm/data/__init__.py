@@ -6,27 +6,32 @@ imports the model code (``speechbrain_mtmm.nnet``, ``encoders``,
 Its public names resolve on first use (:mod:`speechbrain_mtmm.lazy`), so
 that :mod:`.catalog` is read without the preparations' imports."""
 
+from typing import TYPE_CHECKING
+
 from speechbrain_mtmm.lazy import lazy_exports
 
-_EXPORTS = {
-    "AudioFileError": "speechbrain_mtmm.data.audio",
-    "load_audio": "speechbrain_mtmm.data.audio",
-    "FoldError": "speechbrain_mtmm.data.folds",
-    "fold_paths": "speechbrain_mtmm.data.folds",
-    "make_folds": "speechbrain_mtmm.data.folds",
-    "read_folds": "speechbrain_mtmm.data.folds",
-    "write_folds": "speechbrain_mtmm.data.folds",
-    "LABEL_MAPS": "speechbrain_mtmm.data.catalog",
-    "IEMOCAPError": "speechbrain_mtmm.data.iemocap",
-    "IEMOCAPFormatError": "speechbrain_mtmm.data.iemocap",
-    "IEMOCAPMissingFilesError": "speechbrain_mtmm.data.iemocap",
-    "label_classes": "speechbrain_mtmm.data.iemocap",
-    "prepare_iemocap": "speechbrain_mtmm.data.iemocap",
-    "resolve_label_map": "speechbrain_mtmm.data.iemocap",
-    "speaker_of": "speechbrain_mtmm.data.iemocap",
-    "generate_synthetic_iemocap": "speechbrain_mtmm.data.synthetic",
-}
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+if TYPE_CHECKING:  # imported on first use (PEP 562)
+    from speechbrain_mtmm.data.audio import AudioFileError, load_audio
+    from speechbrain_mtmm.data.catalog import LABEL_MAPS
+    from speechbrain_mtmm.data.folds import (
+        FoldError,
+        fold_paths,
+        make_folds,
+        read_folds,
+        write_folds,
+    )
+    from speechbrain_mtmm.data.iemocap import (
+        IEMOCAPError,
+        IEMOCAPFormatError,
+        IEMOCAPMissingFilesError,
+        label_classes,
+        prepare_iemocap,
+        resolve_label_map,
+        speaker_of,
+    )
+    from speechbrain_mtmm.data.synthetic import generate_synthetic_iemocap
+
+__getattr__, __dir__ = lazy_exports(__name__, __file__)
 
 __all__ = [
     "LABEL_MAPS",
