@@ -51,10 +51,12 @@ def environment(checkout, threads):
 
 
 def timed(argv, env, cwd):
-    """Seconds of one ``python -m speechbrain_mtmm <argv>`` process."""
+    """Seconds of one ``python -m speechbrain_mtmm <argv>`` process
+    (``argv`` None: of ``python -c pass``, the interpreter alone)."""
+    command = ["-c", "pass"] if argv is None else ["-m", "speechbrain_mtmm"]
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "speechbrain_mtmm", *argv],
+        [sys.executable, *command, *(argv or [])],
         env=env,
         cwd=cwd,
         stdout=subprocess.DEVNULL,
@@ -117,7 +119,7 @@ def main(argv=None):
         text=True,
         check=True,
     ).stdout.split()
-    cases = [("mtmm --help", ["--help"])]
+    cases = [("python -c pass (the floor)", None), ("mtmm --help", ["--help"])]
     cases += [(f"mtmm {verb} --help", [verb, "--help"]) for verb in verbs]
     cases += [(f"usage error: {name}", argv) for name, argv in USAGE_ERRORS]
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
