@@ -17,6 +17,9 @@ Verbs, each with ``--help``::
 
 This module only parses arguments and calls the library; a bad input ends
 with one line on stderr and a non-zero exit code (2 for usage errors).
+Help and usage errors are instant: the parser is built from light modules
+(no torch, SpeechBrain or transformers), and each verb's handler imports
+the code it runs, after the checks that need none of it.
 
 Authors
 -------
@@ -52,8 +55,8 @@ from speechbrain_mtmm.serving.settings import (
 
 # Help must be instant: this module imports only light modules (no torch,
 # SpeechBrain, transformers; tests/test_layout.py checks it), and each verb
-# handler below imports what it runs (the one place where the package
-# defers imports), after the checks that need none.
+# handler below (and main) imports what it runs: the one place where the
+# package imports inside functions.
 
 # verbs whose unknown --key=value arguments are recipe overrides
 TAKES_OVERRIDES = ("cv", "table")
