@@ -18,30 +18,42 @@ checks this)::
     nnet | data                 blocks that know nothing of files | corpora
     run_folder                  file names, rating scales, digests
     atomic, locks, plain_yaml   atomic writes, locks, YAML read as data,
-    quiet                       third-party chatter filtered
+    quiet, lazy                 third-party chatter filtered, public
+                                names imported on first use
+
+The public names below resolve on first use (PEP 562), so ``import
+speechbrain_mtmm`` and ``mtmm --help`` load no torch.
 
 Inside each subpackage its modules are layered too.
 """
 
-from speechbrain_mtmm.nnet import (
-    BridgeTokenFusion,
-    CrossAttentionFusion,
-    EmotionHeads,
-    MMERFusion,
-    MultimodalEmotionModel,
-    PooledFusion,
-    RandomModalityMasking,
-    SelfAttentionRefinement,
-    WeightedLayerSum,
-    masked_modality_features,
-)
-from speechbrain_mtmm.system import MultimodalEmotionSystem
-from speechbrain_mtmm.training.auxiliary_losses import AuxiliaryObjectives
-from speechbrain_mtmm.training.losses import MultiTaskLoss, ccc
-from speechbrain_mtmm.training.metrics import (
-    CCCStats,
-    EmotionClassificationStats,
-)
+from typing import TYPE_CHECKING
+
+from speechbrain_mtmm.lazy import lazy_exports
+
+if TYPE_CHECKING:  # imported on first use (PEP 562): the package, and the
+    # mtmm command under it, load no torch
+    from speechbrain_mtmm.nnet import (
+        BridgeTokenFusion,
+        CrossAttentionFusion,
+        EmotionHeads,
+        MMERFusion,
+        MultimodalEmotionModel,
+        PooledFusion,
+        RandomModalityMasking,
+        SelfAttentionRefinement,
+        WeightedLayerSum,
+        masked_modality_features,
+    )
+    from speechbrain_mtmm.system import MultimodalEmotionSystem
+    from speechbrain_mtmm.training.auxiliary_losses import AuxiliaryObjectives
+    from speechbrain_mtmm.training.losses import MultiTaskLoss, ccc
+    from speechbrain_mtmm.training.metrics import (
+        CCCStats,
+        EmotionClassificationStats,
+    )
+
+__getattr__, __dir__ = lazy_exports(__name__, __file__)
 
 __version__ = "0.2.1"
 

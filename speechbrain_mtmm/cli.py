@@ -17,6 +17,9 @@ Verbs, each with ``--help``::
 
 This module only parses arguments and calls the library; a bad input ends
 with one line on stderr and a non-zero exit code (2 for usage errors).
+Help and usage errors are instant: the parser is built from light modules
+(no torch, SpeechBrain or transformers), and each verb's handler imports
+the code it runs, after the checks that need none of it.
 
 Authors
 -------
@@ -28,36 +31,32 @@ import json
 import os
 import sys
 
-from speechbrain_mtmm.atomic import write_error
-from speechbrain_mtmm.data.corpora import CORPORA, CORPUS_ERRORS
-from speechbrain_mtmm.data.folds import SPEAKER_VALID_RULES, write_folds
-from speechbrain_mtmm.data.iemocap import LABEL_MAPS
-from speechbrain_mtmm.demo import run_demo
-from speechbrain_mtmm.experiments.ablation import ROWS, TASKS, run_table
-from speechbrain_mtmm.experiments.sweep import (
+from speechbrain_mtmm.data.catalog import (
+    CATALOG,
+    LABEL_MAPS,
+    SPEAKER_VALID_RULES,
+)
+from speechbrain_mtmm.experiments.options import (
     DEFAULT_SEEDS,
     OVERRIDES_HELP,
+    ROWS,
+    TASKS,
     parse_overrides,
-    run_cv,
+    recipe_folder,
 )
-from speechbrain_mtmm.inference.onnx_runtime import (
-    ONNX_FOLDER,
-    ONNX_INFO,
-    OnnxBackendError,
-)
-from speechbrain_mtmm.inference.predict import BACKENDS, run_predict
+from speechbrain_mtmm.inference.model_source import BACKENDS, export_source
 from speechbrain_mtmm.locks import FolderBusyError
 from speechbrain_mtmm.quiet import quiet_third_party
-from speechbrain_mtmm.run_folder import EXPORT_INFO, read_json
-from speechbrain_mtmm.serving.batching import ServeLimits
-from speechbrain_mtmm.serving.server import (
+from speechbrain_mtmm.serving.settings import (
     API_KEY_VARIABLE,
     TRUST_NOTE,
-    run_serve,
+    ServeLimits,
 )
-from speechbrain_mtmm.sharing.export import ExportError, export_sweep
-from speechbrain_mtmm.sharing.export import export_model as export
-from speechbrain_mtmm.testing.recipes import RecipeNotFoundError
+
+# Help must be instant: this module imports only light modules (no torch,
+# SpeechBrain, transformers; tests/test_layout.py checks it), and each verb
+# handler below (and main) imports what it runs: the one place where the
+# package imports inside functions.
 
 # verbs whose unknown --key=value arguments are recipe overrides
 TAKES_OVERRIDES = ("cv", "table")
@@ -73,14 +72,17 @@ def _option(args, name):
 
 
 def _prepare(args):
-    record = CORPORA[args.corpus]
-    source = getattr(args, record.source)
+    entry = CATALOG[args.corpus]
+    source = getattr(args, entry.source)
     if not source:
         print(
-            f"mtmm prepare {record.name}: error: --{record.source} is required",
+            f"mtmm prepare {entry.name}: error: --{entry.source} is required",
             file=sys.stderr,
         )
         return 2
+    from speechbrain_mtmm.data.corpora import CORPORA
+
+    record = CORPORA[args.corpus]
     options = {name: _option(args, name) for name in record.options}
     prepared = record.prepare(source, args.save_folder, **options)
     print(record.report(prepared, args.save_folder))
@@ -88,6 +90,8 @@ def _prepare(args):
 
 
 def _folds(args):
+    from speechbrain_mtmm.data.folds import write_folds
+
     path = write_folds(
         args.manifest, args.save_folder, speaker_valid=args.speaker_valid
     )
@@ -96,12 +100,14 @@ def _folds(args):
 
 
 def _synth(args):
-    record = CORPORA[args.corpus]
     try:
-        size = record.size(args.size)
+        size = CATALOG[args.corpus].size(args.size)
     except ValueError as error:
         print(f"mtmm synth: error: {error}", file=sys.stderr)
         return 2
+    from speechbrain_mtmm.data.corpora import CORPORA
+
+    record = CORPORA[args.corpus]
     count = record.synthesize(args.out, args.seed, size)
     source = os.path.join(args.out, record.synthetic_source)
     print(f"wrote {count} utterances of a synthetic {record.name} to {source}")
@@ -109,6 +115,8 @@ def _synth(args):
 
 
 def _demo(args):
+    from speechbrain_mtmm.demo import run_demo
+
     run_demo(
         args.out, args.recipe, args.light, args.size, args.fold, args.corpus
     )
@@ -116,6 +124,9 @@ def _demo(args):
 
 
 def _cv(args):
+    recipe_folder(args.hparams_file)  # a missing recipe, before the imports
+    from speechbrain_mtmm.experiments.sweep import run_cv
+
     return run_cv(
         args.hparams_file,
         protocol=args.protocol,
@@ -129,6 +140,9 @@ def _cv(args):
 
 
 def _table(args):
+    recipe_folder(args.hparams_file)  # a missing recipe, before the imports
+    from speechbrain_mtmm.experiments.ablation import run_table
+
     return run_table(
         args.hparams_file,
         rows=args.rows,
@@ -144,13 +158,17 @@ def _table(args):
 
 
 def _export(args):
+    from speechbrain_mtmm.inference.onnx_runtime import ONNX_FOLDER, ONNX_INFO
+    from speechbrain_mtmm.run_folder import EXPORT_INFO, read_json
+    from speechbrain_mtmm.sharing.export import export_model, export_sweep
+
     options = (args.asr_source, args.overwrite, args.onnx, args.int8)
     if args.sweep:
         out = export_sweep(args.sweep, args.out, args.protocol, *options)
         members = sorted(out.glob(f"{args.protocol}_fold*/seed*"))
         print(f"exported {len(members)} runs of {args.sweep} to {out}")
         return 0
-    out = export(args.run, args.out, *options)
+    out = export_model(args.run, args.out, *options)
     with open(out / EXPORT_INFO, encoding="utf-8") as fin:
         info = json.load(fin)
     score = info["validation"].get("score")
@@ -169,7 +187,29 @@ def _export(args):
     return 0
 
 
+def _model_error(args):
+    """``mtmm predict|serve``: the usage error of a ``--model`` that is
+    neither a folder nor a hub id, before the model code is imported (as
+    loading it would report it), or None."""
+    models = [args.model] if isinstance(args.model, str) else args.model
+    for model in models:
+        try:
+            export_source(model)
+        except ValueError as error:
+            print(
+                f"mtmm {args.verb}: error: cannot load the model {model}: "
+                f"{error}",
+                file=sys.stderr,
+            )
+            return 2
+    return None
+
+
 def _predict(args):
+    if _model_error(args):
+        return 2
+    from speechbrain_mtmm.inference.predict import run_predict
+
     return run_predict(
         args.model,
         args.inputs,
@@ -192,6 +232,10 @@ def _serve(args):
     except ValueError as error:
         print(f"mtmm serve: error: {error}", file=sys.stderr)
         return 2
+    if _model_error(args):
+        return 2
+    from speechbrain_mtmm.serving.server import run_serve
+
     return run_serve(
         args.model,
         backend=args.backend,
@@ -299,7 +343,7 @@ def build_parser():
         "corpus",
         nargs="?",
         default="iemocap",
-        choices=tuple(CORPORA),
+        choices=tuple(CATALOG),
         help="the release's layout, or csv: any corpus from a CSV manifest "
         "(default: iemocap)",
     )
@@ -348,13 +392,13 @@ def build_parser():
 
     sub = verb("synth", _synth, "a synthetic corpus in a release layout")
     sub.add_argument("--out", required=True, help="output folder")
-    sub.add_argument("--corpus", default="iemocap", choices=tuple(CORPORA))
+    sub.add_argument("--corpus", default="iemocap", choices=tuple(CATALOG))
     sub.add_argument("--seed", type=int, default=0)
     sub.add_argument(
         "--size",
         default="default",
         help="tiny, small, default or a number: of "
-        + "; of ".join(f"{r.size_unit} ({r.name})" for r in CORPORA.values()),
+        + "; of ".join(f"{r.size_unit} ({r.name})" for r in CATALOG.values()),
     )
 
     sub = verb(
@@ -365,7 +409,7 @@ def build_parser():
     sub.add_argument(
         "--corpus",
         default="iemocap",
-        choices=tuple(CORPORA),
+        choices=tuple(CATALOG),
         help="the synthetic corpus' layout (msp-podcast: the MSP-Podcast "
         "recipe; csv: the IEMOCAP recipe on a prepared CSV corpus)",
     )
@@ -583,16 +627,13 @@ def main(argv=None):
     quiet_third_party(verbose=args.verbose or None)
     try:
         return args.handler(args)
-    except (
-        *CORPUS_ERRORS,
-        ExportError,
-        RecipeNotFoundError,
-        FolderBusyError,
-        OnnxBackendError,
-        ValueError,
-        OSError,
-    ) as error:
+    # bad input, in one line: the package's errors are ValueErrors (the
+    # corpora's preparation errors, ExportError, OnnxBackendError, ...) or
+    # OSErrors (RecipeNotFoundError), but for a busy folder's
+    except (FolderBusyError, ValueError, OSError) as error:
         if isinstance(error, OSError):  # a full disk, a read-only folder
+            from speechbrain_mtmm.atomic import write_error
+
             error = write_error(_written(args, error), error) or error
         print(
             f"mtmm {args.verb}: {type(error).__name__}: {error}",

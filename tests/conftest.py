@@ -24,10 +24,10 @@ import yaml
 from speechbrain.core import INTRA_EPOCH_CKPT_FLAG
 
 from speechbrain_mtmm.cli import main as mtmm
+from speechbrain_mtmm.data.catalog import SIZES
 from speechbrain_mtmm.data.iemocap import prepare_iemocap
 from speechbrain_mtmm.data.synthetic import (
     RELEASE_DIRNAME,
-    SIZES,
     generate_synthetic_iemocap,
 )
 from speechbrain_mtmm.run_folder import read_predictions

@@ -73,3 +73,13 @@ def test_each_benchmark_takes_the_options_its_readme_lists():
         wanted = {"--quick", "--threads"}
         wanted |= set() if script == "asr_cost.py" else {"--work"}
         assert wanted <= set(text.split()), f"{script}: {text}"
+
+
+def test_the_cli_startup_benchmark_takes_the_common_options():
+    """benchmarks/cli_startup.py imports no torch: its --help is fast."""
+    script = SCRIPT.parent / "cli_startup.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert {"--quick", "--threads", "--work"} <= set(result.stdout.split())

@@ -27,7 +27,7 @@ import speechbrain_mtmm.atomic as atomic
 from speechbrain_mtmm.atomic import WriteError, write_json, write_text
 from speechbrain_mtmm.cli import main as mtmm
 from speechbrain_mtmm.data.synthetic import RELEASE_DIRNAME
-from speechbrain_mtmm.experiments.sweep import parse_overrides
+from speechbrain_mtmm.experiments.options import parse_overrides
 from speechbrain_mtmm.plain_yaml import YamlSyntaxError, read_plain_yaml
 from speechbrain_mtmm.system import PAPER_CONFIG, ModelConfigError, check_config
 from speechbrain_mtmm.testing.recipes import (

@@ -37,8 +37,8 @@ import soundfile
 from speechbrain_mtmm.cli import main as mtmm
 from speechbrain_mtmm.inference.predict import load_recognizer
 from speechbrain_mtmm.serving import server as serving_server
-from speechbrain_mtmm.serving.batching import ServeLimits
 from speechbrain_mtmm.serving.model_info import model_info
+from speechbrain_mtmm.serving.settings import ServeLimits
 from speechbrain_mtmm.sharing.export import export_model
 from speechbrain_mtmm.testing.recipes import OFFLINE_ENV
 

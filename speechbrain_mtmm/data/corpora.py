@@ -19,12 +19,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+from speechbrain_mtmm.data.catalog import CATALOG, N_FOLDS, CorpusEntry
 from speechbrain_mtmm.data.csv_corpus import (
     CorpusCSVError,
     format_summary,
     prepare_csv,
 )
-from speechbrain_mtmm.data.folds import N_FOLDS
 from speechbrain_mtmm.data.iemocap import IEMOCAPError, prepare_iemocap
 from speechbrain_mtmm.data.msp_podcast import (
     PROTOCOL,
@@ -33,7 +33,6 @@ from speechbrain_mtmm.data.msp_podcast import (
 )
 from speechbrain_mtmm.data.synthetic import (
     RELEASE_DIRNAME,
-    SIZES,
     generate_synthetic_iemocap,
 )
 from speechbrain_mtmm.data.synthetic_csv import (
@@ -52,8 +51,10 @@ from speechbrain_mtmm.data.synthetic_msp import (
 
 
 @dataclass(frozen=True)
-class CorpusRecord:
-    """What the toolkit knows of one corpus.
+class CorpusRecord(CorpusEntry):
+    """What the toolkit knows of one corpus: its :class:`.CorpusEntry` of
+    the command line (name, source, options, sizes, size unit, and the
+    ``size`` of a ``mtmm synth --size`` value), and the rest.
 
     Arguments
     ---------
@@ -104,16 +105,11 @@ class CorpusRecord:
         valence and dominance).
     """
 
-    name: str
     title: str
     prepare: Callable
-    source: str
-    options: tuple
     report: Callable
     synthesize: Callable
     synthetic_source: str
-    sizes: dict
-    size_unit: str
     protocols: Optional[dict]
     error: type
     recipe: str
@@ -121,42 +117,6 @@ class CorpusRecord:
     demo_options: dict = field(default_factory=dict)
     card: dict = field(default_factory=dict)
     headline: tuple = ("UA", "WA", "CCC_valence", "CCC_arousal")
-
-    def size(self, value):
-        """The count a ``mtmm synth --size`` value stands for.
-
-        Arguments
-        ---------
-        value : str or int
-            A named size of :attr:`sizes` or a positive whole number.
-
-        Returns
-        -------
-        int
-
-        Raises
-        ------
-        ValueError
-            Naming the sizes this corpus has.
-
-        Example
-        -------
-        >>> CORPORA["iemocap"].size("tiny"), CORPORA["msp-podcast"].size("7")
-        (4, 7)
-        >>> CORPORA["csv"].size("big")
-        Traceback (most recent call last):
-        ...
-        ValueError: --size for csv: tiny, small, default or a number of \
-utterances per speaker (6 speakers), not 'big'
-        """
-        if value in self.sizes:
-            return self.sizes[value]
-        if str(value).isdigit() and int(value) > 0:
-            return int(value)
-        raise ValueError(
-            f"--size for {self.name}: {', '.join(self.sizes)} or a number "
-            f"of {self.size_unit}, not {value!r}"
-        )
 
 
 def _synthetic_iemocap(out, seed, size):
@@ -185,16 +145,12 @@ def _summary_json(prepared, save_folder):
 
 
 IEMOCAP = CorpusRecord(
-    name="iemocap",
+    **vars(CATALOG["iemocap"]),
     title="IEMOCAP",
     prepare=prepare_iemocap,
-    source="data_folder",
-    options=("label_map", "skip_missing", "speaker_valid"),
     report=_manifest_line,
     synthesize=_synthetic_iemocap,
     synthetic_source=RELEASE_DIRNAME,
-    sizes=dict(SIZES),
-    size_unit="utterances per dialog (25 dialogs)",
     protocols=dict(N_FOLDS),
     error=IEMOCAPError,
     recipe="recipes/IEMOCAP/multimodal_emotion",
@@ -222,16 +178,12 @@ IEMOCAP = CorpusRecord(
 )
 
 MSP_PODCAST = CorpusRecord(
-    name="msp-podcast",
+    **vars(CATALOG["msp-podcast"]),
     title="MSP-Podcast",
     prepare=prepare_msp_podcast,
-    source="data_folder",
-    options=("skip_missing",),
     report=_summary_json,
     synthesize=_synthetic_msp,
     synthetic_source=MSP_RELEASE,
-    sizes={"tiny": 100, "small": 200, "default": 350},
-    size_unit="utterances",
     protocols={PROTOCOL: 1},
     error=MSPPodcastError,
     recipe="recipes/MSP-Podcast/multimodal_emotion",
@@ -264,22 +216,12 @@ MSP_PODCAST = CorpusRecord(
 FILL = "**to be filled by the publisher**"
 
 CSV = CorpusRecord(
-    name="csv",
+    **vars(CATALOG["csv"]),
     title="a corpus prepared from a CSV manifest",
     prepare=prepare_csv,
-    source="manifest",
-    options=(
-        "folds",
-        "scale",
-        "labels",
-        "utterance_folds",
-        "allow_missing_text",
-    ),
     report=format_summary,
     synthesize=_synthetic_csv,
     synthetic_source=f"{CORPUS_DIRNAME}/{SYNTHETIC_CSV}",
-    sizes={"tiny": 4, "small": 8, "default": 14},
-    size_unit="utterances per speaker (6 speakers)",
     protocols=None,
     error=CorpusCSVError,
     recipe="recipes/IEMOCAP/multimodal_emotion",

@@ -36,14 +36,12 @@ import re
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_mtmm.atomic import write_json
+from speechbrain_mtmm.data.catalog import N_FOLDS, SPEAKER_VALID_RULES
 
 logger = get_logger(__name__)
 
 SPLITS = ("train", "valid", "test")
 PROTOCOLS = ("speaker", "session")
-# IEMOCAP: 10 speakers in 5 sessions
-N_FOLDS = {"speaker": 10, "session": 5}
-SPEAKER_VALID_RULES = ("same_session", "next_session")
 FOLDS_DIRNAME = "folds"
 FOLDS_INDEX = "folds.json"
 

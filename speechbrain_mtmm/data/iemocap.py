@@ -46,6 +46,7 @@ from speechbrain.utils.logger import get_logger
 
 from speechbrain_mtmm.atomic import write_json
 from speechbrain_mtmm.data.audio import audio_duration
+from speechbrain_mtmm.data.catalog import LABEL_MAPS
 from speechbrain_mtmm.data.corpus import read_corpus_info, write_corpus_info
 from speechbrain_mtmm.data.folds import (
     N_FOLDS,
@@ -60,19 +61,6 @@ from speechbrain_mtmm.run_folder import DIMENSIONS, RATING_SCALES
 logger = get_logger(__name__)
 
 SESSIONS = (1, 2, 3, 4, 5)
-_FOUR_CLASS = {
-    "neu": "neu",
-    "hap": "hap",
-    "exc": "hap",
-    "sad": "sad",
-    "ang": "ang",
-}
-# Raw code -> label. Codes absent from a map are excluded.
-LABEL_MAPS = {
-    "4class": dict(_FOUR_CLASS),
-    "4class_exc": {**_FOUR_CLASS, "exc": "exc"},
-    "5class_fru": {**_FOUR_CLASS, "fru": "fru"},
-}
 MANIFEST_NAME = "iemocap.json"
 SUMMARY_NAME = "summary.json"
 OPTIONS_NAME = "prepare_options.json"

@@ -46,7 +46,6 @@ logger = get_logger(__name__)
 SAMPLE_RATE = 16000
 RELEASE_DIRNAME = "IEMOCAP_full_release"
 SUMMARY_NAME = "generator_summary.json"
-SIZES = {"tiny": 4, "small": 8, "default": 14}
 MIN_PER_GENDER = 8
 
 # Dialog name templates, instantiated per session as Ses0<k><template>.

@@ -33,6 +33,7 @@ import yaml
 
 from speechbrain_mtmm.atomic import write_json, write_text
 from speechbrain_mtmm.experiments.aggregate import STD_DEFINITION
+from speechbrain_mtmm.experiments.options import DEFAULT_SEEDS, ROWS, TASKS
 from speechbrain_mtmm.experiments.reports import (
     NOT_TRAINED,
     NOT_TRAINED_NOTE,
@@ -42,7 +43,6 @@ from speechbrain_mtmm.experiments.reports import (
     markdown_table,
 )
 from speechbrain_mtmm.experiments.sweep import (
-    DEFAULT_SEEDS,
     plan_runs,
     report_failures,
     run_sweep_or_print,
@@ -56,17 +56,6 @@ from speechbrain_mtmm.training.hparams import format_override
 
 #: The presets, package data (also inside a wheel or a zip)
 ABLATION_DIR = resources.files("speechbrain_mtmm") / "presets" / "ablation"
-# (preset name, the paper's row), in the paper's order
-ROWS = (
-    ("roberta_no_fusion", "HuBERT + RoBERTa-large, no refinement/fusion"),
-    ("deberta_no_fusion", "HuBERT + DeBERTaV3, no refinement/fusion"),
-    ("self_attention", "+ self-attention refinement"),
-    ("cross_attention", "+ ordinary cross-attention"),
-    ("bridge_tokens", "+ bridge tokens (crossed keys/values)"),
-    ("masking", "+ Random Modality Masking"),
-    ("mmer", "MMER: wav2vec2-base + RoBERTa-base, gated fusion, its losses"),
-    ("bridge_tokens_mmer_losses", "+ Random Modality Masking + MMER's losses"),
-)
 #: Published figures that are not comparable cell by cell, with a footnote
 PUBLISHED = {
     ("mmer", "classes", "WA"): (
@@ -76,11 +65,6 @@ PUBLISHED = {
         "voices of the test speakers; whether it is WA or UA is "
         "unconfirmed (its code swaps the two names). Not comparable.",
     ),
-}
-TASKS = {
-    "multi": ("multi-task", ("UA", "WA", "CCC_valence", "CCC_arousal")),
-    "classes": ("categorical only", ("UA", "WA")),
-    "dims": ("dimensional only", ("CCC_valence", "CCC_arousal")),
 }
 
 

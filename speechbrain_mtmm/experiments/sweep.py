@@ -60,6 +60,7 @@ from speechbrain_mtmm.atomic import write_json
 from speechbrain_mtmm.data.corpora import corpus_of_recipe
 from speechbrain_mtmm.data.corpus import read_corpus_info
 from speechbrain_mtmm.experiments.aggregate import aggregate
+from speechbrain_mtmm.experiments.options import DEFAULT_SEEDS, recipe_folder
 from speechbrain_mtmm.experiments.reports import write_report
 from speechbrain_mtmm.locks import FolderLock
 from speechbrain_mtmm.run_folder import (
@@ -75,15 +76,8 @@ from speechbrain_mtmm.run_folder import (
 from speechbrain_mtmm.training.hparams import corpus_overrides
 from speechbrain_mtmm.training.run import run_settings
 
-DEFAULT_SEEDS = (1, 2, 3)
 # Seconds a run is given to end after SIGTERM before it is killed
 END_GRACE_SECONDS = 10
-# Recipe keys the runner sets itself for every run
-RESERVED_KEYS = ("protocol", "fold", "seed", "output_folder")
-OVERRIDES_HELP = (
-    "Any other --key=value is a recipe override passed to every run (e.g. "
-    "--data_folder=..., --number_of_epochs=5, --device=cpu)."
-)
 
 
 @dataclass(frozen=True)
@@ -150,90 +144,6 @@ class CVRun:
         str
         """
         return f"cd {shlex.quote(str(self.cwd))} && {shlex.join(self.command)}"
-
-
-def recipe_folder(hparams_file):
-    """The folder a recipe runs in: the parent of the YAML's ``hparams/``.
-
-    Arguments
-    ---------
-    hparams_file : str or os.PathLike
-        The recipe YAML, e.g.
-        ``recipes/IEMOCAP/multimodal_emotion/hparams/iemocap.yaml``.
-
-    Returns
-    -------
-    pathlib.Path
-        The absolute recipe folder (holding ``train.py``).
-
-    Example
-    -------
-    >>> recipe = getfixture("tmp_path") / "recipe"
-    >>> (recipe / "hparams").mkdir(parents=True)
-    >>> _ = (recipe / "train.py").write_text("")
-    >>> _ = (recipe / "hparams" / "x.yaml").write_text("experiment: paper")
-    >>> recipe_folder(recipe / "hparams" / "x.yaml") == recipe
-    True
-    """
-    path = Path(hparams_file).resolve()
-    if not path.is_file():
-        raise FileNotFoundError(f"no recipe YAML at {path}")
-    folder = path.parent.parent
-    if not (folder / "train.py").is_file():
-        raise FileNotFoundError(
-            f"{folder / 'train.py'} not found: the YAML must sit in the "
-            "hparams/ folder of a recipe"
-        )
-    return folder
-
-
-def parse_overrides(args):
-    """Recipe overrides from the command line, in ``--key=value`` form.
-
-    ``--key value`` is accepted too. The keys the runner sets itself
-    (protocol, fold, seed, output_folder) are refused, and so is a key
-    given twice.
-
-    Arguments
-    ---------
-    args : list of str
-        The arguments the runner did not recognise.
-
-    Returns
-    -------
-    dict
-        Key -> value, both strings (values are YAML text), in order.
-
-    Example
-    -------
-    >>> parse_overrides(["--lr=0.1", "--device", "cpu", "--labels=[a, b]"])
-    {'lr': '0.1', 'device': 'cpu', 'labels': '[a, b]'}
-    """
-    overrides = {}
-    args = list(args)
-    while args:
-        arg = args.pop(0)
-        if not arg.startswith("--") or len(arg) < 3:
-            raise ValueError(
-                f"unexpected argument {arg!r}: recipe overrides are --key=value"
-            )
-        key, sep, value = arg[2:].partition("=")
-        if not sep:
-            if not args or args[0].startswith("--"):
-                raise ValueError(f"override --{key} has no value")
-            value = args.pop(0)
-        if key in overrides:  # as train.py refuses it (override_values)
-            raise ValueError(
-                f"--{key} is given twice (--{key}={overrides[key]}, "
-                f"--{key}={value}): give it once"
-            )
-        if key in RESERVED_KEYS:
-            raise ValueError(
-                f"--{key} is set by the runner for each run: use --protocol, "
-                "--folds, --seeds and --output instead"
-            )
-        overrides[key] = value
-    return overrides
 
 
 def experiment_name(hparams_file, overrides):

@@ -50,7 +50,6 @@ Authors
 """
 
 import os
-import re
 from pathlib import Path, PurePosixPath
 
 import huggingface_hub
@@ -67,6 +66,7 @@ from speechbrain.utils.fetching import (
 )
 from speechbrain.utils.parameter_transfer import Pretrainer
 
+from speechbrain_mtmm.inference.model_source import HUB_ID, ExportLoadError
 from speechbrain_mtmm.nnet.builders import is_builtin
 from speechbrain_mtmm.plain_yaml import read_plain_yaml
 from speechbrain_mtmm.run_folder import (
@@ -102,7 +102,6 @@ RESIGN = (
     "export the model again (or, only if you trust the folder as it is, "
     "sign it again with speechbrain_mtmm.sharing.export.record_digests)"
 )
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 # Keys of model_config naming a block class; a dotted value is an import
 # path, i.e. code from outside the package
 #: model_config key -> the kind of block it names (nnet.builders)
@@ -149,11 +148,6 @@ LEGACY_TAGS = (
 )
 
 
-class ExportLoadError(ValueError):
-    """An export that cannot be loaded; the one-line message names the
-    file or source and what to do."""
-
-
 def load_state_dict_strict(module, path):
     """Pretrainer hook: loads ``path`` into ``module``, every key matching.
 
@@ -186,53 +180,6 @@ def load_state_dict_strict(module, path):
     load_weights(module, path)
 
 
-def export_source(source):
-    """A model source as :func:`fetch_file` takes it: an existing folder
-    (absolute), else a hub id.
-
-    Arguments
-    ---------
-    source : str or path-like
-        A model folder or an HF hub id (``org/name``).
-
-    Returns
-    -------
-    str
-        The absolute folder, or the hub id as given.
-
-    Raises
-    ------
-    ExportLoadError
-        A file, or a path that is neither a folder nor a hub id.
-
-    Example
-    -------
-    >>> export_source("org/emotion-model")
-    'org/emotion-model'
-    >>> export_source("/no/such/folder")
-    Traceback (most recent call last):
-    ...
-    speechbrain_mtmm.inference.loading.ExportLoadError: /no/such/folder: \
-no such folder (nor an HF hub id, org/name); give a model folder written \
-by mtmm export or a hub id
-    """
-    text = str(source)
-    folder = Path(text).expanduser()
-    if folder.is_dir():
-        return str(folder.resolve())
-    if folder.exists():
-        raise ExportLoadError(
-            f"{text}: a file, not a model folder; give the folder written "
-            "by mtmm export (or a hub id)"
-        )
-    if not HUB_ID.match(text):
-        raise ExportLoadError(
-            f"{text}: no such folder (nor an HF hub id, org/name); give a "
-            "model folder written by mtmm export or a hub id"
-        )
-    return text
-
-
 def fetch_file(
     source,
     name,
@@ -250,7 +197,7 @@ def fetch_file(
     Arguments
     ---------
     source : str or speechbrain.utils.fetching.FetchSource
-        A model folder or hub id (see :func:`export_source`).
+        A model folder or hub id (see :func:`.model_source.export_source`).
     name : str
         The file's path inside the export (``/``-separated).
     savedir : str or path-like, optional
@@ -280,7 +227,7 @@ def fetch_file(
     >>> fetch_file(str(folder), "system.ckpt")
     Traceback (most recent call last):
     ...
-    speechbrain_mtmm.inference.loading.ExportLoadError: .../system.ckpt: \
+    speechbrain_mtmm.inference.model_source.ExportLoadError: .../system.ckpt: \
 missing; ... is not a complete model folder written by mtmm export: give \
 the folder that mtmm export --out wrote
     """
@@ -369,7 +316,8 @@ def read_digests(path):
     >>> read_digests(path)
     Traceback (most recent call last):
     ...
-    speechbrain_mtmm.inference.loading.ExportLoadError: ...export_info.json: \
+    speechbrain_mtmm.inference.model_source.ExportLoadError: \
+...export_info.json: \
 changed since the export (its content differs from its self_sha256); \
 fetch the model again or export it again
     """
@@ -488,7 +436,8 @@ def verify_digests(folder, names, digests, error=ExportLoadError):
     >>> verify_digests(folder, ["a.txt"], {"a.txt": "0" * 64})
     Traceback (most recent call last):
     ...
-    speechbrain_mtmm.inference.loading.ExportLoadError: .../a.txt: missing \
+    speechbrain_mtmm.inference.model_source.ExportLoadError: \
+.../a.txt: missing \
 or changed since the export (SHA-256 differs from export_info.json); fetch \
 the model again or export it again
     """
@@ -597,7 +546,7 @@ def check_unlisted(folder, names, digests, error=ExportLoadError):
     >>> check_unlisted(folder, names, dict.fromkeys(names))
     Traceback (most recent call last):
     ...
-    speechbrain_mtmm.inference.loading.ExportLoadError: .../added.json: \
+    speechbrain_mtmm.inference.model_source.ExportLoadError: .../added.json: \
 not covered by the digests of export_info.json, in a folder that loading \
 reads whole; remove it (or load into an empty savedir) or export the \
 model again
@@ -642,7 +591,7 @@ def check_labels(folder, config, error=ExportLoadError):
     >>> check_labels(folder, {"labels": ["hap", "neu"]})
     Traceback (most recent call last):
     ...
-    speechbrain_mtmm.inference.loading.ExportLoadError: .../labels.txt: \
+    speechbrain_mtmm.inference.model_source.ExportLoadError: .../labels.txt: \
 neu, hap, but model_config has the labels hap, neu; export the model again
     """
     path = Path(folder) / LABELS_FILE
@@ -759,7 +708,7 @@ class ExportPretrainer(Pretrainer):
     >>> pretrainer.collect_files()
     Traceback (most recent call last):
     ...
-    speechbrain_mtmm.inference.loading.ExportLoadError: ExportPretrainer: \
+    speechbrain_mtmm.inference.model_source.ExportLoadError: ExportPretrainer: \
 no source given; load the model with from_hparams(source=...)
     """
 
@@ -934,7 +883,8 @@ def check_trusted(path, trust_remote_code=False):
     >>> check_trusted(path)
     Traceback (most recent call last):
     ...
-    speechbrain_mtmm.inference.loading.ExportLoadError: ...hyperparams.yaml: \
+    speechbrain_mtmm.inference.model_source.ExportLoadError: \
+...hyperparams.yaml: \
 x: !apply:os.system is not what mtmm export writes (it would run code); \
 load it with trust_remote_code=True (mtmm predict --trust_remote_code) only \
 if you trust its source

@@ -44,6 +44,7 @@ from tqdm import tqdm
 from speechbrain_mtmm.data import tables
 from speechbrain_mtmm.data.msp_podcast import CLASSES
 from speechbrain_mtmm.data.tables import CSVError
+from speechbrain_mtmm.inference.model_source import BACKENDS
 from speechbrain_mtmm.inference.recognizer import MultimodalEmotionRecognizer
 from speechbrain_mtmm.run_folder import (
     RATING_SCALE,
@@ -387,9 +388,6 @@ def _rounded(value):
 
 
 #: How a model folder is run: PyTorch, or its ONNX graphs (fp32, int8)
-BACKENDS = ("torch", "onnx", "onnx-int8")
-
-
 def load_recognizer(
     model, asr_source=None, device="cpu", backend="torch", trust=False
 ):

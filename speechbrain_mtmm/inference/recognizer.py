@@ -65,10 +65,8 @@ from speechbrain.utils.logger import get_logger
 from speechbrain_mtmm.data.audio import load_audio
 from speechbrain_mtmm.encoders.asr import ASRTranscriber
 from speechbrain_mtmm.inference.loading import (
-    ExportLoadError,
     check_labels,
     check_trusted,
-    export_source,
     fetch_export,
     fetch_file,
     fetched_root,
@@ -77,6 +75,10 @@ from speechbrain_mtmm.inference.loading import (
     plain_hparams,
     read_digests,
     verify_digests,
+)
+from speechbrain_mtmm.inference.model_source import (
+    ExportLoadError,
+    export_source,
 )
 from speechbrain_mtmm.inference.onnx_runtime import (
     OnnxBackendError,

@@ -49,12 +49,12 @@ from speechbrain_mtmm.serving.batching import (
     INPUT_ERRORS,
     MicroBatcher,
     RequestError,
-    ServeLimits,
     Utterance,
     decode_audio,
     predict_utterances,
     rounded,
 )
+from speechbrain_mtmm.serving.settings import ServeLimits
 
 logger = get_logger(__name__)
 

@@ -1,10 +1,10 @@
 """What ``mtmm serve`` does with a request, without the web framework.
 
 Uploads are decoded in memory (nothing from a request is written to
-disk), checked against the server's :class:`ServeLimits`, and predicted in
-micro-batches: :class:`MicroBatcher` holds an asyncio queue and one worker
-that gathers up to ``max_batch`` requests that arrive within
-``max_wait_ms`` of the first, runs them through the recognizer's
+disk), checked against the server's :class:`.settings.ServeLimits`, and
+predicted in micro-batches: :class:`MicroBatcher` holds an asyncio queue
+and one worker that gathers up to ``max_batch`` requests that arrive
+within ``max_wait_ms`` of the first, runs them through the recognizer's
 ``predict_batch`` in a thread (the event loop keeps answering), and
 answers each request with its own row. A request that arrives when
 ``queue_size`` requests already wait is refused at once
@@ -85,59 +85,6 @@ class QueueFullError(RequestError):
             f"--queue_size); retry in {retry_after} s",
             {"Retry-After": str(retry_after)},
         )
-
-
-@dataclass
-class ServeLimits:
-    """What one request may hold, and how requests are batched.
-
-    Arguments
-    ---------
-    max_upload_mb : float
-        Largest request body, in MiB (413 above it).
-    max_audio_seconds : float
-        Longest audio (413 above it); longer than the model's training
-        crop is split into windows, as ``mtmm predict`` does.
-    max_text_chars : int
-        Longest transcript, in characters (413 above it).
-    queue_size : int
-        Requests that may wait for the model (503 above it).
-    max_batch : int
-        Most requests predicted in one batch (1: no micro-batching).
-    max_wait_ms : float
-        How long the first request of a batch waits for others.
-    timeout_s : float
-        Longest wait for the model, queue included (504 after it).
-
-    Example
-    -------
-    >>> limits = ServeLimits(max_upload_mb=1)
-    >>> limits.max_upload_bytes
-    1048576
-    """
-
-    max_upload_mb: float = 20.0
-    max_audio_seconds: float = 120.0
-    max_text_chars: int = 5000
-    queue_size: int = 32
-    max_batch: int = 8
-    max_wait_ms: float = 10.0
-    timeout_s: float = 60.0
-
-    def __post_init__(self):
-        for name in ("max_upload_mb", "max_audio_seconds", "timeout_s"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"--{name} must be positive")
-        for name in ("max_text_chars", "queue_size", "max_batch"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"--{name} must be at least 1")
-        if self.max_wait_ms < 0:
-            raise ValueError("--max_wait_ms must not be negative")
-
-    @property
-    def max_upload_bytes(self):
-        """The largest request body, in bytes."""
-        return int(self.max_upload_mb * 2**20)
 
 
 @dataclass
@@ -358,6 +305,7 @@ class MicroBatcher:
 
     Example
     -------
+    >>> from speechbrain_mtmm.serving.settings import ServeLimits
     >>> batches = []
     >>> def double(items):
     ...     batches.append(len(items))

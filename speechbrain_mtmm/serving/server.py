@@ -30,8 +30,11 @@ from pathlib import Path
 import torch
 
 from speechbrain_mtmm.inference.predict import UsageError, load_recognizer
-from speechbrain_mtmm.serving.batching import ServeLimits
 from speechbrain_mtmm.serving.model_info import model_info
+from speechbrain_mtmm.serving.settings import (
+    API_KEY_VARIABLE,
+    ServeLimits,
+)
 
 try:  # the serve extra
     import uvicorn
@@ -47,15 +50,6 @@ INSTALL_HINT = (
     "mtmm serve needs FastAPI, uvicorn and python-multipart: "
     'pip install "speechbrain-mtmm[serve]"'
 )
-#: Repeated in ``mtmm serve --help``
-TRUST_NOTE = (
-    "Serve only model folders you trust: with the torch backend, loading "
-    "a model runs its hyperparams.yaml (HyperPyYAML, which can run code; "
-    "tags other than an export's are refused unless --trust_remote_code "
-    "is given); the onnx backends read it as plain YAML and run nothing "
-    "in it."
-)
-API_KEY_VARIABLE = "MTMM_API_KEY"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
