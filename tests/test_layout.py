@@ -72,7 +72,12 @@ SUBLAYERS = {
         ["run"],
     ],
     "experiments": [["aggregate"], ["reports"], ["sweep"], ["ablation"]],
-    "inference": [["loading", "onnx_runtime"], ["recognizer"], ["predict"]],
+    "inference": [
+        ["loading", "onnx_runtime"],
+        ["recognizer"],
+        ["ensemble"],
+        ["predict"],
+    ],
     "sharing": [["interface", "model_card", "onnx_export"], ["export"]],
     "serving": [["batching", "model_info"], ["app"], ["server"]],
     "testing": [["tiny_models", "hub_cache"], ["recipes"]],
