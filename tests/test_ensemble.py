@@ -130,6 +130,27 @@ def test_equal_weights_are_the_default(members):
     assert_mean(row, weighted_mean(singles, [1.0, 1.0]), TOL)
 
 
+def test_a_missing_transcript_is_transcribed_once_for_every_member(
+    members, utterances, monkeypatch
+):
+    heard = []
+
+    def transcriber(wav):
+        """Counts its calls; hears the same words every time."""
+        heard.append(len(wav))
+        return "I got the job!"
+
+    monkeypatch.setattr(members[0], "_transcriber", transcriber)
+    wav = utterances[0][0]
+    row = EnsembleRecognizer(members).predict_file(wav)
+    assert len(heard) == 1
+    monkeypatch.setattr(members[0], "_transcriber", None)
+    singles = [m.predict_file(wav, "I got the job!") for m in members]
+    assert row["path"] == "audio+asr"
+    assert row["text_used"] == singles[0]["text_used"]
+    assert_mean(row, weighted_mean(singles, [1.0, 1.0]), TOL)
+
+
 def test_members_with_other_classes_are_refused_naming_both():
     with pytest.raises(EnsembleError, match="^a and b cannot be averaged"):
         EnsembleRecognizer(

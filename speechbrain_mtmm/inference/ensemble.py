@@ -317,8 +317,28 @@ class EnsembleRecognizer:
         list of dict
             One averaged prediction per utterance.
         """
+        if len(self.members) == 1:
+            return self.members[0].predict_batch(wavs, wav_lens, texts)
+        heard = []
+        member = self._transcribing_member()
+        if wavs is not None and member is not None:
+            texts = [None] * wavs.shape[0] if texts is None else list(texts)
+            for i, text in enumerate(texts):
+                heard.append(False)
+                if text and text.strip():
+                    continue
+                rel = 1.0 if wav_lens is None else float(wav_lens[i])
+                texts[i] = member.transcriber(
+                    wavs[i, : round(rel * wavs.shape[1])]
+                )
+                heard[i] = bool(texts[i])
+                texts[i] = texts[i] or None
         batches = [m.predict_batch(wavs, wav_lens, texts) for m in self.members]
-        return [self.average(list(rows)) for rows in zip(*batches)]
+        results = [self.average(list(rows)) for rows in zip(*batches)]
+        for result, asr in zip(results, heard):
+            if asr and result.get("path") == "audio+text":
+                result["path"] = "audio+asr"
+        return results
 
     def average(self, results):
         """The weighted mean of the members' predictions of one input.
@@ -359,14 +379,21 @@ class EnsembleRecognizer:
         combined["ensemble"] = len(results)
         return combined
 
+    def _transcribing_member(self):
+        """The first member that reads text and has an ASR model (or
+        None): it transcribes for all."""
+        for member in self.members:
+            config = member.system.config
+            if "text" in config["modalities"] and member.transcriber:
+                return member
+        return None
+
     def _transcript(self, path, text):
         """The transcript every member gets, and whether ASR made it."""
         if text and text.strip():
             return text, False
-        for member in self.members:
-            config = member.system.config
-            if "text" in config["modalities"] and member.transcriber:
-                wav = load_audio(path, member.sample_rate)
-                heard = member.transcriber(wav) or None
-                return heard, heard is not None
-        return text, False
+        member = self._transcribing_member()
+        if member is None or not Path(path).is_file():
+            return text, False
+        heard = member.transcriber(load_audio(path, member.sample_rate))
+        return heard or None, bool(heard)
