@@ -150,6 +150,16 @@ def output_facts(recognizer):
     -------
     dict
         ``classes``, ``dimensions`` and ``rating scale`` (lists).
+
+    Example
+    -------
+    >>> from types import SimpleNamespace
+    >>> config = {"labels": ["neu", "hap"], "n_dims": 2,
+    ...           "rating_scale": [1, 7]}
+    >>> output_facts(SimpleNamespace(
+    ...     labels=["neu", "hap"], system=SimpleNamespace(config=config)))
+    {'classes': ['neu', 'hap'], 'dimensions': ['valence', 'arousal'], \
+'rating scale': [1, 7]}
     """
     config = recognizer.system.config
     trained = classes_trained(config)
@@ -176,6 +186,22 @@ def check_members(recognizers, names):
     EnsembleError
         When a member's classes (or their order), dimensions or rating
         scale differ from the first member's.
+
+    Example
+    -------
+    >>> from types import SimpleNamespace
+    >>> def model(labels):
+    ...     config = {"labels": labels, "n_dims": 2, "rating_scale": [1, 5]}
+    ...     return SimpleNamespace(
+    ...         labels=labels, system=SimpleNamespace(config=config))
+    >>> check_members([model(["neu", "hap"])] * 2, ["a", "b"])
+    >>> check_members([model(["neu", "hap"]), model(["hap", "neu"])],
+    ...               ["a", "b"])
+    Traceback (most recent call last):
+    ...
+    speechbrain_mtmm.inference.ensemble.EnsembleError: a and b cannot be \
+averaged: their classes differ (['neu', 'hap'] and ['hap', 'neu']); \
+ensemble models trained for the same outputs
     """
     first = output_facts(recognizers[0])
     for name, recognizer in zip(names[1:], recognizers[1:]):

@@ -490,6 +490,14 @@ def load_models(
     -------
     MultimodalEmotionRecognizer or EnsembleRecognizer
         The model itself when there is one and no weights.
+
+    Example
+    -------
+    >>> load_models(["model_a", "model_b"], weights=[1.0])
+    Traceback (most recent call last):
+    ...
+    speechbrain_mtmm.inference.predict.UsageError: 1 weights for 2 models: \
+give one weight per --model
     """
     members = model_folders(models)
     try:  # a wrong count is refused before any model is loaded
