@@ -221,6 +221,7 @@ def _predict(args):
         output=args.output,
         backend=args.backend,
         trust_remote_code=args.trust_remote_code,
+        weights=args.weights,
     )
 
 
@@ -508,7 +509,17 @@ def build_parser():
     sub.add_argument(
         "--model",
         required=True,
-        help="folder written by mtmm export, or its HF hub id",
+        action="append",
+        help="folder written by mtmm export, or its HF hub id; give it "
+        "several times (or a sweep's export folder) for an ensemble that "
+        "averages the models' probabilities and dimensions",
+    )
+    sub.add_argument(
+        "--weights",
+        nargs="+",
+        type=float,
+        help="one weight per --model of an ensemble (normalised; default "
+        "equal)",
     )
     sub.add_argument(
         "inputs", nargs="*", help="audio files, folders or CSV manifests"

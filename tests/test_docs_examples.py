@@ -233,6 +233,17 @@ EXAMPLES = {
     ("docs/sharing.md", "mtmm export --sweep results/cv/paper"): (
         "needs a finished sweep; tests/test_sharing.py exports one"
     ),
+    ("docs/sharing.md", "--model my_model --model other_model"): Run(
+        # one export here: the same model twice is an ensemble as well
+        replace=(("--model other_model", "--model my_model"),)
+    ),
+    ("docs/sharing.md", "mtmm predict --model paper_models a.wav"): (
+        "needs a finished sweep's export; tests/test_ensemble.py predicts "
+        "with a sweep export folder's layout"
+    ),
+    ("docs/sharing.md", "EnsembleRecognizer(models, weights"): (
+        "needs two exports; tests/test_ensemble.py averages two"
+    ),
     ("docs/sharing.md", "--onnx --int8"): Run(
         # the page's first export wrote my_model: replaced, as a reader
         # trying both would

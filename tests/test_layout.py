@@ -97,6 +97,7 @@ SUBLAYERS = {
         ["model_source"],
         ["loading", "onnx_runtime"],
         ["recognizer"],
+        ["ensemble"],
         ["predict"],
     ],
     "sharing": [["interface", "model_card", "onnx_export"], ["export"]],

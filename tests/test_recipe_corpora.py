@@ -315,3 +315,29 @@ def test_the_demo_trains_the_iemocap_recipe_on_a_csv_corpus(tmp_path):
     assert results["corpus"] == "csv"
     assert "confusion (rows true, columns predicted)" in result.stdout
     assert f"test utterances: {results['n']}" in result.stdout
+
+
+@pytest.mark.slow
+def test_the_submission_files_can_come_from_an_ensemble(msp_run, msp_export):
+    """Two copies of one model average to that model: the ensemble's
+    files equal the single model's, byte for byte."""
+    tmp, written, _, _ = msp_run
+    env = {**os.environ, **OFFLINE_ENV}
+    test3 = sorted(u for u, w in written.items() if w["split"] == "Test3")
+    audios = [str(tmp / RELEASE_DIRNAME / "Audios" / f"{u}.wav") for u in test3]
+    folders = {}
+    for name, models in (("single", 1), ("ensemble", 2)):
+        folders[name] = tmp / f"submission_{name}"
+        result = subprocess.run(
+            [*MTMM, "predict", "--format", "msp-podcast"]
+            + ["--model", str(msp_export)] * models
+            + ["--output", str(folders[name]), *audios],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+    assert "ensemble of 2 models" in result.stderr
+    for file in ("categorical.csv", "attributes.csv"):
+        single = (folders["single"] / file).read_text()
+        assert (folders["ensemble"] / file).read_text() == single, file

@@ -92,6 +92,23 @@ def test_an_mmer_run_with_a_frozen_light_text_encoder_exports(classes_only):
     assert (model / "system.ckpt").is_file()
 
 
+def test_its_frozen_text_encoder_has_no_rate_and_no_optimizer_group(
+    classes_only,
+):
+    _, run, _, _ = classes_only
+    saved = sorted(run.glob("save/CKPT+*/optimizer.ckpt"))[-1]
+    groups = torch.load(saved, weights_only=True)["param_groups"]
+    assert [group["name"] for group in groups] == ["model", "audio_encoder"]
+    epochs = [
+        line
+        for line in (run / "train_log.txt").read_text().splitlines()
+        if line.startswith("epoch: ")
+    ]
+    assert len(epochs) == 2
+    assert all("lr_audio_encoder: " in line for line in epochs)
+    assert not [line for line in epochs if "lr_text_encoder" in line]
+
+
 def test_its_export_predicts_its_test_predictions(
     classes_only, synthetic_prepared
 ):

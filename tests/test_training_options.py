@@ -51,16 +51,19 @@ PRESETS = RECIPE / "hparams" / "models"
 LIGHT = ("fbank", "hashing")
 
 
+RATE_KEYS = ("lr", "lr_audio_encoder", "lr_text_encoder")
+
+
 def logged_rates(run):
-    """(lr, lr_encoders) of every epoch line of train_log.txt."""
+    """{rate key: rate} of every epoch line of train_log.txt."""
     text = (run / "train_log.txt").read_text()
+    lines = re.findall(r"^epoch: \d+, .*$", text, re.M)
     return [
-        (float(lr), float(lr_encoders))
-        for lr, lr_encoders in re.findall(
-            r"^epoch: \d+, .*?lr: ([-\d.e+]+), lr_encoders: ([-\d.e+]+)",
-            text,
-            re.M,
-        )
+        {
+            key: float(rate)
+            for key, rate in re.findall(r"\b(lr\w*): ([-\d.e+]+)", line)
+        }
+        for line in lines
     ]
 
 
@@ -75,6 +78,44 @@ def two_groups():
     return optimizer
 
 
+def three_modules(frozen_text=False):
+    """An audio encoder, a text encoder (frozen or not) and a model."""
+    text = torch.nn.Linear(2, 2)
+    text.requires_grad_(not frozen_text)
+    return {
+        "audio_encoder": torch.nn.Linear(2, 2),
+        "text_encoder": text,
+        "model": torch.nn.Linear(2, 2),
+    }
+
+
+def named_rates(groups):
+    return [(group["name"], group["lr"]) for group in groups]
+
+
+def yaml_rates(yaml_file, *args):
+    """The four rates the recipe YAML gives with command-line ``args``."""
+    _, _, overrides = sb.parse_arguments(
+        [str(yaml_file), "--data_folder=/corpus", *args]
+    )
+    values = read_plain_yaml(yaml_file, overrides)
+    return {
+        key: values[key]
+        for key in ("lr", "lr_encoders", "lr_audio_encoder", "lr_text_encoder")
+    }
+
+
+RECIPE_YAMLS = [
+    RECIPE / "hparams" / "iemocap.yaml",
+    RECIPE / "hparams" / "mmer.yaml",
+    RECIPE.parents[1]
+    / "MSP-Podcast"
+    / "multimodal_emotion"
+    / "hparams"
+    / "msp_podcast.yaml",
+]
+
+
 # ---------------------------------------------------------------- the rates
 
 
@@ -84,12 +125,87 @@ def test_the_encoders_and_the_model_train_at_their_own_rates(light_run):
     assert {"number_of_epochs": 1, "lr": 1e-3, "lr_encoders": 1e-4}.items() <= (
         light_run.extra.items()
     )
-    assert logged_rates(run) == [(1e-3, 1e-4)]
+    assert logged_rates(run) == [
+        {"lr": 1e-3, "lr_audio_encoder": 1e-4, "lr_text_encoder": 1e-4}
+    ]
     saved = sorted(run.glob("save/CKPT+*/optimizer.ckpt"))[-1]
     groups = torch.load(saved, weights_only=True)["param_groups"]
-    assert [(g["name"], g["lr"]) for g in groups] == [
+    assert named_rates(groups) == [
         ("model", 1e-3),
-        ("encoders", 1e-4),
+        ("audio_encoder", 1e-4),
+        ("text_encoder", 1e-4),
+    ]
+
+
+def test_each_encoder_has_a_named_group_at_lr_encoders_by_default():
+    groups = parameter_groups(three_modules(), lr=1.0, lr_encoders=0.1)
+    assert named_rates(groups) == [
+        ("model", 1.0),
+        ("audio_encoder", 0.1),
+        ("text_encoder", 0.1),
+    ]
+    assert [len(group["params"]) for group in groups] == [2, 2, 2]
+
+
+def test_without_lr_encoders_every_group_trains_at_lr():
+    groups = parameter_groups(three_modules(), lr=1.0)
+    assert [rate for _, rate in named_rates(groups)] == [1.0, 1.0, 1.0]
+
+
+def test_an_encoder_rate_of_its_own_overrides_lr_encoders():
+    groups = parameter_groups(
+        three_modules(), lr=1.0, lr_encoders=0.1, lr_text_encoder=0.01
+    )
+    assert named_rates(groups) == [
+        ("model", 1.0),
+        ("audio_encoder", 0.1),
+        ("text_encoder", 0.01),
+    ]
+
+
+def test_a_frozen_encoder_gets_no_group():
+    """MMER freezes its text encoder: no group, so no rate is logged."""
+    groups = parameter_groups(three_modules(frozen_text=True), lr=1.0)
+    assert [name for name, _ in named_rates(groups)] == [
+        "model",
+        "audio_encoder",
+    ]
+
+
+def test_a_rate_that_is_not_a_number_is_refused_naming_its_key():
+    with pytest.raises(ValueError, match="lr_audio_encoder must be a number"):
+        parameter_groups(three_modules(), lr=1.0, lr_audio_encoder="fast")
+
+
+@pytest.mark.parametrize("yaml_file", RECIPE_YAMLS, ids=lambda p: p.stem)
+def test_each_encoder_rate_defaults_to_lr_encoders_then_lr_in_the_yaml(
+    yaml_file,
+):
+    lr = read_plain_yaml(yaml_file, {"data_folder": "/corpus"})["lr"]
+    assert yaml_rates(yaml_file) == dict.fromkeys(
+        ("lr", "lr_encoders", "lr_audio_encoder", "lr_text_encoder"), lr
+    )
+    assert yaml_rates(yaml_file, "--lr=0.5") == dict.fromkeys(
+        ("lr", "lr_encoders", "lr_audio_encoder", "lr_text_encoder"), 0.5
+    )
+
+
+@pytest.mark.parametrize("yaml_file", RECIPE_YAMLS, ids=lambda p: p.stem)
+def test_command_line_encoder_rates_reach_the_optimizer(yaml_file):
+    rates = yaml_rates(
+        yaml_file, "--lr=0.5", "--lr_encoders=0.1", "--lr_audio_encoder=0.02"
+    )
+    assert rates == {
+        "lr": 0.5,
+        "lr_encoders": 0.1,
+        "lr_audio_encoder": 0.02,
+        "lr_text_encoder": 0.1,
+    }
+    groups = parameter_groups(three_modules(), **rates)
+    assert named_rates(groups) == [
+        ("model", 0.5),
+        ("audio_encoder", 0.02),
+        ("text_encoder", 0.1),
     ]
 
 
@@ -99,9 +215,9 @@ def test_newbob_anneals_each_group_when_the_validation_score_drops():
     schedule.attach(optimizer, total_steps=10)
     for score in (0.5, 0.6):  # improving: unchanged
         schedule.validation_end(optimizer, score)
-    assert schedule.rates(optimizer) == {"lr": 1.0, "lr_encoders": 0.1}
+    assert schedule.rates(optimizer) == {"lr": 1.0, "lr_audio_encoder": 0.1}
     schedule.validation_end(optimizer, 0.55)  # worse: both halved
-    assert schedule.rates(optimizer) == {"lr": 0.5, "lr_encoders": 0.05}
+    assert schedule.rates(optimizer) == {"lr": 0.5, "lr_audio_encoder": 0.05}
 
 
 def test_warmup_linear_rises_then_decays_to_zero():
@@ -114,7 +230,7 @@ def test_warmup_linear_rises_then_decays_to_zero():
         rates.append(schedule.rates(optimizer)["lr"])
     expected = [0.0, 0.5, 1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125]
     assert rates == pytest.approx(expected + [0.0])
-    assert schedule.rates(optimizer)["lr_encoders"] == 0.0
+    assert schedule.rates(optimizer)["lr_audio_encoder"] == 0.0
 
 
 def test_the_schedule_state_survives_a_save_and_load(tmp_path):
@@ -148,6 +264,8 @@ def test_a_resumed_run_continues_the_schedule(
         "newbob_improvement_threshold": 10.0,
         "modality_masking": False,
         "lr": 1e-3,
+        "lr_audio_encoder": 1e-4,
+        "lr_text_encoder": 1e-5,
     }
     run = tmp_path / "run"
     train_and_kill(
@@ -155,14 +273,62 @@ def test_a_resumed_run_continues_the_schedule(
     )
     log = run / "train_log.txt"
     train(synthetic_corpus, synthetic_prepared, run, *LIGHT, extra)
-    by_epoch = dict(
-        (int(epoch), float(lr))
-        for epoch, lr in re.findall(
-            r"^epoch: (\d+), .*?lr: ([-\d.e+]+),", log.read_text(), re.M
+    by_epoch = {
+        int(re.match(r"epoch: (\d+)", line).group(1)): rates
+        for line, rates in zip(
+            re.findall(r"^epoch: \d+, .*$", log.read_text(), re.M),
+            logged_rates(run),
         )
+    }
+    for key in RATE_KEYS:
+        expected = [
+            extra[key] * 0.5 ** max(0, epoch - 2) for epoch in range(1, 7)
+        ]
+        logged = [by_epoch[epoch][key] for epoch in range(1, 7)]
+        assert logged == pytest.approx(expected), key
+
+
+def test_resumed_rates_equal_those_of_an_uninterrupted_schedule(tmp_path):
+    """Three groups at three rates under NewBob: an optimizer and schedule
+    saved after two validations and loaded into fresh ones (a resume)
+    give, validation after validation, the rates of the ones that went
+    on (the rates come back with the optimizer's state, the NewBob state
+    with the schedule's)."""
+    scores = [0.5, 0.4, 0.45, 0.3, 0.6, 0.2]
+
+    def started():
+        modules = three_modules()
+        optimizer = torch.optim.Adam(
+            parameter_groups(
+                modules, lr=1.0, lr_audio_encoder=0.1, lr_text_encoder=0.01
+            )
+        )
+        schedule = LearningRateSchedule("newbob", annealing_factor=0.5)
+        schedule.attach(optimizer, total_steps=10)
+        return optimizer, schedule
+
+    optimizer, schedule = started()
+    for score in scores[:2]:
+        schedule.validation_end(optimizer, score)
+    torch.save(optimizer.state_dict(), tmp_path / "optimizer.ckpt")
+    schedule.save(tmp_path / "schedule.ckpt")
+    resumed, resumed_schedule = started()
+    resumed.load_state_dict(
+        torch.load(tmp_path / "optimizer.ckpt", weights_only=True)
     )
-    expected = [1e-3 * 0.5 ** max(0, epoch - 2) for epoch in range(1, 7)]
-    assert [by_epoch[e] for e in range(1, 7)] == pytest.approx(expected)
+    resumed_schedule.load(tmp_path / "schedule.ckpt")
+    assert resumed_schedule.rates(resumed) == {
+        "lr": 0.5,
+        "lr_audio_encoder": 0.05,
+        "lr_text_encoder": 0.005,
+    }
+    for score in scores[2:]:
+        schedule.validation_end(optimizer, score)
+        resumed_schedule.validation_end(resumed, score)
+        assert resumed_schedule.rates(resumed) == schedule.rates(optimizer)
+    assert schedule.rates(optimizer)["lr_text_encoder"] == pytest.approx(
+        0.01 * 0.5**3
+    )
 
 
 # ----------------------------------------------------- gradient accumulation

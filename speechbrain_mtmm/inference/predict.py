@@ -2,10 +2,11 @@
 
 ::
 
-    mtmm predict --model <model folder> <file.wav ...|folder|manifest.csv>
+    mtmm predict --model <model folder> [--model <another> ...]
+        [--weights 0.6 0.4 ...] <file.wav ...|folder|manifest.csv>
         [--text "..."] [--transcripts transcripts.csv]
         [--asr_source openai/whisper-small] [--device cuda]
-        [--format json|csv] [--output predictions.jsonl]
+        [--format json|csv|msp-podcast] [--output predictions.jsonl]
 
 Inputs: audio files, folders (searched recursively for .wav, .flac, .ogg
 and .mp3 files) and CSV manifests (a ``path`` column, relative paths
@@ -20,6 +21,13 @@ matches no input is a usage error; one that leaves some inputs without a
 transcript is a warning with their count. Files without a transcript are
 transcribed when the model (or ``--asr_source``) names an ASR model,
 otherwise predicted from audio alone with the text masked.
+
+Several ``--model`` (or a sweep's export folder, ``mtmm export --sweep``,
+which stands for all its models) predict as an ensemble
+(:mod:`speechbrain_mtmm.inference.ensemble`): their class probabilities
+and dimensions are averaged, weighted by ``--weights`` (normalised; equal
+by default), after checking that they share classes, dimensions and
+rating scale; each row then carries ``ensemble``, the number of models.
 
 Output: one JSON object per line (``--format json``, the default) or one
 CSV row per input (``--format csv``), to ``--output`` or stdout. A file
@@ -44,6 +52,12 @@ from tqdm import tqdm
 from speechbrain_mtmm.data import tables
 from speechbrain_mtmm.data.msp_podcast import CLASSES
 from speechbrain_mtmm.data.tables import CSVError
+from speechbrain_mtmm.inference.ensemble import (
+    EnsembleError,
+    EnsembleRecognizer,
+    model_folders,
+    normalised_weights,
+)
 from speechbrain_mtmm.inference.model_source import BACKENDS
 from speechbrain_mtmm.inference.recognizer import MultimodalEmotionRecognizer
 from speechbrain_mtmm.run_folder import (
@@ -239,13 +253,16 @@ def _with_transcripts(jobs, transcripts):
 class _Writer:
     """Writes one JSON line or CSV row per input, flushed as it goes."""
 
-    def __init__(self, stream, fmt, labels, dims, scale=RATING_SCALE):
+    def __init__(
+        self, stream, fmt, labels, dims, scale=RATING_SCALE, ensemble=False
+    ):
         self.stream, self.fmt = stream, fmt
         if fmt == "csv":
             columns = ["file", *(["label"] if labels else []), "path"]
             columns += [*dims, *(rating_key(d, scale) for d in dims)]
             columns += [f"p_{label}" for label in labels]
-            columns += ["windows", "text_used", "warning", "error"]
+            columns += ["windows", "text_used", "warning"]
+            columns += [*(["ensemble"] if ensemble else []), "error"]
             self.csv = csv.DictWriter(stream, columns, extrasaction="ignore")
             self.csv.writeheader()
 
@@ -441,6 +458,61 @@ def _predict_one(recognizer, file, text):
         return {"file": file, "error": f"{type(error).__name__}: {error}"}
 
 
+def load_models(
+    models,
+    weights=None,
+    asr_source=None,
+    device="cpu",
+    backend="torch",
+    trust=False,
+):
+    """One recognizer, or an ensemble of several, or a :class:`UsageError`.
+
+    Arguments
+    ---------
+    models : str or sequence of str
+        Model folders, hub ids or sweep export folders
+        (:func:`~speechbrain_mtmm.inference.ensemble.model_folders`).
+    weights : sequence of float, optional
+        One weight per model (an ensemble; default equal).
+    asr_source : str, optional
+        ASR model for missing transcripts (replaces each model's).
+    device : str
+        Where the models run.
+    backend : str
+        One of :data:`BACKENDS`, for every model.
+    trust : bool
+        ``trust_remote_code`` for every model.
+
+    Returns
+    -------
+    MultimodalEmotionRecognizer or EnsembleRecognizer
+        The model itself when there is one and no weights.
+
+    Example
+    -------
+    >>> load_models(["model_a", "model_b"], weights=[1.0])
+    Traceback (most recent call last):
+    ...
+    speechbrain_mtmm.inference.predict.UsageError: 1 weights for 2 models: \
+give one weight per --model
+    """
+    members = model_folders(models)
+    try:  # a wrong count is refused before any model is loaded
+        normalised_weights(weights, len(members))
+    except EnsembleError as error:
+        raise UsageError(str(error)) from None
+    recognizers = [
+        load_recognizer(m, asr_source, device, backend, trust) for m in members
+    ]
+    if len(recognizers) == 1 and weights is None:
+        return recognizers[0]
+    try:
+        return EnsembleRecognizer(recognizers, weights, names=members)
+    except EnsembleError as error:
+        raise UsageError(str(error)) from None
+
+
 def run_predict(
     model,
     inputs=(),
@@ -452,13 +524,15 @@ def run_predict(
     output=None,
     backend="torch",
     trust_remote_code=False,
+    weights=None,
 ):
     """Predicts every input and writes one row each (see the module doc).
 
     Arguments
     ---------
-    model : str
-        A folder written by ``mtmm export``.
+    model : str or sequence of str
+        A folder written by ``mtmm export`` (its hub id, or a sweep's
+        export folder); several: an ensemble.
     inputs : sequence of str
         Audio files, folders and CSV manifests.
     text : str, optional
@@ -481,6 +555,8 @@ def run_predict(
     trust_remote_code : bool
         Let the model run code an export does not write (only for a
         model you trust; see ``from_hparams``).
+    weights : sequence of float, optional
+        One weight per model of an ensemble (normalised; default equal).
 
     Returns
     -------
@@ -496,14 +572,21 @@ def run_predict(
         return 2
     try:
         jobs = collect_inputs(list(inputs), text, transcripts)
-        recognizer = load_recognizer(
-            model, asr_source, device, backend, trust_remote_code
+        recognizer = load_models(
+            model, weights, asr_source, device, backend, trust_remote_code
         )
     except UsageError as error:
         print(f"mtmm predict: error: {error}", file=sys.stderr)
         return 2
-    where = getattr(recognizer.system, "folder", None) or Path(model).resolve()
-    print(f"model: {where} ({backend})", file=sys.stderr)
+    members = getattr(recognizer, "members", [recognizer])
+    names = getattr(recognizer, "names", model_folders(model))
+    shares = getattr(recognizer, "weights", [1.0])
+    if len(members) > 1:
+        print(f"ensemble of {len(members)} models", file=sys.stderr)
+    for member, name, share in zip(members, names, shares):
+        where = getattr(member.system, "folder", None) or Path(name).resolve()
+        weight = f", weight {share:.4g}" if len(members) > 1 else ""
+        print(f"model: {where} ({backend}{weight})", file=sys.stderr)
     config = recognizer.system.config
     scale = config.get("rating_scale", RATING_SCALE)
     if fmt == "msp-podcast":
@@ -520,6 +603,7 @@ def run_predict(
             recognizer.labels if classes_trained(config) else [],
             trained_dimensions(config),
             scale,
+            ensemble=len(members) > 1,
         )
         bar = tqdm(jobs, unit="file", disable=len(jobs) < 2, file=sys.stderr)
         for file, transcript in bar:

@@ -1,10 +1,13 @@
 """Learning rates: one per module group, and how they change over training.
 
 Fine-tuning large speech and text encoders with the rate of a freshly
-initialised fusion model is what users question first. Here the encoders'
-parameters and the rest of the model form two parameter groups of one
-optimizer (``lr`` and ``lr_encoders``), and :class:`LearningRateSchedule`
-changes both over training with SpeechBrain's schedulers:
+initialised fusion model is what users question first. Here each encoder's
+trainable parameters and the rest of the model form named parameter
+groups of one optimizer (``audio_encoder`` at ``lr_audio_encoder``,
+``text_encoder`` at ``lr_text_encoder``, ``model`` at ``lr``; each encoder
+rate defaults to ``lr_encoders``, which defaults to ``lr``), and
+:class:`LearningRateSchedule` changes them all over training with
+SpeechBrain's schedulers:
 
 * ``none``: constant rates (the paper: Adam at 3e-5 everywhere);
 * ``newbob``: ``NewBobScheduler`` per group, driven by the validation
@@ -33,45 +36,123 @@ from speechbrain.utils import checkpoints
 
 SCHEDULES = ("none", "newbob", "warmup_linear")
 ENCODER_MODULES = ("audio_encoder", "text_encoder")
-GROUP_NAMES = ("model", "encoders")
+#: the parameter groups, in the optimizer's order
+GROUP_NAMES = ("model", *ENCODER_MODULES)
+#: group name -> the YAML key of its rate (also its name in train_log)
+RATE_KEYS = {
+    "model": "lr",
+    "audio_encoder": "lr_audio_encoder",
+    "text_encoder": "lr_text_encoder",
+}
 
 
-def parameter_groups(modules, lr, lr_encoders=None):
-    """The parameters of a ``Brain``'s modules as two optimizer groups.
+def group_rates(
+    lr, lr_encoders=None, lr_audio_encoder=None, lr_text_encoder=None
+):
+    """The rate of each parameter group: each encoder's own rate, else
+    ``lr_encoders``, else ``lr`` (the recipes' YAML says the same with
+    ``!ref``; None here falls through as well, so ``--lr_encoders=null``
+    still means ``lr``).
+
+    Arguments
+    ---------
+    lr : float
+        Rate of the model group (everything but the encoders).
+    lr_encoders : float, optional
+        Rate of both encoders (None: ``lr``).
+    lr_audio_encoder : float, optional
+        Rate of the audio encoder (None: ``lr_encoders``).
+    lr_text_encoder : float, optional
+        Rate of the text encoder (None: ``lr_encoders``).
+
+    Returns
+    -------
+    dict
+        Group name (:data:`GROUP_NAMES`) -> float rate.
+
+    Raises
+    ------
+    ValueError
+        For a rate that is not a number, naming its key.
+
+    Example
+    -------
+    >>> group_rates(1e-3, lr_encoders=1e-4, lr_text_encoder=1e-5)
+    {'model': 0.001, 'audio_encoder': 0.0001, 'text_encoder': 1e-05}
+    """
+    given = {
+        "lr": lr,
+        "lr_encoders": lr_encoders,
+        "lr_audio_encoder": lr_audio_encoder,
+        "lr_text_encoder": lr_text_encoder,
+    }
+    for key, rate in given.items():
+        if rate is not None and (
+            isinstance(rate, bool) or not isinstance(rate, (int, float))
+        ):
+            raise ValueError(
+                f"{key} must be a number (a learning rate), got {rate!r}"
+            )
+    encoders = lr if lr_encoders is None else lr_encoders
+    own = {"audio_encoder": lr_audio_encoder, "text_encoder": lr_text_encoder}
+    rates = {"model": lr}
+    for name, rate in own.items():
+        rates[name] = encoders if rate is None else rate
+    return {name: float(rate) for name, rate in rates.items()}
+
+
+def parameter_groups(
+    modules,
+    lr,
+    lr_encoders=None,
+    lr_audio_encoder=None,
+    lr_text_encoder=None,
+):
+    """The trainable parameters of a ``Brain``'s modules as named
+    optimizer groups, one per encoder and one for the rest.
+
+    Parameters that do not require gradients when this is called (a
+    frozen encoder, the layers the ``paper`` freeze policy keeps) get no
+    group: an encoder with nothing to train has no group and no rate.
+    Random Modality Masking freezes an encoder per epoch later, after the
+    optimizer is built, and so keeps its group.
 
     Arguments
     ---------
     modules : dict or torch.nn.ModuleDict
-        Name -> module; ``audio_encoder`` and ``text_encoder`` form the
-        ``encoders`` group, everything else the ``model`` group.
+        Name -> module; ``audio_encoder`` and ``text_encoder`` form their
+        own groups, everything else the ``model`` group.
     lr : float
         Rate of the model group.
     lr_encoders : float, optional
-        Rate of the encoders group (None: ``lr``).
+        Rate of both encoder groups (None: ``lr``).
+    lr_audio_encoder : float, optional
+        Rate of the audio encoder group (None: ``lr_encoders``).
+    lr_text_encoder : float, optional
+        Rate of the text encoder group (None: ``lr_encoders``).
 
     Returns
     -------
     list of dict
-        ``{"name", "params", "lr"}`` per non-empty group, model first.
+        ``{"name", "params", "lr"}`` per non-empty group, in the order of
+        :data:`GROUP_NAMES`.
 
     Example
     -------
     >>> modules = {"audio_encoder": torch.nn.Linear(2, 2),
+    ...            "text_encoder": torch.nn.Linear(2, 2).requires_grad_(False),
     ...            "model": torch.nn.Linear(2, 3)}
     >>> groups = parameter_groups(modules, lr=1e-3, lr_encoders=1e-5)
     >>> [(g["name"], len(g["params"]), g["lr"]) for g in groups]
-    [('model', 2, 0.001), ('encoders', 2, 1e-05)]
+    [('model', 2, 0.001), ('audio_encoder', 2, 1e-05)]
     """
-    rates = {
-        "model": lr,
-        "encoders": lr if lr_encoders is None else lr_encoders,
-    }
-    params = {"model": [], "encoders": []}
+    rates = group_rates(lr, lr_encoders, lr_audio_encoder, lr_text_encoder)
+    params = {name: [] for name in GROUP_NAMES}
     for name, module in modules.items():
-        group = "encoders" if name in ENCODER_MODULES else "model"
-        params[group] += list(module.parameters())
+        group = name if name in ENCODER_MODULES else "model"
+        params[group] += [p for p in module.parameters() if p.requires_grad]
     return [
-        {"name": name, "params": params[name], "lr": float(rates[name])}
+        {"name": name, "params": params[name], "lr": rates[name]}
         for name in GROUP_NAMES
         if params[name]
     ]
@@ -198,11 +279,11 @@ class LearningRateSchedule:
         Returns
         -------
         dict
-            ``lr`` (model group) and ``lr_encoders`` (encoders group).
+            The YAML key of each group's rate (:data:`RATE_KEYS`: ``lr``,
+            ``lr_audio_encoder``, ``lr_text_encoder``) -> its rate now.
         """
-        names = {"model": "lr", "encoders": "lr_encoders"}
         return {
-            names.get(group.get("name"), f"lr_{index}"): group["lr"]
+            RATE_KEYS.get(group.get("name"), f"lr_{index}"): group["lr"]
             for index, group in enumerate(optimizer.param_groups)
         }
 

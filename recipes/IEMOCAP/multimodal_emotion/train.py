@@ -273,11 +273,17 @@ class EmotionBrain(sb.Brain):
             )
 
     def init_optimizers(self):
-        """One optimizer, two parameter groups: the encoders at
-        ``lr_encoders``, the rest at ``lr``; the schedule drives both."""
+        """One optimizer, one named parameter group per encoder (at
+        ``lr_audio_encoder`` and ``lr_text_encoder``, by default
+        ``lr_encoders``, by default ``lr``; none for a frozen encoder) and
+        one for the rest (at ``lr``); the schedule drives them all."""
         self.optimizer = self.opt_class(
             parameter_groups(
-                self.modules, self.hparams.lr, self.hparams.lr_encoders
+                self.modules,
+                self.hparams.lr,
+                lr_encoders=self.hparams.lr_encoders,
+                lr_audio_encoder=self.hparams.lr_audio_encoder,
+                lr_text_encoder=self.hparams.lr_text_encoder,
             )
         )
         self.optimizers_dict = {"opt_class": self.optimizer}
