@@ -72,7 +72,11 @@ SUBLAYERS = {
         ["run"],
     ],
     "experiments": [["aggregate"], ["reports"], ["sweep"], ["ablation"]],
-    "inference": [["loading", "onnx_runtime"], ["recognizer"], ["predict"]],
+    "inference": [
+        ["loading", "onnx_runtime", "shards"],
+        ["recognizer"],
+        ["predict"],
+    ],
     "sharing": [["interface", "model_card", "onnx_export"], ["export"]],
     "serving": [["batching", "model_info"], ["app"], ["server"]],
     "testing": [["tiny_models", "hub_cache"], ["recipes"]],
