@@ -759,6 +759,10 @@ def run_shard(jobs, index, shards, local_rank, request, merge=True):
     start, stop = shard_bounds(len(jobs), index, shards)
     part = folder / part_name(index, shards)
     name = f"shard {index} of {shards}"
+    if finished_rows(part) is None and start == stop:  # more shards than
+        folder.mkdir(parents=True, exist_ok=True)  # inputs: no model needed
+        with PartWriter(part, []) as writer:
+            writer.finish()
     if finished_rows(part) is None:
         folder.mkdir(parents=True, exist_ok=True)
         writer = PartWriter(part, [file for file, _ in jobs[start:stop]])
