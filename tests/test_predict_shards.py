@@ -428,7 +428,7 @@ def test_a_sharded_submission_with_a_failed_file_writes_nothing(
 
 
 def offline_env(**extra):
-    return dict(os.environ, **OFFLINE_ENV, **extra)
+    return {**os.environ, **OFFLINE_ENV, **extra}
 
 
 @pytest.fixture(scope="module")
