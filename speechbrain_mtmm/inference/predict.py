@@ -922,6 +922,12 @@ def shard_command(request, index, shards, merge=False):
     return command + ([] if merge else ["--no_merge"])
 
 
+def _progress(bar, rows):
+    """Moves the progress bar to ``rows`` (drawn only when it moved)."""
+    if rows > bar.n:
+        bar.update(rows - bar.n)
+
+
 def _count_rows(parts, counted):
     """Rows written so far to each part (new bytes only are read)."""
     total = 0
@@ -1018,25 +1024,31 @@ def _run_workers(folder, todo, shards, count, request, poll):
             total=count, unit="file", file=sys.stderr, disable=count < 2
         ) as bar:
             while any(w.poll() is None for w, _ in workers.values()):
-                bar.update(_count_rows(parts, counted) - bar.n)
+                _progress(bar, _count_rows(parts, counted))
                 time.sleep(poll)
-            bar.update(_count_rows(parts, counted) - bar.n)
+            _progress(bar, _count_rows(parts, counted))
     finally:  # Ctrl-C, or an error here: no shard left running
         for worker, _ in workers.values():
             if worker.poll() is None:
                 worker.terminate()
                 worker.wait()
-    code = 0
-    for index, (worker, log) in workers.items():
-        if worker.returncode == 0:
-            continue
+    failed = {
+        index: (worker.returncode, log)
+        for index, (worker, log) in workers.items()
+        if worker.returncode != 0
+    }
+    usage = [index for index, (code, _) in failed.items() if code == 2]
+    for index in usage[:1] or failed:  # a usage error: the same in each
+        code, log = failed[index]
         lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
-        last = lines[-1] if lines else "(nothing)"
+        last = lines[-1] if lines else "(its log is empty)"
+        if code == 2:
+            print(f"{last} (shard {index} of {shards})", file=sys.stderr)
+            continue
         print(
             f"mtmm predict: shard {index} of {shards} ended with exit code "
-            f"{worker.returncode} ({last}); its log: {log}; run the same "
-            "command again to resume it",
+            f"{code} ({last}; its log: {log}); run the same command again "
+            "to resume it",
             file=sys.stderr,
         )
-        code = max(code, 2 if worker.returncode == 2 else 1)
-    return code
+    return 2 if usage else 1 if failed else 0
