@@ -213,6 +213,19 @@ def test_a_rerun_skips_finished_parts_without_the_model(
     assert output.read_bytes() == reference("json")
 
 
+def test_a_part_killed_before_its_marker_is_finished_without_the_model(
+    finished, tmp_path, reference, model, manifest, monkeypatch
+):
+    output = copy_of(finished, tmp_path)
+    output.unlink()
+    marker = parts_folder(output) / part_name(0, 2).replace(".jsonl", ".done")
+    marker.unlink()
+    monkeypatch.setattr(predict, "load_recognizer", None)  # not called
+    assert run(model, [manifest], output, "--shard", "0/2") == 1
+    assert marker.is_file()
+    assert output.read_bytes() == reference("json")
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [

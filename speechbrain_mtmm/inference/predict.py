@@ -759,13 +759,16 @@ def run_shard(jobs, index, shards, local_rank, request, merge=True):
     start, stop = shard_bounds(len(jobs), index, shards)
     part = folder / part_name(index, shards)
     name = f"shard {index} of {shards}"
-    if finished_rows(part) is None and start == stop:  # more shards than
-        folder.mkdir(parents=True, exist_ok=True)  # inputs: no model needed
-        with PartWriter(part, []) as writer:
-            writer.finish()
+    writer = None
     if finished_rows(part) is None:
         folder.mkdir(parents=True, exist_ok=True)
         writer = PartWriter(part, [file for file, _ in jobs[start:stop]])
+    if writer is not None and writer.done == stop - start:
+        # an empty slice (more shards than inputs), or every row written
+        # by a shard killed before its marker: nothing to predict
+        with writer:
+            writer.finish()
+    elif writer is not None:
         device = request["device"]
         device = _shard_device(
             device, index if local_rank is None else local_rank
@@ -777,6 +780,9 @@ def run_shard(jobs, index, shards, local_rank, request, merge=True):
             request["backend"],
             request["trust_remote_code"],
         )
+        where = getattr(recognizer.system, "folder", None)
+        where = where or Path(request["model"]).resolve()
+        print(f"model: {where} ({request['backend']})", file=sys.stderr)
         columns = _columns(recognizer)
         if request["fmt"] == "msp-podcast":
             check_submission_model(columns["labels"], columns["rating_scale"])
@@ -799,14 +805,16 @@ def run_shard(jobs, index, shards, local_rank, request, merge=True):
     else:
         print(f"{name}: {part} is finished, skipped", file=sys.stderr)
     status = part_status(folder, plan, len(jobs))
-    if not all(status):
+    if not merge or not all(status):
+        then = (
+            "the last shard to finish merges them"
+            if merge
+            else f"merge them with --shards {shards}"
+        )
         print(
-            f"{name}: {sum(status)} of {shards} parts finished; the last "
-            "shard to finish merges them",
+            f"{name}: {sum(status)} of {shards} parts finished; {then}",
             file=sys.stderr,
         )
-        return 0
-    if not merge:
         return 0
     return merge_parts(request["output"], request["fmt"])
 
@@ -881,7 +889,9 @@ def shard_command(request, index, shards, merge=False):
     Arguments
     ---------
     request : dict
-        :func:`run_predict`'s arguments.
+        :func:`run_predict`'s arguments by name (``model``, ``inputs``,
+        ``output``, ``fmt``; optional ``text``, ``transcripts``,
+        ``asr_source``, ``device``, ``backend``, ``trust_remote_code``).
     index : int
         The shard, from 0.
     shards : int

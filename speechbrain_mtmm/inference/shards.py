@@ -32,6 +32,7 @@ Authors
  * speechbrain-mtmm contributors, 2026
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -363,8 +364,12 @@ def write_plan(folder, plan, columns):
         os.link(tmp, folder / PLAN)  # fails if a plan is there
     except FileExistsError:
         pass
+    except OSError:  # a file system without hard links: not exclusive
+        if not (folder / PLAN).exists():
+            os.replace(tmp, folder / PLAN)
     finally:
-        os.remove(tmp)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
     return check_plan(folder, plan)
 
 
@@ -484,7 +489,8 @@ class PartWriter:
         self.stream.close()
 
     def write(self, row):
-        """Appends one row (already rounded) and flushes it."""
+        """Appends one row (as predicted: the output's writer rounds it)
+        and flushes it."""
         self.stream.write(json.dumps(row) + "\n")
         self.stream.flush()
         self.done += 1
