@@ -76,6 +76,17 @@ def parts_folder(output):
 def part_name(index, shards):
     """The part file of shard ``index`` (0-based) of ``shards``.
 
+    Arguments
+    ---------
+    index : int
+        The shard, from 0.
+    shards : int
+        Number of shards.
+
+    Returns
+    -------
+    str
+
     Example
     -------
     >>> part_name(3, 8)
@@ -255,10 +266,32 @@ def make_plan(jobs, shards, model, backend="torch", asr_source=None):
 def read_plan(folder):
     """The plan of a parts folder, or None when there is none yet.
 
+    Arguments
+    ---------
+    folder : str or os.PathLike
+        The parts folder.
+
+    Returns
+    -------
+    dict or None
+
     Raises
     ------
     ShardError
         When it is not a plan (edited, cut short).
+
+    Example
+    -------
+    >>> folder = getfixture("tmp_path")
+    >>> read_plan(folder) is None
+    True
+    >>> _ = (folder / PLAN).write_text("{")
+    >>> read_plan(folder)
+    Traceback (most recent call last):
+    ...
+    speechbrain_mtmm.inference.shards.ShardError: ...plan.json: not a shard \
+plan (Expecting property name enclosed in double quotes: line 1 column 2 \
+(char 1)); delete ... to predict again
     """
     path = Path(folder) / PLAN
     if not path.is_file():
@@ -355,6 +388,20 @@ def write_plan(folder, plan, columns):
     -------
     dict
         The recorded plan.
+
+    Raises
+    ------
+    ShardError
+        When another plan was recorded first.
+
+    Example
+    -------
+    >>> folder = getfixture("tmp_path")
+    >>> plan = make_plan([("a.wav", None)], 1, "org/m")
+    >>> write_plan(folder, plan, {"labels": ["neu"]})["labels"]
+    ['neu']
+    >>> write_plan(folder, plan, {"labels": ["sad"]})["labels"]  # the first
+    ['neu']
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -393,6 +440,24 @@ def finished_rows(part):
     ------
     ShardError
         When the part changed after it was marked finished (or is gone).
+
+    Example
+    -------
+    >>> part = getfixture("tmp_path") / part_name(0, 1)
+    >>> with PartWriter(part, [None]) as writer:
+    ...     writer.write({"file": None, "label": "neu"})
+    ...     finished_rows(part) is None
+    ...     writer.finish()
+    True
+    >>> finished_rows(part)
+    1
+    >>> _ = part.write_text('{"file": null, "label": "sad"}\n')
+    >>> finished_rows(part)
+    Traceback (most recent call last):
+    ...
+    speechbrain_mtmm.inference.shards.ShardError: ...part-00000-of-00001.\
+jsonl: changed since it was finished (its digest is not the one in \
+part-00000-of-00001.done); delete both to predict that part again
     """
     marker = _marker(part)
     if not marker.is_file():
@@ -533,6 +598,16 @@ def part_status(folder, plan, count):
     ------
     ShardError
         A finished part that changed, or holds another number of rows.
+
+    Example
+    -------
+    >>> folder = getfixture("tmp_path")
+    >>> plan = make_plan([("a.wav", None), ("b.wav", None)], 2, "org/m")
+    >>> with PartWriter(folder / part_name(1, 2), ["b.wav"]) as writer:
+    ...     writer.write({"file": "b.wav"})
+    ...     writer.finish()
+    >>> part_status(folder, plan, 2)
+    [False, True]
     """
     status = []
     for index in range(plan["shards"]):
@@ -567,6 +642,17 @@ def read_parts(folder, plan):
     ------
     ShardError
         When a part is unfinished, or changed since it was finished.
+
+    Example
+    -------
+    >>> folder = getfixture("tmp_path")
+    >>> plan = make_plan([("a.wav", None), ("b.wav", None)], 2, "org/m")
+    >>> for index, file in enumerate(["a.wav", "b.wav"]):
+    ...     with PartWriter(folder / part_name(index, 2), [file]) as writer:
+    ...         writer.write({"file": file})
+    ...         writer.finish()
+    >>> read_parts(folder, plan)
+    ['{"file": "a.wav"}\n', '{"file": "b.wav"}\n']
     """
     lines = []
     for index in range(plan["shards"]):
