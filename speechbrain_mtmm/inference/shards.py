@@ -451,7 +451,7 @@ def finished_rows(part):
     True
     >>> finished_rows(part)
     1
-    >>> _ = part.write_text('{"file": null, "label": "sad"}\n')
+    >>> _ = part.write_text('{"file": null, "label": "sad"}\\n')
     >>> finished_rows(part)
     Traceback (most recent call last):
     ...
@@ -652,7 +652,7 @@ def read_parts(folder, plan):
     ...         writer.write({"file": file})
     ...         writer.finish()
     >>> read_parts(folder, plan)
-    ['{"file": "a.wav"}\n', '{"file": "b.wav"}\n']
+    ['{"file": "a.wav"}\\n', '{"file": "b.wav"}\\n']
     """
     lines = []
     for index in range(plan["shards"]):
