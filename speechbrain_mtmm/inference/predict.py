@@ -858,8 +858,16 @@ def merge_parts(output, fmt="json"):
             print(f"mtmm predict: error: {row['error']}", file=sys.stderr)
         if failed:
             return 1
-        for path in write_submission(rows, output, plan["labels"], scale):
-            print(f"wrote {path} ({len(rows)} files)", file=sys.stderr)
+        output = Path(output)
+        tmp = output.with_name(f"{output.name}.{os.getpid()}.tmp")
+        for path in write_submission(rows, tmp, plan["labels"], scale):
+            output.mkdir(parents=True, exist_ok=True)
+            os.replace(path, output / path.name)  # each file atomically
+            print(
+                f"wrote {output / path.name} ({len(rows)} files)",
+                file=sys.stderr,
+            )
+        tmp.rmdir()
         return 0
     text = io.StringIO(newline="")
     writer = _Writer(text, fmt, plan["labels"], plan["dimensions"], scale)
