@@ -222,6 +222,9 @@ def _predict(args):
         backend=args.backend,
         trust_remote_code=args.trust_remote_code,
         weights=args.weights,
+        shards=args.shards,
+        shard=args.shard,
+        merge=not args.no_merge,
     )
 
 
@@ -547,6 +550,26 @@ def build_parser():
         action="store_true",
         help="let the model's hyperparams.yaml run code that mtmm export "
         "does not write (only for a model you trust)",
+    )
+    sub.add_argument(
+        "--shards",
+        type=int,
+        metavar="N",
+        help="predict in N local processes, each writing its part to "
+        "<output>.parts/, then merge them in input order into --output; a "
+        "rerun skips finished parts and resumes the others",
+    )
+    sub.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="predict only shard I (from 0) of N into its part (e.g. a "
+        "SLURM array task); the shard that finds every part finished "
+        "merges them (under torchrun: RANK/WORLD_SIZE)",
+    )
+    sub.add_argument(
+        "--no_merge",
+        action="store_true",
+        help="with --shard: write the part only (merge with --shards N)",
     )
 
     sub = verb(

@@ -230,6 +230,10 @@ EXAMPLES = {
     ("docs/sharing.md", "MultimodalEmotionRecognizer.from_hparams"): Run(),
     ("docs/sharing.md", "foreign_class("): Run(),
     ("docs/sharing.md", "mtmm predict --model my_model a.wav b.flac"): Run(),
+    ("docs/sharing.md", "--format csv --output predictions.csv --shards"): (
+        Run()
+    ),
+    ("docs/sharing.md", "--output shards.jsonl --shard $i/2"): Run(),
     ("docs/sharing.md", "mtmm export --sweep results/cv/paper"): (
         "needs a finished sweep; tests/test_sharing.py exports one"
     ),

@@ -95,7 +95,7 @@ SUBLAYERS = {
     ],
     "inference": [
         ["model_source"],
-        ["loading", "onnx_runtime"],
+        ["loading", "onnx_runtime", "shards"],
         ["recognizer"],
         ["ensemble"],
         ["predict"],

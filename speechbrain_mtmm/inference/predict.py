@@ -42,11 +42,16 @@ Authors
 """
 
 import csv
+import io
 import json
+import os
+import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from speechbrain_mtmm.data import tables
@@ -60,6 +65,22 @@ from speechbrain_mtmm.inference.ensemble import (
 )
 from speechbrain_mtmm.inference.model_source import BACKENDS
 from speechbrain_mtmm.inference.recognizer import MultimodalEmotionRecognizer
+from speechbrain_mtmm.inference.shards import (
+    PartWriter,
+    ShardError,
+    check_plan,
+    finished_rows,
+    make_plan,
+    parse_shard,
+    part_name,
+    part_status,
+    parts_folder,
+    read_parts,
+    read_plan,
+    shard_bounds,
+    torchrun_shard,
+    write_plan,
+)
 from speechbrain_mtmm.run_folder import (
     RATING_SCALE,
     RATING_SCALES,
@@ -525,6 +546,9 @@ def run_predict(
     backend="torch",
     trust_remote_code=False,
     weights=None,
+    shards=None,
+    shard=None,
+    merge=True,
 ):
     """Predicts every input and writes one row each (see the module doc).
 
@@ -557,11 +581,22 @@ def run_predict(
         model you trust; see ``from_hparams``).
     weights : sequence of float, optional
         One weight per model of an ensemble (normalised; default equal).
+    shards : int, optional
+        Predict in this many local processes, each writing its part next
+        to ``output``, then merge the parts (:func:`run_local_shards`).
+    shard : str, optional
+        ``"I/N"``: predict only shard I (from 0) of N into its part
+        (:func:`run_shard`); under torchrun (``WORLD_SIZE`` > 1) each
+        process is shard ``RANK`` of ``WORLD_SIZE`` without it.
+    merge : bool
+        With ``shard`` (or torchrun): merge the parts into ``output``
+        when this shard finds them all finished.
 
     Returns
     -------
     int
-        0: all inputs predicted; 1: some failed; 2: usage error.
+        0: all inputs predicted (a shard: its part finished); 1: some
+        failed; 2: usage error.
     """
     if fmt == "msp-podcast" and not output:
         print(
@@ -570,8 +605,30 @@ def run_predict(
             file=sys.stderr,
         )
         return 2
+    request = {
+        "model": model,
+        "inputs": list(inputs),
+        "text": text,
+        "transcripts": transcripts,
+        "asr_source": asr_source,
+        "device": device,
+        "fmt": fmt,
+        "output": output,
+        "backend": backend,
+        "trust_remote_code": trust_remote_code,
+        "weights": weights,
+    }
     try:
+        mode = shard_mode(shards, shard, output)
         jobs = collect_inputs(list(inputs), text, transcripts)
+        if mode is not None and mode[0] == "local":
+            return run_local_shards(jobs, mode[1], request)
+        if mode is not None:
+            return run_shard(jobs, *mode[1:], request, merge)
+    except (UsageError, ShardError) as error:
+        print(f"mtmm predict: error: {error}", file=sys.stderr)
+        return 2
+    try:
         recognizer = load_models(
             model, weights, asr_source, device, backend, trust_remote_code
         )
@@ -650,3 +707,467 @@ def _predict_submission(recognizer, jobs, folder, scale):
     for path in written:
         print(f"wrote {path} ({len(rows)} files)", file=sys.stderr)
     return 0
+
+
+# ##### Sharded prediction (bookkeeping in inference/shards.py) #####
+
+
+def shard_mode(shards=None, shard=None, output=None, environ=None):
+    """How a ``mtmm predict`` run is sharded.
+
+    Arguments
+    ---------
+    shards : int, optional
+        ``--shards N``: N local processes, then the merge.
+    shard : str, optional
+        ``--shard I/N``: this process predicts shard I of N.
+    output : str, optional
+        ``--output`` (required by both: the parts go next to it).
+    environ : mapping, optional
+        The environment (default ``os.environ``): under torchrun
+        (``WORLD_SIZE`` > 1) each process is shard ``RANK``.
+
+    Returns
+    -------
+    tuple or None
+        None (one process), ``("local", N)`` or ``("shard", I, N,
+        local_rank or None)``.
+
+    Raises
+    ------
+    UsageError
+        Conflicting or bad options.
+
+    Example
+    -------
+    >>> shard_mode(None, "2/4", "out.jsonl", {})
+    ('shard', 2, 4, None)
+    >>> shard_mode(None, None, "out.jsonl", {"RANK": "1", "WORLD_SIZE": "2"})
+    ('shard', 1, 2, 1)
+    >>> shard_mode(2, None, None, {})
+    Traceback (most recent call last):
+    ...
+    speechbrain_mtmm.inference.predict.UsageError: --shards writes each \
+shard's part next to the output: give --output
+    """
+    torchrun = torchrun_shard(environ)
+    if shards is not None and shard is not None:
+        raise UsageError("give --shards N (local) or --shard I/N, not both")
+    if shards is not None and torchrun is not None:
+        raise UsageError(
+            "under torchrun each process is one shard (RANK of WORLD_SIZE): "
+            "leave out --shards"
+        )
+    what = (
+        "--shards"
+        if shards is not None
+        else "--shard"
+        if shard is not None
+        else "torchrun"
+        if torchrun is not None
+        else None
+    )
+    if what is None:
+        return None
+    if not output:
+        raise UsageError(
+            f"{what} writes each shard's part next to the output: give --output"
+        )
+    if shards is not None:
+        if shards < 1:
+            raise UsageError(f"--shards {shards}: give 1 or more")
+        return "local", shards
+    if shard is not None:
+        try:
+            return ("shard", *parse_shard(shard), None)
+        except ShardError as error:
+            raise UsageError(str(error)) from None
+    return ("shard", *torchrun)
+
+
+def _columns(recognizer):
+    """What writing the output needs from the model (kept in the plan,
+    so that merging needs no model)."""
+    config = recognizer.system.config
+    return {
+        "labels": recognizer.labels if classes_trained(config) else [],
+        "dimensions": trained_dimensions(config),
+        "rating_scale": list(config.get("rating_scale", RATING_SCALE)),
+        "ensemble": len(getattr(recognizer, "members", [recognizer])) > 1,
+    }
+
+
+def _shard_device(device, index):
+    """``cuda`` as the shard's own GPU (index modulo the GPUs here)."""
+    if device == "cuda" and torch.cuda.device_count() > 1:
+        return f"cuda:{index % torch.cuda.device_count()}"
+    return device
+
+
+def run_shard(jobs, index, shards, local_rank, request, merge=True):
+    """Predicts shard ``index`` of ``shards`` into its part, resuming an
+    unfinished part and skipping a finished one; merges the parts into
+    the output when they are all finished (and ``merge``).
+
+    Arguments
+    ---------
+    jobs : list of tuple
+        Every input, in order (:func:`collect_inputs`).
+    index : int
+        This shard, from 0.
+    shards : int
+        Number of shards.
+    local_rank : int or None
+        torchrun's ``LOCAL_RANK`` (picks the GPU of ``--device cuda``).
+    request : dict
+        :func:`run_predict`'s arguments.
+    merge : bool
+        Merge when every part is finished.
+
+    Returns
+    -------
+    int
+        0: its part is finished (its failed inputs count in the merged
+        output's exit code, so that torchrun does not stop the other
+        shards); with the merge, 1 when any input failed; 2: usage error.
+    """
+    folder = parts_folder(request["output"])
+    plan = make_plan(
+        jobs,
+        shards,
+        model_folders(request["model"]),
+        request["backend"],
+        request["asr_source"],
+        request.get("weights"),
+    )
+    check_plan(folder, plan)  # before loading the model
+    start, stop = shard_bounds(len(jobs), index, shards)
+    part = folder / part_name(index, shards)
+    name = f"shard {index} of {shards}"
+    writer = None
+    if finished_rows(part) is None:
+        folder.mkdir(parents=True, exist_ok=True)
+        writer = PartWriter(part, [file for file, _ in jobs[start:stop]])
+    if writer is not None and writer.done == stop - start:
+        # an empty slice (more shards than inputs), or every row written
+        # by a shard killed before its marker: nothing to predict
+        with writer:
+            writer.finish()
+    elif writer is not None:
+        device = request["device"]
+        device = _shard_device(
+            device, index if local_rank is None else local_rank
+        )
+        recognizer = load_models(
+            request["model"],
+            request.get("weights"),
+            request["asr_source"],
+            device,
+            request["backend"],
+            request["trust_remote_code"],
+        )
+        names = getattr(recognizer, "names", model_folders(request["model"]))
+        print(
+            f"model: {', '.join(names)} ({request['backend']})",
+            file=sys.stderr,
+        )
+        columns = _columns(recognizer)
+        if request["fmt"] == "msp-podcast":
+            check_submission_model(columns["labels"], columns["rating_scale"])
+        write_plan(folder, plan, columns)
+        todo = jobs[start + writer.done : stop]
+        print(
+            f"{name}: inputs {start + writer.done}-{stop - 1} "
+            f"({writer.done} done before) -> {part}",
+            file=sys.stderr,
+        )
+        with writer:
+            for file, transcript in tqdm(
+                todo, unit="file", disable=len(todo) < 2, file=sys.stderr
+            ):
+                row = _predict_one(recognizer, file, transcript)
+                if "error" in row:
+                    tqdm.write(f"error: {row['error']}", file=sys.stderr)
+                writer.write(row)
+            writer.finish()
+    else:
+        print(f"{name}: {part} is finished, skipped", file=sys.stderr)
+    status = part_status(folder, plan, len(jobs))
+    if not merge or not all(status):
+        then = (
+            "the last shard to finish merges them"
+            if merge
+            else f"merge them with --shards {shards}"
+        )
+        print(
+            f"{name}: {sum(status)} of {shards} parts finished; {then}",
+            file=sys.stderr,
+        )
+        return 0
+    return merge_parts(request["output"], request["fmt"])
+
+
+def merge_parts(output, fmt="json"):
+    """Writes the output of a sharded run from its finished parts, in
+    input order, as one process writes it (replaced atomically, so that
+    shards finishing together may both merge).
+
+    Arguments
+    ---------
+    output : str or os.PathLike
+        The output file (the folder of ``msp-podcast``); its parts are in
+        ``<output>.parts``.
+    fmt : str
+        ``"json"``, ``"csv"`` or ``"msp-podcast"``.
+
+    Returns
+    -------
+    int
+        0: every input predicted; 1: some failed (no ``msp-podcast``
+        files then: a submission must hold every file).
+
+    Raises
+    ------
+    ShardError
+        No plan, a part unfinished or changed since it was finished.
+    """
+    folder = parts_folder(output)
+    plan = read_plan(folder)
+    if plan is None or "labels" not in plan:
+        raise ShardError(
+            f"{folder}: no parts to merge (no {folder.name}/plan.json); run "
+            "the shards first"
+        )
+    rows = [json.loads(line) for line in read_parts(folder, plan)]
+    failed = [row for row in rows if "error" in row]
+    scale = plan["rating_scale"]
+    if fmt == "msp-podcast":
+        for row in failed:
+            print(f"mtmm predict: error: {row['error']}", file=sys.stderr)
+        if failed:
+            return 1
+        output = Path(output)
+        tmp = output.with_name(f"{output.name}.{os.getpid()}.tmp")
+        for path in write_submission(rows, tmp, plan["labels"], scale):
+            output.mkdir(parents=True, exist_ok=True)
+            os.replace(path, output / path.name)  # each file atomically
+            print(
+                f"wrote {output / path.name} ({len(rows)} files)",
+                file=sys.stderr,
+            )
+        tmp.rmdir()
+        return 0
+    text = io.StringIO(newline="")
+    writer = _Writer(
+        text,
+        fmt,
+        plan["labels"],
+        plan["dimensions"],
+        scale,
+        ensemble=plan.get("ensemble", False),
+    )
+    for row in rows:
+        writer.write(row)
+    tmp = f"{output}.{os.getpid()}.tmp"
+    with open(tmp, "w", newline="", encoding="utf-8") as fout:
+        fout.write(text.getvalue())
+    os.replace(tmp, output)
+    print(
+        f"merged {plan['shards']} parts ({len(rows)} rows) into {output}",
+        file=sys.stderr,
+    )
+    if failed:
+        print(
+            f"mtmm predict: {len(failed)} of {len(rows)} inputs failed",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def shard_command(request, index, shards, merge=False):
+    """The ``mtmm predict`` command line of one shard, for any launcher
+    (a local process, a SLURM array task, a job of another scheduler).
+
+    Arguments
+    ---------
+    request : dict
+        :func:`run_predict`'s arguments by name (``model``, ``inputs``,
+        ``output``, ``fmt``; optional ``text``, ``transcripts``,
+        ``asr_source``, ``device``, ``backend``, ``trust_remote_code``).
+    index : int
+        The shard, from 0.
+    shards : int
+        Number of shards.
+    merge : bool
+        Let the shard merge the parts when it finds them all finished
+        (without: ``--no_merge``).
+
+    Returns
+    -------
+    list of str
+
+    Example
+    -------
+    >>> request = {"model": "m", "inputs": ["a.csv"], "output": "o.csv",
+    ...            "fmt": "csv", "device": "cpu", "backend": "torch"}
+    >>> shard_command(request, 1, 4)[3:]
+    ['predict', '--model', 'm', 'a.csv', '--format', 'csv', '--device', \
+'cpu', '--backend', 'torch', '--output', 'o.csv', '--shard', '1/4', \
+'--no_merge']
+    """
+    command = [sys.executable, "-m", "speechbrain_mtmm", "predict"]
+    models = request["model"]
+    for model in [models] if isinstance(models, (str, Path)) else models:
+        command += ["--model", str(model)]
+    command += list(map(str, request["inputs"]))
+    for option, key in (
+        ("--text", "text"),
+        ("--transcripts", "transcripts"),
+        ("--asr_source", "asr_source"),
+        ("--format", "fmt"),
+        ("--device", "device"),
+        ("--backend", "backend"),
+        ("--output", "output"),
+    ):
+        if request.get(key) is not None:
+            command += [option, str(request[key])]
+    if request.get("trust_remote_code"):
+        command.append("--trust_remote_code")
+    if request.get("weights"):
+        command += ["--weights", *map(str, request["weights"])]
+    command += ["--shard", f"{index}/{shards}"]
+    return command + ([] if merge else ["--no_merge"])
+
+
+def _progress(bar, rows):
+    """Moves the progress bar to ``rows`` (drawn only when it moved)."""
+    if rows > bar.n:
+        bar.update(rows - bar.n)
+
+
+def _count_rows(parts, counted):
+    """Rows written so far to each part (new bytes only are read)."""
+    total = 0
+    for part in parts:
+        seen, rows = counted.get(part, (0, 0))
+        try:
+            with open(part, "rb") as fin:
+                fin.seek(seen)
+                data = fin.read()
+        except FileNotFoundError:
+            data = b""
+        counted[part] = (seen + len(data), rows + data.count(b"\n"))
+        total += counted[part][1]
+    return total
+
+
+def run_local_shards(jobs, shards, request, poll=0.5):
+    """``mtmm predict --shards N``: one process per unfinished shard
+    (:func:`shard_command`, each with its share of the CPU threads and its
+    log in the parts folder), then the merge.
+
+    With fewer inputs than ``shards``, one shard per input.
+
+    Arguments
+    ---------
+    jobs : list of tuple
+        Every input, in order.
+    shards : int
+        Number of shards.
+    request : dict
+        :func:`run_predict`'s arguments.
+    poll : float
+        Seconds between progress updates.
+
+    Returns
+    -------
+    int
+        As :func:`run_predict`: 0, 1 (some inputs failed, or a shard
+        ended without finishing its part: run the same command again to
+        resume it) or 2.
+    """
+    if shards > len(jobs):
+        print(
+            f"mtmm predict: {len(jobs)} inputs: {len(jobs)} shards, not "
+            f"{shards}",
+            file=sys.stderr,
+        )
+        shards = len(jobs)
+    folder = parts_folder(request["output"])
+    plan = make_plan(
+        jobs,
+        shards,
+        model_folders(request["model"]),
+        request["backend"],
+        request["asr_source"],
+        request.get("weights"),
+    )
+    check_plan(folder, plan)
+    status = part_status(folder, plan, len(jobs))
+    todo = [index for index, done in enumerate(status) if not done]
+    if todo:
+        folder.mkdir(parents=True, exist_ok=True)
+        failed = _run_workers(folder, todo, shards, len(jobs), request, poll)
+        if failed:
+            return failed
+    return merge_parts(request["output"], request["fmt"])
+
+
+def _run_workers(folder, todo, shards, count, request, poll):
+    """Runs the shards ``todo`` as processes; 0 when all finished, else
+    the exit code, with a line per failed shard naming its log."""
+    threads = str(max(1, (os.cpu_count() or 1) // len(todo)))
+    env = dict(os.environ)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(name, threads)
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        env.pop(name, None)
+    workers = {}
+    try:
+        for index in todo:
+            log = folder / part_name(index, shards).replace(".jsonl", ".log")
+            with open(log, "a", encoding="utf-8") as stderr:
+                workers[index] = (
+                    subprocess.Popen(
+                        shard_command(request, index, shards),
+                        stdout=subprocess.DEVNULL,
+                        stderr=stderr,
+                        env=env,
+                    ),
+                    log,
+                )
+        parts = [folder / part_name(i, shards) for i in range(shards)]
+        counted = {}
+        with tqdm(
+            total=count, unit="file", file=sys.stderr, disable=count < 2
+        ) as bar:
+            while any(w.poll() is None for w, _ in workers.values()):
+                _progress(bar, _count_rows(parts, counted))
+                time.sleep(poll)
+            _progress(bar, _count_rows(parts, counted))
+    finally:  # Ctrl-C, or an error here: no shard left running
+        for worker, _ in workers.values():
+            if worker.poll() is None:
+                worker.terminate()
+                worker.wait()
+    failed = {
+        index: (worker.returncode, log)
+        for index, (worker, log) in workers.items()
+        if worker.returncode != 0
+    }
+    usage = [index for index, (code, _) in failed.items() if code == 2]
+    for index in usage[:1] or failed:  # a usage error: the same in each
+        code, log = failed[index]
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+        last = lines[-1] if lines else "(its log is empty)"
+        if code == 2:
+            print(f"{last} (shard {index} of {shards})", file=sys.stderr)
+            continue
+        print(
+            f"mtmm predict: shard {index} of {shards} ended with exit code "
+            f"{code} ({last}; its log: {log}); run the same command again "
+            "to resume it",
+            file=sys.stderr,
+        )
+    return 2 if usage else 1 if failed else 0
