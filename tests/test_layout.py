@@ -71,7 +71,12 @@ SUBLAYERS = {
         ["splits", "batches", "inputs"],
         ["run"],
     ],
-    "experiments": [["aggregate"], ["reports"], ["sweep"], ["ablation"]],
+    "experiments": [
+        ["aggregate", "slurm"],
+        ["reports"],
+        ["sweep"],
+        ["ablation"],
+    ],
     "inference": [["loading", "onnx_runtime"], ["recognizer"], ["predict"]],
     "sharing": [["interface", "model_card", "onnx_export"], ["export"]],
     "serving": [["batching", "model_info"], ["app"], ["server"]],
