@@ -38,15 +38,20 @@ ENV = dict(
     **{k: OFFLINE_ENV[k] for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")},
     MTMM_SLURM_POLL_SECONDS="1",
 )
-# A recipe that trains nothing: it sleeps --sleep seconds, fails for the
-# folds of --fail_folds, else writes a one-utterance result
+# A recipe that trains nothing: it records its settings, sleeps --sleep
+# seconds, fails for the folds of --fail_folds (or of $FAKE_FAIL_FOLDS),
+# else writes a one-utterance result
 FAKE_TRAIN = """
 import json, os, sys, time
+import yaml
 args = dict(arg[2:].split("=", 1) for arg in sys.argv[2:])
-out = args["output_folder"]
+out = args.pop("output_folder")
+settings = {key: yaml.safe_load(value) for key, value in args.items()}
+json.dump({"settings": settings}, open(f"{out}/run_config.json", "w"))
 print("fake run, fold", args["fold"], flush=True)
 time.sleep(float(args.get("sleep", 0)))
-if args["fold"] in args.get("fail_folds", "").split(","):
+failing = args.get("fail_folds", os.environ.get("FAKE_FAIL_FOLDS", ""))
+if args["fold"] in failing.split(","):
     sys.exit("fake failure")
 row = {"id": "u", "emo": "neu", "pred_emo": "neu", "valence": 3.0,
        "pred_valence": 3.0, "arousal": 3.0, "pred_arousal": 3.0,
@@ -299,9 +304,11 @@ def test_a_rerun_submits_only_the_incomplete_runs(
 ):
     monkeypatch.setattr(slurm, "POLL_SECONDS", 1)
     output = tmp_path / "out"
-    args = ["--launcher", "slurm", "--fail_folds=2"]
-    assert mtmm(fake_sweep(fake_recipe, output, *args)) == 1
-    assert mtmm(fake_sweep(fake_recipe, output, "--launcher", "slurm")) == 0
+    args = fake_sweep(fake_recipe, output, "--launcher", "slurm")
+    monkeypatch.setenv("FAKE_FAIL_FOLDS", "2")  # the jobs inherit it
+    assert mtmm(args) == 1
+    monkeypatch.delenv("FAKE_FAIL_FOLDS")
+    assert mtmm(args) == 0
     submissions = slurm.read_record(output)
     assert [list(s["jobs"]) for s in submissions] == [
         ["session_fold1/seed1"],  # alone: the fake corpus is not prepared
@@ -320,14 +327,14 @@ def test_a_job_that_cannot_start_is_reported_with_the_reason(
     args = ["--launcher", "slurm", "--slurm_cpus_per_run", "100000"]
     assert mtmm(fake_sweep(fake_recipe, output, *args)) == 1
     err = capsys.readouterr().err
-    assert "(SLURM job" in err and "cannot start (" in err
-    jobs = recorded_jobs(output)
-    assert list(jobs) == ["session_fold1/seed1"]  # the first, alone
-    assert queued(list(jobs.values())) == []
+    assert err.count("cannot start (PartitionConfig)") == 3, err
+    assert queued(list(recorded_jobs(output).values())) == []
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize(
+    "signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"]
+)
 def test_a_stopped_runner_cancels_its_jobs(
     cluster, fake_recipe, tmp_path, signum
 ):
