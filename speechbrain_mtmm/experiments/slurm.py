@@ -291,6 +291,7 @@ class Command:
                 env={**os.environ, **dict(self.env)},
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                preexec_fn=_ignore_requeue_signal,
             )
         if code != 0:
             raise RuntimeError(f"{self.name}: exit code {code}, see {log}")
@@ -300,6 +301,13 @@ class Command:
         """submitit's hook before a requeue: the same command again (it
         resumes from its own checkpoints)."""
         return submitit.helpers.DelayedSubmission(self)
+
+
+def _ignore_requeue_signal():
+    # SLURM's warning before the time limit (submitit's SIGUSR2) reaches
+    # every process of the job: the command trains on while submitit
+    # requeues the job (SIGUSR2 would end it at once)
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
 
 
 def torchrun_argv(argv, nproc):
