@@ -435,3 +435,25 @@ def test_a_requeued_job_resumes_and_ends_with_the_uninterrupted_results(
     assert "Loading a checkpoint" in attempts[2]
     train_log = (run / "train_log.txt").read_text()
     assert train_log.count("epoch: 1,") == 1, "epoch 1 was trained again"
+
+
+@pytest.mark.slow
+def test_a_rerun_waits_for_the_recorded_jobs_of_a_killed_runner(
+    cluster, fake_recipe, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr(slurm, "POLL_SECONDS", 1)
+    output = tmp_path / "out"
+    args = fake_sweep(fake_recipe, output, "--launcher", "slurm", "--sleep=20")
+    with open(tmp_path / "runner.log", "w") as log:
+        runner = mtmm_process(args, log)
+        wait_for(lambda: recorded_jobs(output), 120, "a job recorded")
+        runner.kill()  # SIGKILL: it cancels nothing
+        runner.wait()
+    first = recorded_jobs(output)["session_fold1/seed1"]
+    assert queued([first]) == [first]
+    assert mtmm(args) == 0
+    assert f"waiting for them ({first})" in capsys.readouterr().err
+    assert [list(s["jobs"]) for s in slurm.read_record(output)] == [
+        ["session_fold1/seed1"],
+        ["session_fold2/seed1", "session_fold3/seed1"],
+    ]

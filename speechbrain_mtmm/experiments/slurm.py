@@ -610,7 +610,8 @@ def run_commands(
         job that left the queue unseen).
     first_alone : bool
         Submit the first command alone, the rest once it ended (it makes
-        what the others share).
+        what the others share); with jobs of an earlier submission still
+        queued or running, submit the rest once those ended.
     progress : bool
         Show a tqdm progress bar.
     desc : str
@@ -638,7 +639,9 @@ def run_commands(
     fresh = [c for c in commands if c.name not in adopted]
     by_name = {c.name: c for c in commands}
     waves = [fresh]
-    if first_alone and len(fresh) > 1 and not adopted:
+    if first_alone and adopted:  # one of them may be preparing
+        waves = [[], fresh]
+    elif first_alone and len(fresh) > 1:
         waves = [fresh[:1], fresh[1:]]
     if adopted:
         tqdm.write(
