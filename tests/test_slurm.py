@@ -263,6 +263,39 @@ def test_more_than_one_gpu_per_run_runs_the_fold_under_torchrun(
     assert parameters["ntasks_per_node"] == 1
 
 
+def test_a_controller_that_does_not_answer_for_a_while_cancels_nothing(
+    tmp_path, capsys, monkeypatch
+):
+    down = slurm.SlurmError("squeue failed: Unable to contact controller")
+    answers = [down, down, {"5_0": ("RUNNING", "None")}, {}]
+    cancelled = []
+
+    def queue_states():
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(slurm, "queue_states", queue_states)
+    monkeypatch.setattr(slurm, "check_slurm", lambda resources: None)
+    monkeypatch.setattr(slurm, "live_jobs", lambda folder: {})
+    monkeypatch.setattr(slurm, "submit", lambda *args: {"a": "5_0"})
+    monkeypatch.setattr(slurm, "cancel", cancelled.extend)
+    monkeypatch.setattr(slurm, "POLL_SECONDS", 0)
+    command = slurm.Command("a", ("true",), ".", str(tmp_path / "a.log"))
+    failed = slurm.run_commands(
+        [command],
+        tmp_path,
+        slurm.SlurmResources(),
+        succeeded=lambda command, state: state == "GONE",
+        progress=False,
+    )
+    assert failed == [] and cancelled == [] and answers == []
+    assert "Unable to contact controller; asking again" in (
+        capsys.readouterr().err
+    )
+
+
 # -- against the cluster -----------------------------------------------------
 
 

@@ -89,6 +89,9 @@ CANNOT_START = (
 )
 #: Seconds between two looks at the queue
 POLL_SECONDS = float(os.environ.get("MTMM_SLURM_POLL_SECONDS", "5"))
+#: Seconds squeue may fail in a row before the runner gives up (and
+#: cancels its jobs)
+QUEUE_PATIENCE_SECONDS = 600
 #: Lines of a failed job's log shown with its failure
 LOG_TAIL_LINES = 15
 
@@ -702,8 +705,20 @@ def _mark_cancelled(folder, job_ids):
 def _wait(waiting, folder, succeeded, failed, bar):
     """Waits until the jobs of ``waiting`` (job id -> Command) end,
     reporting each; ended jobs leave ``waiting``."""
+    misses = 0
     while waiting:
-        states = queue_states()
+        try:
+            states = queue_states()
+            misses = 0
+        except SlurmError as error:
+            # a controller that restarts: the jobs go on meanwhile
+            misses += 1
+            if misses * POLL_SECONDS > QUEUE_PATIENCE_SECONDS:
+                raise
+            if misses == 1:
+                tqdm.write(f"{error}; asking again", file=sys.stderr)
+            time.sleep(POLL_SECONDS)
+            continue
         for job, command in list(waiting.items()):
             state, reason = states.get(job, ("GONE", ""))
             if state in ACTIVE_STATES:
