@@ -58,6 +58,8 @@ setup(
             "uvicorn>=0.29,<1",
             "python-multipart>=0.0.20,<0.1",
         ],
+        # mtmm cv|table --launcher slurm: the runs as SLURM jobs
+        "cluster": ["submitit>=1.5,<2"],
         "dev": [
             "pytest>=7",
             "ruff>=0.5",
@@ -71,6 +73,8 @@ setup(
             "python-multipart>=0.0.20,<0.1",
             # the page's test in a real (headless) Chromium
             "selenium>=4.11",
+            # tests/test_slurm.py (the SLURM launcher)
+            "submitit>=1.5,<2",
         ],
         # make docs: the site of docs/ (mkdocs.yml), API reference included;
         # mkdocstrings-python brings griffe, which docs/scripts/ use

@@ -136,6 +136,8 @@ def _cv(args):
         output=args.output,
         overrides=args.overrides,
         print_commands=args.print_commands,
+        launcher=args.launcher,
+        slurm={k[6:]: v for k, v in vars(args).items() if k[:6] == "slurm_"},
     )
 
 
@@ -154,6 +156,8 @@ def _table(args):
         output=args.output,
         overrides=args.overrides,
         print_commands=args.print_commands,
+        launcher=args.launcher,
+        slurm={k[6:]: v for k, v in vars(args).items() if k[:6] == "slurm_"},
     )
 
 
@@ -297,6 +301,47 @@ def _sweep_arguments(parser):
         action="store_true",
         help="print the commands of the incomplete runs, one per line "
         "(e.g. for a cluster job array), and run nothing",
+    )
+    parser.add_argument(
+        "--launcher",
+        choices=["local", "slurm"],
+        default="local",
+        help="local: the runs are subprocesses here (--jobs at a time); "
+        "slurm: each run is a SLURM job (submitit; pip install "
+        "'speechbrain-mtmm[cluster]'), see docs/cluster.md",
+    )
+    slurm = parser.add_argument_group("SLURM (with --launcher slurm)")
+    slurm.add_argument(
+        "--slurm_partition", help="partition (default: the cluster's)"
+    )
+    slurm.add_argument(
+        "--slurm_gpus_per_run",
+        type=int,
+        default=0,
+        help="GPUs per run; more than 1: the run is a torchrun DDP job "
+        "(default: 0)",
+    )
+    slurm.add_argument(
+        "--slurm_cpus_per_run", type=int, help="CPUs per run (--cpus-per-task)"
+    )
+    slurm.add_argument(
+        "--slurm_time",
+        help="time limit per run, as sbatch --time (e.g. 12:00:00; "
+        "default: the partition's); a run that reaches it is requeued and "
+        "resumes from its last checkpoint",
+    )
+    slurm.add_argument(
+        "--slurm_max_running",
+        type=int,
+        help="runs of the sweep running at once (default: no limit)",
+    )
+    slurm.add_argument(
+        "--slurm_extra",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="more sbatch parameters, e.g. account=lab qos=high "
+        "constraint=a100 (a name alone: a flag)",
     )
 
 

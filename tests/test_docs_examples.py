@@ -84,6 +84,11 @@ REASON_MAKE = (
     "`mtmm demo` (run by test_the_demo_gives_the_figures_the_docs_quote) "
     "or CI's own steps (.ci/run)"
 )
+REASON_SLURM = (
+    "needs a SLURM cluster with GPU partitions; tests/test_slurm.py runs "
+    "a sweep with --launcher slurm on CI's one-node cluster "
+    "(.ci/slurm_cluster)"
+)
 REASON_SERVE = (
     "starts a server that runs until stopped; tests/test_serve.py starts "
     "`mtmm serve` on a trained export and posts this request"
@@ -127,12 +132,13 @@ EXAMPLES = {
     ("README.md", "python train.py hparams/iemocap.yaml --data_folder="): Run(
         append=TRAIN
     ),
-    ("README.md", "mtmm cv recipes/IEMOCAP/multimodal_emotion"): Run(
+    ("README.md", "--seeds 1 2 3 --jobs 4 --data_folder"): Run(
         append=(("mtmm cv", ONE_RUN),)
     ),
     ("README.md", "mtmm export --run results/paper"): Run(),
     ("README.md", "mtmm prepare csv --manifest corpus.csv"): Run(),
     ("README.md", "mtmm serve --model my_model"): REASON_SERVE,
+    ("README.md", "--launcher slurm --slurm_partition gpu"): REASON_SLURM,
     # ---- the IEMOCAP recipe ----
     (IEMOCAP_README, "iemocap.yaml --data_folder=/data/IEMOCAP"): Same(
         "README.md", "python train.py hparams/iemocap.yaml --data_folder="
@@ -184,6 +190,17 @@ EXAMPLES = {
     ),
     ("docs/cross-validation.md", "mtmm table recipes/IEMOCAP"): Run(
         append=(("mtmm table", PRINTED),)
+    ),
+    ("docs/cluster.md", 'pip install "speechbrain-mtmm[cluster]"'): (
+        "installs from the package registry; " + REASON_SLURM
+    ),
+    ("docs/cluster.md", "xargs scancel"): (
+        "needs a sweep's record and a cluster; tests/test_slurm.py reads "
+        "the record (slurm.read_record) to cancel and check jobs"
+    ),
+    ("docs/cluster.md", "srun torchrun --nnodes"): (
+        "needs several GPU nodes; tests/test_ddp.py runs the recipe under "
+        "torchrun (two processes, gloo)"
     ),
     ("docs/development.md", "make install"): REASON_MAKE,
     ("docs/index.md", "make demo"): REASON_MAKE,

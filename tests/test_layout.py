@@ -88,7 +88,7 @@ SUBLAYERS = {
     ],
     "experiments": [
         ["options"],
-        ["aggregate"],
+        ["aggregate", "slurm"],
         ["reports"],
         ["sweep"],
         ["ablation"],

@@ -46,6 +46,7 @@ from speechbrain_mtmm.experiments.sweep import (
     plan_runs,
     report_failures,
     run_sweep_or_print,
+    slurm_resources,
     summarize_sweep,
     sweep_lock,
     write_plan,
@@ -356,6 +357,8 @@ def run_table(
     output=None,
     overrides=None,
     print_commands=False,
+    launcher="local",
+    slurm=None,
 ):
     """Runs the cells of the ablation table; writes ``table.md``.
 
@@ -381,6 +384,10 @@ def run_table(
         Overrides on top of the presets.
     print_commands : bool
         Print the commands of the incomplete runs and run nothing.
+    launcher : str
+        ``"local"`` or ``"slurm"`` (:func:`.sweep.run_cv`).
+    slurm : dict, optional
+        The SLURM options (:func:`.sweep.run_cv`).
 
     Returns
     -------
@@ -392,6 +399,7 @@ def run_table(
     overrides = overrides or {}
     output = Path(output or os.path.join("results", "cv", "ablation"))
     output = output.resolve()
+    cluster = slurm_resources(launcher, slurm)
     sweeps = {
         (row, task): plan_runs(
             hparams_file,
@@ -406,7 +414,7 @@ def run_table(
     }
     runs = [run for sweep in sweeps.values() for run in sweep]
     with sweep_lock(output, print_commands):
-        failed = run_sweep_or_print(runs, jobs, print_commands)
+        failed = run_sweep_or_print(runs, jobs, print_commands, cluster, output)
         if failed is None:
             return 0
         for (row, task), sweep in sweeps.items():

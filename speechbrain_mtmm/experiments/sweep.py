@@ -14,7 +14,9 @@ command again (incomplete runs restart from their own checkpoints). Runs go
 (``CUDA_VISIBLE_DEVICES``, round-robin). A failed run is reported with the
 path of its log and the others go on; the exit code is then 1. At the end
 the complete runs are summarised (:mod:`.aggregate`) and reported
-(:mod:`.reports`).
+(:mod:`.reports`). With ``--launcher slurm`` the incomplete runs go to a
+SLURM cluster instead, one job each, running the same command
+(:mod:`.slurm`; :func:`run_on_slurm`).
 
 One runner per sweep folder (``sweep.lock``) and one trainer per run
 folder (``run.lock``, taken by ``train.py``): a second runner on the same
@@ -62,7 +64,14 @@ from speechbrain_mtmm.data.corpus import read_corpus_info
 from speechbrain_mtmm.experiments.aggregate import aggregate
 from speechbrain_mtmm.experiments.options import DEFAULT_SEEDS, recipe_folder
 from speechbrain_mtmm.experiments.reports import write_report
+from speechbrain_mtmm.experiments.slurm import (
+    Command,
+    SlurmResources,
+    run_commands,
+    torchrun_argv,
+)
 from speechbrain_mtmm.locks import FolderLock
+from speechbrain_mtmm.plain_yaml import read_plain_yaml
 from speechbrain_mtmm.run_folder import (
     REPORT,
     STDOUT_LOG,
@@ -76,6 +85,8 @@ from speechbrain_mtmm.run_folder import (
 from speechbrain_mtmm.training.hparams import corpus_overrides
 from speechbrain_mtmm.training.run import run_settings
 
+#: Where the runs of a sweep train: here, or as SLURM jobs
+LAUNCHERS = ("local", "slurm")
 # Seconds a run is given to end after SIGTERM before it is killed
 END_GRACE_SECONDS = 10
 
@@ -637,7 +648,9 @@ def check_settings(runs):
     )
 
 
-def run_sweep_or_print(runs, jobs=1, print_commands=False):
+def run_sweep_or_print(
+    runs, jobs=1, print_commands=False, slurm=None, output=None
+):
     """Prints the pending commands, or runs them; returns the failures.
 
     Arguments
@@ -645,9 +658,13 @@ def run_sweep_or_print(runs, jobs=1, print_commands=False):
     runs : list of CVRun
         The sweep.
     jobs : int
-        Runs at a time.
+        Runs at a time (here).
     print_commands : bool
         Only print the commands of the incomplete runs.
+    slurm : SlurmResources, optional
+        Run them as SLURM jobs, with these resources (:func:`run_on_slurm`).
+    output : str or os.PathLike, optional
+        The sweep folder (with ``slurm``: the record of its jobs goes there).
 
     Returns
     -------
@@ -660,12 +677,94 @@ def run_sweep_or_print(runs, jobs=1, print_commands=False):
         for run in pending:
             print(run.shell_command())
         return None
+    how = f"{jobs} at a time" if slurm is None else "as SLURM jobs"
     print(
         f"{len(runs) - len(pending)} of {len(runs)} runs already complete "
-        f"(skipped), {len(pending)} to run, {jobs} at a time",
+        f"(skipped), {len(pending)} to run, {how}",
         file=sys.stderr,
     )
+    if slurm is not None:
+        return run_on_slurm(runs, output, slurm)
     return run_all(runs, jobs, visible_gpus() if pending else ())
+
+
+def shared_data_ready(run):
+    """Whether a run finds its corpus prepared (its ``data_folder`` or
+    ``prepare_folder`` holds a ``corpus.json``): then concurrent runs
+    prepare nothing.
+
+    Arguments
+    ---------
+    run : CVRun
+
+    Returns
+    -------
+    bool
+    """
+    try:
+        settings = read_plain_yaml(run.hparams_file, run.overrides)
+    except (ValueError, KeyError, OSError):
+        return False
+    return any(
+        isinstance(settings.get(key), str)
+        and read_corpus_info(settings[key]) is not None
+        for key in ("data_folder", "prepare_folder")
+    )
+
+
+def run_on_slurm(runs, output, resources, progress=True):
+    """Runs the incomplete runs as SLURM jobs; returns the failures.
+
+    Each run is one job running its ``train.py`` command in the recipe
+    folder, its output appended to ``<run>/stdout.log`` as here; with
+    ``resources.gpus > 1`` the command runs under torchrun, one process per
+    GPU of the job. The job ids are recorded in the sweep folder
+    (``slurm_jobs.json``): a rerun waits for those still queued or running
+    and submits the other incomplete runs. When the corpus is not prepared
+    yet, the first run goes alone, as with ``--jobs``.
+
+    Arguments
+    ---------
+    runs : list of CVRun
+        The sweep.
+    output : str or os.PathLike
+        The sweep folder.
+    resources : SlurmResources
+        What each job asks for.
+    progress : bool
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    list of CVRun
+        The runs that failed.
+    """
+    output = Path(output).resolve()
+    pending = [run for run in runs if not run.complete]
+    if not pending:
+        return []
+    by_name = {r.folder.relative_to(output).as_posix(): r for r in pending}
+    commands = [
+        Command(
+            name,
+            run.command
+            if resources.gpus <= 1
+            else torchrun_argv(run.command, resources.gpus),
+            str(run.cwd),
+            str(run.log),
+        )
+        for name, run in by_name.items()
+    ]
+    failed = run_commands(
+        commands,
+        output,
+        resources,
+        succeeded=lambda command, state: by_name[command.name].complete,
+        first_alone=not shared_data_ready(pending[0]),
+        progress=progress,
+        desc="cv runs",
+    )
+    return [by_name[command.name] for command in failed]
 
 
 def run_cv(
@@ -677,6 +776,8 @@ def run_cv(
     output=None,
     overrides=None,
     print_commands=False,
+    launcher="local",
+    slurm=None,
 ):
     """A cross-validation sweep of a recipe: runs, results and report.
 
@@ -698,6 +799,12 @@ def run_cv(
         Recipe overrides (strings) for every run.
     print_commands : bool
         Print the commands of the incomplete runs and run nothing.
+    launcher : str
+        ``"local"`` (subprocesses here) or ``"slurm"`` (SLURM jobs).
+    slurm : dict, optional
+        With ``launcher="slurm"``: the keyword arguments of
+        :meth:`SlurmResources.from_options` (``partition``,
+        ``gpus_per_run``, ...).
 
     Returns
     -------
@@ -708,9 +815,12 @@ def run_cv(
     output = output or os.path.join(
         "results", "cv", experiment_name(hparams_file, overrides)
     )
+    resources = slurm_resources(launcher, slurm)
     runs = plan_runs(hparams_file, protocol, folds, seeds, output, overrides)
     with sweep_lock(output, print_commands):
-        failed = run_sweep_or_print(runs, jobs, print_commands)
+        failed = run_sweep_or_print(
+            runs, jobs, print_commands, resources, output
+        )
         if failed is None:
             return 0
         write_plan(output, runs)
@@ -718,3 +828,33 @@ def run_cv(
     if results is not None:
         print(f"results: {Path(output).resolve() / REPORT}")
     return report_failures(failed)
+
+
+def slurm_resources(launcher, options=None):
+    """The SLURM resources of a launcher and its options (None: local).
+
+    Arguments
+    ---------
+    launcher : str
+        One of :data:`LAUNCHERS`.
+    options : dict, optional
+        Keyword arguments of :meth:`SlurmResources.from_options` (None
+        values are left out).
+
+    Returns
+    -------
+    SlurmResources or None
+
+    Example
+    -------
+    >>> slurm_resources("slurm", {"partition": "gpu", "time": None}).partition
+    'gpu'
+    >>> slurm_resources("local") is None
+    True
+    """
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"launcher must be one of {LAUNCHERS}: {launcher!r}")
+    if launcher == "local":
+        return None
+    options = {k: v for k, v in (options or {}).items() if v is not None}
+    return SlurmResources.from_options(**options)
