@@ -137,7 +137,7 @@ def _cv(args):
         overrides=args.overrides,
         print_commands=args.print_commands,
         launcher=args.launcher,
-        slurm={k[6:]: v for k, v in vars(args).items() if k[:6] == "slurm_"},
+        slurm=_slurm_options(args),
     )
 
 
@@ -157,7 +157,7 @@ def _table(args):
         overrides=args.overrides,
         print_commands=args.print_commands,
         launcher=args.launcher,
-        slurm={k[6:]: v for k, v in vars(args).items() if k[:6] == "slurm_"},
+        slurm=_slurm_options(args),
     )
 
 
@@ -229,6 +229,8 @@ def _predict(args):
         shards=args.shards,
         shard=args.shard,
         merge=not args.no_merge,
+        launcher=args.launcher,
+        slurm=_slurm_options(args),
     )
 
 
@@ -302,12 +304,18 @@ def _sweep_arguments(parser):
         help="print the commands of the incomplete runs, one per line "
         "(e.g. for a cluster job array), and run nothing",
     )
+    _launcher_arguments(parser, "run", "runs")
+
+
+def _launcher_arguments(parser, one, many):
+    """``--launcher`` and the ``--slurm_*`` options (``cv``, ``table`` and
+    ``predict --shards``); ``one``/``many``: what each job is."""
     parser.add_argument(
         "--launcher",
         choices=["local", "slurm"],
         default="local",
-        help="local: the runs are subprocesses here (--jobs at a time); "
-        "slurm: each run is a SLURM job (submitit; pip install "
+        help=f"local: the {many} are subprocesses here; slurm: each "
+        f"{one} is a SLURM job (submitit; pip install "
         "'speechbrain-mtmm[cluster]'), see docs/cluster.md",
     )
     slurm = parser.add_argument_group("SLURM (with --launcher slurm)")
@@ -315,25 +323,30 @@ def _sweep_arguments(parser):
         "--slurm_partition", help="partition (default: the cluster's)"
     )
     slurm.add_argument(
-        "--slurm_gpus_per_run",
+        f"--slurm_gpus_per_{one}",
+        dest="slurm_gpus_per_run",
         type=int,
         default=0,
-        help="GPUs per run; more than 1: the run is a torchrun DDP job "
-        "(default: 0)",
+        help=f"GPUs per {one}"
+        + ("; more than 1: a torchrun DDP job" if one == "run" else "")
+        + " (default: 0)",
     )
     slurm.add_argument(
-        "--slurm_cpus_per_run", type=int, help="CPUs per run (--cpus-per-task)"
+        f"--slurm_cpus_per_{one}",
+        dest="slurm_cpus_per_run",
+        type=int,
+        help=f"CPUs per {one} (--cpus-per-task)",
     )
     slurm.add_argument(
         "--slurm_time",
-        help="time limit per run, as sbatch --time (e.g. 12:00:00; "
-        "default: the partition's); a run that reaches it is requeued and "
-        "resumes from its last checkpoint",
+        help=f"time limit per {one}, as sbatch --time (e.g. 12:00:00; "
+        f"default: the partition's); a {one} that reaches it is requeued "
+        "and resumes where it stopped",
     )
     slurm.add_argument(
         "--slurm_max_running",
         type=int,
-        help="runs of the sweep running at once (default: no limit)",
+        help=f"{many} running at once (default: no limit)",
     )
     slurm.add_argument(
         "--slurm_extra",
@@ -343,6 +356,11 @@ def _sweep_arguments(parser):
         help="more sbatch parameters, e.g. account=lab qos=high "
         "constraint=a100 (a name alone: a flag)",
     )
+
+
+def _slurm_options(args):
+    """The ``--slurm_*`` options by their name without the prefix."""
+    return {k[6:]: v for k, v in vars(args).items() if k[:6] == "slurm_"}
 
 
 def build_parser():
@@ -600,9 +618,10 @@ def build_parser():
         "--shards",
         type=int,
         metavar="N",
-        help="predict in N local processes, each writing its part to "
-        "<output>.parts/, then merge them in input order into --output; a "
-        "rerun skips finished parts and resumes the others",
+        help="predict in N processes (here, or SLURM jobs with --launcher "
+        "slurm), each writing its part to <output>.parts/, then merge them "
+        "in input order into --output; a rerun skips finished parts and "
+        "resumes the others",
     )
     sub.add_argument(
         "--shard",
@@ -616,6 +635,7 @@ def build_parser():
         action="store_true",
         help="with --shard: write the part only (merge with --shards N)",
     )
+    _launcher_arguments(sub, "shard", "shards")
 
     sub = verb(
         "serve",

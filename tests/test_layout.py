@@ -33,6 +33,7 @@ LAYERS = {
     "quiet": 0,
     "lazy": 0,
     "run_folder": 1,
+    "slurm": 2,
     "nnet": 2,
     "data": 2,
     "encoders": 3,
@@ -88,7 +89,7 @@ SUBLAYERS = {
     ],
     "experiments": [
         ["options"],
-        ["aggregate", "slurm"],
+        ["aggregate"],
         ["reports"],
         ["sweep"],
         ["ablation"],

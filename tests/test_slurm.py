@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from speechbrain_mtmm import slurm
 from speechbrain_mtmm.cli import main as mtmm
-from speechbrain_mtmm.experiments import slurm, sweep
+from speechbrain_mtmm.experiments import sweep
 from speechbrain_mtmm.testing.recipes import OFFLINE_ENV, recipe_command
 
 RECIPE = (

@@ -64,12 +64,6 @@ from speechbrain_mtmm.data.corpus import read_corpus_info
 from speechbrain_mtmm.experiments.aggregate import aggregate
 from speechbrain_mtmm.experiments.options import DEFAULT_SEEDS, recipe_folder
 from speechbrain_mtmm.experiments.reports import write_report
-from speechbrain_mtmm.experiments.slurm import (
-    Command,
-    SlurmResources,
-    run_commands,
-    torchrun_argv,
-)
 from speechbrain_mtmm.locks import FolderLock
 from speechbrain_mtmm.plain_yaml import read_plain_yaml
 from speechbrain_mtmm.run_folder import (
@@ -81,6 +75,12 @@ from speechbrain_mtmm.run_folder import (
     is_complete,
     stale_settings,
     sweep_run_name,
+)
+from speechbrain_mtmm.slurm import (
+    Command,
+    SlurmResources,
+    run_commands,
+    torchrun_argv,
 )
 from speechbrain_mtmm.training.hparams import corpus_overrides
 from speechbrain_mtmm.training.run import run_settings

@@ -89,6 +89,12 @@ from speechbrain_mtmm.run_folder import (
     to_rating,
     trained_dimensions,
 )
+from speechbrain_mtmm.slurm import (
+    Command,
+    SlurmError,
+    SlurmResources,
+    run_commands,
+)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 DECIMALS = 5
@@ -549,6 +555,8 @@ def run_predict(
     shards=None,
     shard=None,
     merge=True,
+    launcher="local",
+    slurm=None,
 ):
     """Predicts every input and writes one row each (see the module doc).
 
@@ -591,6 +599,12 @@ def run_predict(
     merge : bool
         With ``shard`` (or torchrun): merge the parts into ``output``
         when this shard finds them all finished.
+    launcher : str
+        ``"local"``: the ``shards`` are processes here; ``"slurm"``: each
+        is a SLURM job (:mod:`speechbrain_mtmm.slurm`).
+    slurm : dict, optional
+        :meth:`~speechbrain_mtmm.slurm.SlurmResources.from_options`'s
+        arguments, for ``launcher="slurm"``.
 
     Returns
     -------
@@ -617,15 +631,19 @@ def run_predict(
         "backend": backend,
         "trust_remote_code": trust_remote_code,
         "weights": weights,
+        "launcher": launcher,
+        "slurm": slurm or {},
     }
     try:
+        if launcher != "local" and shards is None:
+            raise UsageError(f"--launcher {launcher} runs --shards N: give it")
         mode = shard_mode(shards, shard, output)
         jobs = collect_inputs(list(inputs), text, transcripts)
         if mode is not None and mode[0] == "local":
             return run_local_shards(jobs, mode[1], request)
         if mode is not None:
             return run_shard(jobs, *mode[1:], request, merge)
-    except (UsageError, ShardError) as error:
+    except (UsageError, ShardError, SlurmError) as error:
         print(f"mtmm predict: error: {error}", file=sys.stderr)
         return 2
     try:
@@ -1108,10 +1126,49 @@ def run_local_shards(jobs, shards, request, poll=0.5):
     todo = [index for index, done in enumerate(status) if not done]
     if todo:
         folder.mkdir(parents=True, exist_ok=True)
-        failed = _run_workers(folder, todo, shards, len(jobs), request, poll)
+        if request.get("launcher") == "slurm":
+            failed = _run_slurm_shards(folder, todo, shards, request)
+        else:
+            failed = _run_workers(
+                folder, todo, shards, len(jobs), request, poll
+            )
         if failed:
             return failed
     return merge_parts(request["output"], request["fmt"])
+
+
+def _run_slurm_shards(folder, todo, shards, request):
+    """Runs the shards ``todo`` as one SLURM job array (each task the
+    shard's own command line, run in this folder; the job ids recorded in
+    the parts folder, so a rerun waits for those still queued or running);
+    0 when all finished, else 1 (each failed shard is reported with its
+    log's last lines)."""
+    resources = SlurmResources.from_options(**request.get("slurm", {}))
+    commands = [
+        Command(
+            part_name(index, shards),
+            tuple(shard_command(request, index, shards)),
+            os.getcwd(),
+            str(folder / part_name(index, shards).replace(".jsonl", ".log")),
+        )
+        for index in todo
+    ]
+    failed = run_commands(
+        commands,
+        folder,
+        resources,
+        succeeded=lambda command, state: (
+            finished_rows(folder / command.name) is not None
+        ),
+        desc="shards",
+    )
+    if failed:
+        print(
+            f"mtmm predict: {len(failed)} of {len(todo)} shards did not "
+            "finish; run the same command again to resume them",
+            file=sys.stderr,
+        )
+    return 1 if failed else 0
 
 
 def _run_workers(folder, todo, shards, count, request, poll):
