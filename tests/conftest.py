@@ -8,6 +8,7 @@ So are the trained runs that several modules test different facts of:
 anything in them.
 """
 
+import importlib.util
 import json
 import logging
 import os
@@ -334,3 +335,34 @@ def light_run(tmp_path_factory, synthetic_corpus, synthetic_prepared, train):
         synthetic_corpus, synthetic_prepared, folder, "fbank", "hashing", extra
     )
     return SimpleNamespace(folder=folder, extra=extra)
+
+
+def cluster_missing():
+    """Why no SLURM cluster answers here (None when one does)."""
+    if importlib.util.find_spec("submitit") is None:
+        return "submitit is not installed (pip install submitit)"
+    if shutil.which("srun") is None:
+        return "no srun on PATH (bash .ci/slurm_cluster start makes a cluster)"
+    try:
+        answer = subprocess.run(
+            ["srun", "-N1", "-t", "1", "hostname"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except subprocess.TimeoutExpired:
+        return "srun hostname did not answer in 60 s"
+    if answer.returncode != 0:
+        return f"srun hostname failed: {answer.stderr.strip()[-300:]}"
+    return None
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A SLURM cluster that answers; skips (or fails under
+    MTMM_REQUIRE_SLURM=1) without one."""
+    reason = cluster_missing()
+    if reason is not None:
+        if os.environ.get("MTMM_REQUIRE_SLURM") == "1":
+            pytest.fail(f"MTMM_REQUIRE_SLURM=1 but {reason}")
+        pytest.skip(reason)

@@ -20,6 +20,7 @@ import time
 
 import pytest
 
+from speechbrain_mtmm import slurm
 from speechbrain_mtmm.cli import main as mtmm
 from speechbrain_mtmm.data.msp_podcast import CLASSES
 from speechbrain_mtmm.inference import predict
@@ -531,3 +532,21 @@ def test_torchrun_two_processes_equal_one_process(
     assert output.read_bytes() == many_reference
     parts = sorted(p.name for p in parts_folder(output).glob("*.jsonl"))
     assert parts == [part_name(0, 2), part_name(1, 2)]
+
+
+@pytest.mark.slow
+def test_shards_as_slurm_jobs_merge_into_the_one_process_output(
+    cluster, model, manifest, reference, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("MTMM_SLURM_POLL_SECONDS", "1")
+    monkeypatch.chdir(tmp_path)
+    output = tmp_path / "out.json"
+    code = run(
+        model, [manifest], output, "--shards", "2", "--launcher", "slurm"
+    )
+    assert code == 1  # the missing file, as in one process
+    assert output.read_bytes() == reference("json")
+    record = json.loads(
+        (tmp_path / "out.json.parts" / slurm.RECORD).read_text()
+    )
+    assert record  # the jobs were recorded in the parts folder

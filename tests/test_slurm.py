@@ -12,7 +12,6 @@ reruns) is checked with a fake recipe whose ``train.py`` trains nothing.
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -63,37 +62,6 @@ results = {"WA": 1.0, "UA": 1.0, "macro_F1": 1.0, "CCC_valence": 0.0,
            "labels": ["neu", "hap"], "n": 1}
 json.dump(results, open(os.path.join(out, "test_results.json"), "w"))
 """
-
-
-def cluster_missing():
-    """Why no SLURM cluster answers here (None when one does)."""
-    if slurm.submitit is None:
-        return "submitit is not installed (pip install submitit)"
-    if shutil.which("srun") is None:
-        return "no srun on PATH (bash .ci/slurm_cluster start makes a cluster)"
-    try:
-        answer = subprocess.run(
-            ["srun", "-N1", "-t", "1", "hostname"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    except subprocess.TimeoutExpired:
-        return "srun hostname did not answer in 60 s"
-    if answer.returncode != 0:
-        return f"srun hostname failed: {answer.stderr.strip()[-300:]}"
-    return None
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    """A SLURM cluster that answers; skips (or fails under
-    MTMM_REQUIRE_SLURM=1) without one."""
-    reason = cluster_missing()
-    if reason is not None:
-        if os.environ.get("MTMM_REQUIRE_SLURM") == "1":
-            pytest.fail(f"MTMM_REQUIRE_SLURM=1 but {reason}")
-        pytest.skip(reason)
 
 
 @pytest.fixture
