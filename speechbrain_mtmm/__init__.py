@@ -53,7 +53,7 @@ if TYPE_CHECKING:  # imported on first use (PEP 562): the package, and the
         EmotionClassificationStats,
     )
 
-__getattr__, __dir__ = lazy_exports(__name__, __file__)
+__getattr__, __dir__ = lazy_exports(__name__)
 
 __version__ = "0.2.1"
 

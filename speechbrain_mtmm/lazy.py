@@ -18,17 +18,16 @@ Authors
 import ast
 import importlib
 import importlib.util
-from pathlib import Path
 
 
-def exports_of(init_file):
+def exports_of(source):
     """Public name -> its module, from the ``if TYPE_CHECKING:`` imports
     of a package's ``__init__.py``.
 
     Arguments
     ---------
-    init_file : str or path-like
-        The package's ``__init__.py`` (its ``__file__``).
+    source : str
+        The text of the package's ``__init__.py``.
 
     Returns
     -------
@@ -42,10 +41,10 @@ def exports_of(init_file):
     ...     "if TYPE_CHECKING:\\n"
     ...     "    from json.decoder import JSONDecoder as Decoder\\n"
     ... )
-    >>> exports_of(init)
+    >>> exports_of(init.read_text())
     {'Decoder': ('json.decoder', 'JSONDecoder')}
     """
-    tree = ast.parse(Path(init_file).read_text(encoding="utf-8"))
+    tree = ast.parse(source)
     exports = {}
     for node in tree.body:
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.dump(node.test):
@@ -57,7 +56,7 @@ def exports_of(init_file):
     return exports
 
 
-def lazy_exports(package, init_file):
+def lazy_exports(package):
     """The ``__getattr__`` and ``__dir__`` of a package whose public names
     (:func:`exports_of` its ``__init__``) are imported from their modules
     on first use.
@@ -70,8 +69,6 @@ def lazy_exports(package, init_file):
     ---------
     package : str
         The package's ``__name__``.
-    init_file : str or path-like
-        The package's ``__init__.py`` (its ``__file__``).
 
     Returns
     -------
@@ -82,7 +79,7 @@ def lazy_exports(package, init_file):
     Example
     -------
     >>> import speechbrain_mtmm
-    >>> get, names = lazy_exports("speechbrain_mtmm", speechbrain_mtmm.__file__)
+    >>> get, names = lazy_exports("speechbrain_mtmm")
     >>> "ccc" in names()
     True
     >>> get("ccc").__module__
@@ -93,7 +90,9 @@ def lazy_exports(package, init_file):
     AttributeError: module 'speechbrain_mtmm' has no attribute 'nope'
     """
     module = importlib.import_module(package)
-    exports = exports_of(init_file)
+    # from the package's loader, not its file: an export's
+    # custom_interface.py serves the package from embedded sources
+    exports = exports_of(module.__spec__.loader.get_source(package))
 
     def __getattr__(name):
         """The export ``name`` (or submodule), imported now and kept."""

@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # imported on first use (PEP 562)
     )
     from speechbrain_mtmm.data.synthetic import generate_synthetic_iemocap
 
-__getattr__, __dir__ = lazy_exports(__name__, __file__)
+__getattr__, __dir__ = lazy_exports(__name__)
 
 __all__ = [
     "LABEL_MAPS",

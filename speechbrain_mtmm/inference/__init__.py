@@ -14,6 +14,6 @@ if TYPE_CHECKING:  # imported on first use (PEP 562)
         MultimodalEmotionRecognizer,
     )
 
-__getattr__, __dir__ = lazy_exports(__name__, __file__)
+__getattr__, __dir__ = lazy_exports(__name__)
 
 __all__ = ["MultimodalEmotionRecognizer"]
