@@ -56,7 +56,7 @@ SUBLAYERS = {
         ["synthetic_msp"],
         ["corpora"],
     ],
-    "encoders": [["base"], ["huggingface", "light", "asr"]],
+    "encoders": [["fingerprints"], ["base"], ["huggingface", "light", "asr"]],
     "training": [
         [
             "losses",
