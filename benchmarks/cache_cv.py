@@ -228,6 +228,15 @@ def main(argv=None):
         help="which sweeps to run (uncached,cached; cached alone: its "
         "fixed costs)",
     )
+    parser.add_argument(
+        "--keep-cache",
+        action="store_true",
+        help="keep the work folder's feature cache (fold 1 then reads it "
+        "instead of building it)",
+    )
+    parser.add_argument(
+        "--runs", default="runs", help="run folders' parent in --work"
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda:0")
     parser.add_argument(
         "--precision", default="fp32", help="fp32, bf16 (recipe option)"
@@ -250,7 +259,8 @@ def main(argv=None):
         prepare_iemocap(corpus / "IEMOCAP_full_release", prepared)
     texts = common.texts_of(prepared)
     models = common.encoders(work / "models", texts, args.encoders)
-    shutil.rmtree(prepared / "feature_cache", ignore_errors=True)
+    if not args.keep_cache:
+        shutil.rmtree(prepared / "feature_cache", ignore_errors=True)
     n_utts = len(texts)
 
     print(
@@ -266,7 +276,7 @@ def main(argv=None):
         mode = "cached" if cache else "uncached"
         if mode not in modes:
             continue
-        out = work / "runs" / mode
+        out = work / args.runs / mode
         shutil.rmtree(out, ignore_errors=True)
         base = recipe_command(
             common.RECIPE,
@@ -306,7 +316,7 @@ def main(argv=None):
 
     for mode in times:
         print(f"\n{mode}: where a fold's time goes (from its log.txt)")
-        print_phases(work / "runs" / mode, args.folds, times[mode])
+        print_phases(work / args.runs / mode, args.folds, times[mode])
     print(f"\n{'mode':10s}{'total':>10s}{'fold 1':>10s}{'later folds':>13s}")
     for mode, values in times.items():
         later = values[1] / (args.folds - 1) if len(values) > 1 else 0.0
@@ -369,8 +379,8 @@ def main(argv=None):
     )
     print(
         "checkpoint system.ckpt: uncached "
-        f"{checkpoint_mb(work / 'runs' / 'uncached'):.1f} MB, cached "
-        f"{checkpoint_mb(work / 'runs' / 'cached'):.1f} MB; the whole model "
+        f"{checkpoint_mb(work / args.runs / 'uncached'):.1f} MB, cached "
+        f"{checkpoint_mb(work / args.runs / 'cached'):.1f} MB; the whole model "
         f"(every checkpoint before frozen encoders were left out): "
         f"{whole:.1f} MB"
     )
