@@ -5,8 +5,15 @@ saved every epoch."""
 
 import json
 import re
+import time
 
 import pytest
+import torch
+
+from speechbrain_mtmm.training.checkpoints import (
+    AtomicCheckpointer,
+    save_epoch_checkpoint,
+)
 
 LIGHT = ("fbank", "hashing")
 CACHED = {
@@ -26,6 +33,45 @@ def read_json(path):
     """A JSON file's content."""
     with open(path, encoding="utf-8") as fin:
         return json.load(fin)
+
+
+def checkpointer(folder):
+    """An atomic checkpointer of one small layer."""
+    return AtomicCheckpointer(folder, {"model": torch.nn.Linear(2, 2)})
+
+
+def test_an_epoch_below_the_best_is_saved_once_the_newest_is_old(tmp_path):
+    ckpt = checkpointer(tmp_path)
+    assert save_epoch_checkpoint(ckpt, {"score": 0.5}, 1, interval_minutes=1)
+    assert not save_epoch_checkpoint(
+        ckpt, {"score": 0.4}, 2, interval_minutes=1
+    )
+    # the newest checkpoint now two minutes old
+    newest = ckpt.find_checkpoint()
+    meta = newest.path / "CKPT.yaml"
+    text = meta.read_text()
+    old = newest.meta["unixtime"]
+    meta.write_text(text.replace(str(old), str(time.time() - 120)))
+    assert save_epoch_checkpoint(ckpt, {"score": 0.4}, 3, interval_minutes=1)
+    # the best and the newest are kept
+    scores = sorted(c.meta["score"] for c in ckpt.list_checkpoints())
+    assert scores == [0.4, 0.5]
+
+
+def test_every_epoch_is_saved_with_policy_every(tmp_path):
+    ckpt = checkpointer(tmp_path)
+    saved = [
+        save_epoch_checkpoint(ckpt, {"score": s}, e, policy="every")
+        for e, s in enumerate([0.5, 0.4, 0.3], 1)
+    ]
+    assert saved == [True, True, True]
+
+
+def test_an_unknown_policy_is_refused_naming_the_key(tmp_path):
+    with pytest.raises(ValueError, match="epoch_checkpoints must be one of"):
+        save_epoch_checkpoint(
+            checkpointer(tmp_path), {"score": 1.0}, 1, policy="best"
+        )
 
 
 @pytest.mark.slow
