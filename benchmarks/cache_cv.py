@@ -159,8 +159,10 @@ def log_phases(folder):
     for name, needle in MARKS:
         hits = [w for w, line in lines if needle in line and w >= last]
         if hits:
-            phases[name] = hits[-1 if "cache" in name else 0] - last
-            last = hits[-1 if "cache" in name else 0]
+            # the cache logs a line per modality: the phase ends at the last
+            hit = hits[-1 if needle == "Feature cache " else 0]
+            phases[name] = hit - last
+            last = hit
     saves = 0.0
     for _, line in lines:
         if "Saved an end-of-epoch checkpoint" in line:
