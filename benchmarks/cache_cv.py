@@ -27,7 +27,9 @@ the time per fold and the ratios.
 
 import argparse
 import contextlib
+import datetime
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -112,6 +114,94 @@ def checkpoint_mb(out):
     return saved[-1].stat().st_size / 2**20 if saved else float("nan")
 
 
+STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) - ")
+# log messages that end a phase of a fold (first match), in order
+MARKS = [
+    ("run folder, env.log", "speechbrain.utils.superpowers"),
+    ("corpus manifest", "IEMOCAP already prepared"),
+    ("feature cache (fingerprints)", "Feature cache "),
+    ("data + brain set-up (fold 1: + cache build)", "Going into epoch 1"),
+]
+
+
+def log_phases(folder):
+    """Seconds per phase of one run, from the timestamps of its log.txt:
+    start-up (the recipe's "Start-up" line), the set-up marks above, then
+    per epoch training + validation, checkpoint saving, and the test."""
+    lines = []
+    for line in (folder / "log.txt").read_text().splitlines():
+        match = STAMP.match(line)
+        if match:
+            when = datetime.datetime.strptime(
+                match.group(1), "%Y-%m-%d %H:%M:%S,%f"
+            ).timestamp()
+            lines.append((when, line))
+    phases = {}
+    start = None
+    for when, line in lines:
+        found = re.search(
+            r"Start-up: ([\d.]+) s interpreter and imports, ([\d.]+) s "
+            r"hyperparameters and model; process age ([\d.]+) s",
+            line,
+        )
+        if found:
+            imports, built, age = map(float, found.groups())
+            start = when - age
+            phases["start-up: interpreter + imports"] = imports
+            phases["start-up: YAML, model + encoders built"] = built
+            phases["start-up: checks, run folder"] = age - imports - built
+            last = when
+    if start is None:  # an older recipe: from the runner's stamp (1 s)
+        stamp = (folder / "stdout.log").read_text().split(": ", 1)[0][2:]
+        start = datetime.datetime.fromisoformat(stamp).timestamp()
+        last = lines[0][0]
+        phases["start-up, all (not logged; +-1 s)"] = last - start
+    for name, needle in MARKS:
+        hits = [w for w, line in lines if needle in line and w >= last]
+        if hits:
+            # the cache logs a line per modality: the phase ends at the last
+            hit = hits[-1 if needle == "Feature cache " else 0]
+            phases[name] = hit - last
+            last = hit
+    saves = 0.0
+    for _, line in lines:
+        if "Saved an end-of-epoch checkpoint" in line:
+            saves += float(re.search(r", ([\d.]+) s\)", line).group(1))
+    test = [w for w, line in lines if "Loading a checkpoint" in line]
+    test_start = test[0] if test else lines[-1][0]
+    epochs = test_start - last - saves
+    phases["epochs: training + validation"] = epochs
+    phases["epochs: checkpoint saves"] = saves
+    end = (folder / "test_results.json").stat().st_mtime
+    phases["test (+ results written)"] = end - test_start
+    phases["total (process start to results)"] = end - start
+    return phases
+
+
+def print_phases(out, folds, walls):
+    """The phases of fold 1 and the mean of the later folds; what the
+    runner adds (its start-up, the report) is the wall time of each call
+    of ``mtmm cv`` less its folds'."""
+    runs = [
+        log_phases(out / sweep_run_name("speaker", k, 1))
+        for k in range(1, folds + 1)
+    ]
+    total = "total (process start to results)"
+    for run, wall in zip(
+        [runs[:1], runs[1:]] if len(runs) > 1 else [runs], walls
+    ):
+        extra = (wall - sum(r[total] for r in run)) / len(run)
+        for r in run:
+            r["mtmm cv runner (start-up, report), per fold"] = extra
+    names = list(runs[-1])
+    later = runs[1:] or runs
+    print(f"  {'phase':44s}{'fold 1':>9s}{'later (mean)':>14s}")
+    for name in names:
+        first = runs[0].get(name, float("nan"))
+        mean = sum(r.get(name, float("nan")) for r in later) / len(later)
+        print(f"  {name:44s}{first:8.2f}s{mean:13.2f}s")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 x 2")
@@ -133,6 +223,21 @@ def main(argv=None):
         default="cv",
         choices=["cv", "recipe"],
         help="mtmm cv (default) or train.py per fold",
+    )
+    parser.add_argument(
+        "--modes",
+        default="uncached,cached",
+        help="which sweeps to run (uncached,cached; cached alone: its "
+        "fixed costs)",
+    )
+    parser.add_argument(
+        "--keep-cache",
+        action="store_true",
+        help="keep the work folder's feature cache (fold 1 then reads it "
+        "instead of building it)",
+    )
+    parser.add_argument(
+        "--runs", default="runs", help="run folders' parent in --work"
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda:0")
     parser.add_argument(
@@ -156,7 +261,8 @@ def main(argv=None):
         prepare_iemocap(corpus / "IEMOCAP_full_release", prepared)
     texts = common.texts_of(prepared)
     models = common.encoders(work / "models", texts, args.encoders)
-    shutil.rmtree(prepared / "feature_cache", ignore_errors=True)
+    if not args.keep_cache:
+        shutil.rmtree(prepared / "feature_cache", ignore_errors=True)
     n_utts = len(texts)
 
     print(
@@ -167,9 +273,12 @@ def main(argv=None):
     )
     print(f"machine: {common.machine()}")
     times, results = {}, {}
+    modes = args.modes.split(",")
     for cache in (False, True):
         mode = "cached" if cache else "uncached"
-        out = work / "runs" / mode
+        if mode not in modes:
+            continue
+        out = work / args.runs / mode
         shutil.rmtree(out, ignore_errors=True)
         base = recipe_command(
             common.RECIPE,
@@ -207,12 +316,35 @@ def main(argv=None):
             for k in range(1, args.folds + 1)
         ]
 
+    for mode in times:
+        print(f"\n{mode}: where a fold's time goes (from its log.txt)")
+        print_phases(work / args.runs / mode, args.folds, times[mode])
     print(f"\n{'mode':10s}{'total':>10s}{'fold 1':>10s}{'later folds':>13s}")
     for mode, values in times.items():
         later = values[1] / (args.folds - 1) if len(values) > 1 else 0.0
         print(
             f"{mode:10s}{sum(values):9.1f}s{values[0]:9.1f}s{later:10.1f}s/fold"
         )
+    if args.folds < 10 and args.folds > 1:
+        print(
+            "projected to 10 folds (fold 1 + 9 x the mean later fold; "
+            "PROJECTED, not measured):"
+        )
+        for mode, values in times.items():
+            later = values[1] / (args.folds - 1)
+            print(f"  {mode:10s}{values[0] + 9 * later:9.1f}s")
+        if len(times) == 2:
+            projected = {
+                mode: values[0] + 9 * values[1] / (args.folds - 1)
+                for mode, values in times.items()
+            }
+            print(
+                "  projected speed-up, 10 folds: "
+                f"{projected['uncached'] / projected['cached']:.1f}x"
+            )
+    if len(times) < 2:
+        print(f"work folder: {work}")
+        return
     ratio = sum(times["uncached"]) / sum(times["cached"])
     line = f"speed-up, total wall time: {ratio:.1f}x"
     if args.folds > 1:
@@ -249,8 +381,8 @@ def main(argv=None):
     )
     print(
         "checkpoint system.ckpt: uncached "
-        f"{checkpoint_mb(work / 'runs' / 'uncached'):.1f} MB, cached "
-        f"{checkpoint_mb(work / 'runs' / 'cached'):.1f} MB; the whole model "
+        f"{checkpoint_mb(work / args.runs / 'uncached'):.1f} MB, cached "
+        f"{checkpoint_mb(work / args.runs / 'cached'):.1f} MB; the whole model "
         f"(every checkpoint before frozen encoders were left out): "
         f"{whole:.1f} MB"
     )

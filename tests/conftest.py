@@ -51,6 +51,20 @@ def _loggers():
     ]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def fingerprint_store(tmp_path_factory):
+    """Encoder fingerprints kept by the tests (and the recipe runs they
+    start) go to a store of the session, not the user's cache."""
+    path = tmp_path_factory.mktemp("fingerprints") / "fingerprints.json"
+    saved = os.environ.get("MTMM_FINGERPRINT_CACHE")
+    os.environ["MTMM_FINGERPRINT_CACHE"] = str(path)
+    yield path
+    if saved is None:
+        os.environ.pop("MTMM_FINGERPRINT_CACHE", None)
+    else:
+        os.environ["MTMM_FINGERPRINT_CACHE"] = saved
+
+
 @pytest.fixture(autouse=True)
 def logging_restored():
     """Each test leaves logging as it found it. A recipe run in this

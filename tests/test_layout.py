@@ -72,7 +72,12 @@ SUBLAYERS = {
         ["synthetic_msp"],
         ["corpora"],
     ],
-    "encoders": [["base"], ["huggingface", "light", "asr"], ["whisper"]],
+    "encoders": [
+        ["fingerprints"],
+        ["base"],
+        ["huggingface", "light", "asr"],
+        ["whisper"],
+    ],
     "training": [
         [
             "losses",

@@ -45,6 +45,11 @@ import torch
 from speechbrain.dataio.dataio import length_to_mask
 from torch import nn
 
+from speechbrain_mtmm.encoders.fingerprints import (
+    FingerprintStore,
+    default_store_path,
+)
+
 FREEZE_POLICIES = ("paper", "frozen", "trainable")
 #: Tokens kept per transcript (special tokens included) unless a model's
 #: text section says otherwise; IEMOCAP and MSP-Podcast turns are shorter
@@ -318,24 +323,78 @@ class Encoder(nn.Module):
         from) or the module structure (others), the preprocessing flags
         (waveform normalisation, attention mask, output norm, pad id) and
         the bytes, dtype and shape of every tensor in its ``state_dict``.
-        Hashing HuBERT-large + DeBERTaV3-large (~3 GB) takes seconds.
+        Hashing HuBERT-large + DeBERTaV3-large (~3 GB) takes seconds, so
+        the result is kept: in memory until a tensor changes (PyTorch
+        counts every in-place change of a tensor), and on disk for
+        encoders loaded from files and not changed since, by the identity
+        of those files (:mod:`.fingerprints`).
 
         Returns
         -------
         str
             64 hex digits.
         """
-        digest = hashlib.sha256()
+        what = "\0".join(
+            [
+                f"{type(self).__module__}.{type(self).__qualname__}",
+                json.dumps(self._config(), sort_keys=True, default=str),
+                json.dumps(self._preprocessing(), sort_keys=True, default=str),
+            ]
+        )
+        state = self.state_dict()
+        versions = tensor_versions(state)
+        memo = self.__dict__.get("_fingerprint_memo")
+        if memo is not None and memo[:2] == (what, versions):
+            return memo[2]
+        key = self._files_key(what, versions)
+        store = FingerprintStore(default_store_path())
+        fingerprint = store.get(key) if key else None
+        if fingerprint is None:
+            digest = hashlib.sha256()
+            for piece in what.split("\0"):
+                digest.update(piece.encode("utf-8") + b"\0")
+            add_state_dict(digest, state)
+            fingerprint = digest.hexdigest()
+            if key:
+                store.put(key, fingerprint)
+        self.__dict__["_fingerprint_memo"] = (what, versions, fingerprint)
+        return fingerprint
 
-        def add(text):
-            """Hashes one more piece (NUL-separated)."""
-            digest.update(str(text).encode("utf-8") + b"\0")
+    def _files_key(self, what, versions):
+        """The fingerprint store's key when the weights are exactly those
+        of the files they were loaded from (None: not known to be)."""
+        return None
 
-        add(f"{type(self).__module__}.{type(self).__qualname__}")
-        add(json.dumps(self._config(), sort_keys=True, default=str))
-        add(json.dumps(self._preprocessing(), sort_keys=True, default=str))
-        add_state_dict(digest, self.state_dict())
-        return digest.hexdigest()
+
+def tensor_versions(state_dict):
+    """Which tensors a state dict holds, and how often each was changed.
+
+    Arguments
+    ---------
+    state_dict : dict
+        Name -> tensor.
+
+    Returns
+    -------
+    tuple
+        ``(name, storage address, version counter)`` per tensor: equal
+        tuples mean that no tensor was replaced or changed in place.
+
+    Example
+    -------
+    >>> layer = torch.nn.Linear(2, 2)
+    >>> before = tensor_versions(layer.state_dict())
+    >>> before == tensor_versions(layer.state_dict())
+    True
+    >>> with torch.no_grad():
+    ...     _ = layer.weight.mul_(2)
+    >>> before == tensor_versions(layer.state_dict())
+    False
+    """
+    return tuple(
+        (name, tensor.data_ptr(), tensor._version)
+        for name, tensor in state_dict.items()
+    )
 
 
 def add_state_dict(digest, state_dict):

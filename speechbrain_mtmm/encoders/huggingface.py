@@ -28,6 +28,7 @@ import weakref
 
 import torch
 import torch.nn.functional as F
+import transformers
 from speechbrain.integrations.huggingface.huggingface import (
     HFTransformersInterface,
 )
@@ -41,7 +42,9 @@ from speechbrain_mtmm.encoders.base import (
     Encoder,
     EncoderError,
     lens_to_mask,
+    tensor_versions,
 )
+from speechbrain_mtmm.encoders.fingerprints import identity_key, weights_folder
 
 logger = get_logger(__name__)
 
@@ -97,6 +100,7 @@ class _HFEncoder(Encoder, HFTransformersInterface):
         self.source = source
         self.output_size = int(self.model.config.hidden_size)
         self.num_layers = int(self.model.config.num_hidden_layers)
+        self._loaded_versions = tensor_versions(self.state_dict())
 
     def _from_pretrained(
         self, source, save_path, cache_dir, device=None, **kwargs
@@ -118,9 +122,16 @@ class _HFEncoder(Encoder, HFTransformersInterface):
         """
         kwargs = {**self._fused_attention(), **kwargs}
         if self._pretrained:
-            self.model = self.auto_class.from_pretrained(
-                source, config=self.config, cache_dir=save_path, **kwargs
+            self.model, info = self.auto_class.from_pretrained(
+                source,
+                config=self.config,
+                cache_dir=save_path,
+                output_loading_info=True,
+                **kwargs,
             )
+            # the weights are the files' alone (none initialised at random):
+            # their fingerprint can be kept by file identity
+            self._loaded_from = weights_folder(source, save_path, kwargs, info)
         else:  # weights come from a checkpoint
             self.model = self.auto_class.from_config(self.config, **kwargs)
         if device is not None:
@@ -153,6 +164,15 @@ class _HFEncoder(Encoder, HFTransformersInterface):
         hiddens = list(out.hidden_states)
         hiddens[-1] = out.last_hidden_state
         return torch.stack([hiddens[layer] for layer in layers], dim=2)
+
+    def _files_key(self, what, versions):
+        """The weights loaded from a folder, unchanged since: keyed by the
+        identity of its files (:mod:`.fingerprints`)."""
+        folder = self.__dict__.get("_loaded_from")
+        if folder is None or versions != self._loaded_versions:
+            return None
+        versions_of = f"torch {torch.__version__} {transformers.__version__}"
+        return identity_key(f"{what}\0{versions_of}", folder)
 
     def _config(self):
         # where the model was loaded from is not its content

@@ -209,6 +209,78 @@ class AtomicCheckpointer(Checkpointer):
         return complete
 
 
+#: When end-of-epoch checkpoints are saved (the recipes' epoch_checkpoints)
+EPOCH_CHECKPOINTS = ("needed", "every")
+
+
+def save_epoch_checkpoint(
+    checkpointer, stats, epoch, policy="needed", interval_minutes=0.0
+):
+    """Saves an end-of-epoch checkpoint if testing or resuming needs it.
+
+    The test reads the checkpoint of the best validation ``score``, so an
+    epoch that is the best so far (or ties it) is saved; a killed run
+    resumes from its newest checkpoint and trains the epochs after it
+    again, with the random generators, data order, schedule and optimizer
+    restored (:class:`RandomState`), so it ends with the results of an
+    uninterrupted run whichever epochs were saved. Other epochs are saved
+    only once the newest checkpoint is ``interval_minutes`` old (what a
+    kill may cost); with ``policy="every"``, every epoch is (SpeechBrain's
+    usual ``save_and_keep_only``). The best and the newest checkpoint are
+    kept, as before.
+
+    Arguments
+    ---------
+    checkpointer : speechbrain.utils.checkpoints.Checkpointer
+        The run's checkpointer.
+    stats : dict
+        The validation stats, with ``score`` (saved as the meta).
+    epoch : int
+        The epoch (for the log).
+    policy : str
+        ``"needed"`` or ``"every"``.
+    interval_minutes : float
+        Longest time without a checkpoint (0: only best epochs).
+
+    Returns
+    -------
+    bool
+        Whether a checkpoint was saved.
+
+    Example
+    -------
+    >>> model = torch.nn.Linear(2, 2)
+    >>> ckpt = AtomicCheckpointer(getfixture("tmpdir"), {"model": model})
+    >>> [save_epoch_checkpoint(ckpt, {"score": s}, e)
+    ...  for e, s in enumerate([0.2, 0.5, 0.4, 0.5], 1)]
+    [True, True, False, True]
+    """
+    if policy not in EPOCH_CHECKPOINTS:
+        raise ValueError(
+            f"epoch_checkpoints must be one of {EPOCH_CHECKPOINTS}, got "
+            f"{policy!r}"
+        )
+    needed = policy == "every"
+    why = "every epoch"
+    if not needed:
+        best = checkpointer.find_checkpoint(max_key="score")
+        newest = checkpointer.find_checkpoint()
+        age = time.time() - newest.meta["unixtime"] if newest else 0.0
+        if best is None or stats["score"] >= best.meta["score"]:
+            needed, why = True, "the best so far"
+        elif interval_minutes and age >= 60 * interval_minutes:
+            needed, why = True, f"the newest checkpoint is {age:.0f} s old"
+    if not needed:
+        logger.info(
+            f"Epoch {epoch}: no checkpoint (not the best; a resumed run "
+            "trains it again, to the same results)"
+        )
+        return False
+    logger.debug(f"Epoch {epoch}: checkpoint ({why})")
+    checkpointer.save_and_keep_only(meta=stats, max_keys=["score"])
+    return True
+
+
 @register_checkpoint_hooks
 class RandomState:
     """The random generators' states, saved with every checkpoint.

@@ -167,6 +167,7 @@ HARMLESS_KEYS = (
     "feature_cache_batch_size",
     "num_workers",
     "ckpt_interval_minutes",
+    "epoch_checkpoints",
     "valid_dataloader_opts",
     "eval_batching",
     "start_over",

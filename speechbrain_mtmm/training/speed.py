@@ -11,6 +11,7 @@ Authors
  * speechbrain-mtmm contributors, 2026
 """
 
+import os
 import time
 
 import torch
@@ -115,3 +116,58 @@ class EpochSpeed:
         seconds = time.time() - self.start
         stats["utt_per_s"] = float(counts[2, 0]) / max(seconds, 1e-9)
         return stats
+
+
+def process_age():
+    """Seconds since this process started: interpreter start-up and
+    imports, when called first thing in ``main`` (Linux ``/proc``).
+
+    Returns
+    -------
+    float or None
+        None where ``/proc`` does not say.
+
+    Example
+    -------
+    >>> age = process_age()
+    >>> age is None or age > 0
+    True
+    """
+    try:
+        with open("/proc/self/stat", encoding="ascii") as fin:
+            # the fields after the command name; the 22nd field overall
+            # is the start time in clock ticks after boot
+            fields = fin.read().rsplit(")", 1)[1].split()
+        with open("/proc/uptime", encoding="ascii") as fin:
+            uptime = float(fin.read().split()[0])
+        return uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def log_start_up(logger, imported, built):
+    """Logs how long the run took to start, for profiling fixed costs.
+
+    Arguments
+    ---------
+    logger : logging.Logger
+        The run's logger (into ``log.txt``).
+    imported : float or None
+        :func:`process_age` at the start of ``main``.
+    built : float
+        Seconds spent reading the hyperparameters (building the model and
+        its encoders).
+
+    Example
+    -------
+    >>> import logging
+    >>> log_start_up(logging.getLogger("x"), 5.0, 1.5)
+    """
+    age = process_age()
+    logger.info(
+        "Start-up: %s s interpreter and imports, %.2f s hyperparameters "
+        "and model; process age %s s",
+        "?" if imported is None else f"{imported:.2f}",
+        built,
+        "?" if age is None else f"{age:.2f}",
+    )

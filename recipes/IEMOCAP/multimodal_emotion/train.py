@@ -41,6 +41,7 @@ Authors
 
 import math
 import sys
+import time
 
 import torch
 from iemocap_prepare import prepare_iemocap
@@ -67,6 +68,7 @@ from speechbrain_mtmm.training.batches import (
     train_loader_options,
 )
 from speechbrain_mtmm.training.cache import feature_pipeline
+from speechbrain_mtmm.training.checkpoints import save_epoch_checkpoint
 from speechbrain_mtmm.training.hparams import (
     check_checkpoint_interval,
     corpus_overrides,
@@ -92,7 +94,11 @@ from speechbrain_mtmm.training.run import (
     end_run,
     run_main,
 )
-from speechbrain_mtmm.training.speed import EpochSpeed
+from speechbrain_mtmm.training.speed import (
+    EpochSpeed,
+    log_start_up,
+    process_age,
+)
 from speechbrain_mtmm.training.splits import (
     NO_CLASS,
     check_protocol,
@@ -110,6 +116,9 @@ from speechbrain_mtmm.training.transcripts import (
 
 import speechbrain as sb
 from speechbrain.utils.distributed import ddp_init_group, if_main_process
+from speechbrain.utils.logger import get_logger
+
+logger = get_logger(__name__)
 
 #: The protocols IEMOCAP's preparation writes, and their folds
 PROTOCOLS = IEMOCAP.protocols
@@ -325,7 +334,14 @@ class EmotionBrain(sb.Brain):
                 train_stats=self.train_stats,
                 valid_stats=stats,
             )
-            self.checkpointer.save_and_keep_only(meta=stats, max_keys=["score"])
+            # the best epoch for the test; others as resuming needs
+            save_epoch_checkpoint(
+                self.checkpointer,
+                stats,
+                epoch,
+                self.hparams.epoch_checkpoints,
+                self.hparams.ckpt_interval_minutes,
+            )
         else:
             self.hparams.train_logger.log_stats(
                 {
@@ -458,6 +474,7 @@ def dataio_prepare(hparams, cached=None, heard=None):
 
 def main(argv):
     """Prepares the data, trains one fold, tests the selected checkpoint."""
+    imported = process_age()
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     # torchrun: one process per device, joined in one process group (gloo
     # for processes on the CPU, nccl on GPUs)
@@ -469,7 +486,9 @@ def main(argv):
     # run options that are also YAML keys (grad_accumulation_factor, ...):
     # the value the Brain applies is the one counted, saved and compared
     overrides = run_option_overrides(hparams_file, run_opts, overrides)
+    built = time.perf_counter()
     hparams = load_recipe_hparams(hparams_file, overrides)
+    built = time.perf_counter() - built
     # SpeechBrain would stop on both kinds of intra-epoch checkpoints only
     # once the run folder is made
     check_checkpoint_interval(hparams_file, hparams, run_opts)
@@ -515,6 +534,7 @@ def main(argv):
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
+    log_start_up(logger, imported, built)
 
     # Data: the manifest and speaker-independent folds, prepared once and
     # shared by all runs; the corpus must rate what the model learns

@@ -62,6 +62,7 @@ from speechbrain_mtmm.training.batches import (
     train_loader_options,
 )
 from speechbrain_mtmm.training.cache import feature_pipeline
+from speechbrain_mtmm.training.checkpoints import save_epoch_checkpoint
 from speechbrain_mtmm.training.hparams import (
     check_checkpoint_interval,
     corpus_overrides,
@@ -323,7 +324,14 @@ class EmotionBrain(sb.Brain):
                 train_stats=self.train_stats,
                 valid_stats=stats,
             )
-            self.checkpointer.save_and_keep_only(meta=stats, max_keys=["score"])
+            # the best epoch for the test; others as resuming needs
+            save_epoch_checkpoint(
+                self.checkpointer,
+                stats,
+                epoch,
+                self.hparams.epoch_checkpoints,
+                self.hparams.ckpt_interval_minutes,
+            )
         else:
             self.hparams.train_logger.log_stats(
                 {
