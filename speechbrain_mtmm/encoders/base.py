@@ -288,9 +288,9 @@ class Encoder(nn.Module):
         """Relative lengths of the output frames of a padded batch.
 
         Text encoders keep one output per token, so this returns ``lens``;
-        audio encoders override it with the exact frame count of each
-        utterance's valid samples, so that downstream masks never count a
-        frame computed partly from padding.
+        audio encoders give the exact frame count of each utterance's valid
+        samples (their :meth:`frames_of_samples`), so that downstream masks
+        never count a frame computed partly from padding.
 
         Arguments
         ---------
@@ -306,7 +306,27 @@ class Encoder(nn.Module):
         torch.Tensor or None
             ``(batch,)`` relative lengths of the outputs.
         """
-        return lens
+        if lens is None or self.modality != "audio":
+            return lens
+        samples = torch.round(lens.float() * num_inputs).long()
+        frames = self.frames_of_samples(samples)
+        return frames.clamp(1, num_frames).float() / num_frames
+
+    def frames_of_samples(self, samples):
+        """Output frames of waveforms of ``samples`` valid samples (audio
+        encoders).
+
+        Arguments
+        ---------
+        samples : torch.Tensor
+            ``(batch,)`` numbers of samples.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(batch,)`` numbers of frames.
+        """
+        raise NotImplementedError
 
     def _config(self):
         """What the encoder is, besides its weights (JSON-serialisable)."""

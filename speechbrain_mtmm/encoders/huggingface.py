@@ -278,28 +278,20 @@ class HFAudioEncoder(_HFEncoder):
             )
         return modules
 
-    def output_lens(self, lens, num_inputs, num_frames):
-        """Exact relative lengths of the output frames (see the base class).
+    def frames_of_samples(self, samples):
+        """Output frames of ``samples`` valid samples (see the base class).
 
         Arguments
         ---------
-        lens : torch.Tensor or None
-            ``(batch,)`` relative lengths of the waveforms.
-        num_inputs : int
-            Padded number of samples.
-        num_frames : int
-            Padded number of output frames.
+        samples : torch.Tensor
+            ``(batch,)`` numbers of samples.
 
         Returns
         -------
-        torch.Tensor or None
-            ``(batch,)`` relative lengths of the frames.
+        torch.Tensor
+            ``(batch,)`` numbers of frames.
         """
-        if lens is None:
-            return None
-        samples = torch.round(lens.float() * num_inputs).long()
-        frames = self.model._get_feat_extract_output_lengths(samples)
-        return frames.clamp(1, num_frames).float() / num_frames
+        return self.model._get_feat_extract_output_lengths(samples)
 
     def _preprocessing(self):
         return {

@@ -135,29 +135,23 @@ class FbankAudioEncoder(Encoder):
             + 1
         )
 
-    def output_lens(self, lens, num_inputs, num_frames):
-        """Exact relative lengths of the output frames (see the base class).
+    def frames_of_samples(self, samples):
+        """Output frames of ``samples`` valid samples (see the base class).
 
         Arguments
         ---------
-        lens : torch.Tensor or None
-            ``(batch,)`` relative lengths of the waveforms.
-        num_inputs : int
-            Padded number of samples.
-        num_frames : int
-            Padded number of output frames.
+        samples : torch.Tensor
+            ``(batch,)`` numbers of samples.
 
         Returns
         -------
-        torch.Tensor or None
-            ``(batch,)`` relative lengths of the frames.
+        torch.Tensor
+            ``(batch,)`` numbers of frames.
         """
-        if lens is None:
-            return None
-        frames = self._stft_frames(torch.round(lens.float() * num_inputs))
+        frames = self._stft_frames(samples)
         for conv in self.convs:
             frames = self._conv_frames(conv, frames)
-        return frames.clamp(1, num_frames).float() / num_frames
+        return frames
 
 
 class HashingTokenizer:

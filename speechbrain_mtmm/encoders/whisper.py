@@ -325,28 +325,20 @@ class WhisperAudioEncoder(_HFEncoder):
         # a fixed sinusoidal table, never trained (as in transformers)
         self.model.embed_positions.weight.requires_grad = False
 
-    def output_lens(self, lens, num_inputs, num_frames):
-        """Exact relative lengths of the output frames (see the base class).
+    def frames_of_samples(self, samples):
+        """Output frames of ``samples`` valid samples (see the base class).
 
         Arguments
         ---------
-        lens : torch.Tensor or None
-            ``(batch,)`` relative lengths of the waveforms.
-        num_inputs : int
-            Padded number of samples.
-        num_frames : int
-            Padded number of output frames.
+        samples : torch.Tensor
+            ``(batch,)`` numbers of samples.
 
         Returns
         -------
-        torch.Tensor or None
-            ``(batch,)`` relative lengths of the frames.
+        torch.Tensor
+            ``(batch,)`` numbers of frames.
         """
-        if lens is None:
-            return None
-        samples = torch.round(lens.float() * num_inputs).long()
-        frames = whisper_frames(samples, self.samples_per_frame)
-        return frames.clamp(1, num_frames).float() / num_frames
+        return whisper_frames(samples, self.samples_per_frame)
 
     def _preprocessing(self):
         return {

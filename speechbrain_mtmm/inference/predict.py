@@ -822,6 +822,18 @@ def _shard_device(device, index):
     return device
 
 
+def _plan(jobs, shards, request):
+    """The plan of a sharded run of ``request`` (:func:`make_plan`)."""
+    return make_plan(
+        jobs,
+        shards,
+        model_folders(request["model"]),
+        request["backend"],
+        request["asr_source"],
+        request.get("weights"),
+    )
+
+
 def run_shard(jobs, index, shards, local_rank, request, merge=True):
     """Predicts shard ``index`` of ``shards`` into its part, resuming an
     unfinished part and skipping a finished one; merges the parts into
@@ -850,14 +862,7 @@ def run_shard(jobs, index, shards, local_rank, request, merge=True):
         shards); with the merge, 1 when any input failed; 2: usage error.
     """
     folder = parts_folder(request["output"])
-    plan = make_plan(
-        jobs,
-        shards,
-        model_folders(request["model"]),
-        request["backend"],
-        request["asr_source"],
-        request.get("weights"),
-    )
+    plan = _plan(jobs, shards, request)
     check_plan(folder, plan)  # before loading the model
     start, stop = shard_bounds(len(jobs), index, shards)
     part = folder / part_name(index, shards)
@@ -1113,14 +1118,7 @@ def run_local_shards(jobs, shards, request, poll=0.5):
         )
         shards = len(jobs)
     folder = parts_folder(request["output"])
-    plan = make_plan(
-        jobs,
-        shards,
-        model_folders(request["model"]),
-        request["backend"],
-        request["asr_source"],
-        request.get("weights"),
-    )
+    plan = _plan(jobs, shards, request)
     check_plan(folder, plan)
     status = part_status(folder, plan, len(jobs))
     todo = [index for index, done in enumerate(status) if not done]
