@@ -550,3 +550,25 @@ def test_shards_as_slurm_jobs_merge_into_the_one_process_output(
         (tmp_path / "out.json.parts" / slurm.RECORD).read_text()
     )
     assert record  # the jobs were recorded in the parts folder
+
+
+def test_shards_of_an_ensemble_merge_into_its_one_process_output(
+    model, manifest, tmp_path
+):
+    def ensemble(output, *extra):
+        """``mtmm predict`` of a two-member weighted ensemble, as CSV."""
+        models = ["--model", str(model), "--model", str(model)]
+        return mtmm(
+            ["predict", *models, str(manifest), "--weights", "3", "1"]
+            + ["--format", "csv", "--output", str(output), *extra]
+        )
+
+    assert ensemble(tmp_path / "one.csv") == 1  # the missing file
+    output = tmp_path / "sharded.csv"
+    codes = [ensemble(output, "--shard", f"{i}/2") for i in range(2)]
+    assert codes == [0, 1]
+    one = (tmp_path / "one.csv").read_bytes()
+    assert output.read_bytes() == one
+    assert b"ensemble" in one.splitlines()[0]
+    plan = json.loads((parts_folder(output) / "plan.json").read_text())
+    assert len(plan["model"]) == 2 and plan["weights"] == [3.0, 1.0]
