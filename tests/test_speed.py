@@ -84,6 +84,7 @@ def test_fixed_batches_are_the_default(synthetic_prepared):
     assert options.pop("generator").initial_seed() == 3 and not options
 
 
+@pytest.mark.slow  # trains the recipe: CI's second step
 def test_dynamic_batching_pads_less_and_the_padding_is_logged(
     tmp_path, synthetic_corpus, synthetic_prepared, train
 ):
@@ -107,6 +108,7 @@ def test_dynamic_batching_pads_less_and_the_padding_is_logged(
     assert max(padding["dynamic"]) < min(padding["fixed"]), padding
 
 
+@pytest.mark.slow  # trains the recipe: CI's second step
 def test_bf16_fine_tuning_runs_on_cpu(
     tmp_path, synthetic_corpus, synthetic_prepared, tiny_hf_encoders, train
 ):
@@ -123,6 +125,7 @@ def test_bf16_fine_tuning_runs_on_cpu(
     assert finite_results(output)
 
 
+@pytest.mark.slow  # trains the recipe: CI's second step
 def test_bf16_cached_training_with_a_learned_layer_sum_runs_on_cpu(
     tmp_path, synthetic_corpus, synthetic_prepared, tiny_hf_encoders, train
 ):
@@ -159,6 +162,7 @@ def padded_fraction(dataset, batches):
     return 1 - sum(durations) / total
 
 
+@pytest.mark.slow  # trains the recipe: CI's second step
 def test_evaluation_batches_by_duration_pad_less_and_predict_the_same(
     tmp_path, synthetic_corpus, synthetic_prepared, light_run, train
 ):

@@ -345,6 +345,7 @@ def eight_utterances(tmp_path, synthetic_prepared):
     return prepared
 
 
+@pytest.mark.slow  # trains the recipe: CI's second step
 def test_accumulating_two_batches_of_4_equals_one_batch_of_8(
     tmp_path, synthetic_corpus, eight_utterances, train
 ):
