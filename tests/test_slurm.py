@@ -92,8 +92,8 @@ def fake_sweep(fake_recipe, output, *args):
     ]
 
 
-def tiny_sweep(output, corpus, prepared, launcher, folds=("1", "2")):
-    """mtmm cv arguments of a 2-epoch light-encoder sweep, seed 1."""
+def tiny_sweep(output, corpus, prepared, launcher, folds=("1", "2"), epochs=2):
+    """mtmm cv arguments of a light-encoder sweep (2 epochs), seed 1."""
     command = recipe_command(
         RECIPE,
         corpus / "IEMOCAP_full_release",
@@ -101,7 +101,7 @@ def tiny_sweep(output, corpus, prepared, launcher, folds=("1", "2")):
         "unused",
         "fbank",
         "hashing",
-        {"number_of_epochs": 2},
+        {"number_of_epochs": epochs},
     )
     overrides = [a for a in command[3:] if not a.startswith("--output_f")]
     return [
@@ -159,14 +159,14 @@ def recorded_jobs(output):
     return jobs
 
 
-def wait_for(condition, timeout, what):
-    """Polls ``condition`` until true; fails naming ``what`` after
-    ``timeout`` seconds."""
+def wait_for(condition, timeout, what, poll=0.5):
+    """Polls ``condition`` every ``poll`` seconds until true; fails naming
+    ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             pytest.fail(f"{what}: not after {timeout} s")
-        time.sleep(0.5)
+        time.sleep(poll)
 
 
 def run_outputs(run):
@@ -399,16 +399,22 @@ def test_a_slurm_sweep_ends_with_the_results_of_the_local_one(both_sweeps):
 
 @pytest.mark.slow
 def test_a_requeued_job_resumes_and_ends_with_the_uninterrupted_results(
-    both_sweeps, tmp_path, synthetic_corpus, synthetic_prepared
+    cluster, tmp_path, synthetic_corpus, synthetic_prepared
 ):
+    # 8 epochs: the job is requeued after the first, well before its end
+    # (with 2, a fast machine finished the run before the poll saw epoch 1)
+    sweep = [synthetic_corpus, synthetic_prepared]
+    local = tmp_path / "local"
+    with open(tmp_path / "local.log", "w") as log:
+        process = mtmm_process(
+            tiny_sweep(local, *sweep, "local", ["1"], epochs=8), log
+        )
+        assert finish(process, log) == 0, Path(log.name).read_text()[-3000:]
     output = tmp_path / "requeued"
     run = output / "speaker_fold1" / "seed1"
     with open(tmp_path / "runner.log", "w") as log:
         runner = mtmm_process(
-            tiny_sweep(
-                output, synthetic_corpus, synthetic_prepared, "slurm", ["1"]
-            ),
-            log,
+            tiny_sweep(output, *sweep, "slurm", ["1"], epochs=8), log
         )
         wait_for(
             lambda: (
@@ -417,6 +423,7 @@ def test_a_requeued_job_resumes_and_ends_with_the_uninterrupted_results(
             ),
             600,
             "the first epoch",
+            poll=0.05,
         )
         assert not (run / "test_results.json").exists(), "too late"
         job = recorded_jobs(output)["speaker_fold1/seed1"]
@@ -430,7 +437,7 @@ def test_a_requeued_job_resumes_and_ends_with_the_uninterrupted_results(
             check=True,
         )
         assert finish(runner, log) == 0, Path(log.name).read_text()[-3000:]
-    local = both_sweeps["local"] / "speaker_fold1" / "seed1"
+    local = local / "speaker_fold1" / "seed1"
     assert run_outputs(run) == run_outputs(local)
     attempts = (run / "stdout.log").read_text().split(f"SLURM job {job}: ")
     assert len(attempts) == 3, "the job did not run twice"
